@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cmd_trace;
 mod error;
+#[allow(dead_code)]
+mod plot;
 
 pub use error::{CliError, CmdResult};
 
@@ -18,11 +21,16 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// Import, convert and summarise packet and MoE routing traces.
+    Trace(cmd_trace::TraceArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: CmdResult = match cli.command {};
+    let result: CmdResult = match cli.command {
+        Command::Trace(a) => cmd_trace::run(a),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -1,0 +1,1 @@
+//! Dependency-free SVG plots: latency-throughput curves and link heat maps.
