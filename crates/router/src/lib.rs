@@ -1,1 +1,46 @@
-//! placeholder
+//! Router and link microarchitecture for wafernoc.
+//!
+//! This crate holds the hardware blocks of an input-queued virtual-channel
+//! router and of the links between routers. It knows nothing of topology,
+//! routing or workloads: the `wafernoc-mesh` crate wires these blocks into a
+//! network and drives them cycle by cycle.
+//!
+//! Blocks:
+//! - [`config::RouterConfig`]: VC count, buffer depth, pipeline delays
+//!   (BookSim2's `routing_delay`, `vc_alloc_delay`, `sw_alloc_delay`,
+//!   `st_prepare_delay`, `st_final_delay`, `credit_delay`, `output_delay`),
+//!   allocator and arbiter choice, `wait_for_tail_credit`.
+//! - [`flit::Flit`]: an 8-byte flit reference (packet slot, sequence, flags).
+//! - [`buffer::VcBuffers`]: all input VC buffers of a network as flat rings.
+//! - [`arbiter`]: round-robin and matrix arbiters over bit masks.
+//! - [`allocator`]: separable input-first, separable output-first and iSLIP
+//!   (1..n iterations) allocators over bit-mask request matrices.
+//! - [`link::DelayLine`]: a link as a delay line of latency ≥ 1 cycle with a
+//!   bandwidth of one flit every `n` cycles; credits travel on a delay line of
+//!   their own.
+//!
+//! Invariants kept by these blocks (checked by tests and debug assertions):
+//! - a VC buffer never holds more flits than its depth;
+//! - a delay line delivers items in the order they were sent, each exactly
+//!   `latency` cycles after the cycle it was sent in (BookSim's channel
+//!   convention, see [`link`]);
+//! - an allocator never grants an input or an output twice in one call, and
+//!   only grants requested pairs.
+
+pub mod allocator;
+pub mod arbiter;
+pub mod buffer;
+pub mod config;
+pub mod flit;
+pub mod link;
+
+pub use allocator::{Allocator, AllocatorKind};
+pub use arbiter::{Arbiter, ArbiterKind};
+pub use buffer::VcBuffers;
+pub use config::{ConfigError, RouterConfig};
+pub use flit::Flit;
+pub use link::DelayLine;
+
+/// Largest number of (port × VC) pairs per router: request sets are `u128`
+/// bit masks.
+pub const MAX_PORT_VCS: usize = 128;

@@ -1,0 +1,461 @@
+//! BookSim2-style open-loop measurement: warm-up, sample periods,
+//! convergence, drain of measured packets, latency-threshold abort.
+//!
+//! Semantics copied from BookSim2's `TrafficManager::_SingleSim` (latency
+//! and throughput modes), as documented in `docs/validation.md`:
+//! - statistics are cleared at the start of warm-up periods 0 and 2 and
+//!   when measurement starts; during warm-up every retired packet counts,
+//!   afterwards only *measured* packets (created during measurement, or
+//!   during the drain before it started);
+//! - after each sample period the mean packet latency and the mean accepted
+//!   rate are compared with the previous period's; measurement ends after 3
+//!   consecutive periods changing by less than the thresholds, or when
+//!   `max_samples` periods have run;
+//! - latency mode aborts as "unstable" when the mean latency passes
+//!   `latency_thres` at a period end, or, while draining, when the mean over
+//!   retired and still-in-flight measured flits passes it (checked every
+//!   1000 cycles);
+//! - latency mode then drains the measured packets with injection on, and
+//!   finally empties the network with injection off. Throughput mode stops
+//!   after the last sample period.
+
+use serde::Serialize;
+
+use crate::deadlock::DeadlockReport;
+use crate::network::{Network, NewPacket};
+use crate::stats::{Samples, Summary};
+use crate::topology::PORTS;
+
+/// A source of new packets, asked once per cycle in cycle order.
+pub trait TrafficSource {
+    /// Append the packets created at cycle `t` to `out` (their `ctime` is
+    /// `t`; the `tag` is overwritten by the driver).
+    fn generate(&mut self, t: u64, out: &mut Vec<NewPacket>);
+}
+
+/// Measurement mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimMode {
+    /// Latency mode: threshold abort and drain of measured packets.
+    Latency,
+    /// Throughput mode: accepted rate only, no threshold, no drain.
+    Throughput,
+}
+
+/// Sample-period control (BookSim2's keys of the same names).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimControl {
+    /// Latency or throughput.
+    pub sim_type: SimMode,
+    /// Warm-up sample periods (0: until the warm-up thresholds hold).
+    pub warmup_periods: u32,
+    /// Cycles per sample period.
+    pub sample_period: u64,
+    /// Maximum sample periods in all.
+    pub max_samples: u32,
+    /// Mean latency (cycles) above which a latency run is unstable.
+    pub latency_thres: f64,
+    /// Relative latency change that ends warm-up (warmup_periods = 0 only).
+    pub warmup_thres: f64,
+    /// Relative accepted-rate change that ends warm-up.
+    pub acc_warmup_thres: f64,
+    /// Relative latency change counted as converged.
+    pub stopping_thres: f64,
+    /// Relative accepted-rate change counted as converged.
+    pub acc_stopping_thres: f64,
+}
+
+impl Default for SimControl {
+    fn default() -> Self {
+        SimControl {
+            sim_type: SimMode::Latency,
+            warmup_periods: 3,
+            sample_period: 1000,
+            max_samples: 10,
+            latency_thres: 500.0,
+            warmup_thres: 0.05,
+            acc_warmup_thres: 0.05,
+            stopping_thres: 0.05,
+            acc_stopping_thres: 0.05,
+        }
+    }
+}
+
+/// Outcome of a measured run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Converged (or ran out of sample periods) and drained.
+    Ok,
+    /// Latency passed `latency_thres` (BookSim: "Simulation unstable").
+    Unstable,
+}
+
+/// A mean and its sample count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct MeanOnly {
+    /// Number of samples.
+    pub count: u64,
+    /// Mean (0 when empty).
+    pub mean: f64,
+}
+
+/// Rate summary over nodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct RateSummary {
+    /// Mean over nodes (flits/node/cycle).
+    pub avg: f64,
+    /// Lowest node.
+    pub min: f64,
+    /// Node with the lowest rate.
+    pub min_node: usize,
+    /// Highest node.
+    pub max: f64,
+    /// Node with the highest rate.
+    pub max_node: usize,
+}
+
+/// Results of [`run_measured`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SimResult {
+    /// Ok or unstable.
+    pub status: Status,
+    /// Packet latency (creation to tail ejection), measured packets.
+    pub packet_latency: Summary,
+    /// Network latency (head leaves source queue to tail ejection).
+    pub network_latency: Summary,
+    /// Flit latency (each flit: injection to ejection); the engine keeps
+    /// per-packet sums only, so no extremes or percentiles.
+    pub flit_latency: MeanOnly,
+    /// Routers traversed per packet (Manhattan hops + 1).
+    pub hops: Summary,
+    /// Injected flits per node per cycle over the measurement.
+    pub injected: RateSummary,
+    /// Accepted (ejected) flits per node per cycle over the measurement.
+    pub accepted: RateSummary,
+    /// Cycles simulated in all.
+    pub simulated_cycles: u64,
+    /// Cycles of the measurement window.
+    pub measured_cycles: u64,
+    /// Per output port (index r*5 + port): flits per cycle over the
+    /// measurement window, all classes.
+    pub link_utilization: Vec<f64>,
+    /// Flit traversals of router-to-router links in the whole run.
+    pub flit_hops: u64,
+}
+
+#[derive(PartialEq, Clone, Copy)]
+enum State {
+    WarmingUp,
+    Running,
+    Draining,
+}
+
+struct Meas {
+    plat: Samples,
+    nlat: Samples,
+    flat_sum: f64,
+    flat_n: u64,
+    hops: Samples,
+    accepted: Vec<u64>,
+    injected_at_reset: Vec<u64>,
+    reset_time: u64,
+}
+
+impl Meas {
+    fn new(n: usize) -> Self {
+        Meas {
+            plat: Samples::default(),
+            nlat: Samples::default(),
+            flat_sum: 0.0,
+            flat_n: 0,
+            hops: Samples::default(),
+            accepted: vec![0; n],
+            injected_at_reset: vec![0; n],
+            reset_time: 0,
+        }
+    }
+    fn clear(&mut self, now: u64, injected: &[u64]) {
+        self.plat.clear();
+        self.nlat.clear();
+        self.flat_sum = 0.0;
+        self.flat_n = 0;
+        self.hops.clear();
+        self.accepted.iter_mut().for_each(|a| *a = 0);
+        self.injected_at_reset.copy_from_slice(injected);
+        self.reset_time = now;
+    }
+    fn accepted_avg(&self, now: u64) -> f64 {
+        let dt = (now - self.reset_time).max(1) as f64;
+        self.accepted.iter().sum::<u64>() as f64 / self.accepted.len() as f64 / dt
+    }
+}
+
+fn rate_summary(counts: &[u64], cycles: u64) -> RateSummary {
+    let dt = cycles.max(1) as f64;
+    let mut s = RateSummary {
+        min: f64::MAX,
+        ..Default::default()
+    };
+    for (n, &c) in counts.iter().enumerate() {
+        let r = c as f64 / dt;
+        s.avg += r;
+        if r < s.min {
+            s.min = r;
+            s.min_node = n;
+        }
+        if r > s.max {
+            s.max = r;
+            s.max_node = n;
+        }
+    }
+    s.avg /= counts.len().max(1) as f64;
+    if counts.is_empty() {
+        s.min = 0.0;
+    }
+    s
+}
+
+/// Run a BookSim2-style measurement of `net` driven by `src`. `progress` is
+/// called every 1000 cycles with the current cycle and a phase name.
+pub fn run_measured(
+    net: &mut Network,
+    src: &mut dyn TrafficSource,
+    ctl: &SimControl,
+    progress: &mut dyn FnMut(u64, &str),
+) -> Result<SimResult, Box<DeadlockReport>> {
+    let n = net.topology().nodes();
+    let mut meas = Meas::new(n);
+    let mut state = State::WarmingUp;
+    let mut newp: Vec<NewPacket> = Vec::new();
+    let mut drain_time = u64::MAX;
+    let mut generating = true;
+    // Measured packets still outstanding: count and remaining flits with age.
+    let mut measured_outstanding: u64 = 0;
+    let mut link_at_start: Vec<u64> = Vec::new();
+    let mut window = (0u64, 0u64);
+    let mut injected_window = vec![0u64; n];
+    let mut accepted_window = vec![0u64; n];
+
+    let mut step = |net: &mut Network,
+                    src: &mut dyn TrafficSource,
+                    state: State,
+                    meas: &mut Meas,
+                    generating: bool,
+                    drain_time: u64,
+                    measured_outstanding: &mut u64|
+     -> Result<(), Box<DeadlockReport>> {
+        let t = net.now();
+        if generating {
+            newp.clear();
+            src.generate(t, &mut newp);
+            for p in newp.iter_mut() {
+                let measured =
+                    state == State::Running || (state == State::Draining && p.ctime < drain_time);
+                p.tag = measured as u64;
+                if measured {
+                    *measured_outstanding += 1;
+                }
+                net.enqueue(*p)
+                    .expect("traffic source produced an impossible packet");
+            }
+        }
+        net.step()?;
+        for d in net.drain_delivered() {
+            let counted = state == State::WarmingUp || d.tag == 1;
+            if state != State::Draining {
+                meas.accepted[d.dst as usize] += d.size as u64;
+            }
+            if counted {
+                meas.plat.add((d.atime - d.ctime) as f64);
+                meas.nlat.add((d.atime - d.itime) as f64);
+                meas.hops.add(d.hops as f64);
+                meas.flat_sum += d.flit_latency_sum as f64;
+                meas.flat_n += d.size as u64;
+            }
+            if d.tag == 1 {
+                *measured_outstanding -= 1;
+            }
+        }
+        Ok(())
+    };
+
+    let mut total_phases = 0u32;
+    let mut converged = 0u32;
+    let mut clear_last = false;
+    let mut prev_lat = 0.0f64;
+    let mut prev_acc = 0.0f64;
+    let mut unstable = false;
+    let injected_snapshot;
+
+    while total_phases < ctl.max_samples && (state != State::Running || converged < 3) {
+        if clear_last || (state == State::WarmingUp && total_phases % 2 == 0) {
+            clear_last = false;
+            meas.clear(net.now(), net.injected_by_node());
+            if state == State::Running {
+                link_at_start = net.link_flits().to_vec();
+                window.0 = net.now();
+            }
+        }
+        for _ in 0..ctl.sample_period {
+            step(
+                net,
+                src,
+                state,
+                &mut meas,
+                generating,
+                drain_time,
+                &mut measured_outstanding,
+            )?;
+            if net.now() % 1000 == 0 {
+                progress(
+                    net.now(),
+                    if state == State::WarmingUp {
+                        "warm-up"
+                    } else {
+                        "measure"
+                    },
+                );
+            }
+        }
+        let cur_lat = meas.plat.mean();
+        let cur_acc = meas.accepted_avg(net.now());
+        if ctl.sim_type == SimMode::Latency && cur_lat > ctl.latency_thres {
+            unstable = true;
+            break;
+        }
+        let dl = ((cur_lat - prev_lat) / cur_lat).abs();
+        let da = ((cur_acc - prev_acc) / cur_acc).abs();
+        match state {
+            State::WarmingUp => {
+                let warmed = if ctl.warmup_periods == 0 {
+                    if ctl.sim_type == SimMode::Latency {
+                        dl < ctl.warmup_thres && da < ctl.acc_warmup_thres
+                    } else {
+                        da < ctl.acc_warmup_thres
+                    }
+                } else {
+                    total_phases + 1 >= ctl.warmup_periods
+                };
+                if warmed {
+                    clear_last = true;
+                    state = State::Running;
+                }
+            }
+            State::Running => {
+                let ok = if ctl.sim_type == SimMode::Latency {
+                    dl < ctl.stopping_thres && da < ctl.acc_stopping_thres
+                } else {
+                    da < ctl.acc_stopping_thres
+                };
+                converged = if ok { converged + 1 } else { 0 };
+            }
+            State::Draining => {}
+        }
+        prev_lat = cur_lat;
+        prev_acc = cur_acc;
+        total_phases += 1;
+    }
+
+    if !unstable && state == State::Running {
+        // End of the measurement window.
+        window.1 = net.now();
+        injected_snapshot = net.injected_by_node().to_vec();
+        for (w, (a, b)) in injected_window
+            .iter_mut()
+            .zip(injected_snapshot.iter().zip(meas.injected_at_reset.iter()))
+        {
+            *w = a - b;
+        }
+        accepted_window.copy_from_slice(&meas.accepted);
+        if ctl.sim_type == SimMode::Latency {
+            state = State::Draining;
+            drain_time = net.now();
+            let mut steps = 0u64;
+            while measured_outstanding > 0 {
+                step(
+                    net,
+                    src,
+                    state,
+                    &mut meas,
+                    generating,
+                    drain_time,
+                    &mut measured_outstanding,
+                )?;
+                steps += 1;
+                if steps % 1000 == 0 {
+                    progress(net.now(), "drain");
+                    // Mean over retired measured packets and in-flight measured
+                    // packets' current ages.
+                    let (age_sum, age_n) = net.measured_ages(1);
+                    let total = meas.plat.sum() + age_sum as f64;
+                    let cnt = meas.plat.count() as f64 + age_n as f64;
+                    if cnt > 0.0 && total / cnt > ctl.latency_thres {
+                        unstable = true;
+                        break;
+                    }
+                }
+            }
+            if !unstable {
+                // Empty the network with injection off.
+                generating = false;
+                while net.packets_outstanding() > 0 {
+                    step(
+                        net,
+                        src,
+                        state,
+                        &mut meas,
+                        generating,
+                        drain_time,
+                        &mut measured_outstanding,
+                    )?;
+                }
+            }
+        }
+    } else if !unstable {
+        window.1 = net.now();
+    }
+
+    let mcycles = window.1.saturating_sub(window.0);
+    let link_utilization = if link_at_start.is_empty() {
+        Vec::new()
+    } else {
+        let c = net.num_classes();
+        let now = net.link_flits();
+        (0..n * PORTS)
+            .map(|l| {
+                let d: u64 = (0..c)
+                    .map(|k| now[l * c + k] - link_at_start[l * c + k])
+                    .sum();
+                d as f64 / mcycles.max(1) as f64
+            })
+            .collect()
+    };
+    let flat = MeanOnly {
+        count: meas.flat_n,
+        mean: if meas.flat_n > 0 {
+            meas.flat_sum / meas.flat_n as f64
+        } else {
+            0.0
+        },
+    };
+    Ok(SimResult {
+        status: if unstable {
+            Status::Unstable
+        } else {
+            Status::Ok
+        },
+        packet_latency: meas.plat.summary(),
+        network_latency: meas.nlat.summary(),
+        flit_latency: flat,
+        hops: meas.hops.summary(),
+        injected: rate_summary(&injected_window, mcycles),
+        accepted: rate_summary(&accepted_window, mcycles),
+        simulated_cycles: net.now(),
+        measured_cycles: mcycles,
+        link_utilization,
+        flit_hops: net.counters().flit_hops,
+    })
+}

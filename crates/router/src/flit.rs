@@ -1,0 +1,56 @@
+//! Flits as compact references into the network's packet table.
+
+/// A flit: 8 bytes, `Copy`. The packet's source, destination, class and
+/// timestamps live in the mesh's packet table at index `pkt`; a flit only
+/// says which packet it belongs to and where in the packet it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Flit {
+    /// Slot of the packet in the packet table.
+    pub pkt: u32,
+    /// Position of the flit in its packet, 0-based.
+    pub seq: u16,
+    /// Bit 0: head; bit 1: tail.
+    pub flags: u16,
+}
+
+impl Flit {
+    const HEAD: u16 = 1;
+    const TAIL: u16 = 2;
+
+    /// Flit `seq` of a packet of `size` flits stored at slot `pkt`.
+    #[inline]
+    pub fn new(pkt: u32, seq: u16, size: u16) -> Self {
+        let mut flags = 0;
+        if seq == 0 {
+            flags |= Self::HEAD;
+        }
+        if seq + 1 == size {
+            flags |= Self::TAIL;
+        }
+        Flit { pkt, seq, flags }
+    }
+    /// Whether this is the packet's first flit.
+    #[inline]
+    pub fn is_head(self) -> bool {
+        self.flags & Self::HEAD != 0
+    }
+    /// Whether this is the packet's last flit.
+    #[inline]
+    pub fn is_tail(self) -> bool {
+        self.flags & Self::TAIL != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn single_flit_packet_is_head_and_tail() {
+        let f = Flit::new(3, 0, 1);
+        assert!(f.is_head() && f.is_tail());
+        let g = Flit::new(3, 1, 4);
+        assert!(!g.is_head() && !g.is_tail());
+        assert!(Flit::new(3, 3, 4).is_tail());
+        assert_eq!(std::mem::size_of::<Flit>(), 8);
+    }
+}

@@ -1,0 +1,585 @@
+//! Synthetic traffic: destination patterns, injection processes, packet sizes.
+//!
+//! Determinism: node `n` draws from its own xoshiro256++ stream seeded from
+//! (seed, n) through splitmix64, so results do not depend on how many nodes
+//! are generated per cycle or in which order. Bernoulli injection is drawn as
+//! geometric gaps between packets (the same distribution as one coin per
+//! cycle), so a lightly loaded network costs little per cycle.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::{Deserialize, Serialize};
+use wafernoc_mesh::sim::TrafficSource;
+use wafernoc_mesh::{NewPacket, Topology};
+
+/// Destination pattern (BookSim2 names and definitions; x = column, y = row).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Pattern {
+    /// Uniform over all nodes, the source included (as BookSim).
+    Uniform,
+    /// (x, y) → (y, x); square meshes only.
+    Transpose,
+    /// (x, y) → (C−1−x, R−1−y): the bit complement when sides are powers of 2.
+    Bitcomp,
+    /// Node id with its bits reversed; node count a power of 2.
+    Bitrev,
+    /// Node id rotated left by one bit; node count a power of 2.
+    Shuffle,
+    /// Each coordinate moves ⌈k/2⌉ − 1 forward, modulo the side k.
+    Tornado,
+    /// (x, y) → (x+1 mod C, y+1 mod R).
+    Neighbor,
+    /// A fraction of packets goes to the hotspot nodes (uniformly among
+    /// them), the rest is uniform.
+    Hotspot {
+        /// Hotspot node ids.
+        nodes: Vec<u32>,
+        /// Fraction of packets sent to hotspots, in [0, 1].
+        fraction: f64,
+    },
+}
+
+/// Injection process.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Process {
+    /// One coin per node per cycle.
+    Bernoulli,
+    /// Two-state Markov source (BookSim `on_off`): off→on with probability
+    /// `alpha`, on→off with `beta` per cycle; while on, packets come at the
+    /// rate that makes the long-run mean equal the offered rate.
+    OnOff {
+        /// Probability per cycle of switching on.
+        alpha: f64,
+        /// Probability per cycle of switching off.
+        beta: f64,
+    },
+}
+
+/// Unit of the injection rate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateUnit {
+    /// Flits per node per cycle (BookSim `injection_rate_uses_flits = 1`).
+    Flits,
+    /// Packets per node per cycle.
+    Packets,
+}
+
+/// Complete description of a synthetic workload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyntheticSpec {
+    /// Destination pattern.
+    pub pattern: Pattern,
+    /// Injection process.
+    pub process: Process,
+    /// Offered load.
+    pub rate: f64,
+    /// Unit of `rate`.
+    pub rate_unit: RateUnit,
+    /// Packet sizes in flits; one entry is a fixed size.
+    pub sizes: Vec<u16>,
+    /// Relative weights of `sizes` (empty: equal).
+    pub size_weights: Vec<f64>,
+    /// Message class of every packet.
+    pub class: u8,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for SyntheticSpec {
+    fn default() -> Self {
+        SyntheticSpec {
+            pattern: Pattern::Uniform,
+            process: Process::Bernoulli,
+            rate: 0.1,
+            rate_unit: RateUnit::Flits,
+            sizes: vec![1],
+            size_weights: Vec::new(),
+            class: 0,
+            seed: 0,
+        }
+    }
+}
+
+/// An impossible traffic parameter.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid traffic parameter `{key}`: {reason}")]
+pub struct TrafficError {
+    /// Key at fault.
+    pub key: String,
+    /// Why.
+    pub reason: String,
+}
+
+fn terr<T>(key: &str, reason: impl Into<String>) -> Result<T, TrafficError> {
+    Err(TrafficError {
+        key: key.into(),
+        reason: reason.into(),
+    })
+}
+
+/// splitmix64: seeds one stream per node from (seed, node).
+pub fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The RNG of stream `stream` under `seed`.
+pub fn stream_rng(seed: u64, stream: u64) -> Xoshiro256PlusPlus {
+    Xoshiro256PlusPlus::seed_from_u64(splitmix64(seed ^ splitmix64(stream.wrapping_add(0x5151))))
+}
+
+impl Pattern {
+    /// Check the pattern against the topology.
+    pub fn validate(&self, topo: &Topology) -> Result<(), TrafficError> {
+        let n = topo.nodes();
+        match self {
+            Pattern::Transpose if topo.width != topo.height => terr(
+                "traffic",
+                format!(
+                    "transpose needs a square mesh, not {}×{}",
+                    topo.width, topo.height
+                ),
+            ),
+            Pattern::Bitrev | Pattern::Shuffle if !n.is_power_of_two() => terr(
+                "traffic",
+                format!("{self:?} needs a power-of-two node count, not {n}"),
+            ),
+            Pattern::Hotspot { nodes, fraction } => {
+                if !(0.0..=1.0).contains(fraction) {
+                    return terr("hotspot_fraction", format!("{fraction} is not in [0, 1]"));
+                }
+                if nodes.is_empty() {
+                    return terr("hotspot_nodes", "at least one hotspot node is needed");
+                }
+                if let Some(b) = nodes.iter().find(|&&h| h as usize >= n) {
+                    return terr("hotspot_nodes", format!("node {b} is outside 0..{n}"));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Destination of a packet from `src`.
+    pub fn dest(&self, topo: &Topology, src: usize, rng: &mut impl Rng) -> usize {
+        let n = topo.nodes();
+        let (x, y) = topo.coord(src);
+        let (w, h) = (topo.width, topo.height);
+        match self {
+            Pattern::Uniform => rng.random_range(0..n),
+            Pattern::Transpose => topo.node(y, x),
+            Pattern::Bitcomp => topo.node(w - 1 - x, h - 1 - y),
+            Pattern::Bitrev => {
+                let bits = n.trailing_zeros();
+                if bits == 0 {
+                    0
+                } else {
+                    (src as u64).reverse_bits() as usize >> (64 - bits)
+                }
+            }
+            Pattern::Shuffle => {
+                let bits = n.trailing_zeros();
+                if bits == 0 {
+                    0
+                } else {
+                    ((src << 1) & (n - 1)) | (src >> (bits - 1))
+                }
+            }
+            Pattern::Tornado => topo.node((x + w.div_ceil(2) - 1) % w, (y + h.div_ceil(2) - 1) % h),
+            Pattern::Neighbor => topo.node((x + 1) % w, (y + 1) % h),
+            Pattern::Hotspot { nodes, fraction } => {
+                if rng.random::<f64>() < *fraction {
+                    nodes[rng.random_range(0..nodes.len())] as usize
+                } else {
+                    rng.random_range(0..n)
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct OnOffState {
+    on: bool,
+    until: u64,
+}
+
+/// A [`TrafficSource`] for a [`SyntheticSpec`].
+pub struct Synthetic {
+    spec: SyntheticSpec,
+    topo: Topology,
+    rngs: Vec<Xoshiro256PlusPlus>,
+    heap: BinaryHeap<Reverse<(u64, u32)>>,
+    p_packet: f64,
+    p_on: f64,
+    onoff: Vec<OnOffState>,
+    cum_weights: Vec<f64>,
+}
+
+impl Synthetic {
+    /// Build a source; checks every parameter.
+    pub fn new(spec: SyntheticSpec, topo: &Topology) -> Result<Self, TrafficError> {
+        spec.pattern.validate(topo)?;
+        if spec.sizes.is_empty() || spec.sizes.contains(&0) {
+            return terr(
+                "packet_size",
+                "packet sizes must be ≥ 1 flit and at least one size given",
+            );
+        }
+        if !spec.size_weights.is_empty() {
+            if spec.size_weights.len() != spec.sizes.len() {
+                return terr("packet_size_rate", "one weight per packet size is needed");
+            }
+            if spec
+                .size_weights
+                .iter()
+                .any(|w| !(w.is_finite() && *w >= 0.0))
+                || spec.size_weights.iter().sum::<f64>() <= 0.0
+            {
+                return terr(
+                    "packet_size_rate",
+                    "weights must be non-negative with a positive sum",
+                );
+            }
+        }
+        if !(spec.rate.is_finite() && spec.rate >= 0.0) {
+            return terr(
+                "injection_rate",
+                format!("{} is not a non-negative number", spec.rate),
+            );
+        }
+        let weights: Vec<f64> = if spec.size_weights.is_empty() {
+            vec![1.0; spec.sizes.len()]
+        } else {
+            spec.size_weights.clone()
+        };
+        let total: f64 = weights.iter().sum();
+        let mean_size: f64 = spec
+            .sizes
+            .iter()
+            .zip(&weights)
+            .map(|(s, w)| *s as f64 * w)
+            .sum::<f64>()
+            / total;
+        let mut acc = 0.0;
+        let cum_weights = weights
+            .iter()
+            .map(|w| {
+                acc += w / total;
+                acc
+            })
+            .collect();
+        let p_packet = match spec.rate_unit {
+            RateUnit::Flits => spec.rate / mean_size,
+            RateUnit::Packets => spec.rate,
+        };
+        let (p_on, onoff_ok) = match spec.process {
+            Process::Bernoulli => (p_packet, true),
+            Process::OnOff { alpha, beta } => {
+                if !(alpha > 0.0 && alpha <= 1.0 && (0.0..=1.0).contains(&beta)) {
+                    return terr(
+                        "burst_alpha",
+                        format!("alpha {alpha} must be in (0, 1], beta {beta} in [0, 1]"),
+                    );
+                }
+                (p_packet * (alpha + beta) / alpha, true)
+            }
+        };
+        let _ = onoff_ok;
+        if p_on > 1.0 {
+            return terr(
+                "injection_rate",
+                format!(
+                    "{} {}/node/cycle needs {:.3} packets per cycle while injecting, more than 1",
+                    spec.rate,
+                    match spec.rate_unit {
+                        RateUnit::Flits => "flits",
+                        RateUnit::Packets => "packets",
+                    },
+                    p_on
+                ),
+            );
+        }
+        let n = topo.nodes();
+        let mut s = Synthetic {
+            rngs: (0..n).map(|i| stream_rng(spec.seed, i as u64)).collect(),
+            heap: BinaryHeap::with_capacity(n),
+            p_packet,
+            p_on,
+            onoff: vec![
+                OnOffState {
+                    on: false,
+                    until: 0
+                };
+                n
+            ],
+            cum_weights,
+            topo: topo.clone(),
+            spec,
+        };
+        for node in 0..n {
+            if let Process::OnOff { alpha, .. } = s.spec.process {
+                let start_on = s.rngs[node].random::<f64>() < alpha / (alpha + s.beta());
+                let st = OnOffState {
+                    on: start_on,
+                    until: 0,
+                };
+                s.onoff[node] = st;
+                let until = s.phase_length(node, start_on);
+                s.onoff[node].until = until;
+            }
+            if let Some(t) = s.next_packet_time(node, 0) {
+                s.heap.push(Reverse((t, node as u32)));
+            }
+        }
+        Ok(s)
+    }
+
+    fn beta(&self) -> f64 {
+        match self.spec.process {
+            Process::OnOff { beta, .. } => beta,
+            Process::Bernoulli => 0.0,
+        }
+    }
+
+    /// Number of cycles until the first success of a p-coin, counting the
+    /// current cycle as 0.
+    fn geometric(rng: &mut Xoshiro256PlusPlus, p: f64) -> Option<u64> {
+        if p <= 0.0 {
+            return None;
+        }
+        if p >= 1.0 {
+            return Some(0);
+        }
+        let u: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
+        let k = (u.ln() / (1.0 - p).ln()).floor();
+        if k > 1e15 {
+            None
+        } else {
+            Some(k as u64)
+        }
+    }
+
+    fn phase_length(&mut self, node: usize, on: bool) -> u64 {
+        let (alpha, beta) = match self.spec.process {
+            Process::OnOff { alpha, beta } => (alpha, beta),
+            Process::Bernoulli => return u64::MAX,
+        };
+        // A phase lasts until the switching coin succeeds (at least 1 cycle).
+        let p = if on { beta } else { alpha };
+        Self::geometric(&mut self.rngs[node], p).map_or(u64::MAX, |k| k + 1)
+    }
+
+    /// First cycle ≥ `from` at which `node` creates a packet.
+    fn next_packet_time(&mut self, node: usize, from: u64) -> Option<u64> {
+        match self.spec.process {
+            Process::Bernoulli => {
+                Self::geometric(&mut self.rngs[node], self.p_packet).map(|k| from + k)
+            }
+            Process::OnOff { .. } => {
+                let mut t = from;
+                loop {
+                    let st = self.onoff[node];
+                    let phase_end = st.until; // first cycle of the next phase
+                    if t >= phase_end {
+                        let len = self.phase_length(node, !st.on);
+                        self.onoff[node] = OnOffState {
+                            on: !st.on,
+                            until: phase_end.saturating_add(len),
+                        };
+                        continue;
+                    }
+                    if st.on {
+                        if let Some(k) = Self::geometric(&mut self.rngs[node], self.p_on) {
+                            if t + k < phase_end {
+                                return Some(t + k);
+                            }
+                        }
+                    }
+                    if phase_end == u64::MAX {
+                        return None;
+                    }
+                    t = phase_end;
+                }
+            }
+        }
+    }
+
+    fn packet_size(&mut self, node: usize) -> u16 {
+        if self.spec.sizes.len() == 1 {
+            return self.spec.sizes[0];
+        }
+        let u: f64 = self.rngs[node].random();
+        let i = self
+            .cum_weights
+            .iter()
+            .position(|&c| u < c)
+            .unwrap_or(self.spec.sizes.len() - 1);
+        self.spec.sizes[i]
+    }
+
+    /// Packets per node per cycle this source offers on average.
+    pub fn packet_rate(&self) -> f64 {
+        self.p_packet
+    }
+}
+
+impl TrafficSource for Synthetic {
+    fn generate(&mut self, t: u64, out: &mut Vec<NewPacket>) {
+        while let Some(&Reverse((when, node))) = self.heap.peek() {
+            if when > t {
+                break;
+            }
+            self.heap.pop();
+            let node = node as usize;
+            debug_assert_eq!(when, t, "a packet time was skipped");
+            let size = self.packet_size(node);
+            let dst = self
+                .spec
+                .pattern
+                .dest(&self.topo, node, &mut self.rngs[node]);
+            out.push(NewPacket {
+                src: node as u32,
+                dst: dst as u32,
+                size,
+                class: self.spec.class,
+                ctime: t,
+                tag: 0,
+            });
+            if let Some(nt) = self.next_packet_time(node, t + 1) {
+                self.heap.push(Reverse((nt, node as u32)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wafernoc_mesh::MeshSpec;
+
+    fn topo(k: usize) -> Topology {
+        Topology::new(MeshSpec {
+            rows: k,
+            cols: k,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn patterns_match_booksim_on_8x8() {
+        let t = topo(8);
+        let mut rng = stream_rng(0, 0);
+        // transpose swaps halves of the id bits
+        for s in 0..64usize {
+            let d = Pattern::Transpose.dest(&t, s, &mut rng);
+            assert_eq!(d, ((s & 7) << 3) | (s >> 3));
+            assert_eq!(Pattern::Bitcomp.dest(&t, s, &mut rng), !s & 63);
+            assert_eq!(
+                Pattern::Bitrev.dest(&t, s, &mut rng),
+                (s as u8).reverse_bits() as usize >> 2
+            );
+            assert_eq!(
+                Pattern::Shuffle.dest(&t, s, &mut rng),
+                ((s << 1) & 63) | (s >> 5)
+            );
+        }
+        assert_eq!(Pattern::Tornado.dest(&t, 0, &mut rng), t.node(3, 3));
+        assert_eq!(
+            Pattern::Neighbor.dest(&t, t.node(7, 2), &mut rng),
+            t.node(0, 3)
+        );
+    }
+
+    #[test]
+    fn bernoulli_rate_is_offered_rate() {
+        let t = topo(4);
+        let spec = SyntheticSpec {
+            rate: 0.2,
+            sizes: vec![4],
+            ..Default::default()
+        };
+        let mut s = Synthetic::new(spec, &t).unwrap();
+        let mut out = Vec::new();
+        let cycles = 200_000;
+        for c in 0..cycles {
+            s.generate(c, &mut out);
+        }
+        let flits: u64 = out.iter().map(|p| p.size as u64).sum();
+        let rate = flits as f64 / 16.0 / cycles as f64;
+        assert!((rate - 0.2).abs() < 0.004, "rate {rate}");
+        assert!(out.windows(2).all(|w| w[0].ctime <= w[1].ctime));
+    }
+
+    #[test]
+    fn onoff_mean_rate_is_offered_rate() {
+        let t = topo(4);
+        let spec = SyntheticSpec {
+            rate: 0.1,
+            process: Process::OnOff {
+                alpha: 0.05,
+                beta: 0.1,
+            },
+            ..Default::default()
+        };
+        let mut s = Synthetic::new(spec, &t).unwrap();
+        let mut out = Vec::new();
+        let cycles = 400_000;
+        for c in 0..cycles {
+            s.generate(c, &mut out);
+        }
+        let rate = out.len() as f64 / 16.0 / cycles as f64;
+        assert!((rate - 0.1).abs() < 0.005, "rate {rate}");
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let t = Topology::new(MeshSpec {
+            rows: 4,
+            cols: 8,
+            ..Default::default()
+        })
+        .unwrap();
+        let e = Synthetic::new(
+            SyntheticSpec {
+                pattern: Pattern::Transpose,
+                ..Default::default()
+            },
+            &t,
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("square"));
+        let e = Synthetic::new(
+            SyntheticSpec {
+                rate: 2.0,
+                ..Default::default()
+            },
+            &t,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.key, "injection_rate");
+        let e = Synthetic::new(
+            SyntheticSpec {
+                sizes: vec![0],
+                ..Default::default()
+            },
+            &t,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.key, "packet_size");
+    }
+}
