@@ -1,0 +1,275 @@
+//! The one error type of the crate.
+//!
+//! Every fallible constructor or query returns [`MoeError`]. Each variant names
+//! the parameter that made the request impossible ([`MoeError::parameter`]), so
+//! a configuration layer can point the user at the offending key.
+
+use thiserror::Error;
+
+/// Result alias used throughout the crate.
+pub type Result<T> = std::result::Result<T, MoeError>;
+
+/// Why a specification, plan or query was rejected.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum MoeError {
+    /// An integer parameter that must be at least 1 was 0.
+    #[error("parameter `{param}` must be at least 1")]
+    Zero {
+        /// Name of the parameter.
+        param: &'static str,
+    },
+    /// A real-valued parameter was NaN, infinite, or outside its range.
+    #[error("parameter `{param}` = {value} is invalid: must be {expected}")]
+    BadReal {
+        /// Name of the parameter.
+        param: &'static str,
+        /// The rejected value.
+        value: f64,
+        /// The valid range, in words.
+        expected: &'static str,
+    },
+    /// `tp * dp` does not equal the number of devices of the mesh.
+    #[error(
+        "parameter `tp`/`dp`: tp ({tp}) x dp ({dp}) = {product} but the mesh has {devices} devices"
+    )]
+    DeviceCountMismatch {
+        /// Tensor-parallel degree.
+        tp: usize,
+        /// Data-parallel degree.
+        dp: usize,
+        /// `tp * dp` (saturating).
+        product: usize,
+        /// Devices in the mesh.
+        devices: usize,
+    },
+    /// The number of experts is not a multiple of the number of devices (EP = N).
+    #[error("parameter `experts` = {experts} is not divisible by the {devices} devices (EP = N)")]
+    ExpertsNotDivisible {
+        /// Routed experts of the model.
+        experts: usize,
+        /// Devices in the mesh.
+        devices: usize,
+    },
+    /// An explicit tile shape does not have the required area.
+    #[error("parameter `{param}` = {rows}x{cols} has area {area}, expected {expected}")]
+    TileArea {
+        /// Name of the parameter (`tile`).
+        param: &'static str,
+        /// Tile rows.
+        rows: usize,
+        /// Tile columns.
+        cols: usize,
+        /// `rows * cols`.
+        area: usize,
+        /// The required area (dp for FTD tiles, tp for block TP tiles).
+        expected: usize,
+    },
+    /// A tile shape does not tile the mesh (or the wafer, for hierarchical ER).
+    #[error(
+        "parameter `{param}` = {rows}x{cols} does not tile the {region} of {region_rows}x{region_cols} devices"
+    )]
+    TileDoesNotDivide {
+        /// Name of the parameter (`tile`).
+        param: &'static str,
+        /// Tile rows.
+        rows: usize,
+        /// Tile columns.
+        cols: usize,
+        /// What must be tiled: "mesh" or "wafer".
+        region: &'static str,
+        /// Rows of that region.
+        region_rows: usize,
+        /// Columns of that region.
+        region_cols: usize,
+    },
+    /// No tile shape of the given area tiles the region.
+    #[error(
+        "parameter `{param}` = {area}: no tile of {area} devices tiles the {region} of {region_rows}x{region_cols} devices"
+    )]
+    NoTileShape {
+        /// Name of the parameter (`tp` for block, `dp` for ER).
+        param: &'static str,
+        /// Required tile area.
+        area: usize,
+        /// What must be tiled: "mesh" or "wafer".
+        region: &'static str,
+        /// Rows of that region.
+        region_rows: usize,
+        /// Columns of that region.
+        region_cols: usize,
+    },
+    /// A model preset name is unknown.
+    #[error("parameter `model` = {name:?} is not a preset; valid names: {valid}")]
+    UnknownModel {
+        /// The requested name.
+        name: String,
+        /// Comma-separated list of the valid names.
+        valid: String,
+    },
+    /// `top_k` exceeds the number of experts.
+    #[error("parameter `top_k` = {top_k} exceeds `experts` = {experts}")]
+    TopKTooLarge {
+        /// Requested top-k.
+        top_k: usize,
+        /// Experts available.
+        experts: usize,
+    },
+    /// A device id is outside the mesh.
+    #[error("parameter `{param}` = {device} is not a device (the mesh has {devices})")]
+    DeviceOutOfRange {
+        /// Name of the parameter.
+        param: &'static str,
+        /// The rejected id.
+        device: usize,
+        /// Devices in the mesh.
+        devices: usize,
+    },
+    /// An expert id is outside the model.
+    #[error("parameter `{param}` = {expert} is not an expert (the model has {experts})")]
+    ExpertOutOfRange {
+        /// Name of the parameter.
+        param: &'static str,
+        /// The rejected id.
+        expert: usize,
+        /// Experts of the model.
+        experts: usize,
+    },
+    /// A group index is outside `0..dp`.
+    #[error("parameter `{param}` = {group} is not a DP group (there are {groups})")]
+    GroupOutOfRange {
+        /// Name of the parameter.
+        param: &'static str,
+        /// The rejected index.
+        group: usize,
+        /// Number of groups.
+        groups: usize,
+    },
+    /// Two devices passed as a link are not mesh neighbours.
+    #[error("parameters `a` = {a} and `b` = {b} are not neighbouring devices")]
+    NotNeighbours {
+        /// First device.
+        a: usize,
+        /// Second device.
+        b: usize,
+    },
+    /// A token lists the same expert twice.
+    #[error("parameter `tokens`: group {group}, token {token} lists expert {expert} twice")]
+    DuplicateExpert {
+        /// DP group of the token.
+        group: usize,
+        /// Index of the token in its group.
+        token: usize,
+        /// The repeated expert.
+        expert: usize,
+    },
+    /// A vector argument has the wrong length.
+    #[error("parameter `{param}` has length {got}, expected {expected}")]
+    LengthMismatch {
+        /// Name of the parameter.
+        param: &'static str,
+        /// Expected length.
+        expected: usize,
+        /// Actual length.
+        got: usize,
+    },
+    /// The device has no free shadow slot.
+    #[error("parameter `device` = {device}: no free shadow slot")]
+    NoFreeSlot {
+        /// The full device.
+        device: usize,
+    },
+    /// The device already hosts (a replica of) the expert.
+    #[error("parameter `device` = {device} already hosts expert {expert}")]
+    AlreadyHosted {
+        /// The expert.
+        expert: usize,
+        /// The device.
+        device: usize,
+    },
+    /// No shadow replica of the expert lives on the device.
+    #[error("parameter `device` = {device} holds no shadow replica of expert {expert}")]
+    NoSuchReplica {
+        /// The expert.
+        expert: usize,
+        /// The device.
+        device: usize,
+    },
+    /// The experts' slots do not fit in a die's HBM.
+    #[error(
+        "parameter `shadow_slots_per_device`: {slots} expert slots x {expert_bytes} B = {need} B exceed the HBM capacity of {capacity} B"
+    )]
+    HbmCapacity {
+        /// Expert slots per device (home + shadow).
+        slots: usize,
+        /// Bytes of one expert's weights.
+        expert_bytes: u64,
+        /// Bytes needed.
+        need: u128,
+        /// Bytes available.
+        capacity: u128,
+    },
+}
+
+impl MoeError {
+    /// The name of the parameter that caused the error (for configuration layers
+    /// that map it back to a key).
+    pub fn parameter(&self) -> &'static str {
+        match self {
+            MoeError::Zero { param }
+            | MoeError::BadReal { param, .. }
+            | MoeError::TileArea { param, .. }
+            | MoeError::TileDoesNotDivide { param, .. }
+            | MoeError::NoTileShape { param, .. }
+            | MoeError::DeviceOutOfRange { param, .. }
+            | MoeError::ExpertOutOfRange { param, .. }
+            | MoeError::GroupOutOfRange { param, .. }
+            | MoeError::LengthMismatch { param, .. } => param,
+            MoeError::DeviceCountMismatch { .. } => "tp",
+            MoeError::ExpertsNotDivisible { .. } => "experts",
+            MoeError::UnknownModel { .. } => "model",
+            MoeError::TopKTooLarge { .. } => "top_k",
+            MoeError::NotNeighbours { .. } => "b",
+            MoeError::DuplicateExpert { .. } => "tokens",
+            MoeError::NoFreeSlot { .. }
+            | MoeError::AlreadyHosted { .. }
+            | MoeError::NoSuchReplica { .. } => "device",
+            MoeError::HbmCapacity { .. } => "shadow_slots_per_device",
+        }
+    }
+}
+
+/// Checks that a real parameter is finite and strictly positive.
+pub(crate) fn positive(param: &'static str, value: f64) -> Result<()> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(MoeError::BadReal {
+            param,
+            value,
+            expected: "finite and > 0",
+        })
+    }
+}
+
+/// Checks that a real parameter is finite and non-negative.
+pub(crate) fn non_negative(param: &'static str, value: f64) -> Result<()> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(MoeError::BadReal {
+            param,
+            value,
+            expected: "finite and >= 0",
+        })
+    }
+}
+
+/// Checks that an integer parameter is at least 1.
+pub(crate) fn nonzero(param: &'static str, value: usize) -> Result<()> {
+    if value == 0 {
+        Err(MoeError::Zero { param })
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,290 @@
+//! MoE model shapes and the public presets.
+//!
+//! Only what the network and the roofline need: hidden size, routed experts,
+//! top-k, expert FFN width, MoE layer count and element sizes. Shared experts
+//! are recorded but not modelled (they run on every device without any
+//! all-to-all, so they add the same compute everywhere and no traffic).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{nonzero, positive, MoeError, Result};
+
+/// Default bytes per dispatched activation element: 1 (FP8), as DeepSeek-V3
+/// dispatches (and as the MoEntwine domain note fixes).
+pub const DEFAULT_DISPATCH_BYTES_PER_ELEM: u32 = 1;
+
+/// Default bytes per combined activation element: 2 (BF16): expert outputs are
+/// returned at full precision before the weighted sum.
+pub const DEFAULT_COMBINE_BYTES_PER_ELEM: u32 = 2;
+
+/// Default bytes per expert weight parameter: 1 (FP8).
+///
+/// Reason: we model FP8 serving, consistent with FP8 dispatch; DeepSeek-V3 is
+/// released in FP8 and FP8 expert weights are the usual serving format on
+/// B200-class parts. One precision for every preset keeps cross-model
+/// comparisons about the architecture, not about the checkpoint format.
+/// GPT-OSS ships MXFP4 experts (4.25 bits, about 0.53 B per parameter) and the
+/// others ship BF16 (2 B): set the field to model those.
+pub const DEFAULT_PARAM_BYTES: f64 = 1.0;
+
+/// Shape of an MoE model, as far as wafernoc needs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoeModel {
+    /// Canonical name (the preset's name, or anything for a custom model).
+    pub name: String,
+    /// Hidden size H.
+    pub hidden: usize,
+    /// Routed experts E per MoE layer.
+    pub experts: usize,
+    /// Experts chosen per token.
+    pub top_k: usize,
+    /// Intermediate (FFN) width F of one routed expert.
+    pub expert_ffn: usize,
+    /// MoE layers (dense layers excluded).
+    pub moe_layers: usize,
+    /// Shared (always-on) experts; recorded, not modelled.
+    #[serde(default)]
+    pub shared_experts: usize,
+    /// Bytes per element of a dispatched token. Default
+    /// [`DEFAULT_DISPATCH_BYTES_PER_ELEM`].
+    #[serde(default = "default_dispatch")]
+    pub dispatch_bytes_per_elem: u32,
+    /// Bytes per element of a combined token. Default
+    /// [`DEFAULT_COMBINE_BYTES_PER_ELEM`].
+    #[serde(default = "default_combine")]
+    pub combine_bytes_per_elem: u32,
+    /// Bytes per expert weight parameter. Default [`DEFAULT_PARAM_BYTES`].
+    #[serde(default = "default_param")]
+    pub param_bytes: f64,
+}
+
+fn default_dispatch() -> u32 {
+    DEFAULT_DISPATCH_BYTES_PER_ELEM
+}
+fn default_combine() -> u32 {
+    DEFAULT_COMBINE_BYTES_PER_ELEM
+}
+fn default_param() -> f64 {
+    DEFAULT_PARAM_BYTES
+}
+
+/// A preset row: (name, hidden, experts, top_k, expert_ffn, moe_layers,
+/// shared_experts).
+type PresetRow = (&'static str, usize, usize, usize, usize, usize, usize);
+
+/// The presets, from the models' public configuration files (Hugging Face
+/// `config.json` of each release); see `docs/moe.md` for the field mapping.
+const PRESETS: &[PresetRow] = &[
+    // 61 layers, first_k_dense_replace = 3 -> 58 MoE layers; 1 shared expert.
+    ("DeepSeek-V3", 7168, 256, 8, 2048, 58, 1),
+    // 60 layers, first_k_dense_replace = 1 -> 59 MoE layers; 2 shared experts.
+    ("DeepSeek-V2", 5120, 160, 6, 1536, 59, 2),
+    // 27 layers, first_k_dense_replace = 1 -> 26 MoE layers; 2 shared experts.
+    ("DeepSeek-V2-Lite", 2048, 64, 6, 1408, 26, 2),
+    // Qwen3-235B-A22B: 94 layers, every layer MoE, no shared expert.
+    ("Qwen3-235B", 4096, 128, 8, 1536, 94, 0),
+    // DBRX: 40 layers, ffn_hidden_size 10752.
+    ("DBRX", 6144, 16, 4, 10752, 40, 0),
+    // Mixtral-8x22B: 56 layers, intermediate_size 16384.
+    ("Mixtral-8x22B", 6144, 8, 2, 16384, 56, 0),
+    // GPT-OSS-20B: 24 layers, intermediate_size 2880.
+    ("GPT-OSS-20B", 2880, 32, 4, 2880, 24, 0),
+];
+
+/// Normalises a name for lookup: lower case, `_` and spaces read as `-`.
+fn normalise(name: &str) -> String {
+    name.trim()
+        .chars()
+        .map(|c| match c {
+            '_' | ' ' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+impl MoeModel {
+    /// The canonical names of all presets, in table order.
+    pub fn preset_names() -> Vec<&'static str> {
+        PRESETS.iter().map(|p| p.0).collect()
+    }
+
+    /// All presets, in table order.
+    pub fn presets() -> Vec<MoeModel> {
+        PRESETS.iter().map(Self::from_row).collect()
+    }
+
+    fn from_row(p: &PresetRow) -> MoeModel {
+        let &(name, hidden, experts, top_k, expert_ffn, moe_layers, shared_experts) = p;
+        MoeModel {
+            name: name.to_string(),
+            hidden,
+            experts,
+            top_k,
+            expert_ffn,
+            moe_layers,
+            shared_experts,
+            dispatch_bytes_per_elem: DEFAULT_DISPATCH_BYTES_PER_ELEM,
+            combine_bytes_per_elem: DEFAULT_COMBINE_BYTES_PER_ELEM,
+            param_bytes: DEFAULT_PARAM_BYTES,
+        }
+    }
+
+    /// Looks a preset up by name, case-insensitively (`_` or a space may stand
+    /// for `-`). An unknown name is an error listing the valid names.
+    pub fn preset(name: &str) -> Result<MoeModel> {
+        let want = normalise(name);
+        PRESETS
+            .iter()
+            .find(|p| normalise(p.0) == want)
+            .map(Self::from_row)
+            .ok_or_else(|| MoeError::UnknownModel {
+                name: name.to_string(),
+                valid: Self::preset_names().join(", "),
+            })
+    }
+
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        nonzero("hidden", self.hidden)?;
+        nonzero("experts", self.experts)?;
+        nonzero("top_k", self.top_k)?;
+        nonzero("expert_ffn", self.expert_ffn)?;
+        nonzero("moe_layers", self.moe_layers)?;
+        nonzero(
+            "dispatch_bytes_per_elem",
+            self.dispatch_bytes_per_elem as usize,
+        )?;
+        nonzero(
+            "combine_bytes_per_elem",
+            self.combine_bytes_per_elem as usize,
+        )?;
+        positive("param_bytes", self.param_bytes)?;
+        if self.top_k > self.experts {
+            return Err(MoeError::TopKTooLarge {
+                top_k: self.top_k,
+                experts: self.experts,
+            });
+        }
+        Ok(())
+    }
+
+    /// Parameters of one routed expert: `3 * H * F` (gate, up and down
+    /// projections).
+    pub fn expert_params(&self) -> u64 {
+        3 * self.hidden as u64 * self.expert_ffn as u64
+    }
+
+    /// Bytes of one routed expert's weights: `ceil(3 * H * F * param_bytes)`.
+    pub fn expert_weight_bytes(&self) -> u64 {
+        (self.expert_params() as f64 * self.param_bytes).ceil() as u64
+    }
+
+    /// FLOPs to run one token through one expert: `6 * H * F` (three matrix
+    /// products, 2 FLOPs per multiply-accumulate).
+    pub fn expert_flops_per_token(&self) -> f64 {
+        6.0 * self.hidden as f64 * self.expert_ffn as f64
+    }
+
+    /// Bytes of one dispatched token copy: `H * dispatch_bytes_per_elem`.
+    pub fn dispatch_bytes_per_token(&self) -> u64 {
+        self.hidden as u64 * u64::from(self.dispatch_bytes_per_elem)
+    }
+
+    /// Bytes of one combined token copy: `H * combine_bytes_per_elem`.
+    pub fn combine_bytes_per_token(&self) -> u64 {
+        self.hidden as u64 * u64::from(self.combine_bytes_per_elem)
+    }
+
+    /// Bytes of the TP all-reduce of one layer's attention output for a DP
+    /// group of `tokens` tokens: `tokens * H * combine_bytes_per_elem` (BF16
+    /// activations, the same element size as combine). The ring moves it in
+    /// `2(t-1)` steps of `M/t` bytes.
+    pub fn tp_allreduce_bytes(&self, tokens: u64) -> u64 {
+        tokens.saturating_mul(self.combine_bytes_per_token())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_case_insensitive() {
+        let m = MoeModel::preset("deepseek-v3").unwrap();
+        assert_eq!(m.name, "DeepSeek-V3");
+        assert_eq!(
+            (m.hidden, m.experts, m.top_k, m.expert_ffn, m.moe_layers),
+            (7168, 256, 8, 2048, 58)
+        );
+        assert_eq!(MoeModel::preset("DEEPSEEK_V2_LITE").unwrap().moe_layers, 26);
+        assert_eq!(MoeModel::preset(" gpt-oss-20b ").unwrap().expert_ffn, 2880);
+        for m in MoeModel::presets() {
+            m.validate().unwrap();
+            assert_eq!(MoeModel::preset(&m.name).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn unknown_name_lists_valid_ones() {
+        let e = MoeModel::preset("llama").unwrap_err();
+        assert_eq!(e.parameter(), "model");
+        let msg = e.to_string();
+        for n in MoeModel::preset_names() {
+            assert!(msg.contains(n), "{msg}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        let m = MoeModel::preset("DeepSeek-V3").unwrap();
+        assert_eq!(m.expert_weight_bytes(), 3 * 7168 * 2048);
+        assert_eq!(m.dispatch_bytes_per_token(), 7168);
+        assert_eq!(m.combine_bytes_per_token(), 14336);
+        assert_eq!(m.tp_allreduce_bytes(3), 3 * 14336);
+        let mut g = MoeModel::preset("gpt-oss-20b").unwrap();
+        g.param_bytes = 4.25 / 8.0;
+        assert_eq!(
+            g.expert_weight_bytes(),
+            (3.0 * 2880.0 * 2880.0 * 0.53125f64).ceil() as u64
+        );
+    }
+
+    #[test]
+    fn validation_names_the_parameter() {
+        let base = MoeModel::preset("DBRX").unwrap();
+        let mut m = base.clone();
+        m.hidden = 0;
+        assert_eq!(m.validate().unwrap_err().parameter(), "hidden");
+        let mut m = base.clone();
+        m.experts = 0;
+        assert_eq!(m.validate().unwrap_err().parameter(), "experts");
+        let mut m = base.clone();
+        m.top_k = 0;
+        assert_eq!(m.validate().unwrap_err().parameter(), "top_k");
+        let mut m = base.clone();
+        m.top_k = 17;
+        assert_eq!(m.validate().unwrap_err().parameter(), "top_k");
+        let mut m = base.clone();
+        m.expert_ffn = 0;
+        assert_eq!(m.validate().unwrap_err().parameter(), "expert_ffn");
+        let mut m = base.clone();
+        m.moe_layers = 0;
+        assert_eq!(m.validate().unwrap_err().parameter(), "moe_layers");
+        let mut m = base.clone();
+        m.dispatch_bytes_per_elem = 0;
+        assert_eq!(
+            m.validate().unwrap_err().parameter(),
+            "dispatch_bytes_per_elem"
+        );
+        let mut m = base.clone();
+        m.combine_bytes_per_elem = 0;
+        assert_eq!(
+            m.validate().unwrap_err().parameter(),
+            "combine_bytes_per_elem"
+        );
+        let mut m = base;
+        m.param_bytes = 0.0;
+        assert_eq!(m.validate().unwrap_err().parameter(), "param_bytes");
+    }
+}
