@@ -5,10 +5,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod booksim;
+mod cmd_deadlock;
+mod cmd_moe;
+mod cmd_sim;
 mod cmd_trace;
+mod cmd_validate;
 mod error;
 #[allow(dead_code)]
 mod plot;
+mod progress;
 
 pub use error::{CliError, CmdResult};
 
@@ -22,6 +28,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a synthetic-traffic measurement from a native TOML configuration.
+    Run(cmd_sim::RunArgs),
+    /// Run a BookSim2 configuration file and print BookSim's summary.
+    Booksim(cmd_sim::BooksimArgs),
+    /// Static deadlock check of a configuration (channel dependency graph).
+    CheckDeadlock(cmd_deadlock::CheckDeadlockArgs),
+    /// Simulate one MoE layer (all-reduce, dispatch, combine) on a wafer.
+    Moe(cmd_moe::MoeArgs),
+    /// Compare every run of a BookSim2 reference set with wafernoc.
+    Validate(cmd_validate::ValidateArgs),
     /// Import, convert and summarise packet and MoE routing traces.
     Trace(cmd_trace::TraceArgs),
 }
@@ -29,6 +45,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: CmdResult = match cli.command {
+        Command::Run(a) => cmd_sim::run(a),
+        Command::Booksim(a) => cmd_sim::booksim(a),
+        Command::Validate(a) => cmd_validate::run(a),
+        Command::CheckDeadlock(a) => cmd_deadlock::run(a),
+        Command::Moe(a) => cmd_moe::run(a),
         Command::Trace(a) => cmd_trace::run(a),
     };
     match result {

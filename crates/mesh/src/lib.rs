@@ -18,6 +18,7 @@
 //! cycle, and a run is a pure function of its configuration and seed.
 //! This crate does no file or network I/O and prints nothing.
 
+pub mod cdg;
 pub mod config;
 pub mod deadlock;
 pub mod network;

@@ -8,6 +8,7 @@
 //! Invariant: every source is a pure function of its spec and seed; node `n`
 //! draws only from its own random stream.
 
+pub mod collective;
 pub mod synthetic;
 
 pub use synthetic::{Pattern, Process, RateUnit, Synthetic, SyntheticSpec, TrafficError};

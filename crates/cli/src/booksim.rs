@@ -1,0 +1,345 @@
+//! Reading BookSim2 configuration files (`key = value;`, `//` comments,
+//! `KEY=VALUE` overrides) into wafernoc's typed configuration.
+//!
+//! Every key used by the reference runs in `../shared/reference/booksim` is
+//! understood. A key wafernoc does not model, or a value of a known key that
+//! it does not support (e.g. `vc_busy_when_full = 1`), is an error naming the
+//! key; nothing is silently ignored.
+
+use std::collections::BTreeMap;
+
+use wafernoc_mesh::sim::{SimControl, SimMode};
+use wafernoc_mesh::{MeshSpec, NetworkConfig, Routing};
+use wafernoc_router::{AllocatorKind, ArbiterKind, RouterConfig};
+use wafernoc_traffic::{Pattern, Process, RateUnit, SyntheticSpec};
+
+use crate::CliError;
+
+/// A parsed BookSim configuration: key → (value, where it came from).
+#[derive(Debug, Default, Clone)]
+pub struct BooksimCfg {
+    entries: BTreeMap<String, (String, String)>,
+}
+
+/// Everything a BookSim configuration resolves to.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Resolved {
+    /// The network.
+    pub network: NetworkConfig,
+    /// The traffic.
+    pub traffic: SyntheticSpec,
+    /// The measurement control.
+    pub sim: SimControl,
+}
+
+impl BooksimCfg {
+    /// Parse the text of a configuration file.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, CliError> {
+        let mut cfg = BooksimCfg::default();
+        // Strip comments, then split statements on ';'.
+        let mut clean = String::new();
+        for line in text.lines() {
+            let l = match line.find("//") {
+                Some(i) => &line[..i],
+                None => line,
+            };
+            clean.push_str(l);
+            clean.push('\n');
+        }
+        let mut line_no = 1usize;
+        for stmt in clean.split(';') {
+            let here = line_no + stmt.chars().take_while(|c| c.is_whitespace()).filter(|&c| c == '\n').count();
+            line_no += stmt.matches('\n').count();
+            let s = stmt.trim();
+            if s.is_empty() {
+                continue;
+            }
+            let Some((k, v)) = s.split_once('=') else {
+                return Err(CliError::new(format!("{origin}:{here}: expected `key = value;`, found `{s}`")));
+            };
+            let (k, v) = (k.trim(), v.trim());
+            if k.is_empty() || k.contains(char::is_whitespace) {
+                return Err(CliError::new(format!("{origin}:{here}: bad key `{k}`")));
+            }
+            cfg.entries.insert(k.to_string(), (v.to_string(), format!("{origin}:{here}")));
+        }
+        Ok(cfg)
+    }
+
+    /// Apply a command-line override `KEY=VALUE`.
+    pub fn set(&mut self, kv: &str) -> Result<(), CliError> {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(CliError::new(format!("override `{kv}` is not KEY=VALUE")));
+        };
+        self.entries.insert(k.trim().to_string(), (v.trim().to_string(), "command line".into()));
+        Ok(())
+    }
+
+    /// The configuration as `key = value;` lines (the resolved echo).
+    pub fn echo(&self) -> BTreeMap<String, String> {
+        self.entries.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect()
+    }
+
+    /// Turn the keys into wafernoc's configuration.
+    pub fn resolve(&self) -> Result<Resolved, CliError> {
+        let mut used: Vec<&str> = Vec::new();
+        let get = |k: &str| self.entries.get(k).map(|(v, o)| (v.as_str(), o.as_str()));
+        let mut take = |k: &'static str| {
+            used.push(k);
+            get(k)
+        };
+        fn bad(k: &str, origin: &str, v: &str, why: &str) -> CliError {
+            CliError::new(format!("{origin}: `{k} = {v}`: {why}"))
+        }
+        macro_rules! int {
+            ($k:expr, $def:expr) => {
+                match take($k) {
+                    None => $def,
+                    Some((v, o)) => v.parse::<i64>().map_err(|_| bad($k, o, v, "expected an integer"))?,
+                }
+            };
+        }
+        macro_rules! float {
+            ($k:expr, $def:expr) => {
+                match take($k) {
+                    None => $def,
+                    Some((v, o)) => {
+                        let x = v.parse::<f64>().map_err(|_| bad($k, o, v, "expected a number"))?;
+                        if !x.is_finite() {
+                            return Err(bad($k, o, v, "expected a finite number"));
+                        }
+                        x
+                    }
+                }
+            };
+        }
+        macro_rules! string {
+            ($k:expr, $def:expr) => {
+                match take($k) {
+                    None => ($def.to_string(), "default".to_string()),
+                    Some((v, o)) => (v.to_string(), o.to_string()),
+                }
+            };
+        }
+        macro_rules! only {
+            ($k:expr, $allowed:expr, $def:expr) => {{
+                let v = int!($k, $def);
+                if !$allowed.contains(&v) {
+                    let o = get($k).map(|x| x.1).unwrap_or("default");
+                    return Err(bad($k, o, &v.to_string(), &format!("wafernoc supports only {:?}", $allowed)));
+                }
+                v
+            }};
+        }
+        let nonneg = |k: &str, v: i64| -> Result<u32, CliError> {
+            if v < 0 || v > u32::MAX as i64 {
+                let o = get(k).map(|x| x.1).unwrap_or("default");
+                Err(bad(k, o, &v.to_string(), "expected a non-negative integer"))
+            } else {
+                Ok(v as u32)
+            }
+        };
+
+        let (topology, o) = string!("topology", "mesh");
+        if topology != "mesh" {
+            return Err(bad("topology", &o, &topology, "wafernoc models `mesh` only"));
+        }
+        let k = int!("k", 8);
+        if !(1..=4096).contains(&k) {
+            return Err(bad("k", get("k").map(|x| x.1).unwrap_or("default"), &k.to_string(), "must be in 1..=4096"));
+        }
+        only!("n", [2], 2);
+        only!("c", [1], 1);
+        only!("use_noc_latency", [0, 1], 1);
+        only!("x", [k], k);
+        only!("y", [k], k);
+        let (rf, o) = string!("routing_function", "dim_order");
+        let routing = Routing::from_name(&rf).ok_or_else(|| {
+            bad(
+                "routing_function",
+                &o,
+                &rf,
+                &format!(
+                    "unknown; valid: dim_order, {}",
+                    Routing::ALL.iter().map(|x| x.0).collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })?;
+        let (router, o) = string!("router", "iq");
+        if router != "iq" {
+            return Err(bad("router", &o, &router, "wafernoc models the input-queued `iq` router only"));
+        }
+        let num_vcs = nonneg("num_vcs", int!("num_vcs", 16))? as usize;
+        let vc_buf_size = nonneg("vc_buf_size", int!("vc_buf_size", 8))? as usize;
+        let buf_size = int!("buf_size", -1);
+        if buf_size != -1 {
+            return Err(bad("buf_size", get("buf_size").unwrap().1, &buf_size.to_string(), "use vc_buf_size (private buffers)"));
+        }
+        let (bp, o) = string!("buffer_policy", "private");
+        if bp != "private" {
+            return Err(bad("buffer_policy", &o, &bp, "wafernoc models `private` VC buffers only"));
+        }
+        let wait_for_tail_credit = only!("wait_for_tail_credit", [0, 1], 0) == 1;
+        only!("vc_busy_when_full", [0], 0);
+        only!("vc_prioritize_empty", [0], 0);
+        only!("hold_switch_for_packet", [0], 0);
+        let alloc_iters = nonneg("alloc_iters", int!("alloc_iters", 1))?;
+        let alloc = |key: &'static str, name: &str, origin: &str| -> Result<AllocatorKind, CliError> {
+            match name {
+                "islip" => Ok(AllocatorKind::Islip { iters: alloc_iters }),
+                "separable_input_first" => Ok(AllocatorKind::SeparableInputFirst),
+                "separable_output_first" => Ok(AllocatorKind::SeparableOutputFirst),
+                _ => Err(bad(key, origin, name, "valid: islip, separable_input_first, separable_output_first")),
+            }
+        };
+        let (va, o) = string!("vc_allocator", "islip");
+        let vc_allocator = alloc("vc_allocator", &va, &o)?;
+        let (sa, o) = string!("sw_allocator", "islip");
+        let sw_allocator = alloc("sw_allocator", &sa, &o)?;
+        let (arb, o) = string!("arb_type", "round_robin");
+        let arbiter = match arb.as_str() {
+            "round_robin" => ArbiterKind::RoundRobin,
+            "matrix" => ArbiterKind::Matrix,
+            _ => return Err(bad("arb_type", &o, &arb, "valid: round_robin, matrix")),
+        };
+        let speculative = only!("speculative", [0, 1], 0) == 1;
+        only!("vct", [0], 0);
+        let rc = RouterConfig {
+            num_vcs,
+            vc_buf_size,
+            routing_delay: nonneg("routing_delay", int!("routing_delay", 1))?,
+            vc_alloc_delay: nonneg("vc_alloc_delay", int!("vc_alloc_delay", 1))?,
+            sw_alloc_delay: nonneg("sw_alloc_delay", int!("sw_alloc_delay", 1))?,
+            st_prepare_delay: nonneg("st_prepare_delay", int!("st_prepare_delay", 0))?,
+            st_final_delay: nonneg("st_final_delay", int!("st_final_delay", 1))?,
+            credit_delay: nonneg("credit_delay", int!("credit_delay", 1))?,
+            output_delay: nonneg("output_delay", int!("output_delay", 0))?,
+            speculative,
+            wait_for_tail_credit,
+            vc_allocator,
+            sw_allocator,
+            arbiter,
+        };
+        only!("input_speedup", [1], 1);
+        only!("output_speedup", [1], 1);
+        let isp = float!("internal_speedup", 1.0);
+        if isp != 1.0 {
+            return Err(bad("internal_speedup", get("internal_speedup").unwrap().1, &isp.to_string(), "wafernoc supports only 1.0"));
+        }
+        only!("noq", [0], 0);
+        only!("classes", [1], 1);
+        let (traffic, o) = string!("traffic", "uniform");
+        let pattern = match traffic.as_str() {
+            "uniform" => Pattern::Uniform,
+            "transpose" => Pattern::Transpose,
+            "bitcomp" => Pattern::Bitcomp,
+            "bitrev" => Pattern::Bitrev,
+            "shuffle" => Pattern::Shuffle,
+            "tornado" => Pattern::Tornado,
+            "neighbor" => Pattern::Neighbor,
+            _ => {
+                return Err(bad(
+                    "traffic",
+                    &o,
+                    &traffic,
+                    "valid: uniform, transpose, bitcomp, bitrev, shuffle, tornado, neighbor (hotspot: use a TOML config)",
+                ))
+            }
+        };
+        let packet_size = int!("packet_size", 1);
+        if !(1..=u16::MAX as i64).contains(&packet_size) {
+            return Err(bad("packet_size", get("packet_size").map(|x| x.1).unwrap_or("default"), &packet_size.to_string(), "must be ≥ 1"));
+        }
+        let (ip, o) = string!("injection_process", "bernoulli");
+        let process = match ip.as_str() {
+            "bernoulli" => Process::Bernoulli,
+            "on_off" => Process::OnOff { alpha: float!("burst_alpha", 0.5), beta: float!("burst_beta", 0.5) },
+            _ => return Err(bad("injection_process", &o, &ip, "valid: bernoulli, on_off")),
+        };
+        let uses_flits = only!("injection_rate_uses_flits", [0, 1], 0) == 1;
+        let rate = float!("injection_rate", 0.1);
+        only!("include_queuing", [1], 1);
+        let seed = int!("seed", 0);
+        let (st, o) = string!("sim_type", "latency");
+        let sim_type = match st.as_str() {
+            "latency" => SimMode::Latency,
+            "throughput" => SimMode::Throughput,
+            _ => return Err(bad("sim_type", &o, &st, "valid: latency, throughput")),
+        };
+        let sim = SimControl {
+            sim_type,
+            warmup_periods: nonneg("warmup_periods", int!("warmup_periods", 3))?,
+            sample_period: nonneg("sample_period", int!("sample_period", 1000))?.max(1) as u64,
+            max_samples: nonneg("max_samples", int!("max_samples", 10))?,
+            latency_thres: float!("latency_thres", 500.0),
+            warmup_thres: float!("warmup_thres", 0.05),
+            acc_warmup_thres: float!("acc_warmup_thres", 0.05),
+            stopping_thres: float!("stopping_thres", 0.05),
+            acc_stopping_thres: float!("acc_stopping_thres", 0.05),
+        };
+        only!("sim_count", [1], 1);
+        let deadlock_timeout = nonneg("deadlock_warn_timeout", int!("deadlock_warn_timeout", 256))? as u64;
+        // Every key must have been understood.
+        for (key, (v, o)) in &self.entries {
+            if !used.contains(&key.as_str()) {
+                return Err(CliError::new(format!(
+                    "{o}: `{key} = {v}`: unknown or unsupported BookSim2 key (wafernoc never ignores a key)"
+                )));
+            }
+        }
+        let network = NetworkConfig {
+            mesh: MeshSpec { rows: k as usize, cols: k as usize, ..Default::default() },
+            router: rc,
+            routing,
+            classes: Vec::new(),
+            deadlock_timeout: deadlock_timeout.max(1),
+            step_all: false,
+        };
+        network.validate().map_err(|e| CliError::new(e.to_string()))?;
+        let traffic = SyntheticSpec {
+            pattern,
+            process,
+            rate,
+            rate_unit: if uses_flits { RateUnit::Flits } else { RateUnit::Packets },
+            sizes: vec![packet_size as u16],
+            size_weights: Vec::new(),
+            class: 0,
+            seed: seed as u64,
+        };
+        Ok(Resolved { network, traffic, sim })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_reference_syntax() {
+        let c = BooksimCfg::parse("k = 4; // comment\nnum_vcs = 2;\n\ntraffic = transpose;", "x.cfg").unwrap();
+        let r = c.resolve().unwrap();
+        assert_eq!(r.network.mesh.rows, 4);
+        assert_eq!(r.network.router.num_vcs, 2);
+        assert_eq!(r.traffic.pattern, Pattern::Transpose);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let c = BooksimCfg::parse("k = 4;\nfrobnicate = 3;", "x.cfg").unwrap();
+        let e = c.resolve().unwrap_err().to_string();
+        assert!(e.contains("frobnicate") && e.contains("x.cfg:2"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_value_is_named() {
+        let c = BooksimCfg::parse("vc_busy_when_full = 1;", "x.cfg").unwrap();
+        let e = c.resolve().unwrap_err().to_string();
+        assert!(e.contains("vc_busy_when_full"), "{e}");
+        let mut c = BooksimCfg::parse("", "x.cfg").unwrap();
+        c.set("routing_function=zigzag").unwrap();
+        let e = c.resolve().unwrap_err().to_string();
+        assert!(e.contains("routing_function") && e.contains("adaptive_unsafe"), "{e}");
+        let e = BooksimCfg::parse("k 4;", "x.cfg").unwrap_err().to_string();
+        assert!(e.contains("x.cfg:1"), "{e}");
+    }
+}

@@ -1,0 +1,227 @@
+//! `wafernoc run` (native TOML) and `wafernoc booksim` (BookSim2 .cfg):
+//! one synthetic-traffic measurement, printed as BookSim's summary or JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use wafernoc_mesh::sim::{run_measured, SimControl, SimResult, Status};
+use wafernoc_mesh::{DeadlockReport, Network, NetworkConfig};
+use wafernoc_traffic::{Synthetic, SyntheticSpec};
+
+use crate::booksim::BooksimCfg;
+use crate::progress::Progress;
+use crate::{CliError, CmdResult};
+
+/// The native configuration of a synthetic run (`wafernoc run`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Network: mesh, router, routing, classes.
+    pub network: NetworkConfig,
+    /// Synthetic traffic.
+    pub traffic: SyntheticSpec,
+    /// Measurement control.
+    pub sim: SimControl,
+}
+
+/// Arguments of `wafernoc run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// TOML configuration (every key documented in docs/configuration.md).
+    pub config: PathBuf,
+    /// Override a key, dotted path into the TOML (e.g. `traffic.rate=0.2`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print one JSON object instead of the text summary.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Arguments of `wafernoc booksim`.
+#[derive(Args, Debug)]
+pub struct BooksimArgs {
+    /// BookSim2 configuration file.
+    pub config: PathBuf,
+    /// Overrides in BookSim's form `key=value`.
+    #[arg(value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Print one JSON object instead of BookSim's summary lines.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Read a file with an error naming it.
+pub fn read_text(p: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(p).map_err(|e| CliError::new(format!("{}: {e}", p.display())))
+}
+
+/// Apply `a.b.c=value` to a TOML tree; the value is parsed as TOML, or taken
+/// as a string if it does not parse.
+pub fn apply_set(root: &mut toml::Value, kv: &str) -> Result<(), CliError> {
+    let (k, v) = kv.split_once('=').ok_or_else(|| CliError::new(format!("--set `{kv}` is not KEY=VALUE")))?;
+    let val: toml::Value = match toml::from_str::<toml::Table>(&format!("x = {v}")) {
+        Ok(mut t) => t.remove("x").expect("parsed key"),
+        Err(_) => toml::Value::String(v.to_string()),
+    };
+    let parts: Vec<&str> = k.trim().split('.').collect();
+    let mut cur = root;
+    for (i, part) in parts.iter().enumerate() {
+        let tbl = cur.as_table_mut().ok_or_else(|| CliError::new(format!("--set {k}: `{}` is not a table", parts[..i].join("."))))?;
+        if i + 1 == parts.len() {
+            tbl.insert(part.to_string(), val);
+            return Ok(());
+        }
+        cur = tbl.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    }
+    Ok(())
+}
+
+/// Parse a TOML file with overrides into `T`, naming unknown keys.
+pub fn load_toml<T: for<'de> Deserialize<'de>>(path: &Path, sets: &[String]) -> Result<T, CliError> {
+    let text = read_text(path)?;
+    let mut v: toml::Value = toml::from_str::<toml::Table>(&text)
+        .map(toml::Value::Table)
+        .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+    for s in sets {
+        apply_set(&mut v, s)?;
+    }
+    T::deserialize(v).map_err(|e| CliError::new(format!("{}: {e}", path.display())))
+}
+
+/// Outcome of one synthetic run.
+pub enum RunOutcome {
+    /// Measured.
+    Done(SimResult),
+    /// The network stopped.
+    Deadlock(Box<DeadlockReport>),
+}
+
+/// Build the network and traffic and measure.
+pub fn simulate(network: &NetworkConfig, traffic: &SyntheticSpec, sim: &SimControl, quiet: bool) -> Result<RunOutcome, CliError> {
+    let mut net = Network::new(network.clone()).map_err(|e| CliError::new(e.to_string()))?;
+    let mut src = Synthetic::new(traffic.clone(), net.topology()).map_err(|e| CliError::new(e.to_string()))?;
+    let mut prog = Progress::new(quiet, "simulating");
+    let r = run_measured(&mut net, &mut src, sim, &mut |c, phase| prog.tick(c, phase));
+    prog.finish();
+    Ok(match r {
+        Ok(r) => RunOutcome::Done(r),
+        Err(d) => RunOutcome::Deadlock(d),
+    })
+}
+
+/// The JSON object of a synthetic run: headline figures, full statistics,
+/// the resolved configuration and the version.
+pub fn result_json(r: &SimResult, config: serde_json::Value, command: &str) -> serde_json::Value {
+    serde_json::json!({
+        "wafernoc_version": env!("CARGO_PKG_VERSION"),
+        "command": command,
+        "status": match r.status { Status::Ok => "ok", Status::Unstable => "unstable" },
+        "avg_packet_latency": r.packet_latency.mean,
+        "avg_network_latency": r.network_latency.mean,
+        "avg_flit_latency": r.flit_latency.mean,
+        "avg_hops": r.hops.mean,
+        "accepted_flits_per_node_cycle": r.accepted.avg,
+        "injected_flits_per_node_cycle": r.injected.avg,
+        "simulated_cycles": r.simulated_cycles,
+        "measured_cycles": r.measured_cycles,
+        "flit_hops": r.flit_hops,
+        "packet_latency": r.packet_latency,
+        "network_latency": r.network_latency,
+        "flit_latency": r.flit_latency,
+        "hops": r.hops,
+        "accepted": r.accepted,
+        "injected": r.injected,
+        "max_link_utilization": r.link_utilization.iter().cloned().fold(0.0, f64::max),
+        "config": config,
+    })
+}
+
+/// BookSim2's closing summary lines.
+pub fn print_booksim_summary(r: &SimResult, wall_s: f64) {
+    if r.status == Status::Unstable {
+        println!("Simulation unstable, ending ...");
+        return;
+    }
+    let p = &r.packet_latency;
+    let nl = &r.network_latency;
+    println!("====== Overall Traffic Statistics ======");
+    println!("====== Traffic class 0 ======");
+    println!("Packet latency average = {} (1 samples)", g(p.mean));
+    println!("\tminimum = {} (1 samples)", g(p.min));
+    println!("\tmaximum = {} (1 samples)", g(p.max));
+    println!("Network latency average = {} (1 samples)", g(nl.mean));
+    println!("\tminimum = {} (1 samples)", g(nl.min));
+    println!("\tmaximum = {} (1 samples)", g(nl.max));
+    println!("Flit latency average = {} (1 samples)", g(r.flit_latency.mean));
+    println!("Injected flit rate average = {} (1 samples)", g(r.injected.avg));
+    println!("\tminimum = {} (1 samples)", g(r.injected.min));
+    println!("\tmaximum = {} (1 samples)", g(r.injected.max));
+    println!("Accepted flit rate average= {} (1 samples)", g(r.accepted.avg));
+    println!("\tminimum = {} (1 samples)", g(r.accepted.min));
+    println!("\tmaximum = {} (1 samples)", g(r.accepted.max));
+    println!("Hops average = {} (1 samples)", g(r.hops.mean));
+    println!("Packet latency percentiles: p50 = {} p95 = {} p99 = {}", g(p.p50), g(p.p95), g(p.p99));
+    println!("Time taken is {} cycles", r.simulated_cycles);
+    println!("Total run time {wall_s:.3} s");
+}
+
+/// Six significant digits, as C++ iostreams print.
+pub fn g(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let digits = 6 - 1 - x.abs().log10().floor() as i32;
+    let s = format!("{:.*}", digits.max(0) as usize, x);
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn finish(outcome: RunOutcome, json: bool, config: serde_json::Value, command: &str, wall: Instant) -> CmdResult {
+    match outcome {
+        RunOutcome::Deadlock(d) => Err(CliError::with_code(d.to_string(), 3)),
+        RunOutcome::Done(r) => {
+            if json {
+                let v = result_json(&r, config, command);
+                println!("{}", serde_json::to_string_pretty(&v).expect("serialisable"));
+            } else {
+                print_booksim_summary(&r, wall.elapsed().as_secs_f64());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `wafernoc run`.
+pub fn run(a: RunArgs) -> CmdResult {
+    let wall = Instant::now();
+    let cfg: RunConfig = load_toml(&a.config, &a.set)?;
+    let outcome = simulate(&cfg.network, &cfg.traffic, &cfg.sim, a.quiet)?;
+    let config = serde_json::to_value(&cfg).expect("serialisable");
+    finish(outcome, a.json, config, "run", wall)
+}
+
+/// `wafernoc booksim`.
+pub fn booksim(a: BooksimArgs) -> CmdResult {
+    let wall = Instant::now();
+    let text = read_text(&a.config)?;
+    let mut cfg = BooksimCfg::parse(&text, &a.config.display().to_string())?;
+    for o in &a.overrides {
+        cfg.set(o)?;
+    }
+    let res = cfg.resolve()?;
+    let outcome = simulate(&res.network, &res.traffic, &res.sim, a.quiet)?;
+    let config = serde_json::json!({ "booksim": cfg.echo(), "resolved": res });
+    finish(outcome, a.json, config, "booksim", wall)
+}

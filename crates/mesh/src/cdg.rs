@@ -1,0 +1,1 @@
+//! Channel dependency graph (CDG) analysis. (Being written.)

@@ -1,0 +1,1 @@
+//! MoE collectives as closed-loop flit traffic. (Being written.)
