@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod booksim;
+mod cmd_bench;
 mod cmd_deadlock;
 mod cmd_moe;
 mod cmd_sim;
@@ -36,6 +37,8 @@ enum Command {
     CheckDeadlock(cmd_deadlock::CheckDeadlockArgs),
     /// Simulate one MoE layer (all-reduce, dispatch, combine) on a wafer.
     Moe(cmd_moe::MoeArgs),
+    /// Simulation speed on the fixed reference configurations.
+    Bench(cmd_bench::BenchArgs),
     /// Compare every run of a BookSim2 reference set with wafernoc.
     Validate(cmd_validate::ValidateArgs),
     /// Import, convert and summarise packet and MoE routing traces.
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd_sim::run(a),
         Command::Booksim(a) => cmd_sim::booksim(a),
         Command::Validate(a) => cmd_validate::run(a),
+        Command::Bench(a) => cmd_bench::run(a),
         Command::CheckDeadlock(a) => cmd_deadlock::run(a),
         Command::Moe(a) => cmd_moe::run(a),
         Command::Trace(a) => cmd_trace::run(a),

@@ -25,7 +25,7 @@
 
 use std::collections::VecDeque;
 
-use wafernoc_router::{Allocator, DelayLine, Flit, VcBuffers};
+use wafernoc_router::{Allocator, Flit, LinkTiming, VcBuffers};
 
 use crate::config::{ConfigError, NetworkConfig};
 use crate::deadlock::{DeadlockReport, WaitingVc};
@@ -78,6 +78,19 @@ pub struct Delivered {
     pub hops: u16,
     /// Sum over the packet's flits of (ejection cycle − injection cycle).
     pub flit_latency_sum: u64,
+}
+
+/// An item in flight, stored in the timing wheel until it arrives.
+#[derive(Clone, Copy, Debug)]
+struct Ev {
+    /// Flit link or credit link id.
+    target: u32,
+    /// VC of the flit or credit.
+    vc: u8,
+    /// True for a credit.
+    credit: bool,
+    /// The flit (unused for credits).
+    flit: Flit,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -157,8 +170,8 @@ pub struct Network {
     next: Vec<u64>,
     out: Vec<u8>,
     route: Vec<u128>,
-    // Per router.
-    active: Vec<u128>,
+    // Per router: input VCs holding flits (the only ones with work to do).
+    work: Vec<u128>,
     ovc_in_use: Vec<u128>,
     ovc_tail_sent: Vec<u128>,
     va: Vec<Allocator>,
@@ -171,13 +184,12 @@ pub struct Network {
     // Links. Flit links are indexed by the input port they feed
     // (r*PORTS + port) and then by node for ejection (R*PORTS + n);
     // credit links by the output port they feed, then by node for injection.
-    flit_links: Vec<DelayLine<(Flit, u8)>>,
-    credit_links: Vec<DelayLine<u8>>,
+    flit_links: Vec<LinkTiming>,
+    credit_links: Vec<LinkTiming>,
     out_link: Vec<u32>,
     in_credit_link: Vec<u32>,
-    wheel: Vec<Vec<u32>>,
+    wheel: Vec<Vec<Ev>>,
     wheel_mask: u64,
-    n_flit_links: u32,
     // Interfaces.
     ni: Vec<Ni>,
     ni_on: Vec<u64>,
@@ -241,11 +253,11 @@ impl Network {
                         None => (1, 1),
                     }
                 };
-                flit_links.push(DelayLine::new(lat, cpf));
+                flit_links.push(LinkTiming::new(lat, cpf));
             }
         }
         for n in 0..r_n {
-            flit_links.push(DelayLine::new(topo.spec.local_latency, 1));
+            flit_links.push(LinkTiming::new(topo.spec.local_latency, 1));
             let _ = n;
         }
         // Credit link feeding output port (r, p): sent by the downstream input port.
@@ -259,11 +271,11 @@ impl Network {
                         None => 1,
                     }
                 };
-                credit_links.push(DelayLine::new(lat + rc.credit_delay, 1));
+                credit_links.push(LinkTiming::new(lat + rc.credit_delay, 1));
             }
         }
         for _ in 0..r_n {
-            credit_links.push(DelayLine::new(topo.spec.local_latency, 1));
+            credit_links.push(LinkTiming::new(topo.spec.local_latency, 1));
         }
         for r in 0..r_n {
             for p in 0..PORTS {
@@ -328,7 +340,7 @@ impl Network {
             next: vec![0; r_n * pv],
             out: vec![0; r_n * pv],
             route: vec![0; r_n * pv],
-            active: vec![0; r_n],
+            work: vec![0; r_n],
             ovc_in_use: vec![0; r_n],
             ovc_tail_sent: vec![0; r_n],
             va: (0..r_n)
@@ -341,7 +353,6 @@ impl Network {
             router_on: vec![0; words],
             credits: vec![depth; r_n * pv],
             owner: vec![u32::MAX; r_n * pv],
-            n_flit_links: flit_links.len() as u32,
             flit_links,
             credit_links,
             out_link,
@@ -477,7 +488,7 @@ impl Network {
     }
 
     #[inline]
-    fn schedule(&mut self, at: u64, ev: u32) {
+    fn schedule(&mut self, at: u64, ev: Ev) {
         self.wheel[(at & self.wheel_mask) as usize].push(ev);
     }
 
@@ -500,54 +511,44 @@ impl Network {
         let bucket = (t & self.wheel_mask) as usize;
         let mut evs = std::mem::take(&mut self.wheel[bucket]);
         let rp = (self.topo.nodes() * PORTS) as u32;
-        for &ev in &evs {
-            if ev < self.n_flit_links {
-                let (f, vc) = self.flit_links[ev as usize]
-                    .recv(t)
-                    .expect("flit event without a flit");
-                if ev < rp {
-                    self.flit_arrives(t, ev as usize, f, vc);
+        for ev in evs.drain(..) {
+            if !ev.credit {
+                if ev.target < rp {
+                    self.flit_arrives(t, ev.target as usize, ev.flit, ev.vc);
                 } else {
-                    self.eject(t, (ev - rp) as usize, f, vc);
+                    self.eject(t, (ev.target - rp) as usize, ev.flit, ev.vc);
+                }
+            } else if ev.target < rp {
+                let c = ev.target as usize;
+                let o = c * self.v + ev.vc as usize;
+                self.credits[o] += 1;
+                debug_assert!(self.credits[o] <= self.depth, "credits exceed buffer depth");
+                if self.wait_tail && self.credits[o] == self.depth {
+                    let r = c / PORTS;
+                    let bit = 1u128 << (o - r * self.pv);
+                    if self.ovc_tail_sent[r] & bit != 0 {
+                        self.ovc_tail_sent[r] &= !bit;
+                        self.ovc_in_use[r] &= !bit;
+                    }
                 }
             } else {
-                let c = ev - self.n_flit_links;
-                let vc = self.credit_links[c as usize]
-                    .recv(t)
-                    .expect("credit event without a credit");
-                if c < rp {
-                    let o = c as usize * self.v + vc as usize;
-                    self.credits[o] += 1;
-                    debug_assert!(self.credits[o] <= self.depth, "credits exceed buffer depth");
-                    if self.wait_tail && self.credits[o] == self.depth {
-                        let r = c as usize / PORTS;
-                        let bit = 1u128 << (o - r * self.pv);
-                        if self.ovc_tail_sent[r] & bit != 0 {
-                            self.ovc_tail_sent[r] &= !bit;
-                            self.ovc_in_use[r] &= !bit;
-                        }
-                    }
-                } else {
-                    let ni = &mut self.ni[(c - rp) as usize];
-                    ni.credits[vc as usize] += 1;
-                    debug_assert!(ni.credits[vc as usize] <= self.depth);
-                    if self.wait_tail
-                        && ni.credits[vc as usize] == self.depth
-                        && ni.tail_sent >> vc & 1 == 1
-                    {
-                        ni.tail_sent &= !(1 << vc);
-                        ni.in_use &= !(1 << vc);
-                    }
+                let vc = ev.vc;
+                let ni = &mut self.ni[(ev.target - rp) as usize];
+                ni.credits[vc as usize] += 1;
+                debug_assert!(ni.credits[vc as usize] <= self.depth);
+                if self.wait_tail
+                    && ni.credits[vc as usize] == self.depth
+                    && ni.tail_sent >> vc & 1 == 1
+                {
+                    ni.tail_sent &= !(1 << vc);
+                    ni.in_use &= !(1 << vc);
                 }
             }
         }
-        evs.clear();
-        if self.wheel[bucket].is_empty() {
-            self.wheel[bucket] = evs;
-        } else {
-            // Events scheduled for t + wheel_len while processing: keep them.
-            self.wheel[bucket].extend(evs.drain(..));
-        }
+        // Every delay is at least 2 cycles, so nothing was scheduled into
+        // the bucket being processed: it is empty again.
+        debug_assert!(self.wheel[bucket].is_empty());
+        self.wheel[bucket] = evs;
     }
 
     #[inline]
@@ -580,8 +581,6 @@ impl Network {
                     self.st[g] = VC_ALLOC;
                 }
                 self.next[g] = t;
-                self.active[r] |= 1u128 << (g - r * self.pv);
-                set_bit(&mut self.router_on, r);
             }
             ACTIVE if self.bufs.len(g) == 1 => {
                 if self.next[g] < t {
@@ -590,13 +589,23 @@ impl Network {
             }
             _ => {}
         }
+        self.work[r] |= 1u128 << (g - r * self.pv);
+        set_bit(&mut self.router_on, r);
     }
 
     fn eject(&mut self, t: u64, n: usize, f: Flit, vc: u8) {
         // The interface consumes every flit at once and returns its credit.
         let cl = (n * PORTS + LOCAL) as u32;
-        let a = self.credit_links[cl as usize].send(t, vc);
-        self.schedule(a, self.n_flit_links + cl);
+        let a = self.credit_links[cl as usize].send(t);
+        self.schedule(
+            a,
+            Ev {
+                target: cl,
+                vc,
+                credit: true,
+                flit: f,
+            },
+        );
         self.counters.ejected_flits += 1;
         self.in_flight_flits -= 1;
         self.last_progress = t;
@@ -721,8 +730,16 @@ impl Network {
             ni.next_seq[c] = seq + 1;
         }
         let link = n * PORTS + LOCAL;
-        let a = self.flit_links[link].send(t, (f, vc));
-        self.schedule(a, link as u32);
+        let a = self.flit_links[link].send(t);
+        self.schedule(
+            a,
+            Ev {
+                target: link as u32,
+                vc,
+                credit: false,
+                flit: f,
+            },
+        );
         self.counters.injected_flits += 1;
         self.inj_node[n] += 1;
         self.in_flight_flits += 1;
@@ -745,7 +762,7 @@ impl Network {
                     break;
                 }
                 self.router_step(t, r);
-                if self.active[r] == 0 {
+                if self.work[r] == 0 {
                     self.router_on[w] &= !(1 << b);
                 }
             }
@@ -756,27 +773,30 @@ impl Network {
         let v = self.v;
         let pv = self.pv;
         let base = r * pv;
-        let mut act = self.active[r];
+        let mut act = self.work[r];
         if act == 0 {
             return;
         }
         let mut va_reqs = std::mem::take(&mut self.scratch_va);
         va_reqs.clear();
-        // Switch requests: per (input port, output port) the winning VC and its priority.
+        // Switch requests: per input port the mask of requested outputs, and
+        // per (input, output) the winning VC and its class priority.
+        let mut sa_req = [0u8; PORTS];
         let mut sa_vc = [[0u8; PORTS]; PORTS];
         let mut sa_pri = [[0u8; PORTS]; PORTS];
-        let mut sa_req = [0u128; PORTS];
-        let mut any_sa = false;
         // Speculative requests (heads still in VC allocation).
+        let mut spec_req = [0u8; PORTS];
         let mut spec_vc = [[0u8; PORTS]; PORTS];
-        let mut spec_req = [0u128; PORTS];
-        let mut any_spec = false;
         let in_use = self.ovc_in_use[r];
+        let multi_prio = self.prio_levels.len() > 1;
 
         while act != 0 {
             let li = act.trailing_zeros() as usize;
             act &= act - 1;
             let g = base + li;
+            if self.next[g] > t {
+                continue;
+            }
             match self.st[g] {
                 ROUTING => {
                     if t + 1 >= self.next[g] + self.rd {
@@ -787,66 +807,62 @@ impl Network {
                     }
                 }
                 VC_ALLOC => {
-                    if self.next[g] <= t {
-                        let req = self.route[g] & !in_use;
-                        if req != 0 {
-                            va_reqs.push((li as u32, req));
-                        }
-                        if self.speculative {
-                            let i = li / v;
-                            let vc = (li % v) as u8;
-                            let mut ports = self.route[g];
-                            while ports != 0 {
-                                let o = ports.trailing_zeros() as usize / v;
-                                ports &= !(((1u128 << v) - 1) << (o * v));
-                                if spec_req[i] >> o & 1 == 0
-                                    || Self::supersedes(
-                                        vc,
-                                        0,
-                                        spec_vc[i][o],
-                                        0,
-                                        self.sw_rr[r * PORTS + i],
-                                        v,
-                                    )
-                                {
-                                    spec_vc[i][o] = vc;
-                                }
-                                spec_req[i] |= 1 << o;
-                                any_spec = true;
+                    let req = self.route[g] & !in_use;
+                    if req != 0 {
+                        va_reqs.push((li as u32, req));
+                    }
+                    if self.speculative {
+                        let i = li / v;
+                        let vc = (li % v) as u8;
+                        let mut ports = self.route[g];
+                        while ports != 0 {
+                            let o = ports.trailing_zeros() as usize / v;
+                            ports &= !(((1u128 << v) - 1) << (o * v));
+                            if spec_req[i] >> o & 1 == 0
+                                || Self::supersedes(
+                                    vc,
+                                    0,
+                                    spec_vc[i][o],
+                                    0,
+                                    self.sw_rr[r * PORTS + i],
+                                    v,
+                                )
+                            {
+                                spec_vc[i][o] = vc;
                             }
+                            spec_req[i] |= 1 << o;
                         }
                     }
                 }
                 ACTIVE => {
-                    if self.next[g] <= t && !self.bufs.is_empty(g) {
-                        let oi = self.out[g] as usize;
-                        let og = base + oi;
-                        if self.credits[og] > 0 {
-                            let o = oi / v;
-                            let send_at = t + self.sad - 1 + self.xd_od;
-                            if self.flit_links[self.out_link[r * PORTS + o] as usize]
-                                .can_send(send_at)
+                    let oi = self.out[g] as usize;
+                    if self.credits[base + oi] > 0 {
+                        let o = oi / v;
+                        let send_at = t + self.sad - 1 + self.xd_od;
+                        if self.flit_links[self.out_link[r * PORTS + o] as usize].can_send(send_at)
+                        {
+                            let i = li / v;
+                            let vc = (li % v) as u8;
+                            let pri = if multi_prio {
+                                let f = self.bufs.front(g).expect("work VCs hold flits");
+                                self.class_prio[self.pkts[f.pkt as usize].class as usize]
+                            } else {
+                                0
+                            };
+                            if sa_req[i] >> o & 1 == 0
+                                || Self::supersedes(
+                                    vc,
+                                    pri,
+                                    sa_vc[i][o],
+                                    sa_pri[i][o],
+                                    self.sw_rr[r * PORTS + i],
+                                    v,
+                                )
                             {
-                                let i = li / v;
-                                let vc = (li % v) as u8;
-                                let f = self.bufs.front(g).expect("checked non-empty");
-                                let pri = self.class_prio[self.pkts[f.pkt as usize].class as usize];
-                                if sa_req[i] >> o & 1 == 0
-                                    || Self::supersedes(
-                                        vc,
-                                        pri,
-                                        sa_vc[i][o],
-                                        sa_pri[i][o],
-                                        self.sw_rr[r * PORTS + i],
-                                        v,
-                                    )
-                                {
-                                    sa_vc[i][o] = vc;
-                                    sa_pri[i][o] = pri;
-                                }
-                                sa_req[i] |= 1 << o;
-                                any_sa = true;
+                                sa_vc[i][o] = vc;
+                                sa_pri[i][o] = pri;
                             }
+                            sa_req[i] |= 1 << o;
                         }
                     }
                 }
@@ -854,7 +870,7 @@ impl Network {
             }
         }
 
-        // VC allocation (evaluate on the state at the start of the cycle).
+        // VC allocation (evaluated on the state at the start of the cycle).
         let mut grants = std::mem::take(&mut self.scratch_grants);
         grants.clear();
         if !va_reqs.is_empty() {
@@ -863,56 +879,53 @@ impl Network {
         let va_grants_end = grants.len();
 
         // Switch allocation, one pass per priority level, then speculation.
-        if any_sa {
-            let mut busy_in = 0u128;
-            let mut busy_out = 0u128;
-            for &lvl in &self.prio_levels {
-                let mut rows: [(u32, u128); PORTS] = [(0, 0); PORTS];
-                let mut nrows = 0;
-                for i in 0..PORTS {
-                    let mut m = 0u128;
-                    let mut bits = sa_req[i];
-                    while bits != 0 {
-                        let o = bits.trailing_zeros() as usize;
-                        bits &= bits - 1;
-                        if sa_pri[i][o] == lvl {
-                            m |= 1 << o;
+        if sa_req.iter().any(|&m| m != 0) {
+            if !multi_prio {
+                self.sa[r].allocate_small(&sa_req, 0, 0, &mut grants);
+            } else {
+                let mut busy_in = 0u8;
+                let mut busy_out = 0u8;
+                let mut req = [0u8; PORTS];
+                for &lvl in &self.prio_levels {
+                    let mut any = false;
+                    for i in 0..PORTS {
+                        let mut m = 0u8;
+                        let mut bits = sa_req[i];
+                        while bits != 0 {
+                            let o = bits.trailing_zeros() as usize;
+                            bits &= bits - 1;
+                            if sa_pri[i][o] == lvl {
+                                m |= 1 << o;
+                            }
                         }
+                        req[i] = m;
+                        any |= m != 0;
                     }
-                    if m != 0 {
-                        rows[nrows] = (i as u32, m);
-                        nrows += 1;
+                    if !any {
+                        continue;
                     }
-                }
-                if nrows == 0 {
-                    continue;
-                }
-                let start = grants.len();
-                self.sa[r].allocate(&rows[..nrows], busy_in, busy_out, &mut grants);
-                for &(i, o) in &grants[start..] {
-                    busy_in |= 1 << i;
-                    busy_out |= 1 << o;
+                    let start = grants.len();
+                    self.sa[r].allocate_small(&req, busy_in, busy_out, &mut grants);
+                    for &(i, o) in &grants[start..] {
+                        busy_in |= 1 << i;
+                        busy_out |= 1 << o;
+                    }
                 }
             }
         }
         let sa_end = grants.len();
-        if any_spec {
-            let mut busy_in = 0u128;
-            let mut busy_out = 0u128;
+        if spec_req.iter().any(|&m| m != 0) {
+            let mut busy_in = 0u8;
+            let mut busy_out = 0u8;
             for &(i, o) in &grants[va_grants_end..sa_end] {
                 busy_in |= 1 << i;
                 busy_out |= 1 << o;
             }
-            let rows: Vec<(u32, u128)> = (0..PORTS)
-                .filter(|&i| spec_req[i] != 0)
-                .map(|i| (i as u32, spec_req[i]))
-                .collect();
-            self.sa[r].allocate(&rows, busy_in, busy_out, &mut grants);
+            self.sa[r].allocate_small(&spec_req, busy_in, busy_out, &mut grants);
         }
 
         // Commit VC allocation.
-        for k in 0..va_grants_end {
-            let (li, oi) = grants[k];
+        for &(li, oi) in &grants[..va_grants_end] {
             let g = base + li as usize;
             let bit = 1u128 << oi;
             debug_assert!(self.ovc_in_use[r] & bit == 0);
@@ -924,10 +937,12 @@ impl Network {
             self.next[g] = t + self.vad;
         }
         // VCs that asked and got nothing retry after the allocator's delay.
-        for &(li, _) in &va_reqs {
-            let g = base + li as usize;
-            if self.st[g] == VC_ALLOC {
-                self.next[g] = t + self.vad;
+        if self.vad > 1 {
+            for &(li, _) in &va_reqs {
+                let g = base + li as usize;
+                if self.st[g] == VC_ALLOC {
+                    self.next[g] = t + self.vad;
+                }
             }
         }
         // Commit switch allocation.
@@ -939,8 +954,7 @@ impl Network {
             } else {
                 sa_vc[i][o]
             } as usize;
-            let li = i * v + vc;
-            let g = base + li;
+            let g = base + i * v + vc;
             if speculative_grant {
                 // Valid only if this cycle's VC allocation gave the head an
                 // output VC on this port with a free buffer slot.
@@ -973,8 +987,16 @@ impl Network {
         let dep = t + self.sad - 1;
         // Credit back upstream for the freed slot.
         let cl = self.in_credit_link[r * PORTS + i];
-        let a = self.credit_links[cl as usize].send(dep, vc as u8);
-        self.schedule(a, self.n_flit_links + cl);
+        let a = self.credit_links[cl as usize].send(dep);
+        self.schedule(
+            a,
+            Ev {
+                target: cl,
+                vc: vc as u8,
+                credit: true,
+                flit: f,
+            },
+        );
         // Downstream buffer state.
         let oi = self.out[g] as usize;
         let og = base + oi;
@@ -998,14 +1020,22 @@ impl Network {
             self.counters.flit_hops += 1;
         }
         let link = self.out_link[r * PORTS + o];
-        let a = self.flit_links[link as usize].send(dep + self.xd_od, (f, (oi % v) as u8));
-        self.schedule(a, link);
+        let a = self.flit_links[link as usize].send(dep + self.xd_od);
+        self.schedule(
+            a,
+            Ev {
+                target: link,
+                vc: (oi % v) as u8,
+                credit: false,
+                flit: f,
+            },
+        );
         self.last_progress = t;
         // Next state of the input VC.
         if self.bufs.is_empty(g) {
+            self.work[r] &= !(1u128 << (g - base));
             if f.is_tail() {
                 self.st[g] = IDLE;
-                self.active[r] &= !(1u128 << (g - base));
             } else {
                 self.next[g] = t + self.sad;
             }
@@ -1182,7 +1212,7 @@ impl Network {
                 }
             }
         }
-        let on_links: u64 = self.flit_links.iter().map(|l| l.len() as u64).sum();
+        let on_links: u64 = self.wheel.iter().flatten().filter(|e| !e.credit).count() as u64;
         if on_links + in_buffers != self.in_flight_flits {
             return Err(format!(
                 "flit conservation: {} on links + {} in buffers != {} in flight (injected {} ejected {})",

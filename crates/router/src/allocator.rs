@@ -72,6 +72,113 @@ impl Allocator {
         }
     }
 
+    /// The same allocation as [`Allocator::allocate`] for at most 8 inputs
+    /// and 8 outputs, with `req[i]` the mask of outputs input `i` requests.
+    /// iSLIP runs on byte masks without touching the heap (the switch
+    /// allocator of a mesh router calls this every cycle); the separable
+    /// kinds go through the general path. Results are identical (tested).
+    pub fn allocate_small(
+        &mut self,
+        req: &[u8],
+        busy_in: u8,
+        busy_out: u8,
+        out: &mut Vec<(u32, u32)>,
+    ) {
+        debug_assert!(req.len() <= 8 && self.n_in <= 8 && self.n_out <= 8);
+        let AllocatorKind::Islip { iters } = self.kind else {
+            let rows: Vec<RequestRow> = req
+                .iter()
+                .enumerate()
+                .filter(|(_, &m)| m != 0)
+                .map(|(i, &m)| (i as u32, m as u128))
+                .collect();
+            self.allocate(&rows, busy_in as u128, busy_out as u128, out);
+            return;
+        };
+        #[inline]
+        fn first8(mask: u8, ptr: u32) -> u32 {
+            let hi = if ptr >= 8 { 0 } else { mask & (0xffu8 << ptr) };
+            if hi != 0 {
+                hi.trailing_zeros()
+            } else {
+                mask.trailing_zeros()
+            }
+        }
+        let mut by_out = [0u8; 8];
+        let mut ins = 0u8;
+        for (i, &m0) in req.iter().enumerate() {
+            let m = m0 & !busy_out;
+            if m == 0 || busy_in >> i & 1 == 1 {
+                continue;
+            }
+            ins |= 1 << i;
+            let mut mm = m;
+            while mm != 0 {
+                let o = mm.trailing_zeros() as usize;
+                mm &= mm - 1;
+                by_out[o] |= 1 << i;
+            }
+        }
+        let mut outs = 0u8;
+        for (o, &b) in by_out.iter().enumerate() {
+            if b != 0 {
+                outs |= 1 << o;
+            }
+        }
+        // No output asked for by two inputs: every output grants its only
+        // requester and each input accepts by its pointer; later iterations
+        // cannot add matches.
+        if by_out.iter().all(|b| b & b.wrapping_sub(1) == 0) {
+            for (i, &m0) in req.iter().enumerate() {
+                if ins >> i & 1 == 0 {
+                    continue;
+                }
+                let m = m0 & !busy_out;
+                let o = first8(m, self.aptr[i]);
+                out.push((i as u32, o));
+                self.gptr[o as usize] = (i as u32 + 1) % self.n_in;
+                self.aptr[i] = (o + 1) % self.n_out;
+            }
+            return;
+        }
+        let mut in_matched = busy_in;
+        let mut out_matched = busy_out;
+        for iter in 0..iters {
+            let mut grants_to = [0u8; 8];
+            let mut any = false;
+            let mut om = outs & !out_matched;
+            while om != 0 {
+                let o = om.trailing_zeros() as usize;
+                om &= om - 1;
+                let cand = by_out[o] & !in_matched;
+                if cand != 0 {
+                    let i = first8(cand, self.gptr[o]) as usize;
+                    grants_to[i] |= 1 << o;
+                    any = true;
+                }
+            }
+            if !any {
+                break;
+            }
+            let mut im = ins & !in_matched;
+            while im != 0 {
+                let i = im.trailing_zeros() as usize;
+                im &= im - 1;
+                let g = grants_to[i];
+                if g != 0 {
+                    let o = first8(g, self.aptr[i]);
+                    in_matched |= 1 << i;
+                    out_matched |= 1 << o;
+                    out.push((i as u32, o));
+                    if iter == 0 {
+                        self.gptr[o as usize] = (i as u32 + 1) % self.n_in;
+                        self.aptr[i] = (o + 1) % self.n_out;
+                    }
+                }
+            }
+        }
+    }
+
     /// Match `reqs` (inputs listed at most once, in any order), skipping
     /// inputs in `busy_in` and outputs in `busy_out`. Matches are appended
     /// to `out` as (input, output). Deterministic: the result depends only on
@@ -83,6 +190,19 @@ impl Allocator {
         busy_out: u128,
         out: &mut Vec<(u32, u32)>,
     ) {
+        // A lone requester: every output it asks for grants it, and it
+        // accepts by its accept pointer (exactly iSLIP's first iteration).
+        if let (AllocatorKind::Islip { .. }, [(i, m)]) = (self.kind, reqs) {
+            let m = *m & !busy_out;
+            if m == 0 || busy_in >> i & 1 == 1 {
+                return;
+            }
+            let o = first_from(m, self.aptr[*i as usize]).expect("non-empty mask");
+            out.push((*i, o));
+            self.gptr[o as usize] = (*i + 1) % self.n_in;
+            self.aptr[*i as usize] = (o + 1) % self.n_out;
+            return;
+        }
         // Transpose: per output, the mask of requesting inputs.
         let mut by_out = std::mem::take(&mut self.by_out);
         let mut by_in = std::mem::take(&mut self.by_in);
@@ -254,6 +374,25 @@ mod tests {
                         // at least one match whenever any request exists.
                         if rows.iter().any(|m| *m != 0) { prop_assert!(!out.is_empty()); }
                     }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn small_path_equals_general_path(rounds in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 5), 0u8..32, 0u8..32), 1..20), iters in 1u32..3) {
+            for kind in kinds().into_iter().chain([AllocatorKind::Islip { iters }]) {
+                let mut a = Allocator::new(kind, ArbiterKind::RoundRobin, 5, 5);
+                let mut b = a.clone();
+                for (req, bi, bo) in &rounds {
+                    let req: Vec<u8> = req.iter().map(|m| m & 0x1f).collect();
+                    let rows: Vec<RequestRow> = req.iter().enumerate().filter(|(_, &m)| m != 0).map(|(i, &m)| (i as u32, m as u128)).collect();
+                    let (mut x, mut y) = (Vec::new(), Vec::new());
+                    a.allocate(&rows, *bi as u128, *bo as u128, &mut x);
+                    b.allocate_small(&req, *bi, *bo, &mut y);
+                    x.sort_unstable(); y.sort_unstable();
+                    prop_assert_eq!(x, y);
                 }
             }
         }

@@ -39,7 +39,7 @@ pub use arbiter::{Arbiter, ArbiterKind};
 pub use buffer::VcBuffers;
 pub use config::{ConfigError, RouterConfig};
 pub use flit::Flit;
-pub use link::DelayLine;
+pub use link::{DelayLine, LinkTiming};
 
 /// Largest number of (port × VC) pairs per router: request sets are `u128`
 /// bit masks.

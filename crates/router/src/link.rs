@@ -10,33 +10,33 @@
 
 use std::collections::VecDeque;
 
-/// A FIFO delay line: items come out in the order they went in, each at the
-/// cycle computed when it was sent.
-#[derive(Clone, Debug)]
-pub struct DelayLine<T> {
+/// The timing of a link without storage: latency, bandwidth and the next
+/// cycle it may accept an item. The mesh engine keeps items in flight in its
+/// timing wheel and uses this for when they arrive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkTiming {
     latency: u32,
     cycles_per_flit: u32,
     next_free: u64,
-    q: VecDeque<(u64, T)>,
 }
 
-impl<T: Copy> DelayLine<T> {
-    /// A delay line of `latency ≥ 1` cycles and bandwidth one item every
-    /// `cycles_per_flit ≥ 1` cycles.
+impl LinkTiming {
+    /// A link of `latency ≥ 1` cycles taking one item every `cycles_per_flit ≥ 1` cycles.
     pub fn new(latency: u32, cycles_per_flit: u32) -> Self {
         assert!(latency >= 1 && cycles_per_flit >= 1);
-        DelayLine {
+        LinkTiming {
             latency,
             cycles_per_flit,
             next_free: 0,
-            q: VecDeque::with_capacity((latency + cycles_per_flit + 1) as usize),
         }
     }
     /// Latency in cycles.
+    #[inline]
     pub fn latency(&self) -> u32 {
         self.latency
     }
     /// Cycles per item.
+    #[inline]
     pub fn cycles_per_flit(&self) -> u32 {
         self.cycles_per_flit
     }
@@ -45,18 +45,60 @@ impl<T: Copy> DelayLine<T> {
     pub fn can_send(&self, t: u64) -> bool {
         t >= self.next_free
     }
-    /// Arrival cycle of an item sent at `t`.
+    /// Arrival cycle of an item sent at `t` (BookSim convention, see module docs).
     #[inline]
     pub fn arrival(&self, t: u64) -> u64 {
         t + self.latency as u64 + self.cycles_per_flit as u64
     }
+    /// Send in cycle `t`: occupy the link and return the arrival cycle.
+    #[inline]
+    pub fn send(&mut self, t: u64) -> u64 {
+        debug_assert!(self.can_send(t));
+        self.next_free = t + self.cycles_per_flit as u64;
+        self.arrival(t)
+    }
+}
+
+/// A FIFO delay line: items come out in the order they went in, each at the
+/// cycle computed when it was sent.
+#[derive(Clone, Debug)]
+pub struct DelayLine<T> {
+    timing: LinkTiming,
+    q: VecDeque<(u64, T)>,
+}
+
+impl<T: Copy> DelayLine<T> {
+    /// A delay line of `latency ≥ 1` cycles and bandwidth one item every
+    /// `cycles_per_flit ≥ 1` cycles.
+    pub fn new(latency: u32, cycles_per_flit: u32) -> Self {
+        DelayLine {
+            timing: LinkTiming::new(latency, cycles_per_flit),
+            q: VecDeque::with_capacity((latency + cycles_per_flit + 1) as usize),
+        }
+    }
+    /// Latency in cycles.
+    pub fn latency(&self) -> u32 {
+        self.timing.latency()
+    }
+    /// Cycles per item.
+    pub fn cycles_per_flit(&self) -> u32 {
+        self.timing.cycles_per_flit()
+    }
+    /// Whether an item may be sent in cycle `t`.
+    #[inline]
+    pub fn can_send(&self, t: u64) -> bool {
+        self.timing.can_send(t)
+    }
+    /// Arrival cycle of an item sent at `t`.
+    #[inline]
+    pub fn arrival(&self, t: u64) -> u64 {
+        self.timing.arrival(t)
+    }
     /// Send `item` in cycle `t`; returns its arrival cycle.
     #[inline]
     pub fn send(&mut self, t: u64, item: T) -> u64 {
-        debug_assert!(self.can_send(t));
-        let a = self.arrival(t);
+        let a = self.timing.send(t);
         debug_assert!(self.q.back().is_none_or(|b| b.0 <= a));
-        self.next_free = t + self.cycles_per_flit as u64;
         self.q.push_back((a, item));
         a
     }

@@ -1,0 +1,161 @@
+//! `wafernoc bench`: simulation speed on fixed reference configurations.
+//!
+//! Each case runs open-loop Bernoulli uniform traffic for a warm-up and then
+//! a timed number of cycles, single thread, and reports simulated cycles per
+//! second and flit-hops per second (flit traversals of router-to-router
+//! links, the figure BookSim2 is quoted at), plus the process's peak
+//! resident memory. Figures are wall-clock and vary with the machine; the
+//! command prints the machine and the numbers go to docs/performance.md.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use wafernoc_mesh::sim::TrafficSource;
+use wafernoc_mesh::{MeshSpec, Network, NetworkConfig, NewPacket};
+use wafernoc_router::RouterConfig;
+use wafernoc_traffic::{Synthetic, SyntheticSpec};
+
+use crate::{CliError, CmdResult};
+
+/// Arguments of `wafernoc bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Only run cases whose name contains this.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Multiply every case's timed cycles (e.g. 0.1 for a quick look).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Evaluate every router every cycle (the check mode), for comparison.
+    #[arg(long)]
+    pub step_all: bool,
+    /// Print one JSON object per case instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One benchmark case.
+pub struct Case {
+    /// Name.
+    pub name: &'static str,
+    /// Mesh side.
+    pub k: usize,
+    /// Offered flits/node/cycle.
+    pub rate: f64,
+    /// Warm-up cycles (not timed).
+    pub warmup: u64,
+    /// Timed cycles.
+    pub cycles: u64,
+}
+
+/// The reference cases of the issues: 8×8 at 0.2 and 0.3, 32×32 at 0.05,
+/// 64×64 at 0.02, 32×32 at 0.01 and 0.1 (cost per cycle vs load);
+/// 4 VCs × 8 flits, 4-flit packets, XY routing.
+pub const CASES: [Case; 6] = [
+    Case { name: "8x8_uniform_0.2", k: 8, rate: 0.2, warmup: 5_000, cycles: 200_000 },
+    Case { name: "8x8_uniform_0.3", k: 8, rate: 0.3, warmup: 5_000, cycles: 200_000 },
+    Case { name: "32x32_uniform_0.05", k: 32, rate: 0.05, warmup: 2_000, cycles: 20_000 },
+    Case { name: "64x64_uniform_0.02", k: 64, rate: 0.02, warmup: 2_000, cycles: 10_000 },
+    Case { name: "32x32_uniform_0.01", k: 32, rate: 0.01, warmup: 2_000, cycles: 20_000 },
+    Case { name: "32x32_uniform_0.1", k: 32, rate: 0.1, warmup: 2_000, cycles: 20_000 },
+];
+
+/// Result of one case.
+#[derive(serde::Serialize)]
+pub struct BenchResult {
+    /// Case name.
+    pub name: String,
+    /// Timed cycles.
+    pub cycles: u64,
+    /// Wall seconds of the timed part.
+    pub seconds: f64,
+    /// Simulated cycles per second.
+    pub cycles_per_s: f64,
+    /// Flit-hops per second.
+    pub flit_hops_per_s: f64,
+    /// Microseconds per simulated cycle.
+    pub us_per_cycle: f64,
+    /// Peak resident memory of the process so far, MiB.
+    pub peak_rss_mib: f64,
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()).map(|kb| kb / 1024.0)
+            })
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// Run one case.
+pub fn run_case(c: &Case, scale: f64, step_all: bool) -> Result<BenchResult, CliError> {
+    let cfg = NetworkConfig {
+        mesh: MeshSpec { rows: c.k, cols: c.k, ..Default::default() },
+        router: RouterConfig { num_vcs: 4, vc_buf_size: 8, ..Default::default() },
+        step_all,
+        ..Default::default()
+    };
+    let mut net = Network::new(cfg).map_err(|e| CliError::new(e.to_string()))?;
+    let spec = SyntheticSpec { rate: c.rate, sizes: vec![4], seed: 1, ..Default::default() };
+    let mut src = Synthetic::new(spec, net.topology()).map_err(|e| CliError::new(e.to_string()))?;
+    let mut buf: Vec<NewPacket> = Vec::new();
+    let mut go = |net: &mut Network, cycles: u64| -> Result<(), CliError> {
+        for _ in 0..cycles {
+            buf.clear();
+            src.generate(net.now(), &mut buf);
+            for p in &buf {
+                net.enqueue(*p).map_err(|e| CliError::new(e.to_string()))?;
+            }
+            net.step().map_err(|d| CliError::with_code(d.to_string(), 3))?;
+            net.drain_delivered().for_each(drop);
+        }
+        Ok(())
+    };
+    go(&mut net, c.warmup)?;
+    let hops0 = net.counters().flit_hops;
+    let cycles = ((c.cycles as f64 * scale).round() as u64).max(1);
+    let t = Instant::now();
+    go(&mut net, cycles)?;
+    let s = t.elapsed().as_secs_f64();
+    let hops = net.counters().flit_hops - hops0;
+    Ok(BenchResult {
+        name: c.name.to_string(),
+        cycles,
+        seconds: s,
+        cycles_per_s: cycles as f64 / s,
+        flit_hops_per_s: hops as f64 / s,
+        us_per_cycle: 1e6 * s / cycles as f64,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}
+
+/// `wafernoc bench`.
+pub fn run(a: BenchArgs) -> CmdResult {
+    if !(a.scale > 0.0 && a.scale.is_finite()) {
+        return Err(CliError::new(format!("--scale {} must be a positive number", a.scale)));
+    }
+    if !a.json {
+        println!(
+            "wafernoc {} bench, single thread{}; 4 VCs x 8 flits, 4-flit packets, XY, uniform Bernoulli",
+            env!("CARGO_PKG_VERSION"),
+            if a.step_all { ", step-all check mode" } else { "" }
+        );
+        println!("{:<22} {:>9} {:>8} {:>14} {:>16} {:>10} {:>10}", "case", "cycles", "secs", "cycles/s", "flit-hops/s", "us/cycle", "peakMiB");
+    }
+    for c in CASES.iter().filter(|c| a.only.as_deref().is_none_or(|o| c.name.contains(o))) {
+        let r = run_case(c, a.scale, a.step_all)?;
+        if a.json {
+            println!("{}", serde_json::to_string(&r).expect("serialisable"));
+        } else {
+            println!(
+                "{:<22} {:>9} {:>8.2} {:>14.0} {:>16.0} {:>10.2} {:>10.1}",
+                r.name, r.cycles, r.seconds, r.cycles_per_s, r.flit_hops_per_s, r.us_per_cycle, r.peak_rss_mib
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
