@@ -40,6 +40,21 @@ bench: build
 validate: build
 	$(WAFERNOC) validate ../shared/reference/booksim --out $(OUT)/validation
 
+## Shipped traces (traces/*/README.md): converted from ../shared/traces by our importer.
+SHARED_TRACES ?= ../shared/traces
+
+traces: build
+	mkdir -p traces/gpt-oss-20b traces/deepseek-esft traces/examples
+	$(WAFERNOC) trace import --format gpt-oss-jsonl \
+	    $(SHARED_TRACES)/gpt-oss-20b/decode_routing_128req.jsonl traces/gpt-oss-20b/decode_128req.wnrt
+	$(WAFERNOC) trace import --format esft \
+	    $(SHARED_TRACES)/deepseek-esft/intent traces/deepseek-esft/intent.wnrt
+	install -m 644 $(SHARED_TRACES)/gpt-oss-20b/LICENSE traces/gpt-oss-20b/LICENSE
+	install -m 644 $(SHARED_TRACES)/deepseek-esft/LICENSE-CODE $(SHARED_TRACES)/deepseek-esft/LICENSE-MODEL traces/deepseek-esft/
+	$(WAFERNOC) trace convert traces/examples/packets_small.jsonl traces/examples/packets_small.wnpt
+	$(WAFERNOC) trace stats traces/gpt-oss-20b/decode_128req.wnrt --slots 64
+	$(WAFERNOC) trace stats traces/deepseek-esft/intent.wnrt --chunk 512
+
 demo: build
 	$(WAFERNOC) demo
 

@@ -1,0 +1,290 @@
+//! Binary container shared by every binary trace, and the only module that
+//! knows about bincode.
+//!
+//! Layout of a binary trace file:
+//!
+//! ```text
+//! magic      8 bytes   b"WNOCPKT\0" (packet) or b"WNOCRTE\0" (routing)
+//! version    u16 LE    FORMAT_VERSION (1); newer versions are rejected
+//! header     bincode   kind-specific header body (standard config, varints)
+//! records    repeated  tag byte 1, then one bincode-encoded record
+//! end        1 + 8     tag byte 0, then the record count as u64 LE
+//! ```
+//!
+//! Nothing may follow the end marker. A file that stops inside a record is
+//! reported as `truncated record N`; a file that stops exactly between two
+//! records (no end marker) as `truncated after record N`. Records are encoded
+//! and decoded one at a time with bincode's `std::io` streaming API, so a
+//! trace never has to fit in memory.
+//!
+//! Every decode uses a byte limit ([`LIMIT_BYTES`]) on string and byte
+//! lengths, so a corrupted length prefix cannot make the decoder allocate
+//! gigabytes.
+
+use std::io::{self, Read, Write};
+
+use bincode::error::{DecodeError, EncodeError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Location, Result, TraceError};
+
+/// Newest binary (and text) format version this build reads and writes.
+pub const FORMAT_VERSION: u16 = 1;
+/// Magic of binary packet traces.
+pub const PACKET_MAGIC: [u8; 8] = *b"WNOCPKT\0";
+/// Magic of binary MoE routing traces.
+pub const ROUTING_MAGIC: [u8; 8] = *b"WNOCRTE\0";
+/// Largest string a single header or record may carry (16 MiB).
+pub const LIMIT_BYTES: usize = 16 << 20;
+
+const TAG_END: u8 = 0;
+const TAG_RECORD: u8 = 1;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<LIMIT_BYTES>()
+}
+
+fn map_decode(
+    e: DecodeError,
+    file: &str,
+    loc: Location,
+    truncated: impl FnOnce() -> String,
+) -> TraceError {
+    match e {
+        DecodeError::Io { inner, .. } if inner.kind() == io::ErrorKind::UnexpectedEof => {
+            TraceError::truncated(file, truncated())
+        }
+        DecodeError::Io { inner, .. } => TraceError::io(file, loc, inner),
+        DecodeError::UnexpectedEnd { .. } => TraceError::truncated(file, truncated()),
+        DecodeError::LimitExceeded => TraceError::malformed(
+            file,
+            loc,
+            format!("a length prefix exceeds the {LIMIT_BYTES}-byte limit"),
+        ),
+        other => TraceError::malformed(file, loc, format!("undecodable bytes ({other})")),
+    }
+}
+
+fn map_encode(e: EncodeError, file: &str, loc: Location) -> TraceError {
+    match e {
+        EncodeError::Io { inner, .. } => TraceError::io(file, loc, inner),
+        other => TraceError::invalid(file, loc, format!("cannot encode ({other})")),
+    }
+}
+
+/// Read one byte; `Ok(None)` at a clean end of file.
+fn read_byte<R: Read>(r: &mut R) -> io::Result<Option<u8>> {
+    let mut b = [0u8; 1];
+    loop {
+        match r.read(&mut b) {
+            Ok(0) => return Ok(None),
+            Ok(_) => return Ok(Some(b[0])),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn read_exact_or<R: Read>(
+    r: &mut R,
+    buf: &mut [u8],
+    file: &str,
+    loc: Location,
+    trunc: &str,
+) -> Result<()> {
+    r.read_exact(buf).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            TraceError::truncated(file, trunc)
+        } else {
+            TraceError::io(file, loc, e)
+        }
+    })
+}
+
+/// Write magic, version and the bincode-encoded header body.
+pub(crate) fn write_header<W: Write, H: Serialize>(
+    w: &mut W,
+    file: &str,
+    magic: &[u8; 8],
+    header: &H,
+) -> Result<()> {
+    let io_err = |e| TraceError::io(file, Location::Header, e);
+    w.write_all(magic).map_err(io_err)?;
+    w.write_all(&FORMAT_VERSION.to_le_bytes()).map_err(io_err)?;
+    bincode::serde::encode_into_std_write(header, w, config())
+        .map_err(|e| map_encode(e, file, Location::Header))?;
+    Ok(())
+}
+
+/// Read and check magic and version, then decode the header body.
+/// `expected` names the kind of file for the wrong-magic message.
+pub(crate) fn read_header<R: Read, H: DeserializeOwned>(
+    r: &mut R,
+    file: &str,
+    magic: &[u8; 8],
+    expected: &'static str,
+) -> Result<H> {
+    let mut found = [0u8; 8];
+    let mut got = 0;
+    while got < found.len() {
+        match r.read(&mut found[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(TraceError::io(file, Location::Header, e)),
+        }
+    }
+    if got == 0 {
+        return Err(TraceError::truncated(file, "empty file: no header"));
+    }
+    if found[..got] != magic[..got] {
+        return Err(TraceError::BadMagic {
+            file: file.to_string(),
+            found: found[..got].escape_ascii().to_string(),
+            expected,
+        });
+    }
+    if got < found.len() {
+        return Err(TraceError::truncated(
+            file,
+            "truncated header (inside the magic)",
+        ));
+    }
+    let mut v = [0u8; 2];
+    read_exact_or(
+        r,
+        &mut v,
+        file,
+        Location::Header,
+        "truncated header (inside the version)",
+    )?;
+    let version = u16::from_le_bytes(v);
+    if version > FORMAT_VERSION {
+        return Err(TraceError::NewerVersion {
+            file: file.to_string(),
+            version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if version == 0 {
+        return Err(TraceError::malformed(
+            file,
+            Location::Header,
+            "format version 0 is not valid",
+        ));
+    }
+    bincode::serde::decode_from_std_read(r, config())
+        .map_err(|e| map_decode(e, file, Location::Header, || "truncated header".to_string()))
+}
+
+/// Writes tagged records and the end-of-stream marker.
+pub(crate) struct RecordWriter<W: Write> {
+    w: W,
+    count: u64,
+}
+
+impl<W: Write> RecordWriter<W> {
+    pub(crate) fn new(w: W) -> Self {
+        RecordWriter { w, count: 0 }
+    }
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+    pub(crate) fn write<T: Serialize>(&mut self, rec: &T, file: &str) -> Result<()> {
+        let loc = Location::Record(self.count);
+        self.w
+            .write_all(&[TAG_RECORD])
+            .map_err(|e| TraceError::io(file, loc, e))?;
+        bincode::serde::encode_into_std_write(rec, &mut self.w, config())
+            .map_err(|e| map_encode(e, file, loc))?;
+        self.count += 1;
+        Ok(())
+    }
+    /// Write the end marker, flush, and give the writer back.
+    pub(crate) fn finish(mut self, file: &str) -> Result<W> {
+        let loc = Location::Record(self.count);
+        let io_err = |e| TraceError::io(file, loc, e);
+        self.w.write_all(&[TAG_END]).map_err(io_err)?;
+        self.w
+            .write_all(&self.count.to_le_bytes())
+            .map_err(io_err)?;
+        self.w.flush().map_err(io_err)?;
+        Ok(self.w)
+    }
+}
+
+/// Reads tagged records up to and including the end-of-stream marker.
+pub(crate) struct RecordReader<R: Read> {
+    r: R,
+    count: u64,
+}
+
+impl<R: Read> RecordReader<R> {
+    pub(crate) fn new(r: R) -> Self {
+        RecordReader { r, count: 0 }
+    }
+    /// Number of records decoded so far.
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+    fn after(&self) -> String {
+        match self.count {
+            0 => "truncated after the header: no records and no end-of-stream marker".to_string(),
+            n => format!(
+                "truncated after record {}: end-of-stream marker missing",
+                n - 1
+            ),
+        }
+    }
+    /// Next record, `Ok(None)` after a valid end marker.
+    pub(crate) fn next<T: DeserializeOwned>(&mut self, file: &str) -> Result<Option<T>> {
+        let n = self.count;
+        let loc = Location::Record(n);
+        let tag = match read_byte(&mut self.r) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Err(TraceError::truncated(file, self.after())),
+            Err(e) => return Err(TraceError::io(file, loc, e)),
+        };
+        match tag {
+            TAG_RECORD => {
+                let rec = bincode::serde::decode_from_std_read(&mut self.r, config())
+                    .map_err(|e| map_decode(e, file, loc, || format!("truncated record {n}")))?;
+                self.count += 1;
+                Ok(Some(rec))
+            }
+            TAG_END => {
+                let mut c = [0u8; 8];
+                read_exact_or(
+                    &mut self.r,
+                    &mut c,
+                    file,
+                    loc,
+                    &format!("truncated end-of-stream marker after {n} records"),
+                )?;
+                let stated = u64::from_le_bytes(c);
+                if stated != n {
+                    return Err(TraceError::malformed(
+                        file,
+                        loc,
+                        format!("end-of-stream marker says {stated} records but {n} were read"),
+                    ));
+                }
+                match read_byte(&mut self.r) {
+                    Ok(None) => Ok(None),
+                    Ok(Some(_)) => Err(TraceError::malformed(
+                        file,
+                        loc,
+                        "trailing data after the end-of-stream marker",
+                    )),
+                    Err(e) => Err(TraceError::io(file, loc, e)),
+                }
+            }
+            t => Err(TraceError::malformed(
+                file,
+                loc,
+                format!("bad record tag {t} (expected 1 = record or 0 = end of stream)"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Format detection and conversion between the binary and text encodings.
+//!
+//! Extensions: `.wnpt` = binary packet trace, `.wnrt` = binary routing
+//! trace, `.jsonl` (or `.json`) = text. Reading never trusts the extension:
+//! [`detect_format`] looks at the first bytes (binary magic) or the first
+//! line (text header key).
+
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use crate::codec::{PACKET_MAGIC, ROUTING_MAGIC};
+use crate::error::{path_name, Location, Result, TraceError};
+use crate::packet::{PacketTextReader, PacketTextWriter, PacketTraceReader, PacketTraceWriter};
+use crate::routing::RoutingTrace;
+
+/// What a trace describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TraceKind {
+    /// Packet injections ([`crate::PacketRecord`]).
+    Packet,
+    /// MoE expert routing ([`crate::RoutingTrace`]).
+    Routing,
+}
+
+/// How a trace is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// Binary: magic, version, header body and tagged records.
+    Binary,
+    /// Text: JSON lines.
+    Text,
+}
+
+impl std::str::FromStr for Encoding {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "binary" => Ok(Encoding::Binary),
+            "text" | "jsonl" => Ok(Encoding::Text),
+            _ => Err(format!("unknown encoding {s:?} (expected binary or text)")),
+        }
+    }
+}
+
+/// Kind and encoding of a trace file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceFormat {
+    /// What the trace describes.
+    pub kind: TraceKind,
+    /// How it is encoded.
+    pub encoding: Encoding,
+}
+
+impl fmt::Display for TraceFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let enc = match self.encoding {
+            Encoding::Binary => "binary",
+            Encoding::Text => "text (JSONL)",
+        };
+        let kind = match self.kind {
+            TraceKind::Packet => "packet trace",
+            TraceKind::Routing => "routing trace",
+        };
+        write!(f, "{enc} {kind}")
+    }
+}
+
+/// Detect the format from the start of a file: the binary magic, or for
+/// text the keys of the first non-blank line (`wafernoc_packet_trace` =
+/// packet; `wafernoc_routing_trace` or `experts` = routing). `Err` holds a
+/// message when the bytes match no format. `first_line` must hold at least
+/// the first line of a text file (or the first 8 bytes of a binary file).
+pub fn detect_bytes(first_line: &[u8]) -> Result<TraceFormat, String> {
+    if first_line.starts_with(&PACKET_MAGIC) {
+        return Ok(TraceFormat {
+            kind: TraceKind::Packet,
+            encoding: Encoding::Binary,
+        });
+    }
+    if first_line.starts_with(&ROUTING_MAGIC) {
+        return Ok(TraceFormat {
+            kind: TraceKind::Routing,
+            encoding: Encoding::Binary,
+        });
+    }
+    let text = first_line.trim_ascii_start();
+    if !text.starts_with(b"{") {
+        return Err(
+            "not a wafernoc trace: no binary magic and the first line is not a JSON object".into(),
+        );
+    }
+    let line = text.split(|&b| b == b'\n').next().unwrap_or(text);
+    let obj: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(line).map_err(|e| format!("line 1 is not a JSON object: {e}"))?;
+    if obj.contains_key(crate::packet::TEXT_HEADER_KEY) {
+        Ok(TraceFormat {
+            kind: TraceKind::Packet,
+            encoding: Encoding::Text,
+        })
+    } else if obj.contains_key(crate::routing::TEXT_HEADER_KEY) || obj.contains_key("experts") {
+        Ok(TraceFormat {
+            kind: TraceKind::Routing,
+            encoding: Encoding::Text,
+        })
+    } else {
+        Err("not a wafernoc trace: the first line has none of the keys \
+             wafernoc_packet_trace, wafernoc_routing_trace, experts"
+            .into())
+    }
+}
+
+/// Detect the format of a file from its first bytes (see [`detect_bytes`]).
+pub fn detect_format(path: &Path) -> Result<TraceFormat> {
+    let name = path_name(path);
+    let f = File::open(path).map_err(|e| TraceError::io(&name, Location::File, e))?;
+    let mut r = BufReader::new(f);
+    let mut buf = Vec::new();
+    // Binary magic first; otherwise the first non-blank line.
+    (&mut r)
+        .take(8)
+        .read_to_end(&mut buf)
+        .map_err(|e| TraceError::io(&name, Location::File, e))?;
+    if buf.is_empty() {
+        return Err(TraceError::truncated(&name, "empty file: not a trace"));
+    }
+    let starts_text = buf.trim_ascii_start().first().is_none_or(|&b| b == b'{');
+    if buf != PACKET_MAGIC && buf != ROUTING_MAGIC && starts_text {
+        loop {
+            let n = r
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| TraceError::io(&name, Location::File, e))?;
+            if n == 0 || buf.iter().any(|b| !b.is_ascii_whitespace()) && buf.ends_with(b"\n") {
+                break;
+            }
+        }
+    }
+    detect_bytes(&buf).map_err(|m| TraceError::usage(&name, m))
+}
+
+/// Encoding implied by an output file name: `.wnpt` / `.wnrt` binary (and
+/// must match `kind`), `.jsonl` / `.json` text.
+pub fn encoding_for_path(path: &Path, kind: TraceKind) -> Result<Encoding> {
+    let name = path_name(path);
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    match (ext, kind) {
+        ("wnpt", TraceKind::Packet) | ("wnrt", TraceKind::Routing) => Ok(Encoding::Binary),
+        ("wnpt", TraceKind::Routing) => Err(TraceError::usage(
+            &name,
+            ".wnpt is the packet-trace extension but this is a routing trace (use .wnrt)",
+        )),
+        ("wnrt", TraceKind::Packet) => Err(TraceError::usage(
+            &name,
+            ".wnrt is the routing-trace extension but this is a packet trace (use .wnpt)",
+        )),
+        ("jsonl" | "json", _) => Ok(Encoding::Text),
+        _ => Err(TraceError::usage(
+            &name,
+            "cannot tell the output encoding from the extension (use .wnpt, .wnrt or .jsonl, or give the encoding)",
+        )),
+    }
+}
+
+/// Create `path`, run `f` on a buffered writer, flush; on error remove the
+/// partial file.
+pub(crate) fn write_file(
+    path: &Path,
+    f: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
+) -> Result<()> {
+    let name = path_name(path);
+    let file = File::create(path).map_err(|e| TraceError::io(&name, Location::File, e))?;
+    let mut w = BufWriter::with_capacity(1 << 16, file);
+    let res = f(&mut w).and_then(|()| {
+        w.flush()
+            .map_err(|e| TraceError::io(&name, Location::File, e))
+    });
+    if res.is_err() {
+        drop(w);
+        let _ = std::fs::remove_file(path);
+    }
+    res
+}
+
+/// What [`convert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvertSummary {
+    /// Input format (detected).
+    pub from: TraceFormat,
+    /// Output format.
+    pub to: TraceFormat,
+    /// Records (packets or requests) converted.
+    pub records: u64,
+}
+
+/// Convert a trace between encodings. The input format is detected; the
+/// output encoding is `to` or implied by the output extension. Packet
+/// traces stream; routing traces are loaded whole (text routing input goes
+/// through the generic importer, so headerless generic JSONL works too).
+pub fn convert(input: &Path, output: &Path, to: Option<Encoding>) -> Result<ConvertSummary> {
+    let from = detect_format(input)?;
+    let enc = match to {
+        Some(e) => e,
+        None => encoding_for_path(output, from.kind)?,
+    };
+    if input == output {
+        return Err(TraceError::usage(
+            &path_name(output),
+            "input and output are the same file",
+        ));
+    }
+    let to_fmt = TraceFormat {
+        kind: from.kind,
+        encoding: enc,
+    };
+    let out_name = path_name(output);
+    let mut records = 0u64;
+    match from.kind {
+        TraceKind::Packet => {
+            let mut reader: Box<dyn Iterator<Item = Result<crate::PacketRecord>>>;
+            let header;
+            match from.encoding {
+                Encoding::Binary => {
+                    let r = PacketTraceReader::open(input)?;
+                    header = r.header().clone();
+                    reader = Box::new(r);
+                }
+                Encoding::Text => {
+                    let r = PacketTextReader::open(input)?;
+                    header = r.header().clone();
+                    reader = Box::new(r);
+                }
+            }
+            write_file(output, |w| {
+                match enc {
+                    Encoding::Binary => {
+                        let mut wr = PacketTraceWriter::with_name(w, &header, out_name.clone())?;
+                        for rec in &mut reader {
+                            wr.write(&rec?)?;
+                        }
+                        records = wr.count();
+                        wr.finish()?;
+                    }
+                    Encoding::Text => {
+                        let mut wr = PacketTextWriter::with_name(w, &header, out_name.clone())?;
+                        for rec in &mut reader {
+                            wr.write(&rec?)?;
+                            records += 1;
+                        }
+                        wr.finish()?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        TraceKind::Routing => {
+            let t = RoutingTrace::load(input)?;
+            records = t.requests.len() as u64;
+            t.save(output, Some(enc))?;
+        }
+    }
+    Ok(ConvertSummary {
+        from,
+        to: to_fmt,
+        records,
+    })
+}
