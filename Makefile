@@ -55,6 +55,17 @@ traces: build
 	$(WAFERNOC) trace stats traces/gpt-oss-20b/decode_128req.wnrt --slots 64
 	$(WAFERNOC) trace stats traces/deepseek-esft/intent.wnrt --chunk 512
 
+## Latency-throughput curves of the 12 reference networks beside BookSim2's points.
+REF ?= ../shared/reference/booksim
+SYNTH_NETS := uniform_k8_v2_b4_p1 uniform_k8_v2_b4_p4 uniform_k8_v4_b8_p1 uniform_k8_v4_b8_p4 \
+              transpose_k8_v2_b4_p1 transpose_k8_v2_b4_p4 transpose_k8_v4_b8_p1 transpose_k8_v4_b8_p4 \
+              bitcomp_k8_v2_b4_p1 bitcomp_k8_v2_b4_p4 bitcomp_k8_v4_b8_p1 bitcomp_k8_v4_b8_p4
+sweep-synthetic: build
+	for n in $(SYNTH_NETS); do \
+	  $(WAFERNOC) sweep-rates $(REF)/configs/$${n}_r0.01_latency.cfg --to-saturation --step 0.02 \
+	    --reference $(REF) --name $$n --out $(OUT)/sweep-synthetic --quiet || exit 1; \
+	done
+
 demo: build
 	$(WAFERNOC) demo
 

@@ -10,10 +10,10 @@ mod cmd_bench;
 mod cmd_deadlock;
 mod cmd_moe;
 mod cmd_sim;
+mod cmd_sweep_rates;
 mod cmd_trace;
 mod cmd_validate;
 mod error;
-#[allow(dead_code)]
 mod plot;
 mod progress;
 
@@ -37,6 +37,8 @@ enum Command {
     CheckDeadlock(cmd_deadlock::CheckDeadlockArgs),
     /// Simulate one MoE layer (all-reduce, dispatch, combine) on a wafer.
     Moe(cmd_moe::MoeArgs),
+    /// Latency-throughput curve over offered rates (CSV and SVG).
+    SweepRates(cmd_sweep_rates::SweepRatesArgs),
     /// Simulation speed on the fixed reference configurations.
     Bench(cmd_bench::BenchArgs),
     /// Compare every run of a BookSim2 reference set with wafernoc.
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Booksim(a) => cmd_sim::booksim(a),
         Command::Validate(a) => cmd_validate::run(a),
         Command::Bench(a) => cmd_bench::run(a),
+        Command::SweepRates(a) => cmd_sweep_rates::run(a),
         Command::CheckDeadlock(a) => cmd_deadlock::run(a),
         Command::Moe(a) => cmd_moe::run(a),
         Command::Trace(a) => cmd_trace::run(a),

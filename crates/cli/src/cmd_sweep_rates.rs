@@ -1,0 +1,216 @@
+//! `wafernoc sweep-rates`: a latency–throughput curve (CSV + SVG).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use wafernoc_mesh::sim::Status;
+
+use crate::booksim::{BooksimCfg, Resolved};
+use crate::cmd_sim::{load_toml, read_text, simulate, RunConfig, RunOutcome};
+use crate::cmd_validate::read_reference;
+use crate::plot::{line_chart_svg, LineChart, Series, SeriesStyle};
+use crate::progress::Progress;
+use crate::{CliError, CmdResult};
+
+/// Arguments of `wafernoc sweep-rates`.
+#[derive(Args, Debug)]
+pub struct SweepRatesArgs {
+    /// A native TOML run configuration or a BookSim2 .cfg file.
+    pub config: PathBuf,
+    /// Offered rates (flits/node/cycle), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Vec<f64>,
+    /// Step the rate by `--step` from `--step` until the run is unstable
+    /// (latency above the threshold) or the accepted rate falls below 90% of
+    /// the offered rate.
+    #[arg(long)]
+    pub to_saturation: bool,
+    /// Rate step for --to-saturation.
+    #[arg(long, default_value_t = 0.02)]
+    pub step: f64,
+    /// BookSim2 reference directory (results.csv): overlay BookSim2's points
+    /// of the same network and traffic on the plot (BookSim .cfg only).
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, default_value = "out/sweep-rates")]
+    pub out: PathBuf,
+    /// Base name of the output files (default: the config's file stem).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+struct Point {
+    rate: f64,
+    status: String,
+    latency: f64,
+    accepted: f64,
+    injected: f64,
+}
+
+/// `wafernoc sweep-rates`.
+pub fn run(a: SweepRatesArgs) -> CmdResult {
+    let is_cfg = a.config.extension().is_some_and(|e| e == "cfg");
+    let base: Resolved = if is_cfg {
+        let cfg = BooksimCfg::parse(&read_text(&a.config)?, &a.config.display().to_string())?;
+        cfg.resolve()?
+    } else {
+        let rc: RunConfig = load_toml(&a.config, &[])?;
+        Resolved {
+            network: rc.network,
+            traffic: rc.traffic,
+            sim: rc.sim,
+        }
+    };
+    if !(a.step > 0.0 && a.step.is_finite()) {
+        return Err(CliError::new(format!(
+            "--step {} must be a positive number",
+            a.step
+        )));
+    }
+    if a.rates.is_empty() && !a.to_saturation {
+        return Err(CliError::new("give --rates r1,r2,... or --to-saturation"));
+    }
+    let name = a.name.clone().unwrap_or_else(|| {
+        a.config
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("sweep")
+            .to_string()
+    });
+    let mut rates = a.rates.clone();
+    rates.sort_by(|x, y| x.total_cmp(y));
+    let bar = Progress::bar(
+        a.quiet,
+        if a.to_saturation {
+            0
+        } else {
+            rates.len() as u64
+        },
+        "sweep-rates",
+    );
+    let mut points = Vec::new();
+    let mut k = 0usize;
+    loop {
+        let rate = if a.to_saturation {
+            a.step * (k + 1) as f64
+        } else if k < rates.len() {
+            rates[k]
+        } else {
+            break;
+        };
+        k += 1;
+        let mut traffic = base.traffic.clone();
+        traffic.rate = (rate * 1e9).round() / 1e9;
+        let p = match simulate(&base.network, &traffic, &base.sim, true)? {
+            RunOutcome::Done(r) => Point {
+                rate: traffic.rate,
+                status: if r.status == Status::Ok {
+                    "ok".into()
+                } else {
+                    "unstable".into()
+                },
+                latency: r.packet_latency.mean,
+                accepted: r.accepted.avg,
+                injected: r.injected.avg,
+            },
+            RunOutcome::Deadlock(_) => Point {
+                rate: traffic.rate,
+                status: "deadlock".into(),
+                latency: f64::NAN,
+                accepted: f64::NAN,
+                injected: f64::NAN,
+            },
+        };
+        bar.inc(1);
+        bar.set_message(format!("rate {:.3}: {}", p.rate, p.status));
+        let stop = a.to_saturation && (p.status != "ok" || p.accepted < 0.9 * p.rate || rate > 1.0);
+        points.push(p);
+        if stop {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| CliError::new(format!("{}: {e}", a.out.display())))?;
+    let mut csv = String::from("rate,status,avg_packet_latency,accepted_flits_per_node_cycle,injected_flits_per_node_cycle\n");
+    for p in &points {
+        let _ = writeln!(
+            csv,
+            "{},{},{:.4},{:.6},{:.6}",
+            p.rate, p.status, p.latency, p.accepted, p.injected
+        );
+    }
+    let csv_path = a.out.join(format!("{name}.csv"));
+    std::fs::write(&csv_path, csv)
+        .map_err(|e| CliError::new(format!("{}: {e}", csv_path.display())))?;
+
+    let mut series = vec![Series {
+        name: "wafernoc".into(),
+        points: points
+            .iter()
+            .filter(|p| p.status == "ok")
+            .map(|p| (p.rate, p.latency))
+            .collect(),
+        style: SeriesStyle::LineMarkers,
+    }];
+    if let (Some(dir), true) = (&a.reference, is_cfg) {
+        series.push(Series {
+            name: "BookSim2".into(),
+            points: booksim_points(dir, &base)?,
+            style: SeriesStyle::Markers,
+        });
+    }
+    let zero_load = points.first().map(|p| p.latency).unwrap_or(30.0);
+    let chart = LineChart {
+        title: format!("{name}: latency vs offered load"),
+        x_label: "offered load (flits/node/cycle)".into(),
+        y_label: "mean packet latency (cycles)".into(),
+        series,
+        y_max: Some((zero_load * 4.0).max(50.0)),
+        log_y: false,
+    };
+    let svg_path = a.out.join(format!("{name}.svg"));
+    std::fs::write(&svg_path, line_chart_svg(&chart))
+        .map_err(|e| CliError::new(format!("{}: {e}", svg_path.display())))?;
+    for p in &points {
+        println!(
+            "rate {:>6.3}  {:<9} latency {:>9.3}  accepted {:.4}",
+            p.rate, p.status, p.latency, p.accepted
+        );
+    }
+    println!("wrote {} and {}", csv_path.display(), svg_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// BookSim2's stable latency-mode points for the same traffic, VCs, buffer
+/// depth and packet size.
+fn booksim_points(dir: &Path, r: &Resolved) -> Result<Vec<(f64, f64)>, CliError> {
+    let traffic = match &r.traffic.pattern {
+        wafernoc_traffic::Pattern::Uniform => "uniform",
+        wafernoc_traffic::Pattern::Transpose => "transpose",
+        wafernoc_traffic::Pattern::Bitcomp => "bitcomp",
+        _ => "",
+    };
+    let rows = read_reference(dir)?;
+    let mut pts: Vec<(f64, f64)> = rows
+        .iter()
+        .filter(|x| {
+            x.traffic == traffic
+                && x.vcs as usize == r.network.router.num_vcs
+                && x.buf as usize == r.network.router.vc_buf_size
+                && r.traffic.sizes.first().is_some_and(|&s| s as u32 == x.pkt)
+                && x.sim_type == "latency"
+                && x.status == "ok"
+        })
+        .filter_map(|x| x.lat.map(|l| (x.rate, l)))
+        .collect();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(pts)
+}

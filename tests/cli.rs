@@ -1,0 +1,176 @@
+//! End-to-end tests of the `wafernoc` binary: determinism, bad input,
+//! exit statuses. Every bad input must give a clear error naming the
+//! problem, exit status 2, and never a panic.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn wafernoc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wafernoc"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn reference_cfg(name: &str) -> String {
+    root()
+        .join("../shared/reference/booksim/configs")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn same_seed_same_json_bytes() {
+    let a = wafernoc(&["run", "tests/data/small.toml", "--json", "--quiet"]);
+    let b = wafernoc(&["run", "tests/data/small.toml", "--json", "--quiet"]);
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert_eq!(a.stdout, b.stdout);
+    let c = wafernoc(&[
+        "run",
+        "tests/data/small.toml",
+        "--json",
+        "--quiet",
+        "--set",
+        "traffic.seed=2",
+    ]);
+    assert_ne!(a.stdout, c.stdout);
+    let v: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    for key in [
+        "status",
+        "avg_packet_latency",
+        "avg_network_latency",
+        "avg_flit_latency",
+        "avg_hops",
+        "accepted_flits_per_node_cycle",
+        "injected_flits_per_node_cycle",
+        "simulated_cycles",
+        "wafernoc_version",
+        "config",
+    ] {
+        assert!(v.get(key).is_some(), "JSON lacks {key}");
+    }
+    assert_eq!(v["config"]["network"]["mesh"]["rows"], 4);
+}
+
+#[test]
+fn booksim_json_for_a_reference_config() {
+    let o = wafernoc(&[
+        "booksim",
+        &reference_cfg("uniform_k8_v2_b4_p1_r0.05_latency.cfg"),
+        "--json",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"], "ok");
+    let lat = v["avg_packet_latency"].as_f64().unwrap();
+    assert!((lat - 33.4849).abs() / 33.4849 < 0.03, "{lat}");
+    assert_eq!(v["config"]["booksim"]["traffic"], "uniform");
+}
+
+#[test]
+fn booksim_text_summary_has_booksim_lines() {
+    let o = wafernoc(&[
+        "booksim",
+        &reference_cfg("uniform_k8_v2_b4_p1_r0.05_latency.cfg"),
+        "--quiet",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    for line in [
+        "Packet latency average =",
+        "Network latency average =",
+        "Accepted flit rate average",
+        "Hops average =",
+        "Time taken is",
+    ] {
+        assert!(out.contains(line), "missing `{line}` in\n{out}");
+    }
+}
+
+#[test]
+fn unstable_run_reports_unstable() {
+    let o = wafernoc(&[
+        "booksim",
+        &reference_cfg("uniform_k8_v2_b4_p1_r0.35_latency.cfg"),
+        "--json",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"], "unstable");
+}
+
+fn assert_clean_error(o: &Output, needles: &[&str]) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "exit status for: {e}");
+    assert!(!e.contains("panicked"), "panic: {e}");
+    for n in needles {
+        assert!(e.contains(n), "error `{e}` does not mention `{n}`");
+    }
+}
+
+#[test]
+fn bad_inputs_are_named_errors() {
+    // Unknown key in a TOML config.
+    let o = wafernoc(&[
+        "run",
+        "tests/data/small.toml",
+        "--set",
+        "network.router.frobnicate=3",
+    ]);
+    assert_clean_error(&o, &["frobnicate"]);
+    // Wrong type.
+    let o = wafernoc(&["run", "tests/data/small.toml", "--set", "traffic.rate=fast"]);
+    assert_clean_error(&o, &["rate"]);
+    // Impossible parameter.
+    let o = wafernoc(&[
+        "run",
+        "tests/data/small.toml",
+        "--set",
+        "network.router.num_vcs=0",
+    ]);
+    assert_clean_error(&o, &["num_vcs"]);
+    let o = wafernoc(&[
+        "run",
+        "tests/data/small.toml",
+        "--set",
+        "network.mesh.rows=0",
+    ]);
+    assert_clean_error(&o, &["rows"]);
+    let o = wafernoc(&["run", "tests/data/small.toml", "--set", "traffic.rate=5.0"]);
+    assert_clean_error(&o, &["injection_rate"]);
+    // Missing file.
+    let o = wafernoc(&["run", "tests/data/nope.toml"]);
+    assert_clean_error(&o, &["nope.toml"]);
+    // Malformed TOML.
+    let dir = std::env::temp_dir().join(format!("wafernoc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[network\nrows = ").unwrap();
+    let o = wafernoc(&["run", bad.to_str().unwrap()]);
+    assert_clean_error(&o, &["bad.toml"]);
+    // BookSim: unknown key, unsupported value, malformed statement.
+    let cfg = reference_cfg("uniform_k8_v2_b4_p1_r0.05_latency.cfg");
+    let o = wafernoc(&["booksim", &cfg, "frobnicate=1"]);
+    assert_clean_error(&o, &["frobnicate"]);
+    let o = wafernoc(&["booksim", &cfg, "vc_busy_when_full=1"]);
+    assert_clean_error(&o, &["vc_busy_when_full"]);
+    let o = wafernoc(&["booksim", &cfg, "routing_function=zigzag"]);
+    assert_clean_error(&o, &["routing_function", "zigzag"]);
+    let o = wafernoc(&["booksim", &cfg, "num_vcs=-2"]);
+    assert_clean_error(&o, &["num_vcs"]);
+    let badcfg = dir.join("bad.cfg");
+    std::fs::write(&badcfg, "k = 8;\nthis is not a statement;\n").unwrap();
+    let o = wafernoc(&["booksim", badcfg.to_str().unwrap()]);
+    assert_clean_error(&o, &["bad.cfg:2"]);
+}
