@@ -174,3 +174,25 @@ fn bad_inputs_are_named_errors() {
     let o = wafernoc(&["booksim", badcfg.to_str().unwrap()]);
     assert_clean_error(&o, &["bad.cfg:2"]);
 }
+
+/// The configuration reference in docs/configuration.md is a valid config
+/// with every key spelled as the program expects.
+#[test]
+fn documented_configuration_runs() {
+    let doc = std::fs::read_to_string(root().join("docs/configuration.md")).unwrap();
+    let start = doc.find("```toml\n").expect("a toml block") + 8;
+    let end = start + doc[start..].find("```").unwrap();
+    let dir = std::env::temp_dir().join(format!("wafernoc-doc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("doc.toml");
+    std::fs::write(&p, &doc[start..end]).unwrap();
+    let o = wafernoc(&[
+        "run",
+        p.to_str().unwrap(),
+        "--json",
+        "--quiet",
+        "--set",
+        "sim.max_samples=4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

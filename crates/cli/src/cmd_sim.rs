@@ -67,7 +67,9 @@ pub fn read_text(p: &Path) -> Result<String, CliError> {
 /// Apply `a.b.c=value` to a TOML tree; the value is parsed as TOML, or taken
 /// as a string if it does not parse.
 pub fn apply_set(root: &mut toml::Value, kv: &str) -> Result<(), CliError> {
-    let (k, v) = kv.split_once('=').ok_or_else(|| CliError::new(format!("--set `{kv}` is not KEY=VALUE")))?;
+    let (k, v) = kv
+        .split_once('=')
+        .ok_or_else(|| CliError::new(format!("--set `{kv}` is not KEY=VALUE")))?;
     let val: toml::Value = match toml::from_str::<toml::Table>(&format!("x = {v}")) {
         Ok(mut t) => t.remove("x").expect("parsed key"),
         Err(_) => toml::Value::String(v.to_string()),
@@ -75,18 +77,28 @@ pub fn apply_set(root: &mut toml::Value, kv: &str) -> Result<(), CliError> {
     let parts: Vec<&str> = k.trim().split('.').collect();
     let mut cur = root;
     for (i, part) in parts.iter().enumerate() {
-        let tbl = cur.as_table_mut().ok_or_else(|| CliError::new(format!("--set {k}: `{}` is not a table", parts[..i].join("."))))?;
+        let tbl = cur.as_table_mut().ok_or_else(|| {
+            CliError::new(format!(
+                "--set {k}: `{}` is not a table",
+                parts[..i].join(".")
+            ))
+        })?;
         if i + 1 == parts.len() {
             tbl.insert(part.to_string(), val);
             return Ok(());
         }
-        cur = tbl.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = tbl
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     }
     Ok(())
 }
 
 /// Parse a TOML file with overrides into `T`, naming unknown keys.
-pub fn load_toml<T: for<'de> Deserialize<'de>>(path: &Path, sets: &[String]) -> Result<T, CliError> {
+pub fn load_toml<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    sets: &[String],
+) -> Result<T, CliError> {
     let text = read_text(path)?;
     let mut v: toml::Value = toml::from_str::<toml::Table>(&text)
         .map(toml::Value::Table)
@@ -100,20 +112,26 @@ pub fn load_toml<T: for<'de> Deserialize<'de>>(path: &Path, sets: &[String]) -> 
 /// Outcome of one synthetic run.
 pub enum RunOutcome {
     /// Measured.
-    Done(SimResult),
+    Done(Box<SimResult>),
     /// The network stopped.
     Deadlock(Box<DeadlockReport>),
 }
 
 /// Build the network and traffic and measure.
-pub fn simulate(network: &NetworkConfig, traffic: &SyntheticSpec, sim: &SimControl, quiet: bool) -> Result<RunOutcome, CliError> {
+pub fn simulate(
+    network: &NetworkConfig,
+    traffic: &SyntheticSpec,
+    sim: &SimControl,
+    quiet: bool,
+) -> Result<RunOutcome, CliError> {
     let mut net = Network::new(network.clone()).map_err(|e| CliError::new(e.to_string()))?;
-    let mut src = Synthetic::new(traffic.clone(), net.topology()).map_err(|e| CliError::new(e.to_string()))?;
+    let mut src = Synthetic::new(traffic.clone(), net.topology())
+        .map_err(|e| CliError::new(e.to_string()))?;
     let mut prog = Progress::new(quiet, "simulating");
     let r = run_measured(&mut net, &mut src, sim, &mut |c, phase| prog.tick(c, phase));
     prog.finish();
     Ok(match r {
-        Ok(r) => RunOutcome::Done(r),
+        Ok(r) => RunOutcome::Done(Box::new(r)),
         Err(d) => RunOutcome::Deadlock(d),
     })
 }
@@ -161,15 +179,29 @@ pub fn print_booksim_summary(r: &SimResult, wall_s: f64) {
     println!("Network latency average = {} (1 samples)", g(nl.mean));
     println!("\tminimum = {} (1 samples)", g(nl.min));
     println!("\tmaximum = {} (1 samples)", g(nl.max));
-    println!("Flit latency average = {} (1 samples)", g(r.flit_latency.mean));
-    println!("Injected flit rate average = {} (1 samples)", g(r.injected.avg));
+    println!(
+        "Flit latency average = {} (1 samples)",
+        g(r.flit_latency.mean)
+    );
+    println!(
+        "Injected flit rate average = {} (1 samples)",
+        g(r.injected.avg)
+    );
     println!("\tminimum = {} (1 samples)", g(r.injected.min));
     println!("\tmaximum = {} (1 samples)", g(r.injected.max));
-    println!("Accepted flit rate average= {} (1 samples)", g(r.accepted.avg));
+    println!(
+        "Accepted flit rate average= {} (1 samples)",
+        g(r.accepted.avg)
+    );
     println!("\tminimum = {} (1 samples)", g(r.accepted.min));
     println!("\tmaximum = {} (1 samples)", g(r.accepted.max));
     println!("Hops average = {} (1 samples)", g(r.hops.mean));
-    println!("Packet latency percentiles: p50 = {} p95 = {} p99 = {}", g(p.p50), g(p.p95), g(p.p99));
+    println!(
+        "Packet latency percentiles: p50 = {} p95 = {} p99 = {}",
+        g(p.p50),
+        g(p.p95),
+        g(p.p99)
+    );
     println!("Time taken is {} cycles", r.simulated_cycles);
     println!("Total run time {wall_s:.3} s");
 }
@@ -188,13 +220,22 @@ pub fn g(x: f64) -> String {
     }
 }
 
-fn finish(outcome: RunOutcome, json: bool, config: serde_json::Value, command: &str, wall: Instant) -> CmdResult {
+fn finish(
+    outcome: RunOutcome,
+    json: bool,
+    config: serde_json::Value,
+    command: &str,
+    wall: Instant,
+) -> CmdResult {
     match outcome {
         RunOutcome::Deadlock(d) => Err(CliError::with_code(d.to_string(), 3)),
         RunOutcome::Done(r) => {
             if json {
                 let v = result_json(&r, config, command);
-                println!("{}", serde_json::to_string_pretty(&v).expect("serialisable"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).expect("serialisable")
+                );
             } else {
                 print_booksim_summary(&r, wall.elapsed().as_secs_f64());
             }

@@ -156,6 +156,14 @@ pub struct Network {
     sad: u64,
     xd_od: u64,
     wait_tail: bool,
+    /// Output VCs (bit `port * V + vc`) released only when the credit of
+    /// their tail has returned, whatever `wait_tail` says: the adaptive
+    /// (non-escape) VCs of router-to-router ports under `AdaptiveEscape`.
+    /// Duato's theorem assumes a queue never holds flits of two packets; if
+    /// an adaptive VC could be granted while its downstream buffer still
+    /// held another packet, a packet could wait behind it with no way back
+    /// to its escape VC, and deadlock (found by the property tests).
+    atomic_ovc: u128,
     speculative: bool,
     routing: Routing,
     class_lo: Vec<u8>,
@@ -328,6 +336,19 @@ impl Network {
             sad: rc.sw_alloc_delay as u64,
             xd_od: (rc.crossbar_delay() + rc.output_delay) as u64,
             wait_tail: rc.wait_for_tail_credit,
+            atomic_ovc: if cfg.routing == Routing::AdaptiveEscape {
+                let mut m = 0u128;
+                for (&lo, &hi) in class_lo.iter().zip(&class_hi) {
+                    for vc in lo as usize + 1..hi as usize {
+                        for p in 0..LOCAL {
+                            m |= 1u128 << (p * v + vc);
+                        }
+                    }
+                }
+                m
+            } else {
+                0
+            },
             speculative: rc.speculative,
             routing: cfg.routing,
             class_lo,
@@ -523,7 +544,7 @@ impl Network {
                 let o = c * self.v + ev.vc as usize;
                 self.credits[o] += 1;
                 debug_assert!(self.credits[o] <= self.depth, "credits exceed buffer depth");
-                if self.wait_tail && self.credits[o] == self.depth {
+                if (self.wait_tail || self.atomic_ovc != 0) && self.credits[o] == self.depth {
                     let r = c / PORTS;
                     let bit = 1u128 << (o - r * self.pv);
                     if self.ovc_tail_sent[r] & bit != 0 {
@@ -582,11 +603,7 @@ impl Network {
                 }
                 self.next[g] = t;
             }
-            ACTIVE if self.bufs.len(g) == 1 => {
-                if self.next[g] < t {
-                    self.next[g] = t;
-                }
-            }
+            ACTIVE if self.bufs.len(g) == 1 && self.next[g] < t => self.next[g] = t,
             _ => {}
         }
         self.work[r] |= 1u128 << (g - r * self.pv);
@@ -798,13 +815,11 @@ impl Network {
                 continue;
             }
             match self.st[g] {
-                ROUTING => {
-                    if t + 1 >= self.next[g] + self.rd {
-                        let f = self.bufs.front(g).expect("routing VC holds its head");
-                        self.route[g] = self.compute_route(r, f.pkt);
-                        self.st[g] = VC_ALLOC;
-                        self.next[g] = t + 1;
-                    }
+                ROUTING if t + 1 >= self.next[g] + self.rd => {
+                    let f = self.bufs.front(g).expect("routing VC holds its head");
+                    self.route[g] = self.compute_route(r, f.pkt);
+                    self.st[g] = VC_ALLOC;
+                    self.next[g] = t + 1;
                 }
                 VC_ALLOC => {
                     let req = self.route[g] & !in_use;
@@ -946,8 +961,8 @@ impl Network {
             }
         }
         // Commit switch allocation.
-        for k in va_grants_end..grants.len() {
-            let (i, o) = (grants[k].0 as usize, grants[k].1 as usize);
+        for (k, &(gi, go)) in grants.iter().enumerate().skip(va_grants_end) {
+            let (i, o) = (gi as usize, go as usize);
             let speculative_grant = k >= sa_end;
             let vc = if speculative_grant {
                 spec_vc[i][o]
@@ -1003,7 +1018,7 @@ impl Network {
         self.credits[og] -= 1;
         if f.is_tail() {
             let bit = 1u128 << oi;
-            if self.wait_tail {
+            if self.wait_tail || self.atomic_ovc & bit != 0 {
                 self.ovc_tail_sent[r] |= bit;
             } else {
                 self.ovc_in_use[r] &= !bit;
@@ -1062,7 +1077,7 @@ impl Network {
         // Edges between input VCs (global ids) that hold flits.
         let mut edges: Vec<Vec<u32>> = vec![Vec::new(); r_n * pv];
         let mut blocked = Vec::new();
-        for g in 0..r_n * pv {
+        for (g, edges_g) in edges.iter_mut().enumerate() {
             if self.bufs.is_empty(g) {
                 continue;
             }
@@ -1074,7 +1089,7 @@ impl Network {
                     if o != LOCAL && self.credits[r * pv + oi] == 0 {
                         let link = self.out_link[r * PORTS + o] as usize;
                         if link < rp {
-                            edges[g].push((link * v + oi % v) as u32);
+                            edges_g.push((link * v + oi % v) as u32);
                         }
                     }
                 }
@@ -1086,7 +1101,7 @@ impl Network {
                         if self.ovc_in_use[r] >> oi & 1 == 1 {
                             let ow = self.owner[r * pv + oi];
                             if ow != u32::MAX && ow as usize != g {
-                                edges[g].push(ow);
+                                edges_g.push(ow);
                             }
                         }
                     }
