@@ -4,6 +4,7 @@ WAFERNOC     := target/release/wafernoc
 # Bounded property-test cases for CI (`make test`); `make proptest-long` raises it.
 PROPTEST_CASES ?= 64
 OUT          ?= out
+REF          ?= ../shared/reference/booksim
 
 .PHONY: all build test fmt-check clippy unit proptest-long bench validate \
         sweep-synthetic sweep-mapping sweep-balancer paper traces demo clean
@@ -38,7 +39,7 @@ bench: build
 
 ## Full BookSim2 comparison table (docs/validation.md).
 validate: build
-	$(WAFERNOC) validate ../shared/reference/booksim --out $(OUT)/validation
+	$(WAFERNOC) validate $(REF) --seeds 8 --rule statistical --out $(OUT)/validation
 
 ## Shipped traces (traces/*/README.md): converted from ../shared/traces by our importer.
 SHARED_TRACES ?= ../shared/traces
@@ -56,7 +57,6 @@ traces: build
 	$(WAFERNOC) trace stats traces/deepseek-esft/intent.wnrt --chunk 512
 
 ## Latency-throughput curves of the 12 reference networks beside BookSim2's points.
-REF ?= ../shared/reference/booksim
 SYNTH_NETS := uniform_k8_v2_b4_p1 uniform_k8_v2_b4_p4 uniform_k8_v4_b8_p1 uniform_k8_v4_b8_p4 \
               transpose_k8_v2_b4_p1 transpose_k8_v2_b4_p4 transpose_k8_v4_b8_p1 transpose_k8_v4_b8_p4 \
               bitcomp_k8_v2_b4_p1 bitcomp_k8_v2_b4_p4 bitcomp_k8_v4_b8_p1 bitcomp_k8_v4_b8_p4
