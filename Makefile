@@ -66,6 +66,10 @@ sweep-synthetic: build
 	    --reference $(REF) --name $$n --out $(OUT)/sweep-synthetic --quiet || exit 1; \
 	done
 
+## Block vs ER mapping comparison: CSV, plots and the tables of docs/reproduction.md.
+sweep-mapping: build
+	$(WAFERNOC) moe --sweep --out $(OUT)/sweep-mapping --quiet
+
 demo: build
 	$(WAFERNOC) demo
 

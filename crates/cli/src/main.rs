@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod booksim;
 mod cmd_bench;
 mod cmd_deadlock;
+mod cmd_demo;
 mod cmd_moe;
 mod cmd_sim;
 mod cmd_sweep_rates;
@@ -33,6 +34,8 @@ enum Command {
     Run(cmd_sim::RunArgs),
     /// Run a BookSim2 configuration file and print BookSim's summary.
     Booksim(cmd_sim::BooksimArgs),
+    /// The newcomer's run: captured GPT-OSS-20B routing replayed on a small wafer.
+    Demo(cmd_demo::DemoArgs),
     /// Static deadlock check of a configuration (channel dependency graph).
     CheckDeadlock(cmd_deadlock::CheckDeadlockArgs),
     /// Simulate one MoE layer (all-reduce, dispatch, combine) on a wafer.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Validate(a) => cmd_validate::run(a),
         Command::Bench(a) => cmd_bench::run(a),
         Command::SweepRates(a) => cmd_sweep_rates::run(a),
+        Command::Demo(a) => cmd_demo::run(a),
         Command::CheckDeadlock(a) => cmd_deadlock::run(a),
         Command::Moe(a) => cmd_moe::run(a),
         Command::Trace(a) => cmd_trace::run(a),
