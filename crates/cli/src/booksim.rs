@@ -48,20 +48,28 @@ impl BooksimCfg {
         }
         let mut line_no = 1usize;
         for stmt in clean.split(';') {
-            let here = line_no + stmt.chars().take_while(|c| c.is_whitespace()).filter(|&c| c == '\n').count();
+            let here = line_no
+                + stmt
+                    .chars()
+                    .take_while(|c| c.is_whitespace())
+                    .filter(|&c| c == '\n')
+                    .count();
             line_no += stmt.matches('\n').count();
             let s = stmt.trim();
             if s.is_empty() {
                 continue;
             }
             let Some((k, v)) = s.split_once('=') else {
-                return Err(CliError::new(format!("{origin}:{here}: expected `key = value;`, found `{s}`")));
+                return Err(CliError::new(format!(
+                    "{origin}:{here}: expected `key = value;`, found `{s}`"
+                )));
             };
             let (k, v) = (k.trim(), v.trim());
             if k.is_empty() || k.contains(char::is_whitespace) {
                 return Err(CliError::new(format!("{origin}:{here}: bad key `{k}`")));
             }
-            cfg.entries.insert(k.to_string(), (v.to_string(), format!("{origin}:{here}")));
+            cfg.entries
+                .insert(k.to_string(), (v.to_string(), format!("{origin}:{here}")));
         }
         Ok(cfg)
     }
@@ -71,13 +79,19 @@ impl BooksimCfg {
         let Some((k, v)) = kv.split_once('=') else {
             return Err(CliError::new(format!("override `{kv}` is not KEY=VALUE")));
         };
-        self.entries.insert(k.trim().to_string(), (v.trim().to_string(), "command line".into()));
+        self.entries.insert(
+            k.trim().to_string(),
+            (v.trim().to_string(), "command line".into()),
+        );
         Ok(())
     }
 
     /// The configuration as `key = value;` lines (the resolved echo).
     pub fn echo(&self) -> BTreeMap<String, String> {
-        self.entries.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect()
+        self.entries
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Turn the keys into wafernoc's configuration.
@@ -95,7 +109,9 @@ impl BooksimCfg {
             ($k:expr, $def:expr) => {
                 match take($k) {
                     None => $def,
-                    Some((v, o)) => v.parse::<i64>().map_err(|_| bad($k, o, v, "expected an integer"))?,
+                    Some((v, o)) => v
+                        .parse::<i64>()
+                        .map_err(|_| bad($k, o, v, "expected an integer"))?,
                 }
             };
         }
@@ -104,7 +120,9 @@ impl BooksimCfg {
                 match take($k) {
                     None => $def,
                     Some((v, o)) => {
-                        let x = v.parse::<f64>().map_err(|_| bad($k, o, v, "expected a number"))?;
+                        let x = v
+                            .parse::<f64>()
+                            .map_err(|_| bad($k, o, v, "expected a number"))?;
                         if !x.is_finite() {
                             return Err(bad($k, o, v, "expected a finite number"));
                         }
@@ -126,7 +144,12 @@ impl BooksimCfg {
                 let v = int!($k, $def);
                 if !$allowed.contains(&v) {
                     let o = get($k).map(|x| x.1).unwrap_or("default");
-                    return Err(bad($k, o, &v.to_string(), &format!("wafernoc supports only {:?}", $allowed)));
+                    return Err(bad(
+                        $k,
+                        o,
+                        &v.to_string(),
+                        &format!("wafernoc supports only {:?}", $allowed),
+                    ));
                 }
                 v
             }};
@@ -142,11 +165,21 @@ impl BooksimCfg {
 
         let (topology, o) = string!("topology", "mesh");
         if topology != "mesh" {
-            return Err(bad("topology", &o, &topology, "wafernoc models `mesh` only"));
+            return Err(bad(
+                "topology",
+                &o,
+                &topology,
+                "wafernoc models `mesh` only",
+            ));
         }
         let k = int!("k", 8);
         if !(1..=4096).contains(&k) {
-            return Err(bad("k", get("k").map(|x| x.1).unwrap_or("default"), &k.to_string(), "must be in 1..=4096"));
+            return Err(bad(
+                "k",
+                get("k").map(|x| x.1).unwrap_or("default"),
+                &k.to_string(),
+                "must be in 1..=4096",
+            ));
         }
         only!("n", [2], 2);
         only!("c", [1], 1);
@@ -161,37 +194,62 @@ impl BooksimCfg {
                 &rf,
                 &format!(
                     "unknown; valid: dim_order, {}",
-                    Routing::ALL.iter().map(|x| x.0).collect::<Vec<_>>().join(", ")
+                    Routing::ALL
+                        .iter()
+                        .map(|x| x.0)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
         })?;
         let (router, o) = string!("router", "iq");
         if router != "iq" {
-            return Err(bad("router", &o, &router, "wafernoc models the input-queued `iq` router only"));
+            return Err(bad(
+                "router",
+                &o,
+                &router,
+                "wafernoc models the input-queued `iq` router only",
+            ));
         }
         let num_vcs = nonneg("num_vcs", int!("num_vcs", 16))? as usize;
         let vc_buf_size = nonneg("vc_buf_size", int!("vc_buf_size", 8))? as usize;
         let buf_size = int!("buf_size", -1);
         if buf_size != -1 {
-            return Err(bad("buf_size", get("buf_size").unwrap().1, &buf_size.to_string(), "use vc_buf_size (private buffers)"));
+            return Err(bad(
+                "buf_size",
+                get("buf_size").unwrap().1,
+                &buf_size.to_string(),
+                "use vc_buf_size (private buffers)",
+            ));
         }
         let (bp, o) = string!("buffer_policy", "private");
         if bp != "private" {
-            return Err(bad("buffer_policy", &o, &bp, "wafernoc models `private` VC buffers only"));
+            return Err(bad(
+                "buffer_policy",
+                &o,
+                &bp,
+                "wafernoc models `private` VC buffers only",
+            ));
         }
         let wait_for_tail_credit = only!("wait_for_tail_credit", [0, 1], 0) == 1;
         only!("vc_busy_when_full", [0], 0);
         only!("vc_prioritize_empty", [0], 0);
         only!("hold_switch_for_packet", [0], 0);
         let alloc_iters = nonneg("alloc_iters", int!("alloc_iters", 1))?;
-        let alloc = |key: &'static str, name: &str, origin: &str| -> Result<AllocatorKind, CliError> {
-            match name {
-                "islip" => Ok(AllocatorKind::Islip { iters: alloc_iters }),
-                "separable_input_first" => Ok(AllocatorKind::SeparableInputFirst),
-                "separable_output_first" => Ok(AllocatorKind::SeparableOutputFirst),
-                _ => Err(bad(key, origin, name, "valid: islip, separable_input_first, separable_output_first")),
-            }
-        };
+        let alloc =
+            |key: &'static str, name: &str, origin: &str| -> Result<AllocatorKind, CliError> {
+                match name {
+                    "islip" => Ok(AllocatorKind::Islip { iters: alloc_iters }),
+                    "separable_input_first" => Ok(AllocatorKind::SeparableInputFirst),
+                    "separable_output_first" => Ok(AllocatorKind::SeparableOutputFirst),
+                    _ => Err(bad(
+                        key,
+                        origin,
+                        name,
+                        "valid: islip, separable_input_first, separable_output_first",
+                    )),
+                }
+            };
         let (va, o) = string!("vc_allocator", "islip");
         let vc_allocator = alloc("vc_allocator", &va, &o)?;
         let (sa, o) = string!("sw_allocator", "islip");
@@ -224,7 +282,12 @@ impl BooksimCfg {
         only!("output_speedup", [1], 1);
         let isp = float!("internal_speedup", 1.0);
         if isp != 1.0 {
-            return Err(bad("internal_speedup", get("internal_speedup").unwrap().1, &isp.to_string(), "wafernoc supports only 1.0"));
+            return Err(bad(
+                "internal_speedup",
+                get("internal_speedup").unwrap().1,
+                &isp.to_string(),
+                "wafernoc supports only 1.0",
+            ));
         }
         only!("noq", [0], 0);
         only!("classes", [1], 1);
@@ -248,13 +311,28 @@ impl BooksimCfg {
         };
         let packet_size = int!("packet_size", 1);
         if !(1..=u16::MAX as i64).contains(&packet_size) {
-            return Err(bad("packet_size", get("packet_size").map(|x| x.1).unwrap_or("default"), &packet_size.to_string(), "must be ≥ 1"));
+            return Err(bad(
+                "packet_size",
+                get("packet_size").map(|x| x.1).unwrap_or("default"),
+                &packet_size.to_string(),
+                "must be ≥ 1",
+            ));
         }
         let (ip, o) = string!("injection_process", "bernoulli");
         let process = match ip.as_str() {
             "bernoulli" => Process::Bernoulli,
-            "on_off" => Process::OnOff { alpha: float!("burst_alpha", 0.5), beta: float!("burst_beta", 0.5) },
-            _ => return Err(bad("injection_process", &o, &ip, "valid: bernoulli, on_off")),
+            "on_off" => Process::OnOff {
+                alpha: float!("burst_alpha", 0.5),
+                beta: float!("burst_beta", 0.5),
+            },
+            _ => {
+                return Err(bad(
+                    "injection_process",
+                    &o,
+                    &ip,
+                    "valid: bernoulli, on_off",
+                ))
+            }
         };
         let uses_flits = only!("injection_rate_uses_flits", [0, 1], 0) == 1;
         let rate = float!("injection_rate", 0.1);
@@ -278,7 +356,8 @@ impl BooksimCfg {
             acc_stopping_thres: float!("acc_stopping_thres", 0.05),
         };
         only!("sim_count", [1], 1);
-        let deadlock_timeout = nonneg("deadlock_warn_timeout", int!("deadlock_warn_timeout", 256))? as u64;
+        let deadlock_timeout =
+            nonneg("deadlock_warn_timeout", int!("deadlock_warn_timeout", 256))? as u64;
         // Every key must have been understood.
         for (key, (v, o)) in &self.entries {
             if !used.contains(&key.as_str()) {
@@ -288,25 +367,39 @@ impl BooksimCfg {
             }
         }
         let network = NetworkConfig {
-            mesh: MeshSpec { rows: k as usize, cols: k as usize, ..Default::default() },
+            mesh: MeshSpec {
+                rows: k as usize,
+                cols: k as usize,
+                ..Default::default()
+            },
             router: rc,
             routing,
             classes: Vec::new(),
             deadlock_timeout: deadlock_timeout.max(1),
             step_all: false,
         };
-        network.validate().map_err(|e| CliError::new(e.to_string()))?;
+        network
+            .validate()
+            .map_err(|e| CliError::new(e.to_string()))?;
         let traffic = SyntheticSpec {
             pattern,
             process,
             rate,
-            rate_unit: if uses_flits { RateUnit::Flits } else { RateUnit::Packets },
+            rate_unit: if uses_flits {
+                RateUnit::Flits
+            } else {
+                RateUnit::Packets
+            },
             sizes: vec![packet_size as u16],
             size_weights: Vec::new(),
             class: 0,
             seed: seed as u64,
         };
-        Ok(Resolved { network, traffic, sim })
+        Ok(Resolved {
+            network,
+            traffic,
+            sim,
+        })
     }
 }
 
@@ -316,7 +409,11 @@ mod tests {
 
     #[test]
     fn parses_reference_syntax() {
-        let c = BooksimCfg::parse("k = 4; // comment\nnum_vcs = 2;\n\ntraffic = transpose;", "x.cfg").unwrap();
+        let c = BooksimCfg::parse(
+            "k = 4; // comment\nnum_vcs = 2;\n\ntraffic = transpose;",
+            "x.cfg",
+        )
+        .unwrap();
         let r = c.resolve().unwrap();
         assert_eq!(r.network.mesh.rows, 4);
         assert_eq!(r.network.router.num_vcs, 2);
@@ -338,7 +435,10 @@ mod tests {
         let mut c = BooksimCfg::parse("", "x.cfg").unwrap();
         c.set("routing_function=zigzag").unwrap();
         let e = c.resolve().unwrap_err().to_string();
-        assert!(e.contains("routing_function") && e.contains("adaptive_unsafe"), "{e}");
+        assert!(
+            e.contains("routing_function") && e.contains("adaptive_unsafe"),
+            "{e}"
+        );
         let e = BooksimCfg::parse("k 4;", "x.cfg").unwrap_err().to_string();
         assert!(e.contains("x.cfg:1"), "{e}");
     }

@@ -53,12 +53,48 @@ pub struct Case {
 /// 64×64 at 0.02, 32×32 at 0.01 and 0.1 (cost per cycle vs load);
 /// 4 VCs × 8 flits, 4-flit packets, XY routing.
 pub const CASES: [Case; 6] = [
-    Case { name: "8x8_uniform_0.2", k: 8, rate: 0.2, warmup: 5_000, cycles: 200_000 },
-    Case { name: "8x8_uniform_0.3", k: 8, rate: 0.3, warmup: 5_000, cycles: 200_000 },
-    Case { name: "32x32_uniform_0.05", k: 32, rate: 0.05, warmup: 2_000, cycles: 20_000 },
-    Case { name: "64x64_uniform_0.02", k: 64, rate: 0.02, warmup: 2_000, cycles: 10_000 },
-    Case { name: "32x32_uniform_0.01", k: 32, rate: 0.01, warmup: 2_000, cycles: 20_000 },
-    Case { name: "32x32_uniform_0.1", k: 32, rate: 0.1, warmup: 2_000, cycles: 20_000 },
+    Case {
+        name: "8x8_uniform_0.2",
+        k: 8,
+        rate: 0.2,
+        warmup: 5_000,
+        cycles: 200_000,
+    },
+    Case {
+        name: "8x8_uniform_0.3",
+        k: 8,
+        rate: 0.3,
+        warmup: 5_000,
+        cycles: 200_000,
+    },
+    Case {
+        name: "32x32_uniform_0.05",
+        k: 32,
+        rate: 0.05,
+        warmup: 2_000,
+        cycles: 20_000,
+    },
+    Case {
+        name: "64x64_uniform_0.02",
+        k: 64,
+        rate: 0.02,
+        warmup: 2_000,
+        cycles: 10_000,
+    },
+    Case {
+        name: "32x32_uniform_0.01",
+        k: 32,
+        rate: 0.01,
+        warmup: 2_000,
+        cycles: 20_000,
+    },
+    Case {
+        name: "32x32_uniform_0.1",
+        k: 32,
+        rate: 0.1,
+        warmup: 2_000,
+        cycles: 20_000,
+    },
 ];
 
 /// Result of one case.
@@ -85,7 +121,10 @@ fn peak_rss_mib() -> f64 {
         .ok()
         .and_then(|s| {
             s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()).map(|kb| kb / 1024.0)
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+                    .map(|kb| kb / 1024.0)
             })
         })
         .unwrap_or(f64::NAN)
@@ -94,13 +133,26 @@ fn peak_rss_mib() -> f64 {
 /// Run one case.
 pub fn run_case(c: &Case, scale: f64, step_all: bool) -> Result<BenchResult, CliError> {
     let cfg = NetworkConfig {
-        mesh: MeshSpec { rows: c.k, cols: c.k, ..Default::default() },
-        router: RouterConfig { num_vcs: 4, vc_buf_size: 8, ..Default::default() },
+        mesh: MeshSpec {
+            rows: c.k,
+            cols: c.k,
+            ..Default::default()
+        },
+        router: RouterConfig {
+            num_vcs: 4,
+            vc_buf_size: 8,
+            ..Default::default()
+        },
         step_all,
         ..Default::default()
     };
     let mut net = Network::new(cfg).map_err(|e| CliError::new(e.to_string()))?;
-    let spec = SyntheticSpec { rate: c.rate, sizes: vec![4], seed: 1, ..Default::default() };
+    let spec = SyntheticSpec {
+        rate: c.rate,
+        sizes: vec![4],
+        seed: 1,
+        ..Default::default()
+    };
     let mut src = Synthetic::new(spec, net.topology()).map_err(|e| CliError::new(e.to_string()))?;
     let mut buf: Vec<NewPacket> = Vec::new();
     let mut go = |net: &mut Network, cycles: u64| -> Result<(), CliError> {
@@ -110,7 +162,8 @@ pub fn run_case(c: &Case, scale: f64, step_all: bool) -> Result<BenchResult, Cli
             for p in &buf {
                 net.enqueue(*p).map_err(|e| CliError::new(e.to_string()))?;
             }
-            net.step().map_err(|d| CliError::with_code(d.to_string(), 3))?;
+            net.step()
+                .map_err(|d| CliError::with_code(d.to_string(), 3))?;
             net.drain_delivered().for_each(drop);
         }
         Ok(())
@@ -136,7 +189,10 @@ pub fn run_case(c: &Case, scale: f64, step_all: bool) -> Result<BenchResult, Cli
 /// `wafernoc bench`.
 pub fn run(a: BenchArgs) -> CmdResult {
     if !(a.scale > 0.0 && a.scale.is_finite()) {
-        return Err(CliError::new(format!("--scale {} must be a positive number", a.scale)));
+        return Err(CliError::new(format!(
+            "--scale {} must be a positive number",
+            a.scale
+        )));
     }
     if !a.json {
         println!(
@@ -144,16 +200,28 @@ pub fn run(a: BenchArgs) -> CmdResult {
             env!("CARGO_PKG_VERSION"),
             if a.step_all { ", step-all check mode" } else { "" }
         );
-        println!("{:<22} {:>9} {:>8} {:>14} {:>16} {:>10} {:>10}", "case", "cycles", "secs", "cycles/s", "flit-hops/s", "us/cycle", "peakMiB");
+        println!(
+            "{:<22} {:>9} {:>8} {:>14} {:>16} {:>10} {:>10}",
+            "case", "cycles", "secs", "cycles/s", "flit-hops/s", "us/cycle", "peakMiB"
+        );
     }
-    for c in CASES.iter().filter(|c| a.only.as_deref().is_none_or(|o| c.name.contains(o))) {
+    for c in CASES
+        .iter()
+        .filter(|c| a.only.as_deref().is_none_or(|o| c.name.contains(o)))
+    {
         let r = run_case(c, a.scale, a.step_all)?;
         if a.json {
             println!("{}", serde_json::to_string(&r).expect("serialisable"));
         } else {
             println!(
                 "{:<22} {:>9} {:>8.2} {:>14.0} {:>16.0} {:>10.2} {:>10.1}",
-                r.name, r.cycles, r.seconds, r.cycles_per_s, r.flit_hops_per_s, r.us_per_cycle, r.peak_rss_mib
+                r.name,
+                r.cycles,
+                r.seconds,
+                r.cycles_per_s,
+                r.flit_hops_per_s,
+                r.us_per_cycle,
+                r.peak_rss_mib
             );
         }
     }

@@ -18,11 +18,17 @@ pub struct CliError {
 impl CliError {
     /// A usage or input error (exit status 2).
     pub fn new(message: impl Into<String>) -> Self {
-        CliError { message: message.into(), code: 2 }
+        CliError {
+            message: message.into(),
+            code: 2,
+        }
     }
     /// An error with a specific exit status (3 = deadlock).
     pub fn with_code(message: impl Into<String>, code: u8) -> Self {
-        CliError { message: message.into(), code }
+        CliError {
+            message: message.into(),
+            code,
+        }
     }
     /// The process exit status for this error.
     pub fn exit_code(&self) -> u8 {

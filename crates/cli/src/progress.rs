@@ -15,7 +15,12 @@ pub struct Progress {
 impl Progress {
     /// A new, still invisible, progress indicator.
     pub fn new(quiet: bool, label: &str) -> Self {
-        Progress { quiet, start: Instant::now(), label: label.to_string(), bar: None }
+        Progress {
+            quiet,
+            start: Instant::now(),
+            label: label.to_string(),
+            bar: None,
+        }
     }
 
     /// Report the current simulated cycle and phase.
@@ -46,8 +51,10 @@ impl Progress {
         }
         let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         b.set_style(
-            ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
-                .expect("static template"),
+            ProgressStyle::with_template(
+                "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}",
+            )
+            .expect("static template"),
         );
         b.set_prefix(label.to_string());
         b

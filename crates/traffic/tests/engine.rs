@@ -107,7 +107,15 @@ fn mean_hops_and_zero_load_latency_over_all_pairs() {
         let mut delivered = Vec::new();
         for s in 0..nodes {
             for d in 0..nodes {
-                n.enqueue(NewPacket { src: s as u32, dst: d as u32, size: p, class: 0, ctime: n.now(), tag: 0 }).unwrap();
+                n.enqueue(NewPacket {
+                    src: s as u32,
+                    dst: d as u32,
+                    size: p,
+                    class: 0,
+                    ctime: n.now(),
+                    tag: 0,
+                })
+                .unwrap();
                 // Run until this packet is out, so the next one sees an empty network.
                 loop {
                     n.step().unwrap();
@@ -124,10 +132,20 @@ fn mean_hops_and_zero_load_latency_over_all_pairs() {
         let m = delivered.len() as f64;
         let mean_h: f64 = delivered.iter().map(|d| (d.hops - 1) as f64).sum::<f64>() / m;
         let expect_h = 2.0 * ((k * k) as f64 - 1.0) / (3.0 * k as f64);
-        assert!((mean_h - expect_h).abs() < 1e-9, "k={k}: {mean_h} vs {expect_h}");
-        let mean_lat: f64 = delivered.iter().map(|d| (d.atime - d.ctime) as f64).sum::<f64>() / m;
+        assert!(
+            (mean_h - expect_h).abs() < 1e-9,
+            "k={k}: {mean_h} vs {expect_h}"
+        );
+        let mean_lat: f64 = delivered
+            .iter()
+            .map(|d| (d.atime - d.ctime) as f64)
+            .sum::<f64>()
+            / m;
         let expect_lat = 7.0 + 5.0 * expect_h + (p as f64 - 1.0);
-        assert!((mean_lat - expect_lat).abs() < 1e-9, "k={k}: {mean_lat} vs {expect_lat}");
+        assert!(
+            (mean_lat - expect_lat).abs() < 1e-9,
+            "k={k}: {mean_lat} vs {expect_lat}"
+        );
     }
 }
 
@@ -139,23 +157,47 @@ fn saturation_below_bisection_bound_and_accepted_at_most_offered() {
     use wafernoc_mesh::sim::SimMode;
     for k in [8usize, 12] {
         let mut n = net(k, 4, 8);
-        let spec = SyntheticSpec { rate: 1.0, sizes: vec![4], ..Default::default() };
+        let spec = SyntheticSpec {
+            rate: 1.0,
+            sizes: vec![4],
+            ..Default::default()
+        };
         let mut src = Synthetic::new(spec, n.topology()).unwrap();
-        let ctl = SimControl { sim_type: SimMode::Throughput, ..Default::default() };
+        let ctl = SimControl {
+            sim_type: SimMode::Throughput,
+            ..Default::default()
+        };
         let r = run_measured(&mut n, &mut src, &ctl, &mut |_, _| {}).unwrap();
         let bound = 4.0 / k as f64;
-        assert!(r.accepted.avg <= bound, "k={k}: accepted {} > bisection bound {bound}", r.accepted.avg);
-        assert!(r.accepted.avg > 0.5 * bound, "k={k}: saturation throughput {} implausibly low", r.accepted.avg);
+        assert!(
+            r.accepted.avg <= bound,
+            "k={k}: accepted {} > bisection bound {bound}",
+            r.accepted.avg
+        );
+        assert!(
+            r.accepted.avg > 0.5 * bound,
+            "k={k}: saturation throughput {} implausibly low",
+            r.accepted.avg
+        );
     }
     for rate in [0.05, 0.2, 0.35] {
         let mut n = net(8, 4, 8);
-        let spec = SyntheticSpec { rate, sizes: vec![4], seed: 3, ..Default::default() };
+        let spec = SyntheticSpec {
+            rate,
+            sizes: vec![4],
+            seed: 3,
+            ..Default::default()
+        };
         let mut src = Synthetic::new(spec, n.topology()).unwrap();
         let r = run_measured(&mut n, &mut src, &SimControl::default(), &mut |_, _| {}).unwrap();
         // Poisson noise of the packet count in the window: 4 standard deviations.
         let packets = rate / 4.0 * 64.0 * r.measured_cycles as f64;
         let tol = 4.0 * rate / packets.sqrt();
-        assert!(r.accepted.avg <= rate + tol, "rate {rate}: accepted {} > offered + {tol}", r.accepted.avg);
+        assert!(
+            r.accepted.avg <= rate + tol,
+            "rate {rate}: accepted {} > offered + {tol}",
+            r.accepted.avg
+        );
         assert!(r.accepted.avg <= r.injected.avg + tol);
     }
 }
@@ -164,20 +206,42 @@ fn saturation_below_bisection_bound_and_accepted_at_most_offered() {
 /// gives exactly the same run as the activity-driven engine.
 #[test]
 fn step_all_mode_is_identical() {
-    for (rate, size, pattern) in [(0.05, 1u16, Pattern::Uniform), (0.3, 4, Pattern::Uniform), (0.12, 4, Pattern::Transpose)] {
+    for (rate, size, pattern) in [
+        (0.05, 1u16, Pattern::Uniform),
+        (0.3, 4, Pattern::Uniform),
+        (0.12, 4, Pattern::Transpose),
+    ] {
         let mut outs = Vec::new();
         for step_all in [false, true] {
             let cfg = NetworkConfig {
-                mesh: MeshSpec { rows: 8, cols: 8, ..Default::default() },
-                router: RouterConfig { num_vcs: 2, vc_buf_size: 4, ..Default::default() },
+                mesh: MeshSpec {
+                    rows: 8,
+                    cols: 8,
+                    ..Default::default()
+                },
+                router: RouterConfig {
+                    num_vcs: 2,
+                    vc_buf_size: 4,
+                    ..Default::default()
+                },
                 step_all,
                 ..Default::default()
             };
             let mut n = Network::new(cfg).unwrap();
-            let spec = SyntheticSpec { pattern: pattern.clone(), rate, sizes: vec![size], seed: 11, ..Default::default() };
+            let spec = SyntheticSpec {
+                pattern: pattern.clone(),
+                rate,
+                sizes: vec![size],
+                seed: 11,
+                ..Default::default()
+            };
             let mut src = Synthetic::new(spec, n.topology()).unwrap();
             let r = run_measured(&mut n, &mut src, &SimControl::default(), &mut |_, _| {}).unwrap();
-            outs.push((format!("{r:?}"), n.link_flits().to_vec(), n.counters().clone()));
+            outs.push((
+                format!("{r:?}"),
+                n.link_flits().to_vec(),
+                n.counters().clone(),
+            ));
         }
         assert_eq!(outs[0], outs[1], "rate {rate}: step-all differs");
     }
@@ -188,9 +252,17 @@ fn step_all_mode_is_identical() {
 fn deterministic_for_a_seed() {
     let run = |seed| {
         let mut n = net(8, 2, 4);
-        let spec = SyntheticSpec { rate: 0.2, sizes: vec![4], seed, ..Default::default() };
+        let spec = SyntheticSpec {
+            rate: 0.2,
+            sizes: vec![4],
+            seed,
+            ..Default::default()
+        };
         let mut src = Synthetic::new(spec, n.topology()).unwrap();
-        format!("{:?}", run_measured(&mut n, &mut src, &SimControl::default(), &mut |_, _| {}).unwrap())
+        format!(
+            "{:?}",
+            run_measured(&mut n, &mut src, &SimControl::default(), &mut |_, _| {}).unwrap()
+        )
     };
     assert_eq!(run(5), run(5));
     assert_ne!(run(5), run(6));
