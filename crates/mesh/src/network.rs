@@ -170,6 +170,8 @@ pub struct Network {
     class_hi: Vec<u8>,
     class_prio: Vec<u8>,
     prio_levels: Vec<u8>,
+    /// Switch-allocation priority of each VC index (its class's priority).
+    vc_prio: Vec<u8>,
     nclasses: usize,
 
     // Input VCs, global index (r*PORTS + port)*V + vc.
@@ -240,6 +242,15 @@ impl Network {
             class_hi.push(lo as u8);
         }
         let class_prio: Vec<u8> = classes.iter().map(|c| c.priority).collect();
+        let vc_prio: Vec<u8> = (0..cfg.router.num_vcs)
+            .map(|vc| {
+                let c = class_hi
+                    .iter()
+                    .position(|&h| vc < h as usize)
+                    .expect("class VCs add up to num_vcs");
+                class_prio[c]
+            })
+            .collect();
         let mut prio_levels = class_prio.clone();
         prio_levels.sort_unstable_by(|a, b| b.cmp(a));
         prio_levels.dedup();
@@ -355,6 +366,7 @@ impl Network {
             class_hi,
             class_prio,
             prio_levels,
+            vc_prio,
             nclasses,
             bufs: VcBuffers::new(r_n * pv, rc.vc_buf_size),
             st: vec![IDLE; r_n * pv],
@@ -858,9 +870,9 @@ impl Network {
                         {
                             let i = li / v;
                             let vc = (li % v) as u8;
+                            // Classes own disjoint VC ranges, so the VC gives the priority.
                             let pri = if multi_prio {
-                                let f = self.bufs.front(g).expect("work VCs hold flits");
-                                self.class_prio[self.pkts[f.pkt as usize].class as usize]
+                                self.vc_prio[vc as usize]
                             } else {
                                 0
                             };
