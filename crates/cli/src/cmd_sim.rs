@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use wafernoc_mesh::sim::{run_measured, SimControl, SimResult, Status};
-use wafernoc_mesh::{DeadlockReport, Network, NetworkConfig};
+use wafernoc_mesh::sim::{run_measured_observed, SimControl, SimResult, Status, TrafficSource};
+use wafernoc_mesh::{DeadlockReport, Delivered, Network, NetworkConfig, NewPacket};
+use wafernoc_trace::{PacketRecord, PacketTraceHeader, PacketTraceWriter, SizeUnit, TraceError};
 use wafernoc_traffic::{Synthetic, SyntheticSpec};
 
 use crate::booksim::BooksimCfg;
@@ -41,6 +42,14 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Write every packet the run injects to this packet trace (`.wnpt`
+    /// binary, `.jsonl` text).
+    #[arg(long, value_name = "FILE")]
+    pub capture: Option<PathBuf>,
+    /// Write one CSV row per delivered packet (delivery order):
+    /// `src,dst,size,ctime,itime,atime,latency`.
+    #[arg(long = "per-packet", value_name = "FILE.csv")]
+    pub per_packet: Option<PathBuf>,
 }
 
 /// Arguments of `wafernoc booksim`.
@@ -57,6 +66,14 @@ pub struct BooksimArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Write every packet the run injects to this packet trace (`.wnpt`
+    /// binary, `.jsonl` text).
+    #[arg(long, value_name = "FILE")]
+    pub capture: Option<PathBuf>,
+    /// Write one CSV row per delivered packet (delivery order):
+    /// `src,dst,size,ctime,itime,atime,latency`.
+    #[arg(long = "per-packet", value_name = "FILE.csv")]
+    pub per_packet: Option<PathBuf>,
 }
 
 /// Read a file with an error naming it.
@@ -124,12 +141,187 @@ pub fn simulate(
     sim: &SimControl,
     quiet: bool,
 ) -> Result<RunOutcome, CliError> {
+    simulate_with(network, traffic, sim, quiet, &RunOutputs::default())
+}
+
+/// Optional per-packet outputs of a synthetic run.
+#[derive(Debug, Default)]
+pub struct RunOutputs<'a> {
+    /// Packet capture: the trace file and the header's `meta` (the resolved
+    /// configuration as JSON).
+    pub capture: Option<(&'a Path, String)>,
+    /// Per-packet CSV of delivered packets.
+    pub per_packet: Option<&'a Path>,
+}
+
+/// A packet trace being written, text or binary by the file name.
+enum CaptureWriter {
+    Binary(PacketTraceWriter<std::io::BufWriter<std::fs::File>>),
+    Text(wafernoc_trace::PacketTextWriter<std::io::BufWriter<std::fs::File>>),
+}
+
+impl CaptureWriter {
+    fn create(path: &Path, header: &PacketTraceHeader) -> Result<Self, TraceError> {
+        Ok(
+            match wafernoc_trace::encoding_for_path(path, wafernoc_trace::TraceKind::Packet)? {
+                wafernoc_trace::Encoding::Text => {
+                    CaptureWriter::Text(wafernoc_trace::PacketTextWriter::create(path, header)?)
+                }
+                wafernoc_trace::Encoding::Binary => {
+                    CaptureWriter::Binary(PacketTraceWriter::create(path, header)?)
+                }
+            },
+        )
+    }
+    fn write(&mut self, rec: &PacketRecord) -> Result<(), TraceError> {
+        match self {
+            CaptureWriter::Binary(w) => w.write(rec),
+            CaptureWriter::Text(w) => w.write(rec),
+        }
+    }
+    fn finish(self) -> Result<(), TraceError> {
+        match self {
+            CaptureWriter::Binary(w) => w.finish().map(|_| ()),
+            CaptureWriter::Text(w) => w.finish().map(|_| ()),
+        }
+    }
+}
+
+/// A [`TrafficSource`] adapter that records every packet the inner source
+/// generates (the driver enqueues all of them, in generation order) as a
+/// [`PacketRecord`] with a dense id in that order. The first write error is
+/// kept and reported by [`Capture::finish`]; later packets are not written.
+pub struct Capture<'a> {
+    inner: &'a mut dyn TrafficSource,
+    writer: Option<CaptureWriter>,
+    next_id: u64,
+    error: Option<TraceError>,
+}
+
+impl<'a> Capture<'a> {
+    /// Wrap `inner`, writing to a new trace at `path`.
+    pub fn new(
+        inner: &'a mut dyn TrafficSource,
+        path: &Path,
+        header: &PacketTraceHeader,
+    ) -> Result<Self, CliError> {
+        let writer =
+            CaptureWriter::create(path, header).map_err(|e| CliError::new(e.to_string()))?;
+        Ok(Capture {
+            inner,
+            writer: Some(writer),
+            next_id: 0,
+            error: None,
+        })
+    }
+    /// Close the trace (end marker, flush), or report the first error.
+    pub fn finish(mut self) -> Result<u64, CliError> {
+        let w = self.writer.take();
+        if let Some(e) = self.error.take() {
+            return Err(CliError::new(format!("capture: {e}")));
+        }
+        if let Some(w) = w {
+            w.finish()
+                .map_err(|e| CliError::new(format!("capture: {e}")))?;
+        }
+        Ok(self.next_id)
+    }
+}
+
+impl TrafficSource for Capture<'_> {
+    fn generate(&mut self, t: u64, out: &mut Vec<NewPacket>) {
+        let start = out.len();
+        self.inner.generate(t, out);
+        for p in &out[start..] {
+            let rec = PacketRecord {
+                id: self.next_id,
+                cycle: p.ctime,
+                src: p.src,
+                dst: p.dst,
+                size: u32::from(p.size),
+                class: p.class,
+                deps: Vec::new(),
+            };
+            self.next_id += 1;
+            if self.error.is_none() {
+                if let Some(w) = self.writer.as_mut() {
+                    if let Err(e) = w.write(&rec) {
+                        self.error = Some(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Write delivered packets as CSV (`src,dst,size,ctime,itime,atime,latency`).
+fn write_delivered_csv(path: &Path, rows: &[Delivered]) -> Result<(), CliError> {
+    use std::fmt::Write as _;
+    let mut s = String::from("src,dst,size,ctime,itime,atime,latency\n");
+    for d in rows {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{}",
+            d.src,
+            d.dst,
+            d.size,
+            d.ctime,
+            d.itime,
+            d.atime,
+            d.atime - d.ctime
+        );
+    }
+    std::fs::write(path, s).map_err(|e| CliError::new(format!("{}: {e}", path.display())))
+}
+
+/// [`simulate`] with a packet capture and/or a per-packet CSV.
+pub fn simulate_with(
+    network: &NetworkConfig,
+    traffic: &SyntheticSpec,
+    sim: &SimControl,
+    quiet: bool,
+    outputs: &RunOutputs<'_>,
+) -> Result<RunOutcome, CliError> {
     let mut net = Network::new(network.clone()).map_err(|e| CliError::new(e.to_string()))?;
     let mut src = Synthetic::new(traffic.clone(), net.topology())
         .map_err(|e| CliError::new(e.to_string()))?;
+    let nodes = net.topology().nodes() as u32;
+    let mut delivered: Vec<Delivered> = Vec::new();
+    let keep = outputs.per_packet.is_some();
     let mut prog = Progress::new(quiet, "simulating");
-    let r = run_measured(&mut net, &mut src, sim, &mut |c, phase| prog.tick(c, phase));
+    let mut go = |source: &mut dyn TrafficSource| {
+        run_measured_observed(
+            &mut net,
+            source,
+            sim,
+            &mut |c, phase| prog.tick(c, phase),
+            &mut |d| {
+                if keep {
+                    delivered.push(*d);
+                }
+            },
+        )
+    };
+    let r = match &outputs.capture {
+        Some((path, meta)) => {
+            let header = PacketTraceHeader {
+                nodes,
+                unit: SizeUnit::Flits,
+                meta: meta.clone(),
+            };
+            let mut capture = Capture::new(&mut src, path, &header)?;
+            let r = go(&mut capture);
+            capture.finish()?;
+            r
+        }
+        None => go(&mut src),
+    };
     prog.finish();
+    if let Some(p) = outputs.per_packet {
+        if r.is_ok() {
+            write_delivered_csv(p, &delivered)?;
+        }
+    }
     Ok(match r {
         Ok(r) => RunOutcome::Done(Box::new(r)),
         Err(d) => RunOutcome::Deadlock(d),
@@ -248,8 +440,12 @@ fn finish(
 pub fn run(a: RunArgs) -> CmdResult {
     let wall = Instant::now();
     let cfg: RunConfig = load_toml(&a.config, &a.set)?;
-    let outcome = simulate(&cfg.network, &cfg.traffic, &cfg.sim, a.quiet)?;
     let config = serde_json::to_value(&cfg).expect("serialisable");
+    let outputs = RunOutputs {
+        capture: a.capture.as_deref().map(|p| (p, config.to_string())),
+        per_packet: a.per_packet.as_deref(),
+    };
+    let outcome = simulate_with(&cfg.network, &cfg.traffic, &cfg.sim, a.quiet, &outputs)?;
     finish(outcome, a.json, config, "run", wall)
 }
 
@@ -262,7 +458,11 @@ pub fn booksim(a: BooksimArgs) -> CmdResult {
         cfg.set(o)?;
     }
     let res = cfg.resolve()?;
-    let outcome = simulate(&res.network, &res.traffic, &res.sim, a.quiet)?;
     let config = serde_json::json!({ "booksim": cfg.echo(), "resolved": res });
+    let outputs = RunOutputs {
+        capture: a.capture.as_deref().map(|p| (p, config.to_string())),
+        per_packet: a.per_packet.as_deref(),
+    };
+    let outcome = simulate_with(&res.network, &res.traffic, &res.sim, a.quiet, &outputs)?;
     finish(outcome, a.json, config, "booksim", wall)
 }

@@ -10,6 +10,7 @@ mod cmd_bench;
 mod cmd_deadlock;
 mod cmd_demo;
 mod cmd_moe;
+mod cmd_replay;
 mod cmd_sim;
 mod cmd_sweep_rates;
 mod cmd_trace;
@@ -48,6 +49,8 @@ enum Command {
     Validate(cmd_validate::ValidateArgs),
     /// Import, convert and summarise packet and MoE routing traces.
     Trace(cmd_trace::TraceArgs),
+    /// Replay a packet trace (open or closed loop) and report per-packet latency.
+    ReplayPackets(cmd_replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::CheckDeadlock(a) => cmd_deadlock::run(a),
         Command::Moe(a) => cmd_moe::run(a),
         Command::Trace(a) => cmd_trace::run(a),
+        Command::ReplayPackets(a) => cmd_replay::run(a),
     };
     match result {
         Ok(code) => code,

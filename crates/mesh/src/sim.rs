@@ -22,7 +22,7 @@
 use serde::Serialize;
 
 use crate::deadlock::DeadlockReport;
-use crate::network::{Network, NewPacket};
+use crate::network::{Delivered, Network, NewPacket};
 use crate::stats::{Samples, Summary};
 use crate::topology::PORTS;
 
@@ -226,6 +226,19 @@ pub fn run_measured(
     ctl: &SimControl,
     progress: &mut dyn FnMut(u64, &str),
 ) -> Result<SimResult, Box<DeadlockReport>> {
+    run_measured_observed(net, src, ctl, progress, &mut |_| {})
+}
+
+/// [`run_measured`], also calling `on_delivered` for every packet the run
+/// delivers (warm-up, measurement and drain alike), in delivery order. The
+/// `tag` it sees is the driver's measured flag, not the source's.
+pub fn run_measured_observed(
+    net: &mut Network,
+    src: &mut dyn TrafficSource,
+    ctl: &SimControl,
+    progress: &mut dyn FnMut(u64, &str),
+    on_delivered: &mut dyn FnMut(&Delivered),
+) -> Result<SimResult, Box<DeadlockReport>> {
     let n = net.topology().nodes();
     let mut meas = Meas::new(n);
     let mut state = State::WarmingUp;
@@ -264,6 +277,7 @@ pub fn run_measured(
         }
         net.step()?;
         for d in net.drain_delivered() {
+            on_delivered(&d);
             let counted = state == State::WarmingUp || d.tag == 1;
             if state != State::Draining {
                 meas.accepted[d.dst as usize] += d.size as u64;
