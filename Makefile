@@ -24,14 +24,14 @@ fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --profile ci --workspace --all-targets -- -D warnings
 
 unit:
-	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO) test --release --workspace
+	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO) test --profile ci --workspace
 
 ## At least 10,000 cases per property (docs/deadlock.md records count and time).
 proptest-long:
-	PROPTEST_CASES=10000 $(CARGO) test --release --workspace -- --include-ignored proptest
+	PROPTEST_CASES=10000 $(CARGO) test --profile ci --workspace -- --include-ignored proptest
 
 ## Simulation speed on fixed reference configurations (single thread).
 bench: build
