@@ -8,15 +8,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
-use wafernoc_moe::{
-    AllToAllMode, Mapping, MoeModel, ParallelPlan, RoutingCounts, RoutingSource, WaferSpec,
-};
-use wafernoc_trace::{iterations, Batching, RoutingTrace};
+use wafernoc_moe::{AllToAllMode, Mapping, MoeModel, ParallelPlan, RoutingSource, WaferSpec};
 use wafernoc_traffic::collective::{
     simulate_layer_with_counts, LayerSpec, LayerWorkload, NocParams,
 };
 
 use crate::progress::Progress;
+use crate::trace_routing::TraceRouting;
 use crate::{CliError, CmdResult};
 
 /// Arguments of `wafernoc demo` (all optional: the defaults are the demo).
@@ -78,55 +76,15 @@ pub fn run(a: DemoArgs) -> CmdResult {
     }
     let dp = devices / a.tp;
     let model = MoeModel::preset(&a.model).map_err(|e| CliError::new(e.to_string()))?;
-    let trace = RoutingTrace::load(&a.trace).map_err(|e| CliError::new(e.to_string()))?;
-    if usize::from(trace.meta.num_experts) != model.experts
-        || usize::from(trace.meta.top_k) != model.top_k
-    {
-        return Err(CliError::new(format!(
-            "{}: {} experts top-{} does not match model {} ({} experts top-{})",
-            a.trace.display(),
-            trace.meta.num_experts,
-            trace.meta.top_k,
-            a.model,
-            model.experts,
-            model.top_k
-        )));
-    }
-    if a.layer >= usize::from(trace.meta.num_layers) {
-        return Err(CliError::new(format!(
-            "--layer {}: the trace has {} layers",
-            a.layer, trace.meta.num_layers
-        )));
-    }
-    let its: Vec<_> = iterations(&trace, Batching::Continuous { slots: a.slots })
-        .map_err(|e| CliError::new(e.to_string()))?
-        .skip(a.start)
-        .take(a.iterations)
-        .collect();
-    if its.is_empty() {
-        return Err(CliError::new(format!(
-            "--start {}: the trace has fewer iterations with {} slots",
-            a.start, a.slots
-        )));
-    }
+    let tr = TraceRouting::load(&a.trace, &model, &a.model)?;
+    let its = tr.iterations(a.slots, a.start..a.start + a.iterations.max(1))?;
     let wafer = WaferSpec::single(rows, cols);
     let mut prog = Progress::new(a.quiet, "demo");
     let mut report = Vec::new();
     for (mname, mapping) in [("block", Mapping::block()), ("er", Mapping::er())] {
         let mut per_it = Vec::new();
         for it in &its {
-            // The iteration's tokens go round-robin to the DP groups.
-            let mut groups: Vec<Vec<Vec<usize>>> = vec![Vec::new(); dp];
-            let mut loads = vec![0u64; model.experts];
-            for (i, ex) in it.experts(&trace, a.layer).enumerate() {
-                groups[i % dp].push(ex.iter().map(|&e| e as usize).collect());
-                for &e in ex {
-                    loads[e as usize] += 1;
-                }
-            }
-            let counts = RoutingCounts::from_tokens(model.experts, &groups)
-                .map_err(|e| CliError::new(e.to_string()))?;
-            let tokens_per_group = it.tokens.len().div_ceil(dp) as u64;
+            let (counts, tokens_per_group, loads) = tr.counts(it, a.layer, dp, model.experts)?;
             let spec = LayerSpec {
                 wafer: wafer.clone(),
                 model: model.clone(),

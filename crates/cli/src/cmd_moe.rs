@@ -103,6 +103,16 @@ pub struct MoeArgs {
     /// With --sweep: only the 4x4 and 8x8 points (a quick check).
     #[arg(long)]
     pub quick: bool,
+    /// With `--routing trace:FILE`: continuous-batching slots (decode
+    /// traces) or prefill chunk tokens. Default 64 (decode), 512 (prefill).
+    #[arg(long)]
+    pub slots: Option<usize>,
+    /// With `--routing trace:FILE`: serving iterations `A..B` (or `N`). Default 0..1.
+    #[arg(long, value_name = "A..B")]
+    pub iterations: Option<String>,
+    /// With `--routing trace:FILE`: MoE layers `L..M` (or `L`). Default 0..1.
+    #[arg(long, value_name = "L..M")]
+    pub layers: Option<String>,
 }
 
 /// The keys of a `wafernoc moe` TOML file (all optional here; the required
@@ -319,6 +329,8 @@ pub struct Resolved {
     pub wafer: WaferSpec,
     /// Router parameters.
     pub noc: NocParams,
+    /// Captured routing trace (`--routing trace:FILE`), replacing `routing`.
+    pub trace: Option<PathBuf>,
 }
 
 fn pick<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
@@ -364,17 +376,30 @@ pub fn resolve(a: &MoeArgs) -> Result<Resolved, CliError> {
         Some(s) => parse_ring(&s)?,
         None => RingPolicy::Same,
     };
-    let tokens_per_group = required(
-        pick(&a.tokens_per_group, &file.tokens_per_group),
-        "tokens_per_group",
-    )?;
+    let routing_text = pick(&a.routing, &file.routing);
+    let trace = routing_text
+        .as_deref()
+        .and_then(|s| s.strip_prefix("trace:"))
+        .map(PathBuf::from);
+    // With a captured trace the tokens per group come from each iteration.
+    let tokens_per_group = match pick(&a.tokens_per_group, &file.tokens_per_group) {
+        Some(t) => t,
+        None if trace.is_some() => 1,
+        None => required(None, "tokens_per_group")?,
+    };
     if tokens_per_group == 0 {
         return Err(err("tokens_per_group", "must be at least 1"));
     }
-    let routing = match pick(&a.routing, &file.routing) {
-        Some(s) => parse_routing(&s)?,
-        None => RoutingSource::Uniform,
+    let routing = match (&trace, routing_text) {
+        (None, Some(s)) => parse_routing(&s)?,
+        _ => RoutingSource::Uniform,
     };
+    if trace.is_none() && (a.slots.is_some() || a.iterations.is_some() || a.layers.is_some()) {
+        return Err(err(
+            "routing",
+            "--slots, --iterations and --layers need --routing trace:FILE",
+        ));
+    }
     let alltoall = match pick(&a.alltoall, &file.alltoall) {
         Some(s) => parse_alltoall(&s)?,
         None => AllToAllMode::Confined,
@@ -415,6 +440,7 @@ pub fn resolve(a: &MoeArgs) -> Result<Resolved, CliError> {
         alltoall,
         wafer,
         noc,
+        trace,
     })
 }
 
@@ -710,6 +736,9 @@ pub fn run(a: MoeArgs) -> CmdResult {
     }
     let wall = Instant::now();
     let r = resolve(&a)?;
+    if let Some(path) = r.trace.clone() {
+        return run_trace(&a, &r, &path);
+    }
     let spec = r.layer_spec()?;
     let mut prog = Progress::new(a.quiet, "moe");
     let res = simulate_layer(&spec, &mut |c, ph| prog.tick(c, ph));
@@ -968,6 +997,7 @@ fn run_point(p: &SweepPoint, tokens: u64, seed: u64) -> Result<SweepRow, CliErro
         alltoall: AllToAllMode::Confined,
         wafer: WaferSpec::multi(p.mesh.0, p.mesh.1, p.wafers.0, p.wafers.1),
         noc: NocParams::default(),
+        trace: None,
     };
     let spec = r.layer_spec()?;
     let res = simulate_layer(&spec, &mut |_, _| {}).map_err(lib_err)?;
@@ -1580,5 +1610,125 @@ fn sweep(a: &MoeArgs) -> CmdResult {
             dir.display()
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `wafernoc moe --routing trace:FILE`: dispatch and combine driven by the
+/// captured routing, one layer simulation per (iteration, layer); the
+/// iteration's tokens are dealt round-robin to the DP groups.
+fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
+    use crate::trace_routing::{parse_range, TraceRouting};
+    use wafernoc_traffic::collective::simulate_layer_with_counts;
+    let wall = Instant::now();
+    let base = r.layer_spec()?;
+    let tr = TraceRouting::load(path, &base.model, &r.model_name)?;
+    let slots = a.slots.unwrap_or(match tr.trace.meta.phase {
+        wafernoc_trace::Phase::Decode => 64,
+        wafernoc_trace::Phase::Prefill => 512,
+    });
+    if slots == 0 {
+        return Err(err("slots", "must be at least 1"));
+    }
+    let its = tr.iterations(
+        slots,
+        parse_range("iterations", a.iterations.as_deref().unwrap_or("0..1"))?,
+    )?;
+    let layers = parse_range("layers", a.layers.as_deref().unwrap_or("0..1"))?;
+    let mut prog = Progress::new(a.quiet, "moe");
+    let mut rows = Vec::new();
+    for it in &its {
+        for layer in layers.clone() {
+            let (counts, tokens_per_group, loads) =
+                tr.counts(it, layer, r.dp, base.model.experts)?;
+            let mut spec = base.clone();
+            spec.workload.tokens_per_group = tokens_per_group;
+            spec.workload.layer = layer as u64;
+            let res = simulate_layer_with_counts(&spec, counts, &mut |c, ph| prog.tick(c, ph))
+                .map_err(lib_err)?;
+            let mean = loads.iter().sum::<u64>() as f64 / loads.len().max(1) as f64;
+            let imbalance = *loads.iter().max().unwrap_or(&0) as f64 / mean.max(1e-12);
+            rows.push((it.index, layer, it.tokens.len(), imbalance, res));
+        }
+    }
+    prog.finish();
+    let cycle_ns = r.wafer.cycle_ns();
+    let total = |f: &dyn Fn(&LayerResult) -> u64| rows.iter().map(|x| f(&x.4)).sum::<u64>();
+    if a.json {
+        let j = serde_json::json!({
+            "wafernoc_version": env!("CARGO_PKG_VERSION"),
+            "routing": format!("trace:{}", path.display()),
+            "slots": slots,
+            "cycle_ns": cycle_ns,
+            "runs": rows.iter().map(|(i, l, t, imb, res)| serde_json::json!({
+                "iteration": i, "layer": l, "tokens": t, "expert_load_max_over_mean": imb,
+                "phases": {
+                    "allreduce": {"cycles": res.allreduce.cycles, "flits": res.allreduce.flits},
+                    "dispatch": {"cycles": res.dispatch.cycles, "flits": res.dispatch.flits, "boundary_flits": res.dispatch.boundary_flits},
+                    "combine": {"cycles": res.combine.cycles, "flits": res.combine.flits, "boundary_flits": res.combine.boundary_flits},
+                },
+            })).collect::<Vec<_>>(),
+            "totals": {
+                "allreduce_cycles": total(&|x| x.allreduce.cycles),
+                "dispatch_cycles": total(&|x| x.dispatch.cycles),
+                "combine_cycles": total(&|x| x.combine.cycles),
+                "ns": total(&|x| x.total_cycles()) as f64 * cycle_ns,
+            },
+            "config": {
+                "model": r.model_name, "mesh": fmt_pair(r.mesh), "wafers": fmt_pair(r.wafers),
+                "tp": r.tp, "dp": r.dp, "mapping": mapping_name(r.mapping), "ring": ring_name(r.ring),
+                "iterations": a.iterations.as_deref().unwrap_or("0..1"), "layers": a.layers.as_deref().unwrap_or("0..1"),
+            },
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&j).map_err(|e| CliError::new(e.to_string()))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "wafernoc moe: {} routing replayed from {} ({} slots), {}x{} dies, TP={} DP={}, mapping {}",
+        r.model_name,
+        path.display(),
+        slots,
+        r.mesh.0,
+        r.mesh.1,
+        r.tp,
+        r.dp,
+        mapping_name(r.mapping)
+    );
+    println!(
+        "{:>6} {:>6} {:>7} {:>13} {:>10} {:>10} {:>10} {:>14}",
+        "iter",
+        "layer",
+        "tokens",
+        "load max/mean",
+        "allreduce",
+        "dispatch",
+        "combine",
+        "boundary flits"
+    );
+    for (i, l, t, imb, res) in &rows {
+        println!(
+            "{:>6} {:>6} {:>7} {:>13.2} {:>10} {:>10} {:>10} {:>14}",
+            i,
+            l,
+            t,
+            imb,
+            res.allreduce.cycles,
+            res.dispatch.cycles,
+            res.combine.cycles,
+            res.dispatch.boundary_flits + res.combine.boundary_flits
+        );
+    }
+    let all = total(&|x| x.total_cycles());
+    println!(
+        "total: all-reduce {} + dispatch {} + combine {} = {} cycles ({:.1} ns); wall time {:.2} s",
+        total(&|x| x.allreduce.cycles),
+        total(&|x| x.dispatch.cycles),
+        total(&|x| x.combine.cycles),
+        all,
+        all as f64 * cycle_ns,
+        wall.elapsed().as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }

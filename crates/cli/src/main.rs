@@ -18,6 +18,7 @@ mod cmd_validate;
 mod error;
 mod plot;
 mod progress;
+mod trace_routing;
 
 pub use error::{CliError, CmdResult};
 
@@ -30,6 +31,8 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once per process; the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run a synthetic-traffic measurement from a native TOML configuration.
     Run(cmd_sim::RunArgs),

@@ -1,0 +1,128 @@
+//! `wafernoc moe --routing trace:FILE` and `wafernoc demo`: captured
+//! routing drives dispatch and combine.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn wafernoc(args: &[&str]) -> Output {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    Command::new(env!("CARGO_BIN_EXE_wafernoc"))
+        .args(args)
+        .current_dir(root)
+        .output()
+        .expect("binary runs")
+}
+
+const GPT: &str = "trace:traces/gpt-oss-20b/decode_128req.wnrt";
+
+#[test]
+fn trace_routing_runs_every_iteration_and_layer() {
+    let args = [
+        "moe",
+        "--model",
+        "gpt-oss-20b",
+        "--mesh",
+        "4x8",
+        "--tp",
+        "4",
+        "--dp",
+        "8",
+        "--mapping",
+        "er",
+        "--routing",
+        GPT,
+        "--iterations",
+        "100..102",
+        "--layers",
+        "0..3",
+        "--json",
+        "--quiet",
+    ];
+    let a = wafernoc(&args);
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    let b = wafernoc(&args);
+    assert_eq!(a.stdout, b.stdout, "same trace, same bytes");
+    let v: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 6);
+    for r in runs {
+        assert_eq!(r["tokens"], 64);
+        // ER confines the all-to-all to FTD tiles.
+        assert_eq!(r["phases"]["dispatch"]["boundary_flits"], 0);
+        assert_eq!(r["phases"]["combine"]["boundary_flits"], 0);
+        assert!(r["phases"]["dispatch"]["cycles"].as_u64().unwrap() > 0);
+    }
+    // Different layers route differently.
+    assert_ne!(runs[0]["phases"]["dispatch"], runs[1]["phases"]["dispatch"]);
+}
+
+#[test]
+fn trace_routing_errors_are_named() {
+    let o = wafernoc(&[
+        "moe",
+        "--model",
+        "deepseek-v3",
+        "--mesh",
+        "8x8",
+        "--tp",
+        "8",
+        "--dp",
+        "8",
+        "--mapping",
+        "er",
+        "--routing",
+        GPT,
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not match model"));
+    let o = wafernoc(&[
+        "moe",
+        "--model",
+        "gpt-oss-20b",
+        "--mesh",
+        "4x8",
+        "--tp",
+        "4",
+        "--dp",
+        "8",
+        "--mapping",
+        "er",
+        "--routing",
+        GPT,
+        "--layers",
+        "30",
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("24 layers"));
+    let o = wafernoc(&[
+        "moe",
+        "--model",
+        "gpt-oss-20b",
+        "--mesh",
+        "4x8",
+        "--tp",
+        "4",
+        "--dp",
+        "8",
+        "--mapping",
+        "er",
+        "--tokens-per-group",
+        "8",
+        "--slots",
+        "4",
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("trace:FILE"));
+}
+
+#[test]
+fn demo_prints_a_report() {
+    let o = wafernoc(&["demo", "--iterations", "1", "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("ER vs block"), "{out}");
+    assert!(out.contains("block") && out.contains("er "), "{out}");
+}
