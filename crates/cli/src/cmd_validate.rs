@@ -8,7 +8,6 @@
 //! - accepted rate within 3% wherever both runs are stable (and for
 //!   throughput-mode runs).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -263,13 +262,11 @@ fn noise(sd: f64, n: u64) -> f64 {
     sd * (1.0 + 1.0 / n as f64).sqrt()
 }
 
-/// Whether the acceptance rules check this row (throughput rows, and
-/// latency rows up to 85% of the lowest unstable rate of their network).
-pub fn in_checked_range(rows: &[RefRow], r: &RefRow) -> bool {
-    if r.sim_type == "throughput" {
-        return true;
-    }
-    let lowest = rows
+/// 85% of the lowest rate BookSim2 found unstable for the network and
+/// traffic of `r` (infinite if none was unstable): the highest latency-mode
+/// rate the acceptance rules check.
+fn checked_limit(rows: &[RefRow], r: &RefRow) -> f64 {
+    0.85 * rows
         .iter()
         .filter(|x| {
             x.sim_type == "latency"
@@ -278,26 +275,21 @@ pub fn in_checked_range(rows: &[RefRow], r: &RefRow) -> bool {
                     == (r.traffic.as_str(), r.vcs, r.buf, r.pkt)
         })
         .map(|x| x.rate)
-        .fold(f64::INFINITY, f64::min);
-    r.rate <= 0.85 * lowest + 1e-12 && r.lat.is_some()
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Whether the acceptance rules check this row (throughput rows, and
+/// latency rows up to 85% of the lowest unstable rate of their network).
+pub fn in_checked_range(rows: &[RefRow], r: &RefRow) -> bool {
+    r.sim_type == "throughput" || (r.rate <= checked_limit(rows, r) + 1e-12 && r.lat.is_some())
 }
 
 /// Apply the acceptance rules to every row.
 pub fn judge(rows: &[RefRow], ours: &[Ours], rule: Rule) -> Vec<Check> {
-    // Lowest unstable rate per network (traffic, vcs, buf, pkt).
-    let mut lowest: BTreeMap<(String, u32, u32, u32), f64> = BTreeMap::new();
-    for r in rows {
-        if r.sim_type == "latency" && r.status.starts_with("unstable") {
-            let k = (r.traffic.clone(), r.vcs, r.buf, r.pkt);
-            let e = lowest.entry(k).or_insert(f64::INFINITY);
-            *e = e.min(r.rate);
-        }
-    }
     rows.iter()
         .zip(ours)
         .map(|(r, o)| {
-            let k = (r.traffic.clone(), r.vcs, r.buf, r.pkt);
-            let limit = 0.85 * lowest.get(&k).copied().unwrap_or(f64::INFINITY);
+            let limit = checked_limit(rows, r);
             let acc_noise = 3.0 * noise(o.acc_sd.max(o.acc_sd_counting), o.n);
             let lat_noise = 3.0 * noise(o.lat_sd, o.n);
             let stat = rule == Rule::Statistical;

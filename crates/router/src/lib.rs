@@ -15,15 +15,15 @@
 //! - [`arbiter`]: round-robin and matrix arbiters over bit masks.
 //! - [`allocator`]: separable input-first, separable output-first and iSLIP
 //!   (1..n iterations) allocators over bit-mask request matrices.
-//! - [`link::DelayLine`]: a link as a delay line of latency ≥ 1 cycle with a
-//!   bandwidth of one flit every `n` cycles; credits travel on a delay line of
-//!   their own.
+//! - [`link::LinkTiming`]: a link of latency ≥ 1 cycle with a bandwidth of
+//!   one flit every `n` cycles; credits travel on a link of their own. The
+//!   mesh keeps items in flight in its timing wheel.
 //!
 //! Invariants kept by these blocks (checked by tests and debug assertions):
 //! - a VC buffer never holds more flits than its depth;
-//! - a delay line delivers items in the order they were sent, each exactly
-//!   `latency` cycles after the cycle it was sent in (BookSim's channel
-//!   convention, see [`link`]);
+//! - a link delivers an item `latency + cycles_per_flit` cycles after the
+//!   cycle it was sent in (BookSim's channel convention, see [`link`]) and
+//!   accepts at most one item every `cycles_per_flit` cycles;
 //! - an allocator never grants an input or an output twice in one call, and
 //!   only grants requested pairs.
 
@@ -39,7 +39,7 @@ pub use arbiter::{Arbiter, ArbiterKind};
 pub use buffer::VcBuffers;
 pub use config::{ConfigError, RouterConfig};
 pub use flit::Flit;
-pub use link::{DelayLine, LinkTiming};
+pub use link::LinkTiming;
 
 /// Largest number of (port × VC) pairs per router: request sets are `u128`
 /// bit masks.
