@@ -77,7 +77,7 @@ pub use plan::{
     ring_sends, HierRing, Layout, Mapping, MappingKind, ParallelPlan, RingDirection, RingPolicy,
     RingSend, TileGrid, TileKind, DEFAULT_SHADOW_SLOTS,
 };
-pub use routing::{RoutingSource, Xoshiro256StarStar};
+pub use routing::{tokens_with_weights, RoutingSource, Xoshiro256StarStar};
 pub use spec::{
     DieSpec, WaferSpec, DEFAULT_CROSS_WAFER_GBPS, DEFAULT_CROSS_WAFER_LATENCY_NS,
     DEFAULT_FLIT_BYTES, DEFAULT_HOP_LATENCY_NS, DEFAULT_LINK_GBPS,

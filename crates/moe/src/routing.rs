@@ -126,28 +126,8 @@ impl RoutingSource {
         seed: u64,
         layer: u64,
     ) -> Result<Vec<Vec<Vec<ExpertId>>>> {
-        nonzero("top_k", top_k)?;
-        nonzero("groups", groups)?;
         let w = self.weights(experts, seed, layer)?;
-        if top_k > experts {
-            return Err(MoeError::TopKTooLarge { top_k, experts });
-        }
-        let total: f64 = w.iter().sum();
-        Ok((0..groups)
-            .map(|g| {
-                let mut rng = Xoshiro256StarStar::for_group(seed, g as u64, layer);
-                let mut chosen = vec![false; experts];
-                (0..tokens_per_group)
-                    .map(|_| {
-                        let t = draw_distinct(&mut rng, &w, total, top_k, &mut chosen);
-                        for &e in &t {
-                            chosen[e] = false;
-                        }
-                        t
-                    })
-                    .collect()
-            })
-            .collect())
+        tokens_with_weights(&w, top_k, groups, tokens_per_group, seed, layer)
     }
 
     /// As [`RoutingSource::tokens`], aggregated into per-(group, expert)
@@ -164,6 +144,48 @@ impl RoutingSource {
         let t = self.tokens(experts, top_k, groups, tokens_per_group, seed, layer)?;
         RoutingCounts::from_tokens(experts, &t)
     }
+}
+
+/// Draws `tokens_per_group` tokens for each of `groups` DP groups from given
+/// expert weights (finite, `>= 0`): each token's `top_k` distinct experts,
+/// proportionally to weight without replacement, from the stream of
+/// `(seed, group, layer)`. [`RoutingSource::tokens`] is this with the
+/// source's weights; callers with weights of their own (a drifting
+/// popularity, say) use it directly.
+pub fn tokens_with_weights(
+    w: &[f64],
+    top_k: usize,
+    groups: usize,
+    tokens_per_group: usize,
+    seed: u64,
+    layer: u64,
+) -> Result<Vec<Vec<Vec<ExpertId>>>> {
+    let experts = w.len();
+    nonzero("experts", experts)?;
+    nonzero("top_k", top_k)?;
+    nonzero("groups", groups)?;
+    for &x in w {
+        non_negative("weights", x)?;
+    }
+    if top_k > experts {
+        return Err(MoeError::TopKTooLarge { top_k, experts });
+    }
+    let total: f64 = w.iter().sum();
+    Ok((0..groups)
+        .map(|g| {
+            let mut rng = Xoshiro256StarStar::for_group(seed, g as u64, layer);
+            let mut chosen = vec![false; experts];
+            (0..tokens_per_group)
+                .map(|_| {
+                    let t = draw_distinct(&mut rng, w, total, top_k, &mut chosen);
+                    for &e in &t {
+                        chosen[e] = false;
+                    }
+                    t
+                })
+                .collect()
+        })
+        .collect())
 }
 
 /// Draws `k` distinct indices proportionally to `w` without replacement (each

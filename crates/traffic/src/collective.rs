@@ -19,7 +19,9 @@
 //! [`NocParams::migration_vcs`]): [`CLASS_COLLECTIVE`] (all-reduce, dispatch,
 //! combine; priority 1) and [`CLASS_MIGRATION`] (expert-weight copies of the
 //! balancer, lowest priority 0, so collective flits always win switch
-//! allocation). Nothing in this module sends migration traffic yet.
+//! allocation). Migration traffic is sent by a [`Background`] beside a
+//! phase ([`PhaseRunner::run_with`]); the serving run in [`crate::serving`]
+//! uses it.
 //!
 //! # Schedules and the closed loop
 //! A phase is a [`Schedule`]: messages `(src, dst, bytes)` grouped in
@@ -83,8 +85,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use wafernoc_mesh::{
-    ClassSpec, ConfigError, DeadlockReport, MeshSpec, Network, NetworkConfig, NewPacket, Routing,
-    Topology,
+    ClassSpec, ConfigError, DeadlockReport, Delivered, MeshSpec, Network, NetworkConfig, NewPacket,
+    Routing, Topology,
 };
 use wafernoc_moe::{
     assign, combine, dispatch, ring_order, AllToAll, AllToAllMode, DeviceId, Flow, Layout,
@@ -138,6 +140,11 @@ pub struct NocParams {
     pub local_latency: u32,
     /// Deadlock timeout in cycles; 0 = the engine's automatic value.
     pub deadlock_timeout: u64,
+    /// Switch-allocation priority of the migration class; the collective
+    /// class has 1. Default 0: migration flits lose every allocation to
+    /// collective flits (the NI-Balancer design). 1 is the ablation where
+    /// they compete as equals (what the priority class buys).
+    pub migration_priority: u8,
 }
 
 impl Default for NocParams {
@@ -150,6 +157,7 @@ impl Default for NocParams {
             routing: Routing::Xy,
             local_latency: 1,
             deadlock_timeout: 0,
+            migration_priority: 0,
         }
     }
 }
@@ -317,7 +325,7 @@ pub fn network_config(spec: &WaferSpec, noc: &NocParams) -> Result<NetworkConfig
             ClassSpec {
                 name: "migration".into(),
                 vcs: noc.migration_vcs,
-                priority: 0,
+                priority: noc.migration_priority,
             },
         ],
         deadlock_timeout: noc.deadlock_timeout,
@@ -721,6 +729,40 @@ impl PhaseStats {
     }
 }
 
+/// Tag bit of packets sent by a [`Background`]: schedule packets carry their
+/// message id (always below `2^63`), background packets this bit plus their
+/// own identifier.
+pub const BACKGROUND_TAG: u64 = 1 << 63;
+
+/// Traffic that runs beside a phase's schedule on the same network (expert
+/// migration): it may enqueue packets every cycle and is told of every
+/// delivery of its own packets (those whose tag has [`BACKGROUND_TAG`]).
+/// It never delays the schedule's bookkeeping: a phase ends when its last
+/// message is delivered, whatever background packets are still in flight.
+pub trait Background {
+    /// Called once per cycle before the network steps: enqueue packets
+    /// (tags with [`BACKGROUND_TAG`] set).
+    fn inject(&mut self, net: &mut Network) -> Result<()>;
+    /// One of its packets was delivered.
+    fn delivered(&mut self, d: &Delivered);
+    /// True when it would enqueue a packet if the network had room, so the
+    /// runner must not skip idle cycles.
+    fn busy(&self) -> bool;
+}
+
+/// No background traffic.
+pub struct NoBackground;
+
+impl Background for NoBackground {
+    fn inject(&mut self, _net: &mut Network) -> Result<()> {
+        Ok(())
+    }
+    fn delivered(&mut self, _d: &Delivered) {}
+    fn busy(&self) -> bool {
+        false
+    }
+}
+
 /// Runs schedules phase by phase on one network and measures them.
 pub struct PhaseRunner {
     net: Network,
@@ -776,16 +818,55 @@ impl PhaseRunner {
         &self.links
     }
 
-    fn link_snapshot(&self) -> Vec<u64> {
+    /// Cumulative flits per link of the classes in `classes` (bit per class).
+    fn link_snapshot(&self, classes: u64) -> Vec<u64> {
         let c = self.net.num_classes();
         let lf = self.net.link_flits();
         self.links
             .iter()
             .map(|l| {
                 let base = (l.src * 5 + l.port as usize) * c;
-                lf[base..base + c].iter().sum()
+                (0..c)
+                    .filter(|k| classes >> k & 1 == 1)
+                    .map(|k| lf[base + k])
+                    .sum()
             })
             .collect()
+    }
+
+    /// Mutable access to the network (to enqueue background traffic).
+    pub fn network_mut(&mut self) -> &mut Network {
+        &mut self.net
+    }
+
+    /// Lets `cycles` cycles pass with no schedule (a compute window) while
+    /// `bg` keeps sending; cycles in which neither `bg` nor the network has
+    /// anything to do are skipped exactly ([`Network::fast_forward`]).
+    pub fn idle_with(&mut self, name: &str, cycles: u64, bg: &mut dyn Background) -> Result<()> {
+        let end = self.net.now() + cycles;
+        while self.net.now() < end {
+            if !bg.busy() && self.net.fast_forward(end) {
+                break;
+            }
+            bg.inject(&mut self.net)?;
+            if let Err(report) = self.net.step() {
+                return Err(CollectiveError::Deadlock {
+                    phase: name.to_string(),
+                    report,
+                });
+            }
+            for d in self.net.drain_delivered() {
+                if d.tag & BACKGROUND_TAG != 0 {
+                    bg.delivered(&d);
+                } else {
+                    return Err(CollectiveError::Param {
+                        param: "schedule",
+                        reason: format!("packet {} delivered outside its phase", d.tag),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Packet sizes of a message of `bytes`.
@@ -810,6 +891,18 @@ impl PhaseRunner {
         sched: &Schedule,
         progress: &mut dyn FnMut(u64, &str),
     ) -> Result<PhaseStats> {
+        self.run_with(name, sched, &mut NoBackground, progress)
+    }
+
+    /// [`PhaseRunner::run`] with `bg` sending beside the schedule. The
+    /// phase's link figures count only the classes its messages use.
+    pub fn run_with(
+        &mut self,
+        name: &str,
+        sched: &Schedule,
+        bg: &mut dyn Background,
+        progress: &mut dyn FnMut(u64, &str),
+    ) -> Result<PhaseStats> {
         let msgs = &sched.msgs;
         let n = self.net.topology().nodes();
         if let Some(m) = msgs.iter().find(|m| m.src >= n || m.dst >= n) {
@@ -827,7 +920,8 @@ impl PhaseRunner {
                 reason: format!("class {} does not exist", m.class),
             });
         }
-        let before = self.link_snapshot();
+        let classes = msgs.iter().fold(0u64, |a, m| a | 1 << m.class);
+        let before = self.link_snapshot(classes);
         let start = self.net.now();
         let mut st = RunState::new(sched);
         let mut stats = PhaseStats {
@@ -863,12 +957,13 @@ impl PhaseRunner {
         self.issue(sched, &mut st, &mut stats)?;
         let mut next_report = start;
         while st.completed < msgs.len() {
-            if self.net.packets_outstanding() == 0 {
+            if st.in_flight == 0 {
                 return Err(CollectiveError::Stalled {
                     phase: name.to_string(),
                     pending: msgs.len() - st.completed,
                 });
             }
+            bg.inject(&mut self.net)?;
             if let Err(report) = self.net.step() {
                 return Err(CollectiveError::Deadlock {
                     phase: name.to_string(),
@@ -877,7 +972,12 @@ impl PhaseRunner {
             }
             let mut done = Vec::new();
             for d in self.net.drain_delivered() {
+                if d.tag & BACKGROUND_TAG != 0 {
+                    bg.delivered(&d);
+                    continue;
+                }
                 let m = d.tag as usize;
+                st.in_flight -= 1;
                 st.packets_left[m] -= 1;
                 if st.packets_left[m] == 0 {
                     done.push(m);
@@ -896,7 +996,7 @@ impl PhaseRunner {
         // Let nothing of this phase linger (all packets are delivered).
         stats.cycles = self.net.now() - start;
         stats.ns = stats.cycles as f64 * self.cycle_ns;
-        let after = self.link_snapshot();
+        let after = self.link_snapshot(classes);
         let flits: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
         let util = |i: usize| {
             if stats.cycles == 0 {
@@ -985,6 +1085,7 @@ impl PhaseRunner {
                             tag: m as u64,
                         })?;
                         stats.packets += 1;
+                        st.in_flight += 1;
                         stats.flits += u64::from(size);
                     }
                     if !sizes.is_empty() {
@@ -1019,6 +1120,8 @@ struct RunState {
     ready: Vec<MsgId>,
     /// Messages fully delivered.
     completed: usize,
+    /// Packets of the schedule enqueued and not yet delivered.
+    in_flight: usize,
 }
 
 impl RunState {
@@ -1049,6 +1152,7 @@ impl RunState {
             packets_left: vec![0; n],
             ready: Vec::new(),
             completed: 0,
+            in_flight: 0,
         }
     }
 

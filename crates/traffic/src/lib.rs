@@ -9,6 +9,7 @@
 //! draws only from its own random stream.
 
 pub mod collective;
+pub mod serving;
 pub mod synthetic;
 
 pub use synthetic::{Pattern, Process, RateUnit, Synthetic, SyntheticSpec, TrafficError};

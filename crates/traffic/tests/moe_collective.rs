@@ -448,6 +448,7 @@ fn deadlock_is_an_error() {
         routing: Routing::AdaptiveUnsafe,
         local_latency: 1,
         deadlock_timeout: 2000,
+        migration_priority: 0,
     };
     let mut s = Schedule::new();
     for src in 0..16 {
