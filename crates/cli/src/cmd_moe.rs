@@ -160,7 +160,7 @@ pub struct MoeFile {
     pub noc: Option<NocParams>,
 }
 
-fn err(param: &str, msg: impl std::fmt::Display) -> CliError {
+pub(crate) fn err(param: &str, msg: impl std::fmt::Display) -> CliError {
     CliError::new(format!("parameter `{param}`: {msg}"))
 }
 
@@ -182,7 +182,7 @@ pub fn parse_pair(param: &str, s: &str) -> Result<(usize, usize), CliError> {
     Ok((a, b))
 }
 
-fn parse_ring(s: &str) -> Result<RingPolicy, CliError> {
+pub(crate) fn parse_ring(s: &str) -> Result<RingPolicy, CliError> {
     match s.trim().to_ascii_lowercase().as_str() {
         "same" => Ok(RingPolicy::Same),
         "alternate" => Ok(RingPolicy::Alternate),
@@ -202,7 +202,7 @@ fn ring_name(r: RingPolicy) -> &'static str {
     }
 }
 
-fn parse_mapping_kind(s: &str) -> Result<MappingKind, CliError> {
+pub(crate) fn parse_mapping_kind(s: &str) -> Result<MappingKind, CliError> {
     match s.trim().to_ascii_lowercase().as_str() {
         "block" => Ok(MappingKind::Block),
         "er" => Ok(MappingKind::Er),
@@ -214,7 +214,7 @@ fn parse_mapping_kind(s: &str) -> Result<MappingKind, CliError> {
     }
 }
 
-fn mapping_name(k: MappingKind) -> &'static str {
+pub(crate) fn mapping_name(k: MappingKind) -> &'static str {
     match k {
         MappingKind::Block => "block",
         MappingKind::Er => "er",
@@ -222,7 +222,11 @@ fn mapping_name(k: MappingKind) -> &'static str {
     }
 }
 
-fn make_mapping(kind: MappingKind, tile: Option<(usize, usize)>, ring: RingPolicy) -> Mapping {
+pub(crate) fn make_mapping(
+    kind: MappingKind,
+    tile: Option<(usize, usize)>,
+    ring: RingPolicy,
+) -> Mapping {
     match kind {
         MappingKind::Block => Mapping::Block { tile, ring },
         MappingKind::Er => Mapping::Er { tile, ring },
@@ -256,7 +260,7 @@ fn routing_name(r: &RoutingSource) -> String {
     }
 }
 
-fn parse_alltoall(s: &str) -> Result<AllToAllMode, CliError> {
+pub(crate) fn parse_alltoall(s: &str) -> Result<AllToAllMode, CliError> {
     match s.trim().to_ascii_lowercase().as_str() {
         "confined" => Ok(AllToAllMode::Confined),
         "global" => Ok(AllToAllMode::Global),
@@ -285,7 +289,7 @@ fn key_of(param: &str) -> &str {
 }
 
 /// A library error as a CLI error naming the key.
-fn lib_err(e: CollectiveError) -> CliError {
+pub(crate) fn lib_err(e: CollectiveError) -> CliError {
     match &e {
         CollectiveError::Deadlock { .. } => CliError::with_code(e.to_string(), 3),
         _ => match e.parameter() {
@@ -468,7 +472,7 @@ impl Resolved {
     }
 }
 
-fn fmt_pair(p: (usize, usize)) -> String {
+pub(crate) fn fmt_pair(p: (usize, usize)) -> String {
     format!("{}x{}", p.0, p.1)
 }
 
@@ -718,11 +722,11 @@ pub fn phase_heatmap(
     })
 }
 
-fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
     std::fs::write(path, text).map_err(|e| CliError::new(format!("{}: {e}", path.display())))
 }
 
-fn make_dir(dir: &Path) -> Result<(), CliError> {
+pub(crate) fn make_dir(dir: &Path) -> Result<(), CliError> {
     std::fs::create_dir_all(dir).map_err(|e| CliError::new(format!("{}: {e}", dir.display())))
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod booksim;
+mod cmd_balance;
 mod cmd_bench;
 mod cmd_deadlock;
 mod cmd_demo;
@@ -44,6 +45,8 @@ enum Command {
     CheckDeadlock(cmd_deadlock::CheckDeadlockArgs),
     /// Simulate one MoE layer (all-reduce, dispatch, combine) on a wafer.
     Moe(cmd_moe::MoeArgs),
+    /// Serving iterations with expert load balancing and weight migration.
+    Balance(cmd_balance::BalanceArgs),
     /// Latency-throughput curve over offered rates (CSV and SVG).
     SweepRates(cmd_sweep_rates::SweepRatesArgs),
     /// Simulation speed on the fixed reference configurations.
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd_demo::run(a),
         Command::CheckDeadlock(a) => cmd_deadlock::run(a),
         Command::Moe(a) => cmd_moe::run(a),
+        Command::Balance(a) => cmd_balance::run(a),
         Command::Trace(a) => cmd_trace::run(a),
         Command::ReplayPackets(a) => cmd_replay::run(a),
     };

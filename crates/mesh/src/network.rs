@@ -185,8 +185,20 @@ pub struct Network {
     ovc_in_use: Vec<u128>,
     ovc_tail_sent: Vec<u128>,
     va: Vec<Allocator>,
+    /// Switch allocators, one per (router, priority level): index
+    /// `r * nlev + level`. A strict-priority switch arbitrates each level
+    /// with its own round-robin state, so traffic of a lower level never
+    /// moves the pointers that order a higher level's requests (the
+    /// migration class cannot perturb collective traffic through arbiter
+    /// state). With one level this is BookSim's single allocator.
     sa: Vec<Allocator>,
+    /// Round-robin VC offset per (input port, priority level): index
+    /// `(r * PORTS + port) * nlev + level`.
     sw_rr: Vec<u8>,
+    /// Priority levels (1 for single-priority configurations).
+    nlev: usize,
+    /// Priority level index (0 = highest) of each VC index.
+    vc_lvl: Vec<u8>,
     router_on: Vec<u64>,
     // Output VCs, global index (r*PORTS + port)*V + vc.
     credits: Vec<u16>,
@@ -254,6 +266,11 @@ impl Network {
         let mut prio_levels = class_prio.clone();
         prio_levels.sort_unstable_by(|a, b| b.cmp(a));
         prio_levels.dedup();
+        let nlev = prio_levels.len().max(1);
+        let vc_lvl: Vec<u8> = vc_prio
+            .iter()
+            .map(|p| prio_levels.iter().position(|l| l == p).unwrap_or(0) as u8)
+            .collect();
         let rc = &cfg.router;
         let depth = rc.vc_buf_size as u16;
 
@@ -379,10 +396,12 @@ impl Network {
             va: (0..r_n)
                 .map(|_| Allocator::new(rc.vc_allocator, rc.arbiter, pv, pv))
                 .collect(),
-            sa: (0..r_n)
+            sa: (0..r_n * nlev)
                 .map(|_| Allocator::new(rc.sw_allocator, rc.arbiter, PORTS, PORTS))
                 .collect(),
-            sw_rr: vec![0; r_n * PORTS],
+            sw_rr: vec![0; r_n * PORTS * nlev],
+            nlev,
+            vc_lvl,
             router_on: vec![0; words],
             credits: vec![depth; r_n * pv],
             owner: vec![u32::MAX; r_n * pv],
@@ -874,7 +893,8 @@ impl Network {
                                     0,
                                     spec_vc[i][o],
                                     0,
-                                    self.sw_rr[r * PORTS + i],
+                                    self.sw_rr[(r * PORTS + i) * self.nlev
+                                        + self.vc_lvl[vc as usize] as usize],
                                     v,
                                 )
                             {
@@ -905,7 +925,8 @@ impl Network {
                                     pri,
                                     sa_vc[i][o],
                                     sa_pri[i][o],
-                                    self.sw_rr[r * PORTS + i],
+                                    self.sw_rr[(r * PORTS + i) * self.nlev
+                                        + self.vc_lvl[vc as usize] as usize],
                                     v,
                                 )
                             {
@@ -931,12 +952,12 @@ impl Network {
         // Switch allocation, one pass per priority level, then speculation.
         if sa_req.iter().any(|&m| m != 0) {
             if !multi_prio {
-                self.sa[r].allocate_small(&sa_req, 0, 0, &mut grants);
+                self.sa[r * self.nlev].allocate_small(&sa_req, 0, 0, &mut grants);
             } else {
                 let mut busy_in = 0u8;
                 let mut busy_out = 0u8;
                 let mut req = [0u8; PORTS];
-                for &lvl in &self.prio_levels {
+                for (li, &lvl) in self.prio_levels.iter().enumerate() {
                     let mut any = false;
                     for i in 0..PORTS {
                         let mut m = 0u8;
@@ -955,7 +976,12 @@ impl Network {
                         continue;
                     }
                     let start = grants.len();
-                    self.sa[r].allocate_small(&req, busy_in, busy_out, &mut grants);
+                    self.sa[r * self.nlev + li].allocate_small(
+                        &req,
+                        busy_in,
+                        busy_out,
+                        &mut grants,
+                    );
                     for &(i, o) in &grants[start..] {
                         busy_in |= 1 << i;
                         busy_out |= 1 << o;
@@ -971,7 +997,7 @@ impl Network {
                 busy_in |= 1 << i;
                 busy_out |= 1 << o;
             }
-            self.sa[r].allocate_small(&spec_req, busy_in, busy_out, &mut grants);
+            self.sa[r * self.nlev].allocate_small(&spec_req, busy_in, busy_out, &mut grants);
         }
 
         // Commit VC allocation.
@@ -1059,7 +1085,7 @@ impl Network {
                 self.ovc_in_use[r] &= !bit;
             }
         }
-        self.sw_rr[r * PORTS + i] = ((vc + 1) % v) as u8;
+        self.sw_rr[(r * PORTS + i) * self.nlev + self.vc_lvl[vc] as usize] = ((vc + 1) % v) as u8;
         let p = &mut self.pkts[f.pkt as usize];
         if f.is_head() {
             p.hops += 1;

@@ -290,8 +290,6 @@ pub struct ServingSummary {
     /// Non-invasive with reference: the largest relative difference of any
     /// iteration's all-reduce, dispatch or combine time from the reference's.
     pub max_phase_deviation: Option<f64>,
-    /// Wall-clock time of the simulation, s (not deterministic).
-    pub wall_seconds: f64,
 }
 
 /// Per-link flits, by window and class, over the whole run.
@@ -349,16 +347,24 @@ struct Job {
     cur: usize,
     sent: u64,
     delivered: u64,
-    delivered_flits: u64,
+    /// Bytes of the current step already counted in byte-hops.
+    counted: u64,
     outstanding: usize,
     cancelled: bool,
     done: bool,
 }
 
 /// The non-invasive migration engine as background traffic.
+///
+/// Work is proportional to activity: a job is in `ready[kind]` exactly when
+/// its current step is of window `kind`, has packets left to send and fewer
+/// than `cap` in flight; only the ready list of the open window is visited.
 struct Migrations {
     jobs: Vec<Job>,
+    /// Jobs not yet done (cleaned after each phase).
     active: Vec<usize>,
+    /// Per window kind (0 attention, 1 MoE): jobs that can send now.
+    ready: [Vec<usize>; 2],
     window: Window,
     cap: usize,
     flit_bytes: u64,
@@ -369,6 +375,13 @@ struct Migrations {
     byte_hops: u64,
 }
 
+fn kind_index(w: Window) -> usize {
+    match w {
+        Window::Attention => 0,
+        Window::Moe => 1,
+    }
+}
+
 impl Migrations {
     fn packet_flits(&self, step: &Step, k: u64) -> u16 {
         if k + 1 == step.packets {
@@ -377,20 +390,48 @@ impl Migrations {
             self.max_packet_flits
         }
     }
+
+    /// Adds a new job (its first step waits for its window).
+    fn push(&mut self, job: Job) {
+        let j = self.jobs.len();
+        let k = kind_index(job.steps[0].kind);
+        self.jobs.push(job);
+        self.active.push(j);
+        self.ready[k].push(j);
+    }
+
+    /// Stops a job: nothing more is sent, packets in flight still arrive.
+    fn cancel(&mut self, j: usize) {
+        let job = &mut self.jobs[j];
+        job.cancelled = true;
+        if job.outstanding == 0 {
+            job.done = true;
+        }
+        for r in &mut self.ready {
+            r.retain(|&x| x != j);
+        }
+    }
+
+    fn can_send(&self, j: usize) -> bool {
+        let job = &self.jobs[j];
+        !job.cancelled
+            && !job.done
+            && job.outstanding < self.cap
+            && job.sent < job.steps[job.cur].packets
+    }
 }
 
 impl Background for Migrations {
     fn inject(&mut self, net: &mut Network) -> Result<()> {
-        for i in 0..self.active.len() {
-            let j = self.active[i];
+        let k = kind_index(self.window);
+        if self.ready[k].is_empty() {
+            return Ok(());
+        }
+        let list = std::mem::take(&mut self.ready[k]);
+        let mut keep = Vec::with_capacity(list.len());
+        for j in list {
             let job = &self.jobs[j];
-            if job.cancelled || job.done {
-                continue;
-            }
             let step = &job.steps[job.cur];
-            if step.kind != self.window {
-                continue;
-            }
             let (mut sent, mut out) = (job.sent, job.outstanding);
             while out < self.cap && sent < step.packets {
                 net.enqueue(NewPacket {
@@ -407,7 +448,11 @@ impl Background for Migrations {
             let job = &mut self.jobs[j];
             job.sent = sent;
             job.outstanding = out;
+            if self.can_send(j) {
+                keep.push(j);
+            }
         }
+        self.ready[k] = keep;
         Ok(())
     }
 
@@ -415,39 +460,46 @@ impl Background for Migrations {
         let j = (d.tag & !BACKGROUND_TAG) as usize;
         let flit_bytes = self.flit_bytes;
         let job = &mut self.jobs[j];
+        let was_blocked = job.outstanding == self.cap;
         job.outstanding -= 1;
         let step = &job.steps[job.cur];
         if job.cancelled {
-            // Partial copy: count what moved, flit by flit.
-            self.byte_hops += u64::from(d.size) * flit_bytes * step.hops;
+            // Partial copy: count what moved.
+            let b = (u64::from(d.size) * flit_bytes).min(job.bytes - job.counted);
+            job.counted += b;
+            self.byte_hops += b * step.hops;
             if job.outstanding == 0 {
                 job.done = true;
             }
             return;
         }
         job.delivered += 1;
-        job.delivered_flits += u64::from(d.size);
+        // Every packet is whole flits but the step's last flit may be
+        // partly filled: cap the count at the step's bytes.
+        let b = (u64::from(d.size) * flit_bytes).min(job.bytes - job.counted);
+        job.counted += b;
+        self.byte_hops += b * step.hops;
         if job.delivered == step.packets {
-            self.byte_hops += job.bytes * step.hops;
+            debug_assert_eq!(job.counted, job.bytes);
             job.cur += 1;
             job.sent = 0;
             job.delivered = 0;
-            job.delivered_flits = 0;
+            job.counted = 0;
             if job.cur == job.steps.len() {
                 job.done = true;
                 self.completed.push(j);
+            } else {
+                let k = kind_index(job.steps[job.cur].kind);
+                self.ready[k].push(j);
             }
+        } else if was_blocked && job.sent < step.packets {
+            let k = kind_index(step.kind);
+            self.ready[k].push(j);
         }
     }
 
     fn busy(&self) -> bool {
-        self.active.iter().any(|&j| {
-            let job = &self.jobs[j];
-            !job.cancelled
-                && !job.done
-                && job.steps[job.cur].kind == self.window
-                && job.sent < job.steps[job.cur].packets
-        })
+        !self.ready[kind_index(self.window)].is_empty()
     }
 }
 
@@ -569,7 +621,6 @@ pub fn run_serving(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ServingResult> {
     validate(spec)?;
-    let started = std::time::Instant::now();
     let layout = spec.plan.layout(&spec.wafer, spec.model.experts)?;
     check_hbm_capacity(&spec.model, &spec.die, &layout)?;
     let dp = layout.dp();
@@ -597,7 +648,10 @@ pub fn run_serving(
     }
     let mut log = CompletionLog::new();
     let (rows, link_flits, links) = simulate(spec, &layout, &routing, None, &mut log, progress)?;
-    let reference_rows = if spec.reference && spec.migration == MigrationEngine::NonInvasive {
+    let reference_rows = if spec.reference
+        && spec.migration == MigrationEngine::NonInvasive
+        && spec.balancer.policy != wafernoc_moe::BalancePolicy::None
+    {
         let mut unused = CompletionLog::new();
         let (r, _, _) = simulate(
             spec,
@@ -643,7 +697,6 @@ pub fn run_serving(
         migration_byte_hops: sumu(|r| r.migration_byte_hops),
         critical_path_added_ns: sum(|r| r.critical_path_added_ns),
         max_phase_deviation: max_dev,
-        wall_seconds: started.elapsed().as_secs_f64(),
     };
     Ok(ServingResult {
         rows,
@@ -709,6 +762,7 @@ fn simulate(
     let mut mig = Migrations {
         jobs: Vec::new(),
         active: Vec::new(),
+        ready: [Vec::new(), Vec::new()],
         window: Window::Attention,
         cap: spec.migration_window_packets,
         flit_bytes: u64::from(spec.wafer.flit_bytes),
@@ -900,15 +954,22 @@ fn simulate(
                 if !e.was_pending {
                     continue;
                 }
-                for &j in &mig.active {
-                    let job = &mut mig.jobs[j];
-                    if job.layer == l && job.expert == e.expert && job.to == e.device && !job.done {
-                        job.cancelled = true;
-                        if job.outstanding == 0 {
-                            job.done = true;
-                        }
-                        row.migrations_cancelled += 1;
-                    }
+                let hit: Vec<usize> = mig
+                    .active
+                    .iter()
+                    .copied()
+                    .filter(|&j| {
+                        let job = &mig.jobs[j];
+                        job.layer == l
+                            && job.expert == e.expert
+                            && job.to == e.device
+                            && !job.done
+                            && !job.cancelled
+                    })
+                    .collect();
+                for j in hit {
+                    mig.cancel(j);
+                    row.migrations_cancelled += 1;
                 }
                 blocking_queue.retain(|(bl, m)| {
                     !(*bl == l && m.expert == e.expert && m.to_device == e.device)
@@ -929,7 +990,7 @@ fn simulate(
                             u64::from(spec.wafer.flit_bytes),
                             spec.noc.max_packet_flits,
                         )?;
-                        mig.jobs.push(Job {
+                        mig.push(Job {
                             layer: l,
                             expert: m.expert,
                             to: m.to_device,
@@ -938,12 +999,11 @@ fn simulate(
                             cur: 0,
                             sent: 0,
                             delivered: 0,
-                            delivered_flits: 0,
+                            counted: 0,
                             outstanding: 0,
                             cancelled: false,
                             done: false,
                         });
-                        mig.active.push(mig.jobs.len() - 1);
                     }
                     MigrationEngine::NonInvasive => {}
                 }

@@ -1,0 +1,677 @@
+//! `wafernoc balance`: serving iterations with expert load balancing and
+//! weight migration (NI-Balancer and its baselines), simulated flit by flit
+//! by `wafernoc_traffic::serving` (see its module documentation for the
+//! timeline, the migration engines and the reference run).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use serde::Serialize;
+use wafernoc_moe::{
+    AllToAllMode, BalancePolicy, BalancerConfig, ComputeModel, DieSpec, MappingKind, MoeModel,
+    ParallelPlan, PredictorKind, ProjectionAttention, RingPolicy, WaferSpec, DEFAULT_TRIGGER_ALPHA,
+};
+use wafernoc_trace::Iteration;
+use wafernoc_traffic::collective::{CollectiveError, NocParams};
+use wafernoc_traffic::serving::{
+    run_serving, DriftingZipf, IterationRow, LayerRouting, MigrationEngine, RoutingFeed,
+    ServingResult, ServingSpec, DEFAULT_MIGRATION_WINDOW_PACKETS,
+};
+
+use crate::cmd_moe::{
+    err, fmt_pair, lib_err, make_dir, make_mapping, mapping_name, parse_alltoall,
+    parse_mapping_kind, parse_pair, parse_ring, write_file,
+};
+use crate::plot::{
+    line_chart_svg, link_heatmap_svg, LineChart, LinkHeat, LinkValue, Series, SeriesStyle,
+};
+use crate::progress::Progress;
+use crate::trace_routing::TraceRouting;
+use crate::{CliError, CmdResult};
+
+/// Arguments of `wafernoc balance`.
+#[derive(Args, Debug, Default)]
+pub struct BalanceArgs {
+    /// Model preset (e.g. GPT-OSS-20B, DeepSeek-V2-Lite).
+    #[arg(long)]
+    pub model: String,
+    /// Die mesh of one wafer, RxC.
+    #[arg(long, value_name = "RxC")]
+    pub mesh: String,
+    /// Wafers joined edge to edge, WxH. Default 1x1.
+    #[arg(long, value_name = "WxH")]
+    pub wafers: Option<String>,
+    /// Tensor-parallel degree of attention.
+    #[arg(long)]
+    pub tp: usize,
+    /// Data-parallel degree of attention (tp x dp = devices).
+    #[arg(long)]
+    pub dp: usize,
+    /// block, er or her. Default er.
+    #[arg(long)]
+    pub mapping: Option<String>,
+    /// Compact tile AxB. Default: the squarest shape.
+    #[arg(long, value_name = "AxB")]
+    pub tile: Option<String>,
+    /// Ring direction policy: same, alternate or bidirectional. Default same.
+    #[arg(long)]
+    pub ring: Option<String>,
+    /// `trace:FILE` (captured routing) or `zipf:S` (skewed synthetic routing
+    /// whose ranking drifts every --drift-every iterations).
+    #[arg(long)]
+    pub routing: String,
+    /// With a trace: continuous-batching slots (decode) or prefill chunk
+    /// tokens. Default 64 (decode), 512 (prefill).
+    #[arg(long)]
+    pub slots: Option<usize>,
+    /// Iterations: `N` (the first N) or `A..B`. Default 100.
+    #[arg(long, value_name = "N|A..B")]
+    pub iterations: Option<String>,
+    /// MoE layers per iteration (the first L). Default: all of the model's.
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// With zipf: tokens per DP group. Default 16.
+    #[arg(long = "tokens-per-group")]
+    pub tokens_per_group: Option<u64>,
+    /// With zipf: iterations between popularity shifts. Default 20.
+    #[arg(long = "drift-every")]
+    pub drift_every: Option<usize>,
+    /// With zipf: seed. Default 1.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// none, greedy or topology. Default topology.
+    #[arg(long)]
+    pub balancer: Option<String>,
+    /// blocking or non-invasive. Default non-invasive.
+    #[arg(long)]
+    pub migration: Option<String>,
+    /// Trigger: rebalance when max/mean load > 1 + alpha. Default 0.2.
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Load predictor: `ema:A` (0 < A <= 1) or `window:N`. Default ema:0.5.
+    #[arg(long)]
+    pub predictor: Option<String>,
+    /// Shadow expert slots per device. Default 1.
+    #[arg(long = "shadow-slots")]
+    pub shadow_slots: Option<usize>,
+    /// Packets in flight per non-invasive migration step. Default 8.
+    #[arg(long = "window-packets")]
+    pub window_packets: Option<usize>,
+    /// Switch priority of migration flits (collectives have 1). Default 0;
+    /// 1 is the ablation where they compete as equals.
+    #[arg(long = "migration-priority")]
+    pub migration_priority: Option<u8>,
+    /// Skip the reference run of a non-invasive study (then
+    /// critical_path_added_ns is not measured and reported as 0).
+    #[arg(long = "no-reference")]
+    pub no_reference: bool,
+    /// All-to-all senders: confined or global. Default confined.
+    #[arg(long)]
+    pub alltoall: Option<String>,
+    /// Flit size in bytes. Default 256.
+    #[arg(long = "flit-bytes")]
+    pub flit_bytes: Option<u32>,
+    /// Largest packet in flits. Default 16.
+    #[arg(long = "packet-flits")]
+    pub packet_flits: Option<u16>,
+    /// Write iterations.csv, result.json and SVG plots here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The resolved configuration (written into the JSON result).
+#[derive(Debug, Clone, Serialize)]
+struct Resolved {
+    model_name: String,
+    mesh: String,
+    wafers: String,
+    tp: usize,
+    dp: usize,
+    mapping: &'static str,
+    routing: String,
+    slots: Option<usize>,
+    first_iteration: usize,
+    tokens_per_group: Option<u64>,
+    drift_every: Option<usize>,
+    seed: Option<u64>,
+    balancer: BalancePolicy,
+    migration: &'static str,
+    alpha: f64,
+    predictor: PredictorKind,
+    shadow_slots: usize,
+    reference: bool,
+    spec: ServingSpec,
+}
+
+fn parse_policy(s: &str) -> Result<BalancePolicy, CliError> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "none" => Ok(BalancePolicy::None),
+        "greedy" => Ok(BalancePolicy::Greedy),
+        "topology" => Ok(BalancePolicy::Topology),
+        _ => Err(err(
+            "balancer",
+            format!("`{s}` is not one of none, greedy, topology"),
+        )),
+    }
+}
+
+fn parse_engine(s: &str) -> Result<MigrationEngine, CliError> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "blocking" => Ok(MigrationEngine::Blocking),
+        "non-invasive" | "noninvasive" | "ni" => Ok(MigrationEngine::NonInvasive),
+        _ => Err(err(
+            "migration",
+            format!("`{s}` is not one of blocking, non-invasive"),
+        )),
+    }
+}
+
+fn parse_predictor(s: &str) -> Result<PredictorKind, CliError> {
+    let t = s.trim().to_ascii_lowercase();
+    let bad = || {
+        err(
+            "predictor",
+            format!("`{s}` is not `ema:A` with 0 < A <= 1 or `window:N` with N >= 1"),
+        )
+    };
+    if let Some(a) = t.strip_prefix("ema:") {
+        let alpha: f64 = a.trim().parse().map_err(|_| bad())?;
+        if !(alpha.is_finite() && alpha > 0.0 && alpha <= 1.0) {
+            return Err(bad());
+        }
+        return Ok(PredictorKind::Ema { alpha });
+    }
+    if let Some(n) = t.strip_prefix("window:") {
+        let n: usize = n.trim().parse().map_err(|_| bad())?;
+        if n == 0 {
+            return Err(bad());
+        }
+        return Ok(PredictorKind::SlidingWindow { n });
+    }
+    Err(bad())
+}
+
+/// `N` = 0..N, `A..B` = A..B.
+fn parse_iterations(s: &str) -> Result<std::ops::Range<usize>, CliError> {
+    let bad = || err("iterations", format!("`{s}` is not N or A..B with A < B"));
+    let r = match s.split_once("..") {
+        Some((a, b)) => {
+            a.trim().parse().map_err(|_| bad())?..b.trim().parse().map_err(|_| bad())?
+        }
+        None => 0..s.trim().parse().map_err(|_| bad())?,
+    };
+    if r.start >= r.end {
+        return Err(bad());
+    }
+    Ok(r)
+}
+
+/// Iterations of a captured trace as a routing feed.
+struct TraceFeed {
+    tr: TraceRouting,
+    its: Vec<Iteration>,
+    experts: usize,
+}
+
+impl RoutingFeed for TraceFeed {
+    fn layer(
+        &mut self,
+        iteration: usize,
+        layer: usize,
+        dp: usize,
+    ) -> Result<LayerRouting, CollectiveError> {
+        let it = self
+            .its
+            .get(iteration)
+            .ok_or_else(|| CollectiveError::Param {
+                param: "iterations",
+                reason: format!("the trace has no iteration {iteration} at these slots"),
+            })?;
+        let (counts, tokens_per_group, _) =
+            self.tr
+                .counts(it, layer, dp, self.experts)
+                .map_err(|e| CollectiveError::Param {
+                    param: "routing",
+                    reason: e.to_string(),
+                })?;
+        Ok(LayerRouting {
+            counts,
+            tokens_per_group,
+        })
+    }
+}
+
+/// `wafernoc balance`.
+pub fn run(a: BalanceArgs) -> CmdResult {
+    let wall = Instant::now();
+    let model = MoeModel::preset(&a.model).map_err(|e| lib_err(e.into()))?;
+    let mesh = parse_pair("mesh", &a.mesh)?;
+    let wafers = match &a.wafers {
+        Some(s) => parse_pair("wafers", s)?,
+        None => (1, 1),
+    };
+    let mapping = match &a.mapping {
+        Some(s) => parse_mapping_kind(s)?,
+        None => MappingKind::Er,
+    };
+    let tile = a
+        .tile
+        .as_deref()
+        .map(|s| parse_pair("tile", s))
+        .transpose()?;
+    let ring = match &a.ring {
+        Some(s) => parse_ring(s)?,
+        None => RingPolicy::Same,
+    };
+    let policy = match &a.balancer {
+        Some(s) => parse_policy(s)?,
+        None => BalancePolicy::Topology,
+    };
+    let engine = match &a.migration {
+        Some(s) => parse_engine(s)?,
+        None => MigrationEngine::NonInvasive,
+    };
+    let predictor = match &a.predictor {
+        Some(s) => parse_predictor(s)?,
+        None => PredictorKind::default(),
+    };
+    let alpha = a.alpha.unwrap_or(DEFAULT_TRIGGER_ALPHA);
+    let range = match &a.iterations {
+        Some(s) => parse_iterations(s)?,
+        None => 0..100,
+    };
+    let alltoall = match &a.alltoall {
+        Some(s) => parse_alltoall(s)?,
+        None => AllToAllMode::Confined,
+    };
+    let mut wafer = WaferSpec::multi(mesh.0, mesh.1, wafers.0, wafers.1);
+    if let Some(f) = a.flit_bytes {
+        wafer.flit_bytes = f;
+    }
+    let mut noc = NocParams::default();
+    if let Some(p) = a.packet_flits {
+        noc.max_packet_flits = p;
+    }
+    if let Some(p) = a.migration_priority {
+        noc.migration_priority = p;
+    }
+    let mut plan = ParallelPlan::new(a.tp, a.dp, make_mapping(mapping, tile, ring));
+    if let Some(s) = a.shadow_slots {
+        plan.shadow_slots_per_device = s;
+    }
+
+    // Routing feed.
+    let trace_path = a.routing.trim().strip_prefix("trace:").map(PathBuf::from);
+    let mut feed: Box<dyn RoutingFeed>;
+    let (mut slots, mut tokens_per_group, mut drift_every, mut seed) = (None, None, None, None);
+    let trace_layers;
+    if let Some(path) = &trace_path {
+        if a.tokens_per_group.is_some() || a.drift_every.is_some() || a.seed.is_some() {
+            return Err(err(
+                "routing",
+                "--tokens-per-group, --drift-every and --seed are for zipf routing; a trace \
+                 gives its own tokens",
+            ));
+        }
+        let tr = TraceRouting::load(path, &model, &a.model)?;
+        let default_slots = match tr.trace.meta.phase {
+            wafernoc_trace::Phase::Decode => 64,
+            wafernoc_trace::Phase::Prefill => 512,
+        };
+        let b = a.slots.unwrap_or(default_slots);
+        if b == 0 {
+            return Err(err("slots", "must be at least 1"));
+        }
+        slots = Some(b);
+        let its = tr.iterations(b, range.clone())?;
+        if its.len() < range.len() {
+            return Err(err(
+                "iterations",
+                format!(
+                    "{}..{}: the trace has only {} iterations from {} with {b} slots",
+                    range.start,
+                    range.end,
+                    its.len(),
+                    range.start
+                ),
+            ));
+        }
+        trace_layers = Some(usize::from(tr.trace.meta.num_layers));
+        feed = Box::new(TraceFeed {
+            tr,
+            its,
+            experts: model.experts,
+        });
+    } else {
+        let s = a.routing.trim().to_ascii_lowercase();
+        let zipf = s
+            .strip_prefix("zipf:")
+            .and_then(|x| x.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| {
+                err(
+                    "routing",
+                    format!(
+                        "`{}` is not `trace:FILE` or `zipf:S` with S >= 0",
+                        a.routing
+                    ),
+                )
+            })?;
+        if a.slots.is_some() {
+            return Err(err("slots", "only with --routing trace:FILE"));
+        }
+        if range.start != 0 {
+            return Err(err(
+                "iterations",
+                "A..B needs a trace; give the number of iterations",
+            ));
+        }
+        let t = a.tokens_per_group.unwrap_or(16);
+        if t == 0 {
+            return Err(err("tokens_per_group", "must be at least 1"));
+        }
+        let d = a.drift_every.unwrap_or(20);
+        if d == 0 {
+            return Err(err("drift_every", "must be at least 1"));
+        }
+        let sd = a.seed.unwrap_or(1);
+        (tokens_per_group, drift_every, seed) = (Some(t), Some(d), Some(sd));
+        trace_layers = None;
+        feed = Box::new(DriftingZipf {
+            experts: model.experts,
+            top_k: model.top_k,
+            s: zipf,
+            tokens_per_group: t,
+            drift_every: d,
+            seed: sd,
+        });
+    }
+    let max_layers = trace_layers.map_or(model.moe_layers, |t| t.min(model.moe_layers));
+    let layers = a.layers.unwrap_or(max_layers);
+    if layers == 0 || layers > max_layers {
+        return Err(err(
+            "layers",
+            format!("{layers}: must be in 1..={max_layers} (the model's and routing's MoE layers)"),
+        ));
+    }
+    let spec = ServingSpec {
+        wafer,
+        die: DieSpec::default(),
+        model,
+        plan,
+        noc,
+        alltoall,
+        balancer: BalancerConfig {
+            policy,
+            trigger_alpha: alpha,
+        },
+        predictor,
+        migration: engine,
+        compute: ComputeModel::default(),
+        attention: ProjectionAttention::default(),
+        iterations: range.len(),
+        layers,
+        migration_window_packets: a.window_packets.unwrap_or(DEFAULT_MIGRATION_WINDOW_PACKETS),
+        reference: !a.no_reference,
+    };
+    let r = Resolved {
+        model_name: spec.model.name.clone(),
+        mesh: fmt_pair(mesh),
+        wafers: fmt_pair(wafers),
+        tp: a.tp,
+        dp: a.dp,
+        mapping: mapping_name(mapping),
+        routing: a.routing.clone(),
+        slots,
+        first_iteration: range.start,
+        tokens_per_group,
+        drift_every,
+        seed,
+        balancer: policy,
+        migration: engine.name(),
+        alpha,
+        predictor,
+        shadow_slots: spec.plan.shadow_slots_per_device,
+        reference: spec.reference && engine == MigrationEngine::NonInvasive,
+        spec: spec.clone(),
+    };
+
+    let total = (spec.iterations * spec.layers) as u64;
+    let bar = Progress::bar(a.quiet, total, "balance");
+    let res = run_serving(&spec, feed.as_mut(), &mut |it, l| {
+        bar.set_position((it * spec.layers + l + 1) as u64);
+        if l + 1 == spec.layers {
+            bar.set_message(format!("iteration {}", it + 1));
+        }
+    });
+    bar.finish_and_clear();
+    let res = res.map_err(|e| match e.parameter() {
+        Some("iterations") | Some("routing") | Some("drift_every") => CliError::new(e.to_string()),
+        _ => lib_err(e),
+    })?;
+    let json = result_json(&r, &res);
+    let text =
+        serde_json::to_string_pretty(&json).map_err(|e| CliError::new(e.to_string()))? + "\n";
+    if let Some(dir) = &a.out {
+        write_outputs(dir, &r, &res, &text)?;
+    }
+    if a.json {
+        print!("{text}");
+    } else {
+        print_text(&r, &res, wall.elapsed().as_secs_f64());
+        if let Some(dir) = &a.out {
+            println!(
+                "wrote {}/{{iterations.csv,result.json,load.svg,times.svg,links_*.svg}}",
+                dir.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn result_json(r: &Resolved, res: &ServingResult) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "wafernoc_version": env!("CARGO_PKG_VERSION"),
+        "command": "balance",
+        "config": r,
+        "summary": res.summary,
+        "iterations": res.rows,
+    });
+    if let Some(refs) = &res.reference_rows {
+        v["reference_iterations"] = serde_json::to_value(refs).unwrap_or_default();
+    }
+    v
+}
+
+fn print_text(r: &Resolved, res: &ServingResult, wall: f64) {
+    let s = &res.summary;
+    let us = |ns: f64| ns / 1e3;
+    println!(
+        "balance: {} on {} ({} wafers) {} TP{} DP{}, {} iterations x {} layers",
+        r.model_name, r.mesh, r.wafers, r.mapping, r.tp, r.dp, s.iterations, s.layers
+    );
+    println!(
+        "  routing {}{}; balancer {:?} (alpha {}, {} shadow slot(s)), migration {}",
+        r.routing,
+        r.slots.map(|b| format!(" ({b} slots)")).unwrap_or_default(),
+        r.balancer,
+        r.alpha,
+        r.shadow_slots,
+        r.migration
+    );
+    println!(
+        "max/mean device load (mean over iterations): {:.3}",
+        s.mean_max_over_mean_load
+    );
+    println!(
+        "time: MoE compute {:.1} us, all-to-all {:.1} us, all-reduce {:.1} us, attention {:.1} us; total {:.1} us",
+        us(s.moe_compute_ns),
+        us(s.alltoall_ns),
+        us(s.allreduce_ns),
+        us(s.attention_ns),
+        us(s.total_ns)
+    );
+    println!(
+        "migration: {} planned ({:.1} MB), {} completed, {:.3e} byte-hops",
+        s.migrations_planned,
+        s.migration_bytes as f64 / 1e6,
+        s.migrations_completed,
+        s.migration_byte_hops as f64
+    );
+    match (r.migration, s.max_phase_deviation) {
+        _ if r.balancer == BalancePolicy::None => {
+            println!("critical path added: 0 (no balancing, no migration)")
+        }
+        ("blocking", _) => println!(
+            "critical path added: {:.1} us (blocking copies)",
+            us(s.critical_path_added_ns)
+        ),
+        (_, Some(d)) => println!(
+            "critical path added: {:.3} us vs the reference run without migration flits; largest \
+             all-reduce/dispatch/combine deviation {:.3}%",
+            us(s.critical_path_added_ns),
+            d * 100.0
+        ),
+        _ => println!("critical path added: not measured (--no-reference)"),
+    }
+    println!("wall time {wall:.2} s");
+}
+
+fn iterations_csv(rows: &[IterationRow]) -> String {
+    let mut s = String::from(
+        "iteration,tokens,max_over_mean_load,attention_ns,allreduce_ns,dispatch_ns,combine_ns,\
+         alltoall_ns,moe_compute_ns,migration_stall_ns,iteration_ns,migrations_planned,\
+         migrations_completed,migrations_cancelled,migration_bytes,migration_byte_hops,\
+         live_replicas,pending_replicas,critical_path_added_ns\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{},{},{:.6},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{},{},{},{},{},{:.3}",
+            r.iteration,
+            r.tokens,
+            r.max_over_mean_load,
+            r.attention_ns,
+            r.allreduce_ns,
+            r.dispatch_ns,
+            r.combine_ns,
+            r.alltoall_ns,
+            r.moe_compute_ns,
+            r.migration_stall_ns,
+            r.iteration_ns,
+            r.migrations_planned,
+            r.migrations_completed,
+            r.migrations_cancelled,
+            r.migration_bytes,
+            r.migration_byte_hops,
+            r.live_replicas,
+            r.pending_replicas,
+            r.critical_path_added_ns
+        );
+    }
+    s
+}
+
+fn write_outputs(
+    dir: &Path,
+    r: &Resolved,
+    res: &ServingResult,
+    json: &str,
+) -> Result<(), CliError> {
+    make_dir(dir)?;
+    write_file(&dir.join("result.json"), json)?;
+    write_file(&dir.join("iterations.csv"), &iterations_csv(&res.rows))?;
+    let title = format!(
+        "{} {} {} TP{} DP{}: {:?} + {}",
+        r.model_name, r.mesh, r.mapping, r.tp, r.dp, r.balancer, r.migration
+    );
+    let series = |name: &str, f: &dyn Fn(&IterationRow) -> f64| Series {
+        name: name.into(),
+        points: res
+            .rows
+            .iter()
+            .map(|x| (x.iteration as f64 + r.first_iteration as f64, f(x)))
+            .collect(),
+        style: SeriesStyle::Line,
+    };
+    write_file(
+        &dir.join("load.svg"),
+        &line_chart_svg(&LineChart {
+            title: format!("{title}: device load imbalance"),
+            x_label: "iteration".into(),
+            y_label: "max / mean device load (mean over layers)".into(),
+            series: vec![series("max/mean load", &|x| x.max_over_mean_load)],
+            y_max: None,
+            log_y: false,
+        }),
+    )?;
+    write_file(
+        &dir.join("times.svg"),
+        &line_chart_svg(&LineChart {
+            title: format!("{title}: time per iteration"),
+            x_label: "iteration".into(),
+            y_label: "us per iteration (all layers)".into(),
+            series: vec![
+                series("MoE compute", &|x| x.moe_compute_ns / 1e3),
+                series("all-to-all", &|x| x.alltoall_ns / 1e3),
+                series("all-reduce", &|x| x.allreduce_ns / 1e3),
+                series("migration stall", &|x| x.migration_stall_ns / 1e3),
+            ],
+            y_max: None,
+            log_y: false,
+        }),
+    )?;
+    let cols = r.spec.wafer.mesh_cols();
+    let rows = r.spec.wafer.mesh_rows();
+    let tile = r
+        .spec
+        .plan
+        .layout(&r.spec.wafer, r.spec.model.experts)
+        .ok()
+        .map(|l| {
+            let g = l.tile_grid();
+            (g.tile_rows, g.tile_cols)
+        });
+    let lf = &res.link_flits;
+    for (name, v) in [
+        ("attention_collective", &lf.attention_collective),
+        ("attention_migration", &lf.attention_migration),
+        ("moe_collective", &lf.moe_collective),
+        ("moe_migration", &lf.moe_migration),
+    ] {
+        let links = res
+            .links
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LinkValue {
+                from: (l.src / cols, l.src % cols),
+                to: (l.dst / cols, l.dst % cols),
+                value: v.get(i).copied().unwrap_or(0) as f64,
+            })
+            .collect();
+        write_file(
+            &dir.join(format!("links_{name}.svg")),
+            &link_heatmap_svg(&LinkHeat {
+                rows,
+                cols,
+                links,
+                title: format!(
+                    "{title}: {} flits per link over the run",
+                    name.replace('_', " ")
+                ),
+                max_value: None,
+                tile,
+            }),
+        )?;
+    }
+    Ok(())
+}
