@@ -736,6 +736,7 @@ fn run_sweep(a: SweepRunArgs) -> CmdResult {
             let bar = mp.add(ProgressBar::new_spinner());
             bar.set_style(spinner.clone());
             bar.set_prefix(format!("worker {w}"));
+            bar.set_message("starting");
             bar.enable_steady_tick(Duration::from_millis(200));
             let (next, failures, pending, sweep, dir, exe, overall, mp) = (
                 &next, &failures, &pending, &sweep, &dir, &exe, &overall, &mp,
