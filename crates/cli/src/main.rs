@@ -13,6 +13,7 @@ mod cmd_demo;
 mod cmd_moe;
 mod cmd_replay;
 mod cmd_sim;
+mod cmd_sweep;
 mod cmd_sweep_rates;
 mod cmd_trace;
 mod cmd_validate;
@@ -49,6 +50,9 @@ enum Command {
     Balance(cmd_balance::BalanceArgs),
     /// Latency-throughput curve over offered rates (CSV and SVG).
     SweepRates(cmd_sweep_rates::SweepRatesArgs),
+    /// Run a parameter grid (run/booksim/moe/balance points, one subprocess
+    /// each; --jobs, --shard I/N, --resume), or `sweep merge DIR` into one CSV.
+    Sweep(cmd_sweep::SweepArgs),
     /// Simulation speed on the fixed reference configurations.
     Bench(cmd_bench::BenchArgs),
     /// Compare every run of a BookSim2 reference set with wafernoc.
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Command::Booksim(a) => cmd_sim::booksim(a),
         Command::Validate(a) => cmd_validate::run(a),
         Command::Bench(a) => cmd_bench::run(a),
+        Command::Sweep(a) => cmd_sweep::run(a),
         Command::SweepRates(a) => cmd_sweep_rates::run(a),
         Command::Demo(a) => cmd_demo::run(a),
         Command::CheckDeadlock(a) => cmd_deadlock::run(a),

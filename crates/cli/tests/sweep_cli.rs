@@ -1,0 +1,348 @@
+//! `wafernoc sweep` and `wafernoc sweep merge`: whole and sharded runs merge
+//! to the same bytes, resume reruns exactly the missing points, and every
+//! bad input gives an error naming the problem.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn wafernoc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wafernoc"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run wafernoc")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wafernoc-sweep-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The tiny synthetic configuration of the integration tests (4x4 mesh).
+fn small_toml() -> String {
+    root()
+        .join("tests/data/small.toml")
+        .canonicalize()
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+/// A 2 rates x 2 patterns sweep of `run` over tests/data/small.toml.
+fn grid_sweep(dir: &Path) -> String {
+    let text = format!(
+        "command = \"run\"\nconfig = \"{}\"\n\
+         [fixed]\n\"sim.sample_period\" = 200\n\
+         [[param]]\nname = \"traffic.rate\"\nvalues = [0.05, 0.15]\n\
+         [[param]]\nname = \"traffic.pattern.kind\"\nvalues = [\"uniform\", \"transpose\"]\n",
+        small_toml()
+    );
+    let f = dir.join("grid.toml");
+    std::fs::write(&f, text).unwrap();
+    f.display().to_string()
+}
+
+fn ok(o: &Output) {
+    assert!(o.status.success(), "{}", stderr(o));
+}
+
+fn fails_with(o: &Output, code: i32, needles: &[&str]) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    for n in needles {
+        assert!(e.contains(n), "stderr lacks `{n}`:\n{e}");
+    }
+}
+
+#[test]
+fn whole_and_sharded_runs_merge_to_identical_csv() {
+    let d = tmp("shards");
+    let sweep = grid_sweep(&d);
+    let (whole, sharded) = (d.join("whole"), d.join("sharded"));
+    let (w, s) = (whole.display().to_string(), sharded.display().to_string());
+
+    ok(&wafernoc(&[
+        "sweep", &sweep, "--jobs", "2", "--out", &w, "--quiet",
+    ]));
+    ok(&wafernoc(&[
+        "sweep", &sweep, "--shard", "0/2", "--jobs", "1", "--out", &s, "--quiet",
+    ]));
+    // Half of the points: merge names the missing ones (1 and 3).
+    let m = wafernoc(&["sweep", "merge", &s]);
+    fails_with(&m, 2, &["2 of 4 points missing: 1, 3", "--allow-partial"]);
+    assert!(!sharded.join("results.csv").exists());
+    let partial = d.join("partial.csv").display().to_string();
+    ok(&wafernoc(&[
+        "sweep",
+        "merge",
+        &s,
+        "--allow-partial",
+        "--out",
+        &partial,
+    ]));
+    let p = std::fs::read_to_string(&partial).unwrap();
+    let ids: Vec<&str> = p
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(ids, ["0", "2"]);
+
+    let o = wafernoc(&[
+        "sweep", &sweep, "--shard", "1/2", "--jobs", "1", "--out", &s, "--quiet",
+    ]);
+    ok(&o);
+    assert!(stderr(&o).contains("ran 2, skipped 0, failed 0 (shard 1/2: 2 of 4 points)"));
+    ok(&wafernoc(&["sweep", "merge", &w]));
+    ok(&wafernoc(&["sweep", "merge", &s]));
+
+    let a = std::fs::read(whole.join("results.csv")).unwrap();
+    let b = std::fs::read(sharded.join("results.csv")).unwrap();
+    assert_eq!(
+        a, b,
+        "whole and sharded sweeps must merge to identical bytes"
+    );
+    assert_eq!(
+        std::fs::read(whole.join("sweep.json")).unwrap(),
+        std::fs::read(sharded.join("sweep.json")).unwrap()
+    );
+
+    // Rows by point index, first parameter slowest, parameter columns first.
+    let csv = String::from_utf8(a).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 5, "{csv}");
+    assert_eq!(
+        rows[0][..3],
+        ["point", "traffic.rate", "traffic.pattern.kind"]
+    );
+    let params: Vec<[&str; 3]> = rows[1..].iter().map(|r| [r[0], r[1], r[2]]).collect();
+    assert_eq!(
+        params,
+        [
+            ["0", "0.05", "uniform"],
+            ["1", "0.05", "transpose"],
+            ["2", "0.15", "uniform"],
+            ["3", "0.15", "transpose"],
+        ]
+    );
+    // No nested objects or wall-clock fields leak in; config fields do.
+    let col = |name: &str| rows[0].iter().position(|c| *c == name);
+    assert!(col("wafernoc_version").is_some());
+    assert_eq!(
+        rows[3][col("config.traffic.pattern.kind").unwrap()],
+        "uniform"
+    );
+
+    // A cell equals what the point's own command prints.
+    let direct = wafernoc(&[
+        "run",
+        &small_toml(),
+        "--set",
+        "sim.sample_period=200",
+        "--set",
+        "traffic.rate=0.15",
+        "--set",
+        "traffic.pattern.kind=\"transpose\"",
+        "--json",
+        "--quiet",
+    ]);
+    ok(&direct);
+    let v: serde_json::Value = serde_json::from_slice(&direct.stdout).unwrap();
+    let lat = col("avg_packet_latency").unwrap();
+    assert_eq!(rows[4][lat], v["avg_packet_latency"].to_string());
+    assert_ne!(rows[1][lat], rows[4][lat], "points must differ");
+}
+
+#[test]
+fn resume_reruns_exactly_the_missing_points() {
+    let d = tmp("resume");
+    let sweep = grid_sweep(&d);
+    let out = d.join("out");
+    let o = out.display().to_string();
+    let run = |extra: &[&str]| {
+        let mut a = vec!["sweep", sweep.as_str(), "--out", o.as_str(), "--quiet"];
+        a.extend_from_slice(extra);
+        wafernoc(&a)
+    };
+    ok(&run(&["--jobs", "2"]));
+    let points = out.join("points");
+
+    // Without --resume, a directory holding this run's points is refused.
+    fails_with(
+        &run(&[]),
+        2,
+        &[&points.display().to_string(), "--resume", "4 point(s)"],
+    );
+
+    // Mark point 1 (kept) and delete point 2 (rerun).
+    let p1 = points.join("1.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p1).unwrap()).unwrap();
+    v["result"]["avg_hops"] = serde_json::json!(12345);
+    std::fs::write(&p1, serde_json::to_string(&v).unwrap()).unwrap();
+    std::fs::remove_file(points.join("2.json")).unwrap();
+    let r = run(&["--resume"]);
+    ok(&r);
+    assert!(stderr(&r).contains("ran 1, skipped 3"), "{}", stderr(&r));
+    assert!(points.join("2.json").exists());
+    assert!(std::fs::read_to_string(&p1).unwrap().contains("12345"));
+
+    // A truncated point file counts as missing.
+    std::fs::write(points.join("3.json"), "{\"point\": 3, ").unwrap();
+    let r = run(&["--resume"]);
+    ok(&r);
+    assert!(stderr(&r).contains("ran 1, skipped 3"), "{}", stderr(&r));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(points.join("3.json")).unwrap()).unwrap();
+    assert_eq!(v["point"], 3);
+    assert_eq!(v["params"]["traffic.pattern.kind"], "transpose");
+    assert!(v["result"]["avg_packet_latency"].is_number());
+
+    // The same directory with a different grid is refused.
+    let other = d.join("other.toml");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&sweep)
+            .unwrap()
+            .replace("0.15", "0.2"),
+    )
+    .unwrap();
+    fails_with(
+        &wafernoc(&[
+            "sweep",
+            &other.display().to_string(),
+            "--out",
+            &o,
+            "--resume",
+        ]),
+        2,
+        &["describes a different sweep", "`params` differs"],
+    );
+}
+
+#[test]
+fn bad_inputs_are_named() {
+    let d = tmp("bad");
+    let cfg = small_toml();
+    let write = |name: &str, body: &str| {
+        let f = d.join(name);
+        std::fs::write(&f, body).unwrap();
+        f.display().to_string()
+    };
+    let out = d.join("out").display().to_string();
+    let sweep = |f: &str| wafernoc(&["sweep", f, "--out", &out, "--quiet"]);
+
+    let f = write(
+        "unknown.toml",
+        &format!("command = \"run\"\nconfig = \"{cfg}\"\nparams = []\n"),
+    );
+    fails_with(&sweep(&f), 2, &[&f, "unknown field `params`"]);
+
+    let f = write(
+        "empty.toml",
+        &format!("command = \"run\"\nconfig = \"{cfg}\"\n[[param]]\nname = \"traffic.rate\"\nvalues = []\n"),
+    );
+    fails_with(&sweep(&f), 2, &[&f, "`traffic.rate`: `values` is empty"]);
+
+    let f = write(
+        "missing_config.toml",
+        "command = \"run\"\nconfig = \"no/such/config.toml\"\n",
+    );
+    fails_with(&sweep(&f), 2, &[&f, "no/such/config.toml"]);
+
+    let f = write("no_config.toml", "command = \"booksim\"\n");
+    fails_with(&sweep(&f), 2, &[&f, "`booksim` needs `config`"]);
+
+    let f = write("no_command.toml", &format!("config = \"{cfg}\"\n"));
+    fails_with(&sweep(&f), 2, &[&f, "missing field `command`"]);
+
+    let f = write(
+        "wrong_type.toml",
+        "command = \"moe\"\n[[param]]\nname = \"tp\"\nvalues = [[4]]\n",
+    );
+    fails_with(&sweep(&f), 2, &[&f, "`tp`", "wrong type"]);
+
+    let good = grid_sweep(&d);
+    fails_with(
+        &wafernoc(&["sweep", &good, "--shard", "3/2"]),
+        2,
+        &["3/2", "must be < count 2"],
+    );
+    fails_with(
+        &wafernoc(&["sweep", &good, "--shard", "1-2"]),
+        2,
+        &["`1-2` is not I/N"],
+    );
+    fails_with(
+        &wafernoc(&["sweep", "merge", &d.join("nowhere").display().to_string()]),
+        2,
+        &["sweep.json", "sweep output directory"],
+    );
+
+    // A failing point is reported with its parameters, exit status and
+    // stderr; the other points still run and the sweep exits 1.
+    let f = write(
+        "failing.toml",
+        &format!(
+            "command = \"run\"\nconfig = \"{cfg}\"\n[fixed]\n\"sim.sample_period\" = 200\n\
+             [[param]]\nname = \"network.mesh.rows\"\nvalues = [4, 0, 4]\n"
+        ),
+    );
+    let o = sweep(&f);
+    fails_with(
+        &o,
+        1,
+        &[
+            "ran 2, skipped 0, failed 1",
+            "1 point(s) failed: 1",
+            "point 1 (network.mesh.rows=0)",
+            "exit status: 2",
+            "rows",
+        ],
+    );
+    let pts = d.join("out/points");
+    assert!(pts.join("0.json").exists() && pts.join("2.json").exists());
+    assert!(!pts.join("1.json").exists());
+}
+
+#[test]
+fn example_sweep_parses() {
+    let o = wafernoc(&["sweep", "docs/examples/sweep_uniform.toml", "--dry-run"]);
+    ok(&o);
+    let s = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(s.lines().filter(|l| l.starts_with("point ")).count(), 12);
+    assert!(
+        s.contains("point 11: traffic.rate=0.3 traffic.pattern.kind=bitcomp"),
+        "{s}"
+    );
+    assert!(
+        s.contains("tests/data/small.toml --set sim.sample_period=300"),
+        "{s}"
+    );
+    let o = wafernoc(&[
+        "sweep",
+        "docs/examples/sweep_uniform.toml",
+        "--dry-run",
+        "--shard",
+        "2/5",
+    ]);
+    ok(&o);
+    let s = String::from_utf8(o.stdout).unwrap();
+    let ids: Vec<&str> = s
+        .lines()
+        .filter_map(|l| l.strip_prefix("point "))
+        .map(|l| l.split(':').next().unwrap())
+        .collect();
+    assert_eq!(ids, ["2", "7"]);
+}
