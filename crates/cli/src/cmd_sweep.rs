@@ -162,7 +162,7 @@ pub enum PointCommand {
     Booksim,
     /// `wafernoc moe [--config CONFIG] --key value ...`
     Moe,
-    /// `wafernoc balance [--config CONFIG] --key value ...`
+    /// `wafernoc balance --key value ...` (no configuration file)
     Balance,
 }
 
@@ -175,10 +175,10 @@ impl PointCommand {
             PointCommand::Balance => "balance",
         }
     }
-    /// Whether the subcommand has a `--quiet` flag (checked in cmd_sim.rs
-    /// and cmd_moe.rs; `balance` is not assumed to have one).
+    /// Whether the subcommand has a `--quiet` flag (all four do: cmd_sim.rs,
+    /// cmd_moe.rs, cmd_balance.rs).
     fn has_quiet(self) -> bool {
-        !matches!(self, PointCommand::Balance)
+        true
     }
 }
 
@@ -245,6 +245,12 @@ impl Sweep {
                 )))
             }
             (None, _) => None,
+            (Some(_), PointCommand::Balance) => {
+                return Err(CliError::new(format!(
+                    "{f}: `config`: command `balance` takes no configuration file; give its \
+                     flags in `[fixed]` or as parameters"
+                )))
+            }
             (Some(c), _) => {
                 let dir = path.parent().unwrap_or(Path::new(""));
                 let p = dir.join(c);
@@ -1063,7 +1069,10 @@ mod tests {
         assert_eq!(b.point_args(0)[2], "injection_rate=0.05");
         let bal =
             sweep("command = \"balance\"\n[[param]]\nname = \"x_y\"\nvalues = [1]\n").unwrap();
-        assert_eq!(bal.point_args(0), ["balance", "--x-y", "1", "--json"]);
+        assert_eq!(
+            bal.point_args(0),
+            ["balance", "--x-y", "1", "--json", "--quiet"]
+        );
     }
 
     #[test]
@@ -1071,6 +1080,8 @@ mod tests {
         let e = |t: &str| sweep(t).unwrap_err().to_string();
         assert!(e("command = \"run\"\nconfig = \"c.toml\"\nbogus = 1\n").contains("bogus"));
         assert!(e("config = \"c.toml\"\n").contains("command"));
+        assert!(e("command = \"balance\"\nconfig = \"c.toml\"\n")
+            .contains("takes no configuration file"));
         assert!(e("command = \"walk\"\n").contains("walk"));
         assert!(e("command = \"run\"\n").contains("needs `config`"));
         assert!(e(
