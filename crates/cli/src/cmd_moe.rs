@@ -1739,13 +1739,14 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
                         Some(counts),
                         &mut |c, ph| prog.tick(c, ph),
                         c,
-                    );
+                    )
+                    .map_err(lib_err)?;
                     c.finish_run()?;
                     res
                 }
-                None => simulate_layer_with_counts(&spec, counts, &mut |c, ph| prog.tick(c, ph)),
-            }
-            .map_err(lib_err)?;
+                None => simulate_layer_with_counts(&spec, counts, &mut |c, ph| prog.tick(c, ph))
+                    .map_err(lib_err)?,
+            };
             let mean = loads.iter().sum::<u64>() as f64 / loads.len().max(1) as f64;
             let imbalance = *loads.iter().max().unwrap_or(&0) as f64 / mean.max(1e-12);
             rows.push((it.index, layer, it.tokens.len(), imbalance, res));
