@@ -22,10 +22,11 @@ use wafernoc_moe::{
     TileKind, WaferSpec,
 };
 use wafernoc_traffic::collective::{
-    simulate_layer, CollectiveError, LayerResult, LayerSpec, LayerWorkload, LinkInfo, NocParams,
-    PhaseStats,
+    network_config, simulate_layer, simulate_layer_captured, CollectiveError, LayerResult,
+    LayerSpec, LayerWorkload, LinkInfo, NocParams, PhaseStats,
 };
 
+use crate::moe_capture::MoeCapture;
 use crate::plot::{
     bar_chart_svg, line_chart_svg, link_heatmap_svg, LineChart, LinkHeat, LinkValue, Series,
     SeriesStyle,
@@ -113,6 +114,19 @@ pub struct MoeArgs {
     /// With `--routing trace:FILE`: MoE layers `L..M` (or `L`). Default 0..1.
     #[arg(long, value_name = "L..M")]
     pub layers: Option<String>,
+    /// Write every packet of every phase run to a packet trace, one file per
+    /// phase: `PATH` with the phase (and, with `--routing trace:FILE`, the
+    /// iteration and layer) inserted before the extension, e.g.
+    /// `cap.dispatch.wnpt`, `cap.i0.l0.allreduce.wnpt` (`.wnpt` binary,
+    /// `.jsonl` text). Replay with `replay-packets --mode open` or `--mode
+    /// deps`; see docs/traces.md.
+    #[arg(long, value_name = "PATH")]
+    pub capture: Option<PathBuf>,
+    /// Write one CSV row per delivered packet of every phase run (delivery
+    /// order, `src,dst,size,ctime,itime,atime,latency`), one file per phase
+    /// named like `--capture`'s.
+    #[arg(long = "per-packet", value_name = "PATH.csv")]
+    pub per_packet: Option<PathBuf>,
 }
 
 /// The keys of a `wafernoc moe` TOML file (all optional here; the required
@@ -722,6 +736,65 @@ pub fn phase_heatmap(
     })
 }
 
+/// The capture of `--capture` / `--per-packet`, if either is given. The
+/// trace headers' `meta` holds the resolved network (what `replay-packets`
+/// uses without `--config`) and the MoE configuration.
+fn new_capture(
+    a: &MoeArgs,
+    r: &Resolved,
+    spec: &LayerSpec,
+) -> Result<Option<MoeCapture>, CliError> {
+    if a.capture.is_none() && a.per_packet.is_none() {
+        return Ok(None);
+    }
+    let network = network_config(&spec.wafer, &spec.noc).map_err(lib_err)?;
+    let meta = serde_json::json!({
+        "wafernoc_version": env!("CARGO_PKG_VERSION"),
+        "command": "moe",
+        "replay": "replay-packets --mode open (recorded cycles) or --mode deps (closed loop); both reproduce the phase exactly",
+        "network": network,
+        "moe": {
+            "model": r.model_name,
+            "mesh": fmt_pair(r.mesh),
+            "wafers": fmt_pair(r.wafers),
+            "tp": r.tp,
+            "dp": r.dp,
+            "mapping": mapping_name(r.mapping),
+            "ring": ring_name(r.ring),
+            "tokens_per_group": r.tokens_per_group,
+            "routing": match &r.trace {
+                Some(p) => format!("trace:{}", p.display()),
+                None => routing_name(&r.routing),
+            },
+            "seed": r.seed,
+            "alltoall": match r.alltoall { AllToAllMode::Confined => "confined", AllToAllMode::Global => "global" },
+            "flit_bytes": r.wafer.flit_bytes,
+            "noc": spec.noc,
+        },
+    });
+    let nodes =
+        u32::try_from(r.wafer.num_devices()).map_err(|_| err("mesh", "too many devices"))?;
+    MoeCapture::new(a.capture.as_deref(), a.per_packet.as_deref(), nodes, meta).map(Some)
+}
+
+/// Names the written phase files on stderr (unless `--quiet`) and lists them
+/// under `capture` in the JSON result.
+fn report_capture(a: &MoeArgs, c: &MoeCapture, json: &mut serde_json::Value) {
+    if !a.quiet {
+        for f in &c.files {
+            for p in [&f.trace, &f.per_packet].into_iter().flatten() {
+                eprintln!("wrote {p} ({} packets)", f.packets);
+            }
+        }
+    }
+    if let Some(o) = json.as_object_mut() {
+        o.insert(
+            "capture".into(),
+            serde_json::to_value(&c.files).expect("serialisable"),
+        );
+    }
+}
+
 pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
     std::fs::write(path, text).map_err(|e| CliError::new(format!("{}: {e}", path.display())))
 }
@@ -744,11 +817,19 @@ pub fn run(a: MoeArgs) -> CmdResult {
         return run_trace(&a, &r, &path);
     }
     let spec = r.layer_spec()?;
+    let mut cap = new_capture(&a, &r, &spec)?;
     let mut prog = Progress::new(a.quiet, "moe");
-    let res = simulate_layer(&spec, &mut |c, ph| prog.tick(c, ph));
+    let res = match cap.as_mut() {
+        Some(c) => simulate_layer_captured(&spec, None, &mut |c, ph| prog.tick(c, ph), c),
+        None => simulate_layer(&spec, &mut |c, ph| prog.tick(c, ph)),
+    };
     prog.finish();
     let res = res.map_err(lib_err)?;
-    let json = result_json(&r, &spec, &res);
+    let mut json = result_json(&r, &spec, &res);
+    if let Some(c) = cap.as_mut() {
+        c.finish_run()?;
+        report_capture(&a, c, &mut json);
+    }
     let text =
         serde_json::to_string_pretty(&json).map_err(|e| CliError::new(e.to_string()))? + "\n";
     if let Some(dir) = &a.out {
@@ -1562,6 +1643,11 @@ fn sweep(a: &MoeArgs) -> CmdResult {
     if let Some((k, _)) = single.iter().find(|(_, set)| *set) {
         return Err(err(k, "not allowed with --sweep (the sweep fixes it)"));
     }
+    if a.capture.is_some() || a.per_packet.is_some() {
+        return Err(CliError::new(
+            "--capture and --per-packet are not available with --sweep (capture one layer run)",
+        ));
+    }
     let tokens = a.tokens_per_group.unwrap_or(SWEEP_TOKENS);
     if tokens == 0 {
         return Err(err("tokens_per_group", "must be at least 1"));
@@ -1638,6 +1724,7 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
         parse_range("iterations", a.iterations.as_deref().unwrap_or("0..1"))?,
     )?;
     let layers = parse_range("layers", a.layers.as_deref().unwrap_or("0..1"))?;
+    let mut cap = new_capture(a, r, &base)?;
     let mut prog = Progress::new(a.quiet, "moe");
     let mut rows = Vec::new();
     for it in &its {
@@ -1647,8 +1734,23 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
             let mut spec = base.clone();
             spec.workload.tokens_per_group = tokens_per_group;
             spec.workload.layer = layer as u64;
-            let res = simulate_layer_with_counts(&spec, counts, &mut |c, ph| prog.tick(c, ph))
-                .map_err(lib_err)?;
+            let res = match cap.as_mut() {
+                Some(c) => {
+                    c.set_run(it.index, layer);
+                    c.meta["moe"]["tokens_per_group"] = tokens_per_group.into();
+                    let res = simulate_layer_captured(
+                        &spec,
+                        Some(counts),
+                        &mut |c, ph| prog.tick(c, ph),
+                        c,
+                    )
+                    .map_err(lib_err)?;
+                    c.finish_run()?;
+                    res
+                }
+                None => simulate_layer_with_counts(&spec, counts, &mut |c, ph| prog.tick(c, ph))
+                    .map_err(lib_err)?,
+            };
             let mean = loads.iter().sum::<u64>() as f64 / loads.len().max(1) as f64;
             let imbalance = *loads.iter().max().unwrap_or(&0) as f64 / mean.max(1e-12);
             rows.push((it.index, layer, it.tokens.len(), imbalance, res));
@@ -1657,8 +1759,12 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
     prog.finish();
     let cycle_ns = r.wafer.cycle_ns();
     let total = |f: &dyn Fn(&LayerResult) -> u64| rows.iter().map(|x| f(&x.4)).sum::<u64>();
+    let mut capture_json = serde_json::json!({});
+    if let Some(c) = &cap {
+        report_capture(a, c, &mut capture_json);
+    }
     if a.json {
-        let j = serde_json::json!({
+        let mut j = serde_json::json!({
             "wafernoc_version": env!("CARGO_PKG_VERSION"),
             "routing": format!("trace:{}", path.display()),
             "slots": slots,
@@ -1683,6 +1789,9 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
                 "iterations": a.iterations.as_deref().unwrap_or("0..1"), "layers": a.layers.as_deref().unwrap_or("0..1"),
             },
         });
+        if let Some(files) = capture_json.get("capture") {
+            j["capture"] = files.clone();
+        }
         println!(
             "{}",
             serde_json::to_string_pretty(&j).map_err(|e| CliError::new(e.to_string()))?

@@ -20,6 +20,15 @@
 //!   dependency must have been delivered, and then the recorded gap between
 //!   the dependency's and the packet's cycles elapses. Since `A(d) >= S(d)`,
 //!   no packet is released before its recorded cycle.
+//! - **deps**: closed loop without recorded gaps. A packet without
+//!   dependencies is released at `S(i)`; a packet with dependencies at
+//!   `max over deps d of (A(d) + 1)`, its recorded cycle ignored (it may be
+//!   earlier or later than recorded). The whole trace is read at the start
+//!   (a released packet must not wait for the reader). This is the
+//!   semantics of `wafernoc moe --capture`, whose deps are exactly the
+//!   packets whose delivery triggered the send: replayed on the same network
+//!   every packet is created in its recorded cycle, while `closed` would add
+//!   the dependencies' latency a second time.
 //!
 //! The run ends when every packet has been delivered; a deadlock ends it
 //! with the engine's report (exit status 3).
@@ -49,6 +58,9 @@ pub enum ReplayMode {
     Open,
     /// Inject once every dependency is delivered, plus the recorded gap.
     Closed,
+    /// Inject one cycle after the last dependency is delivered (no gap;
+    /// the semantics of `moe --capture` traces).
+    Deps,
 }
 
 /// Arguments of `wafernoc replay-packets`.
@@ -65,7 +77,8 @@ pub struct ReplayArgs {
     /// Override a configuration key (`a.b=v` for TOML, `key=v` for BookSim).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Open loop (recorded cycles) or closed loop (dependencies).
+    /// Open loop (recorded cycles), closed loop (dependencies plus the
+    /// recorded gap) or deps (dependencies only, for `moe --capture`).
     #[arg(long, value_enum, default_value = "open")]
     pub mode: ReplayMode,
     /// Multiply every recorded cycle (and gap) by this factor.
@@ -195,7 +208,8 @@ pub fn run(a: ReplayArgs) -> CmdResult {
             header.nodes
         )));
     }
-    let closed = a.mode == ReplayMode::Closed;
+    let closed = a.mode != ReplayMode::Open;
+    let gapless = a.mode == ReplayMode::Deps;
     let scale = a.time_scale;
 
     // Records read and not yet enqueued, by id.
@@ -221,6 +235,14 @@ pub fn run(a: ReplayArgs) -> CmdResult {
 
     // Release cycle of a closed-loop packet whose dependencies are delivered.
     let release_of = |p: &Pending, s_of: &[u64], rows: &[Option<Row>]| -> u64 {
+        if gapless && !p.deps.is_empty() {
+            return p
+                .deps
+                .iter()
+                .map(|&d| rows[d as usize].map_or(0, |r| r.atime) + 1)
+                .max()
+                .unwrap_or(p.s);
+        }
         p.deps
             .iter()
             .map(|&d| {
@@ -249,7 +271,7 @@ pub fn run(a: ReplayArgs) -> CmdResult {
             let Some(r) = lookahead.take() else {
                 break;
             };
-            if scaled(r.cycle, scale) > t {
+            if !gapless && scaled(r.cycle, scale) > t {
                 lookahead = Some(r);
                 break;
             }

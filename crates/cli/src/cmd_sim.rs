@@ -155,13 +155,13 @@ pub struct RunOutputs<'a> {
 }
 
 /// A packet trace being written, text or binary by the file name.
-enum CaptureWriter {
+pub(crate) enum CaptureWriter {
     Binary(PacketTraceWriter<std::io::BufWriter<std::fs::File>>),
     Text(wafernoc_trace::PacketTextWriter<std::io::BufWriter<std::fs::File>>),
 }
 
 impl CaptureWriter {
-    fn create(path: &Path, header: &PacketTraceHeader) -> Result<Self, TraceError> {
+    pub(crate) fn create(path: &Path, header: &PacketTraceHeader) -> Result<Self, TraceError> {
         Ok(
             match wafernoc_trace::encoding_for_path(path, wafernoc_trace::TraceKind::Packet)? {
                 wafernoc_trace::Encoding::Text => {
@@ -173,13 +173,13 @@ impl CaptureWriter {
             },
         )
     }
-    fn write(&mut self, rec: &PacketRecord) -> Result<(), TraceError> {
+    pub(crate) fn write(&mut self, rec: &PacketRecord) -> Result<(), TraceError> {
         match self {
             CaptureWriter::Binary(w) => w.write(rec),
             CaptureWriter::Text(w) => w.write(rec),
         }
     }
-    fn finish(self) -> Result<(), TraceError> {
+    pub(crate) fn finish(self) -> Result<(), TraceError> {
         match self {
             CaptureWriter::Binary(w) => w.finish().map(|_| ()),
             CaptureWriter::Text(w) => w.finish().map(|_| ()),

@@ -18,6 +18,7 @@ mod cmd_sweep_rates;
 mod cmd_trace;
 mod cmd_validate;
 mod error;
+mod moe_capture;
 mod plot;
 mod progress;
 mod trace_routing;

@@ -891,7 +891,7 @@ impl PhaseRunner {
         sched: &Schedule,
         progress: &mut dyn FnMut(u64, &str),
     ) -> Result<PhaseStats> {
-        self.run_with(name, sched, &mut NoBackground, progress)
+        self.run_full(name, sched, &mut NoBackground, progress, None)
     }
 
     /// [`PhaseRunner::run`] with `bg` sending beside the schedule. The
@@ -902,6 +902,32 @@ impl PhaseRunner {
         sched: &Schedule,
         bg: &mut dyn Background,
         progress: &mut dyn FnMut(u64, &str),
+    ) -> Result<PhaseStats> {
+        self.run_full(name, sched, bg, progress, None)
+    }
+
+    /// [`run`](Self::run), reporting every packet it enqueues (and every
+    /// delivery) to `capture` when given; see [`PacketCapture`]. Without a
+    /// capture nothing is allocated per packet.
+    pub fn run_captured(
+        &mut self,
+        name: &str,
+        sched: &Schedule,
+        progress: &mut dyn FnMut(u64, &str),
+        capture: Option<&mut dyn PacketCapture>,
+    ) -> Result<PhaseStats> {
+        self.run_full(name, sched, &mut NoBackground, progress, capture)
+    }
+
+    /// The phase loop behind [`run`](Self::run), [`run_with`](Self::run_with)
+    /// and [`run_captured`](Self::run_captured).
+    fn run_full(
+        &mut self,
+        name: &str,
+        sched: &Schedule,
+        bg: &mut dyn Background,
+        progress: &mut dyn FnMut(u64, &str),
+        capture: Option<&mut dyn PacketCapture>,
     ) -> Result<PhaseStats> {
         let msgs = &sched.msgs;
         let n = self.net.topology().nodes();
@@ -924,6 +950,7 @@ impl PhaseRunner {
         let before = self.link_snapshot(classes);
         let start = self.net.now();
         let mut st = RunState::new(sched);
+        let mut cap = capture.map(|sink| CaptureState::new(sink, sched, name));
         let mut stats = PhaseStats {
             name: name.to_string(),
             start_cycle: start,
@@ -954,7 +981,7 @@ impl PhaseRunner {
                 }
             }
         }
-        self.issue(sched, &mut st, &mut stats)?;
+        self.issue(sched, &mut st, &mut stats, cap.as_mut())?;
         let mut next_report = start;
         while st.completed < msgs.len() {
             if st.in_flight == 0 {
@@ -976,6 +1003,9 @@ impl PhaseRunner {
                     bg.delivered(&d);
                     continue;
                 }
+                if let Some(c) = cap.as_mut() {
+                    c.sink.delivered(&d);
+                }
                 let m = d.tag as usize;
                 st.in_flight -= 1;
                 st.packets_left[m] -= 1;
@@ -986,7 +1016,7 @@ impl PhaseRunner {
             for m in done {
                 st.complete(sched, m);
             }
-            self.issue(sched, &mut st, &mut stats)?;
+            self.issue(sched, &mut st, &mut stats, cap.as_mut())?;
             let now = self.net.now();
             if now >= next_report {
                 progress(now, name);
@@ -1041,7 +1071,13 @@ impl PhaseRunner {
     /// Enqueues every ready message; messages of one source are interleaved
     /// packet by packet. Zero-byte messages and self-sends complete at once
     /// (which may make more messages ready).
-    fn issue(&mut self, sched: &Schedule, st: &mut RunState, stats: &mut PhaseStats) -> Result<()> {
+    fn issue(
+        &mut self,
+        sched: &Schedule,
+        st: &mut RunState,
+        stats: &mut PhaseStats,
+        mut cap: Option<&mut CaptureState<'_>>,
+    ) -> Result<()> {
         while !st.ready.is_empty() {
             let mut batch = std::mem::take(&mut st.ready);
             batch.sort_unstable();
@@ -1050,6 +1086,11 @@ impl PhaseRunner {
             let mut instant = Vec::new();
             for &m in &batch {
                 let msg = &sched.msgs[m];
+                if let Some(c) = cap.as_deref_mut() {
+                    let pos = st.pos_in_chain[m];
+                    let prev = pos.checked_sub(1).map(|k| sched.chains[msg.chain][k]);
+                    c.issued(sched, m, prev);
+                }
                 st.advance_chain(sched, m);
                 if msg.src == msg.dst {
                     stats.local_bytes += msg.bytes;
@@ -1076,14 +1117,18 @@ impl PhaseRunner {
                 while let Some((m, mut sizes)) = queue.pop_front() {
                     if let Some(size) = sizes.pop_front() {
                         let msg = &sched.msgs[m];
-                        self.net.enqueue(NewPacket {
+                        let p = NewPacket {
                             src: src as u32,
                             dst: msg.dst as u32,
                             size,
                             class: msg.class,
                             ctime: now,
                             tag: m as u64,
-                        })?;
+                        };
+                        self.net.enqueue(p)?;
+                        if let Some(c) = cap.as_deref_mut() {
+                            c.enqueued(m, &p);
+                        }
                         stats.packets += 1;
                         st.in_flight += 1;
                         stats.flits += u64::from(size);
@@ -1427,7 +1472,7 @@ pub fn simulate_layer(
     spec: &LayerSpec,
     progress: &mut dyn FnMut(u64, &str),
 ) -> Result<LayerResult> {
-    simulate_layer_from(spec, None, progress)
+    simulate_layer_from(spec, None, progress, None)
 }
 
 /// [`simulate_layer`] driven by given routing counts (one row per DP group,
@@ -1438,13 +1483,28 @@ pub fn simulate_layer_with_counts(
     counts: RoutingCounts,
     progress: &mut dyn FnMut(u64, &str),
 ) -> Result<LayerResult> {
-    simulate_layer_from(spec, Some(counts), progress)
+    simulate_layer_from(spec, Some(counts), progress, None)
+}
+
+/// [`simulate_layer`] (routing drawn from the spec) or
+/// [`simulate_layer_with_counts`] (`counts` given), reporting every packet
+/// of every phase to `capture`: [`PacketCapture::begin_phase`] with
+/// `allreduce`, `dispatch`, `combine` in turn, each followed by that phase's
+/// packets. The result is identical to the uncaptured run.
+pub fn simulate_layer_captured(
+    spec: &LayerSpec,
+    counts: Option<RoutingCounts>,
+    progress: &mut dyn FnMut(u64, &str),
+    capture: &mut dyn PacketCapture,
+) -> Result<LayerResult> {
+    simulate_layer_from(spec, counts, progress, Some(capture))
 }
 
 fn simulate_layer_from(
     spec: &LayerSpec,
     given: Option<RoutingCounts>,
     progress: &mut dyn FnMut(u64, &str),
+    mut capture: Option<&mut dyn PacketCapture>,
 ) -> Result<LayerResult> {
     let (layout, replication, d, c, token_copies) = layer_traffic_from(spec, given)?;
     let mut runner = PhaseRunner::new(&spec.wafer, &layout, &spec.noc)?;
@@ -1452,18 +1512,22 @@ fn simulate_layer_from(
         .model
         .tp_allreduce_bytes(spec.workload.tokens_per_group);
     let ar = allreduce_schedule(&layout, m, CLASS_COLLECTIVE)?;
-    let allreduce = runner.run("allreduce", &ar, progress)?;
+    // One capture, reborrowed by the three runs in turn.
+    let cap = capture.as_mut().map(|c| &mut **c as &mut dyn PacketCapture);
+    let allreduce = runner.run_captured("allreduce", &ar, progress, cap)?;
     runner.reset()?;
-    let dispatch = runner.run(
+    let dispatch = runner.run_captured(
         "dispatch",
         &flows_schedule(&d.flows, CLASS_COLLECTIVE)?,
         progress,
+        capture.as_mut().map(|c| &mut **c as &mut dyn PacketCapture),
     )?;
     runner.reset()?;
-    let combine = runner.run(
+    let combine = runner.run_captured(
         "combine",
         &flows_schedule(&c.flows, CLASS_COLLECTIVE)?,
         progress,
+        capture,
     )?;
     let mut dispatch = dispatch;
     let mut combine = combine;
@@ -1481,6 +1545,110 @@ fn simulate_layer_from(
         dispatch,
         combine,
     })
+}
+
+// ---------------------------------------------------------------------------
+// Packet capture
+// ---------------------------------------------------------------------------
+
+/// One packet enqueued by a [`PhaseRunner`], as reported to a
+/// [`PacketCapture`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapturedPacket<'a> {
+    /// Dense id within the phase: the number of packets the phase enqueued
+    /// before this one (enqueue order).
+    pub id: u64,
+    /// The schedule message the packet belongs to.
+    pub message: MsgId,
+    /// Cycle of the enqueue, which is the packet's creation cycle (the
+    /// phase starts at cycle 0 on a fresh network).
+    pub cycle: u64,
+    /// Source device.
+    pub src: u32,
+    /// Destination device.
+    pub dst: u32,
+    /// Size in flits.
+    pub size: u16,
+    /// Message class.
+    pub class: u8,
+    /// Ids (ascending, each `< id`) of the packets of this phase whose
+    /// delivery made the packet's message issuable: for message `m`,
+    /// `D(m) = D(prev) ∪ ⋃_{r ∈ requires(q)} E(r)` where `prev` is `m`'s
+    /// predecessor in its chain (empty for a chain's first message) and
+    /// `E(r)` is every packet of `r`, or `D(r)` when `r` has no packets (a
+    /// self-send or zero-byte message, complete as soon as it is issued).
+    /// The chain's issue order is thereby folded in: the packet was enqueued
+    /// exactly one cycle after the last of these was delivered (or at cycle
+    /// 0 when there are none).
+    pub deps: &'a [u64],
+}
+
+/// Receiver of the packets of [`PhaseRunner::run_captured`] and
+/// [`simulate_layer_captured`].
+pub trait PacketCapture {
+    /// A phase starts (on a fresh network for [`simulate_layer_captured`]);
+    /// the packets reported next belong to it and their ids restart at 0.
+    fn begin_phase(&mut self, phase: &str);
+    /// A packet has been enqueued; reported in enqueue order.
+    fn packet(&mut self, p: &CapturedPacket<'_>);
+    /// A packet of the current phase has been delivered (its `tag` is the
+    /// message id, not the packet id). Default: ignored.
+    fn delivered(&mut self, _d: &Delivered) {}
+}
+
+/// Capture bookkeeping of one phase run: the packet ids of every issued
+/// message and its dependency set `D(m)` (see [`CapturedPacket::deps`]).
+struct CaptureState<'c> {
+    sink: &'c mut dyn PacketCapture,
+    next_id: u64,
+    packets: Vec<Vec<u64>>,
+    deps: Vec<Vec<u64>>,
+}
+
+impl<'c> CaptureState<'c> {
+    fn new(sink: &'c mut dyn PacketCapture, sched: &Schedule, phase: &str) -> Self {
+        sink.begin_phase(phase);
+        let n = sched.msgs.len();
+        CaptureState {
+            sink,
+            next_id: 0,
+            packets: vec![Vec::new(); n],
+            deps: vec![Vec::new(); n],
+        }
+    }
+
+    /// Message `m` is being issued after `prev` (its chain predecessor):
+    /// every requirement is complete, so their packets are known.
+    fn issued(&mut self, sched: &Schedule, m: MsgId, prev: Option<MsgId>) {
+        let mut d = prev.map(|p| self.deps[p].clone()).unwrap_or_default();
+        for &r in &sched.msgs[m].requires {
+            if self.packets[r].is_empty() {
+                d.extend_from_slice(&self.deps[r]);
+            } else {
+                d.extend_from_slice(&self.packets[r]);
+            }
+        }
+        d.sort_unstable();
+        d.dedup();
+        self.deps[m] = d;
+    }
+
+    /// A packet of message `m` has been enqueued.
+    fn enqueued(&mut self, m: MsgId, p: &NewPacket) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.sink.packet(&CapturedPacket {
+            id,
+            message: m,
+            cycle: p.ctime,
+            src: p.src,
+            dst: p.dst,
+            size: p.size,
+            class: p.class,
+            deps: &self.deps[m],
+        });
+        self.packets[m].push(id);
+    }
 }
 
 #[cfg(test)]
