@@ -70,6 +70,23 @@ sweep-synthetic: build
 sweep-mapping: build
 	$(WAFERNOC) moe --sweep --out $(OUT)/sweep-mapping --quiet
 
+## Balancer ladder on both shipped traces: none, greedy, topology x blocking,
+## non-invasive (docs/reproduction.md "Balancer", docs/balancer.md). About
+## 25 min with 2 jobs on 2 cores; --resume keeps finished points.
+BAL_JOBS ?= 2
+sweep-balancer: build
+	$(WAFERNOC) sweep docs/sweeps/balancer_gpt_oss.toml --out $(OUT)/sweep-balancer/gpt-oss \
+	    --jobs $(BAL_JOBS) --resume
+	$(WAFERNOC) sweep merge $(OUT)/sweep-balancer/gpt-oss
+	$(WAFERNOC) sweep docs/sweeps/balancer_esft.toml --out $(OUT)/sweep-balancer/esft \
+	    --jobs $(BAL_JOBS) --resume
+	$(WAFERNOC) sweep merge $(OUT)/sweep-balancer/esft
+
+## Every figure and table of docs/reproduction.md, from scratch.
+paper: build
+	rm -rf $(OUT)/sweep-mapping $(OUT)/sweep-balancer
+	$(MAKE) sweep-mapping sweep-balancer
+
 demo: build
 	$(WAFERNOC) demo
 

@@ -230,3 +230,61 @@ fn bad_arguments_are_named() {
         assert!(!err.contains("panicked"), "{extra:?}: {err}");
     }
 }
+
+/// The ladder's sweep files parse (6 points each), and a small balance
+/// sweep merges into a CSV whose columns carry the summary.
+#[test]
+fn balance_sweeps() {
+    for f in [
+        "docs/sweeps/balancer_gpt_oss.toml",
+        "docs/sweeps/balancer_esft.toml",
+    ] {
+        let o = wafernoc(&["sweep", f, "--dry-run", "--out", "/nonexistent/x"]);
+        assert!(
+            o.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(text.matches("wafernoc balance ").count(), 6, "{f}: {text}");
+    }
+    let dir = std::env::temp_dir().join(format!("wafernoc-balsweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sweep = dir.join("s.toml");
+    std::fs::write(
+        &sweep,
+        "command = \"balance\"\n[fixed]\nmodel = \"GPT-OSS-20B\"\nmesh = \"4x8\"\ntp = 4\n\
+         dp = 8\nrouting = \"zipf:1.0\"\niterations = \"3\"\nlayers = 1\n\
+         [[param]]\nname = \"balancer\"\nvalues = [\"none\", \"topology\"]\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = wafernoc(&[
+        "sweep",
+        sweep.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--jobs",
+        "2",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = wafernoc(&["sweep", "merge", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "summary.migrations_planned")
+        .expect("summary column");
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0][col], "0");
+    assert_ne!(rows[1][col], "0");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
