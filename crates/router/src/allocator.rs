@@ -104,43 +104,52 @@ impl Allocator {
                 mask.trailing_zeros()
             }
         }
-        let mut by_out = [0u8; 8];
+        // Per input: its requests that are still possible.
+        let mut m_in = [0u8; 8];
         let mut ins = 0u8;
-        for (i, &m0) in req.iter().enumerate() {
+        // Outputs requested so far, and outputs requested by two inputs.
+        let mut seen = 0u8;
+        let mut dup = 0u8;
+        for (i, (&m0, mi)) in req.iter().zip(m_in.iter_mut()).enumerate() {
             let m = m0 & !busy_out;
             if m == 0 || busy_in >> i & 1 == 1 {
                 continue;
             }
+            *mi = m;
             ins |= 1 << i;
-            let mut mm = m;
+            dup |= seen & m;
+            seen |= m;
+        }
+        let (n_in, n_out) = (self.n_in, self.n_out);
+        let wrap = |x: u32, n: u32| if x + 1 >= n { 0 } else { x + 1 };
+        // No output asked for by two inputs: every output grants its only
+        // requester and each input accepts by its pointer; later iterations
+        // cannot add matches.
+        if dup == 0 {
+            let mut im = ins;
+            while im != 0 {
+                let i = im.trailing_zeros() as usize;
+                im &= im - 1;
+                let o = first8(m_in[i], self.aptr[i]);
+                out.push((i as u32, o));
+                self.gptr[o as usize] = wrap(i as u32, n_in);
+                self.aptr[i] = wrap(o, n_out);
+            }
+            return;
+        }
+        let mut by_out = [0u8; 8];
+        let mut im = ins;
+        while im != 0 {
+            let i = im.trailing_zeros() as usize;
+            im &= im - 1;
+            let mut mm = m_in[i];
             while mm != 0 {
                 let o = mm.trailing_zeros() as usize;
                 mm &= mm - 1;
                 by_out[o] |= 1 << i;
             }
         }
-        let mut outs = 0u8;
-        for (o, &b) in by_out.iter().enumerate() {
-            if b != 0 {
-                outs |= 1 << o;
-            }
-        }
-        // No output asked for by two inputs: every output grants its only
-        // requester and each input accepts by its pointer; later iterations
-        // cannot add matches.
-        if by_out.iter().all(|b| b & b.wrapping_sub(1) == 0) {
-            for (i, &m0) in req.iter().enumerate() {
-                if ins >> i & 1 == 0 {
-                    continue;
-                }
-                let m = m0 & !busy_out;
-                let o = first8(m, self.aptr[i]);
-                out.push((i as u32, o));
-                self.gptr[o as usize] = (i as u32 + 1) % self.n_in;
-                self.aptr[i] = (o + 1) % self.n_out;
-            }
-            return;
-        }
+        let outs = seen;
         let mut in_matched = busy_in;
         let mut out_matched = busy_out;
         for iter in 0..iters {
@@ -171,8 +180,8 @@ impl Allocator {
                     out_matched |= 1 << o;
                     out.push((i as u32, o));
                     if iter == 0 {
-                        self.gptr[o as usize] = (i as u32 + 1) % self.n_in;
-                        self.aptr[i] = (o + 1) % self.n_out;
+                        self.gptr[o as usize] = wrap(i as u32, n_in);
+                        self.aptr[i] = wrap(o, n_out);
                     }
                 }
             }
