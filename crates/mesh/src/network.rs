@@ -165,6 +165,10 @@ pub struct Network {
     /// to its escape VC, and deadlock (found by the property tests).
     atomic_ovc: u128,
     speculative: bool,
+    /// Every flit link takes one flit per cycle. A router output then never
+    /// finds its link busy (it sends at most once per cycle, at a fixed
+    /// offset from the grant), so switch requests skip the link check.
+    fast_links: bool,
     routing: Routing,
     class_lo: Vec<u8>,
     class_hi: Vec<u8>,
@@ -172,6 +176,12 @@ pub struct Network {
     prio_levels: Vec<u8>,
     /// Switch-allocation priority of each VC index (its class's priority).
     vc_prio: Vec<u8>,
+    /// Class of each VC index (classes own disjoint VC ranges).
+    vc_class: [u8; 32],
+    /// Port of a per-router VC index `port * V + vc` (instead of `/ V`).
+    port_of: [u8; 128],
+    /// VC of a per-router VC index (instead of `% V`).
+    vc_of: [u8; 128],
     nclasses: usize,
 
     // Input VCs, global index (r*PORTS + port)*V + vc.
@@ -251,6 +261,19 @@ impl Network {
                 class_prio[c]
             })
             .collect();
+        let mut vc_class = [0u8; 32];
+        for (vc, c) in vc_class.iter_mut().enumerate().take(cfg.router.num_vcs) {
+            *c = class_hi
+                .iter()
+                .position(|&h| vc < h as usize)
+                .expect("class VCs add up to num_vcs") as u8;
+        }
+        let mut port_of = [0u8; 128];
+        let mut vc_of = [0u8; 128];
+        for li in 0..pv {
+            port_of[li] = (li / v) as u8;
+            vc_of[li] = (li % v) as u8;
+        }
         let mut prio_levels = class_prio.clone();
         prio_levels.sort_unstable_by(|a, b| b.cmp(a));
         prio_levels.dedup();
@@ -361,12 +384,16 @@ impl Network {
                 0
             },
             speculative: rc.speculative,
+            fast_links: flit_links.iter().all(|l| l.cycles_per_flit() == 1),
             routing: cfg.routing,
             class_lo,
             class_hi,
             class_prio,
             prio_levels,
             vc_prio,
+            vc_class,
+            port_of,
+            vc_of,
             nclasses,
             bufs: VcBuffers::new(r_n * pv, rc.vc_buf_size),
             st: vec![IDLE; r_n * pv],
@@ -806,8 +833,7 @@ impl Network {
         if act == 0 {
             return;
         }
-        let mut va_reqs = std::mem::take(&mut self.scratch_va);
-        va_reqs.clear();
+        self.scratch_va.clear();
         // Switch requests: per input port the mask of requested outputs, and
         // per (input, output) the winning VC and its class priority.
         let mut sa_req = [0u8; PORTS];
@@ -836,14 +862,14 @@ impl Network {
                 VC_ALLOC => {
                     let req = self.route[g] & !in_use;
                     if req != 0 {
-                        va_reqs.push((li as u32, req));
+                        self.scratch_va.push((li as u32, req));
                     }
                     if self.speculative {
-                        let i = li / v;
-                        let vc = (li % v) as u8;
+                        let i = self.port_of[li & 127] as usize;
+                        let vc = self.vc_of[li & 127];
                         let mut ports = self.route[g];
                         while ports != 0 {
-                            let o = ports.trailing_zeros() as usize / v;
+                            let o = self.port_of[ports.trailing_zeros() as usize & 127] as usize;
                             ports &= !(((1u128 << v) - 1) << (o * v));
                             if spec_req[i] >> o & 1 == 0
                                 || Self::supersedes(
@@ -864,12 +890,14 @@ impl Network {
                 ACTIVE => {
                     let oi = self.out[g] as usize;
                     if self.credits[base + oi] > 0 {
-                        let o = oi / v;
+                        let o = self.port_of[oi & 127] as usize;
                         let send_at = t + self.sad - 1 + self.xd_od;
-                        if self.flit_links[self.out_link[r * PORTS + o] as usize].can_send(send_at)
+                        if self.fast_links
+                            || self.flit_links[self.out_link[r * PORTS + o] as usize]
+                                .can_send(send_at)
                         {
-                            let i = li / v;
-                            let vc = (li % v) as u8;
+                            let i = self.port_of[li & 127] as usize;
+                            let vc = self.vc_of[li & 127];
                             // Classes own disjoint VC ranges, so the VC gives the priority.
                             let pri = if multi_prio {
                                 self.vc_prio[vc as usize]
@@ -898,17 +926,19 @@ impl Network {
         }
 
         // VC allocation (evaluated on the state at the start of the cycle).
-        let mut grants = std::mem::take(&mut self.scratch_grants);
-        grants.clear();
-        if !va_reqs.is_empty() {
-            self.va[r].allocate(&va_reqs, 0, 0, &mut grants);
+        self.scratch_grants.clear();
+        if !self.scratch_va.is_empty() {
+            self.va[r].allocate(&self.scratch_va, 0, 0, &mut self.scratch_grants);
         }
-        let va_grants_end = grants.len();
 
         // Switch allocation, one pass per priority level, then speculation.
+        // Every pass excludes the inputs already matched, so there are at
+        // most PORTS grants in all.
+        let mut sw = [(0u8, 0u8); PORTS];
+        let mut n_sw = 0;
         if sa_req.iter().any(|&m| m != 0) {
             if !multi_prio {
-                self.sa[r].allocate_small(&sa_req, 0, 0, &mut grants);
+                n_sw = self.sa[r].allocate_fixed(&sa_req, 0, 0, &mut sw);
             } else {
                 let mut busy_in = 0u8;
                 let mut busy_out = 0u8;
@@ -931,28 +961,28 @@ impl Network {
                     if !any {
                         continue;
                     }
-                    let start = grants.len();
-                    self.sa[r].allocate_small(&req, busy_in, busy_out, &mut grants);
-                    for &(i, o) in &grants[start..] {
+                    let start = n_sw;
+                    n_sw += self.sa[r].allocate_fixed(&req, busy_in, busy_out, &mut sw[start..]);
+                    for &(i, o) in &sw[start..n_sw] {
                         busy_in |= 1 << i;
                         busy_out |= 1 << o;
                     }
                 }
             }
         }
-        let sa_end = grants.len();
+        let sa_end = n_sw;
         if spec_req.iter().any(|&m| m != 0) {
             let mut busy_in = 0u8;
             let mut busy_out = 0u8;
-            for &(i, o) in &grants[va_grants_end..sa_end] {
+            for &(i, o) in &sw[..sa_end] {
                 busy_in |= 1 << i;
                 busy_out |= 1 << o;
             }
-            self.sa[r].allocate_small(&spec_req, busy_in, busy_out, &mut grants);
+            n_sw += self.sa[r].allocate_fixed(&spec_req, busy_in, busy_out, &mut sw[sa_end..]);
         }
 
         // Commit VC allocation.
-        for &(li, oi) in &grants[..va_grants_end] {
+        for &(li, oi) in &self.scratch_grants {
             let g = base + li as usize;
             let bit = 1u128 << oi;
             debug_assert!(self.ovc_in_use[r] & bit == 0);
@@ -965,7 +995,7 @@ impl Network {
         }
         // VCs that asked and got nothing retry after the allocator's delay.
         if self.vad > 1 {
-            for &(li, _) in &va_reqs {
+            for &(li, _) in &self.scratch_va {
                 let g = base + li as usize;
                 if self.st[g] == VC_ALLOC {
                     self.next[g] = t + self.vad;
@@ -973,7 +1003,7 @@ impl Network {
             }
         }
         // Commit switch allocation.
-        for (k, &(gi, go)) in grants.iter().enumerate().skip(va_grants_end) {
+        for (k, &(gi, go)) in sw[..n_sw].iter().enumerate() {
             let (i, o) = (gi as usize, go as usize);
             let speculative_grant = k >= sa_end;
             let vc = if speculative_grant {
@@ -986,7 +1016,7 @@ impl Network {
                 // Valid only if this cycle's VC allocation gave the head an
                 // output VC on this port with a free buffer slot.
                 if self.st[g] != ACTIVE
-                    || self.out[g] as usize / v != o
+                    || self.port_of[self.out[g] as usize & 127] as usize != o
                     || self.credits[base + self.out[g] as usize] == 0
                 {
                     continue;
@@ -994,8 +1024,6 @@ impl Network {
             }
             self.switch_flit(t, r, i, o, g, vc);
         }
-        self.scratch_grants = grants;
-        self.scratch_va = va_reqs;
     }
 
     /// BookSim's round-robin "supersedes" rule between two VCs of one input
@@ -1003,7 +1031,15 @@ impl Network {
     /// the input's round-robin offset.
     #[inline]
     fn supersedes(vc: u8, pri: u8, other: u8, other_pri: u8, offset: u8, v: usize) -> bool {
-        let d = |x: u8| (x as usize + v - offset as usize) % v;
+        // (x − offset) mod v, for x and offset below v.
+        let d = |x: u8| {
+            let (x, off) = (x as usize, offset as usize);
+            if x >= off {
+                x - off
+            } else {
+                x + v - off
+            }
+        };
         pri > other_pri || (pri == other_pri && d(vc) < d(other))
     }
 
@@ -1036,12 +1072,14 @@ impl Network {
                 self.ovc_in_use[r] &= !bit;
             }
         }
-        self.sw_rr[r * PORTS + i] = ((vc + 1) % v) as u8;
-        let p = &mut self.pkts[f.pkt as usize];
+        self.sw_rr[r * PORTS + i] = (if vc + 1 == v { 0 } else { vc + 1 }) as u8;
+        let ovc = self.vc_of[oi & 127];
         if f.is_head() {
-            p.hops += 1;
+            self.pkts[f.pkt as usize].hops += 1;
         }
-        let class = p.class as usize;
+        // Classes own disjoint VC ranges: the output VC gives the class.
+        let class = self.vc_class[ovc as usize & 31] as usize;
+        debug_assert_eq!(class, self.pkts[f.pkt as usize].class as usize);
         self.link_flits[(r * PORTS + o) * self.nclasses + class] += 1;
         if o != LOCAL {
             self.counters.flit_hops += 1;
@@ -1052,7 +1090,7 @@ impl Network {
             a,
             Ev {
                 target: link,
-                vc: (oi % v) as u8,
+                vc: ovc,
                 credit: false,
                 flit: f,
             },

@@ -86,15 +86,68 @@ impl Allocator {
     ) {
         debug_assert!(req.len() <= 8 && self.n_in <= 8 && self.n_out <= 8);
         let AllocatorKind::Islip { iters } = self.kind else {
-            let rows: Vec<RequestRow> = req
-                .iter()
-                .enumerate()
-                .filter(|(_, &m)| m != 0)
-                .map(|(i, &m)| (i as u32, m as u128))
-                .collect();
-            self.allocate(&rows, busy_in as u128, busy_out as u128, out);
+            self.allocate_rows(req, busy_in, busy_out, out);
             return;
         };
+        // Inputs without requests take no part, so padding with zeros
+        // changes nothing.
+        let mut padded = [0u8; 8];
+        for (p, &m) in padded.iter_mut().zip(req) {
+            *p = m;
+        }
+        self.islip_small(iters, &padded, busy_in, busy_out, |i, o| out.push((i, o)));
+    }
+
+    /// [`Allocator::allocate_small`] for exactly `N ≤ 8` inputs, writing the
+    /// matches as (input, output) into `out` (at least `min(N, outputs)`
+    /// long) and returning how many there are; the same matches in the same
+    /// order. A fixed `N` lets the compiler unroll the per-input loops (the
+    /// mesh calls this with its five ports).
+    pub fn allocate_fixed<const N: usize>(
+        &mut self,
+        req: &[u8; N],
+        busy_in: u8,
+        busy_out: u8,
+        out: &mut [(u8, u8)],
+    ) -> usize {
+        debug_assert!(N <= 8 && self.n_in <= 8 && self.n_out <= 8);
+        let mut k = 0;
+        let AllocatorKind::Islip { iters } = self.kind else {
+            let mut v = Vec::new();
+            self.allocate_rows(req, busy_in, busy_out, &mut v);
+            for (slot, &(i, o)) in out.iter_mut().zip(&v) {
+                *slot = (i as u8, o as u8);
+            }
+            return v.len();
+        };
+        self.islip_small(iters, req, busy_in, busy_out, |i, o| {
+            out[k] = (i as u8, o as u8);
+            k += 1;
+        });
+        k
+    }
+
+    /// The general path on byte-mask requests (separable allocators).
+    fn allocate_rows(&mut self, req: &[u8], busy_in: u8, busy_out: u8, out: &mut Vec<(u32, u32)>) {
+        let rows: Vec<RequestRow> = req
+            .iter()
+            .enumerate()
+            .filter(|(_, &m)| m != 0)
+            .map(|(i, &m)| (i as u32, m as u128))
+            .collect();
+        self.allocate(&rows, busy_in as u128, busy_out as u128, out);
+    }
+
+    /// iSLIP on byte masks; every match is passed to `emit` in order.
+    #[inline]
+    fn islip_small<const N: usize>(
+        &mut self,
+        iters: u32,
+        req: &[u8; N],
+        busy_in: u8,
+        busy_out: u8,
+        mut emit: impl FnMut(u32, u32),
+    ) {
         #[inline]
         fn first8(mask: u8, ptr: u32) -> u32 {
             let hi = if ptr >= 8 { 0 } else { mask & (0xffu8 << ptr) };
@@ -110,13 +163,15 @@ impl Allocator {
         // Outputs requested so far, and outputs requested by two inputs.
         let mut seen = 0u8;
         let mut dup = 0u8;
-        for (i, (&m0, mi)) in req.iter().zip(m_in.iter_mut()).enumerate() {
-            let m = m0 & !busy_out;
-            if m == 0 || busy_in >> i & 1 == 1 {
-                continue;
-            }
-            *mi = m;
-            ins |= 1 << i;
+        // Branch-free over a fixed number of inputs (unrolled).
+        for (i, &m0) in req.iter().enumerate() {
+            let m = if busy_in >> i & 1 == 1 {
+                0
+            } else {
+                m0 & !busy_out
+            };
+            m_in[i & 7] = m;
+            ins |= ((m != 0) as u8) << i;
             dup |= seen & m;
             seen |= m;
         }
@@ -131,7 +186,7 @@ impl Allocator {
                 let i = im.trailing_zeros() as usize;
                 im &= im - 1;
                 let o = first8(m_in[i], self.aptr[i]);
-                out.push((i as u32, o));
+                emit(i as u32, o);
                 self.gptr[o as usize] = wrap(i as u32, n_in);
                 self.aptr[i] = wrap(o, n_out);
             }
@@ -178,7 +233,7 @@ impl Allocator {
                     let o = first8(g, self.aptr[i]);
                     in_matched |= 1 << i;
                     out_matched |= 1 << o;
-                    out.push((i as u32, o));
+                    emit(i as u32, o);
                     if iter == 0 {
                         self.gptr[o as usize] = wrap(i as u32, n_in);
                         self.aptr[i] = wrap(o, n_out);
@@ -394,12 +449,18 @@ mod tests {
             for kind in kinds().into_iter().chain([AllocatorKind::Islip { iters }]) {
                 let mut a = Allocator::new(kind, ArbiterKind::RoundRobin, 5, 5);
                 let mut b = a.clone();
+                let mut c = a.clone();
                 for (req, bi, bo) in &rounds {
                     let req: Vec<u8> = req.iter().map(|m| m & 0x1f).collect();
                     let rows: Vec<RequestRow> = req.iter().enumerate().filter(|(_, &m)| m != 0).map(|(i, &m)| (i as u32, m as u128)).collect();
                     let (mut x, mut y) = (Vec::new(), Vec::new());
                     a.allocate(&rows, *bi as u128, *bo as u128, &mut x);
                     b.allocate_small(&req, *bi, *bo, &mut y);
+                    let fixed: [u8; 5] = req.as_slice().try_into().unwrap();
+                    let mut zs = [(0u8, 0u8); 5];
+                    let nz = c.allocate_fixed(&fixed, *bi, *bo, &mut zs);
+                    let z: Vec<(u32, u32)> = zs[..nz].iter().map(|&(i, o)| (i as u32, o as u32)).collect();
+                    prop_assert_eq!(&z, &y, "allocate_fixed differs from allocate_small (order included)");
                     x.sort_unstable(); y.sort_unstable();
                     prop_assert_eq!(x, y);
                 }
