@@ -571,7 +571,7 @@ impl Network {
         let bucket = (t & self.wheel_mask) as usize;
         let mut evs = std::mem::take(&mut self.wheel[bucket]);
         let rp = (self.topo.nodes() * PORTS) as u32;
-        for ev in evs.drain(..) {
+        for &ev in &evs {
             if !ev.credit {
                 if ev.target < rp {
                     self.flit_arrives(t, ev.target as usize, ev.flit, ev.vc);
@@ -608,6 +608,7 @@ impl Network {
         // Every delay is at least 2 cycles, so nothing was scheduled into
         // the bucket being processed: it is empty again.
         debug_assert!(self.wheel[bucket].is_empty());
+        evs.clear();
         self.wheel[bucket] = evs;
     }
 

@@ -263,8 +263,9 @@ impl Allocator {
             }
             let o = first_from(m, self.aptr[*i as usize]).expect("non-empty mask");
             out.push((*i, o));
-            self.gptr[o as usize] = (*i + 1) % self.n_in;
-            self.aptr[*i as usize] = (o + 1) % self.n_out;
+            // (x + 1) mod n for x < n, without a division.
+            self.gptr[o as usize] = if *i + 1 >= self.n_in { 0 } else { *i + 1 };
+            self.aptr[*i as usize] = if o + 1 >= self.n_out { 0 } else { o + 1 };
             return;
         }
         // Transpose: per output, the mask of requesting inputs.
