@@ -268,6 +268,39 @@ impl Allocator {
             self.aptr[*i as usize] = if o + 1 >= self.n_out { 0 } else { o + 1 };
             return;
         }
+        // No output asked for by two inputs (requests in ascending input
+        // order, as the mesh gives them): every output grants its only
+        // requester and each input accepts by its pointer, as in the first
+        // iteration; later iterations cannot add matches. Matches are
+        // listed in ascending input order, as the general path lists them.
+        if let AllocatorKind::Islip { .. } = self.kind {
+            let mut seen = 0u128;
+            let mut dup = 0u128;
+            let mut ascending = true;
+            let mut prev = None;
+            for &(i, m) in reqs {
+                ascending &= prev.is_none_or(|p| p < i);
+                prev = Some(i);
+                if busy_in >> i & 1 == 0 {
+                    let m = m & !busy_out;
+                    dup |= seen & m;
+                    seen |= m;
+                }
+            }
+            if dup == 0 && ascending {
+                for &(i, m) in reqs {
+                    let m = m & !busy_out;
+                    if m == 0 || busy_in >> i & 1 == 1 {
+                        continue;
+                    }
+                    let o = first_from(m, self.aptr[i as usize]).expect("non-empty mask");
+                    out.push((i, o));
+                    self.gptr[o as usize] = if i + 1 >= self.n_in { 0 } else { i + 1 };
+                    self.aptr[i as usize] = if o + 1 >= self.n_out { 0 } else { o + 1 };
+                }
+                return;
+            }
+        }
         // Transpose: per output, the mask of requesting inputs.
         let mut by_out = std::mem::take(&mut self.by_out);
         let mut by_in = std::mem::take(&mut self.by_in);
@@ -465,6 +498,24 @@ mod tests {
                     x.sort_unstable(); y.sort_unstable();
                     prop_assert_eq!(x, y);
                 }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn request_order_does_not_matter(rounds in proptest::collection::vec((proptest::collection::vec(any::<u32>(), 1..12), any::<u32>(), any::<u32>()), 1..20), iters in 1u32..3) {
+            // Ascending rows may take the no-conflict fast path; descending
+            // rows (more than one) always take the general path.
+            let mut a = Allocator::new(AllocatorKind::Islip { iters }, ArbiterKind::RoundRobin, 20, 20);
+            let mut b = a.clone();
+            for (masks, bi, bo) in &rounds {
+                let rows: Vec<RequestRow> = masks.iter().enumerate().filter(|(_, &m)| m & 0xfffff != 0).map(|(i, &m)| (i as u32 + 3, (m & 0xfffff) as u128)).collect();
+                let rev: Vec<RequestRow> = rows.iter().rev().copied().collect();
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                a.allocate(&rows, (*bi & 0xfffff) as u128, (*bo & 0xfffff) as u128, &mut x);
+                b.allocate(&rev, (*bi & 0xfffff) as u128, (*bo & 0xfffff) as u128, &mut y);
+                prop_assert_eq!(&x, &y, "same matches in the same order");
             }
         }
     }
