@@ -178,6 +178,8 @@ pub struct Network {
     vc_prio: Vec<u8>,
     /// Class of each VC index (classes own disjoint VC ranges).
     vc_class: [u8; 32],
+    /// Per (class, port): the class's VCs on that port, as a route mask.
+    class_port_mask: Vec<u128>,
     /// Port of a per-router VC index `port * V + vc` (instead of `/ V`).
     port_of: [u8; 128],
     /// VC of a per-router VC index (instead of `% V`).
@@ -274,6 +276,14 @@ impl Network {
             port_of[li] = (li / v) as u8;
             vc_of[li] = (li % v) as u8;
         }
+        let class_port_mask: Vec<u128> = class_lo
+            .iter()
+            .zip(&class_hi)
+            .flat_map(|(&lo, &hi)| {
+                let m = ((1u128 << (hi - lo)) - 1) << lo;
+                (0..PORTS).map(move |p| m << (p * v))
+            })
+            .collect();
         let mut prio_levels = class_prio.clone();
         prio_levels.sort_unstable_by(|a, b| b.cmp(a));
         prio_levels.dedup();
@@ -392,6 +402,7 @@ impl Network {
             prio_levels,
             vc_prio,
             vc_class,
+            class_port_mask,
             port_of,
             vc_of,
             nclasses,
@@ -616,6 +627,12 @@ impl Network {
     fn compute_route(&self, r: usize, pkt: u32) -> u128 {
         let p = &self.pkts[pkt as usize];
         let c = p.class as usize;
+        if self.routing == Routing::Xy {
+            // What `candidates` gives for XY (LOCAL at the destination),
+            // with the class's VC mask on each port from a table.
+            let port = Routing::dor_port(&self.topo, r, p.dst as usize, true);
+            return self.class_port_mask[c * PORTS + port];
+        }
         self.routing.candidates(
             &self.topo,
             r,
@@ -845,6 +862,8 @@ impl Network {
         let mut spec_vc = [[0u8; PORTS]; PORTS];
         let in_use = self.ovc_in_use[r];
         let multi_prio = self.prio_levels.len() > 1;
+        let mut any_sa = false;
+        let mut any_spec = false;
 
         while act != 0 {
             let li = act.trailing_zeros() as usize;
@@ -885,6 +904,7 @@ impl Network {
                                 spec_vc[i][o] = vc;
                             }
                             spec_req[i] |= 1 << o;
+                            any_spec = true;
                         }
                     }
                 }
@@ -919,6 +939,7 @@ impl Network {
                                 sa_pri[i][o] = pri;
                             }
                             sa_req[i] |= 1 << o;
+                            any_sa = true;
                         }
                     }
                 }
@@ -937,7 +958,7 @@ impl Network {
         // most PORTS grants in all.
         let mut sw = [(0u8, 0u8); PORTS];
         let mut n_sw = 0;
-        if sa_req.iter().any(|&m| m != 0) {
+        if any_sa {
             if !multi_prio {
                 n_sw = self.sa[r].allocate_fixed(&sa_req, 0, 0, &mut sw);
             } else {
@@ -972,7 +993,7 @@ impl Network {
             }
         }
         let sa_end = n_sw;
-        if spec_req.iter().any(|&m| m != 0) {
+        if any_spec {
             let mut busy_in = 0u8;
             let mut busy_out = 0u8;
             for &(i, o) in &sw[..sa_end] {
