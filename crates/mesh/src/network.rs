@@ -25,7 +25,7 @@
 
 use std::collections::VecDeque;
 
-use wafernoc_router::{Allocator, Flit, LinkTiming, VcBuffers};
+use wafernoc_router::{Allocator, AllocatorKind, Flit, LinkTiming, VcBuffers};
 
 use crate::config::{ConfigError, NetworkConfig};
 use crate::deadlock::{DeadlockReport, WaitingVc};
@@ -165,6 +165,8 @@ pub struct Network {
     /// to its escape VC, and deadlock (found by the property tests).
     atomic_ovc: u128,
     speculative: bool,
+    /// The switch allocator is iSLIP (uncontested requests skip it).
+    sa_islip: bool,
     /// Every flit link takes one flit per cycle. A router output then never
     /// finds its link busy (it sends at most once per cycle, at a fixed
     /// offset from the grant), so switch requests skip the link check.
@@ -394,6 +396,7 @@ impl Network {
                 0
             },
             speculative: rc.speculative,
+            sa_islip: matches!(rc.sw_allocator, AllocatorKind::Islip { .. }),
             fast_links: flit_links.iter().all(|l| l.cycles_per_flit() == 1),
             routing: cfg.routing,
             class_lo,
@@ -864,6 +867,9 @@ impl Network {
         let multi_prio = self.prio_levels.len() > 1;
         let mut any_sa = false;
         let mut any_spec = false;
+        // Outputs asked for by some input, and by two or more inputs.
+        let mut sa_seen = 0u8;
+        let mut sa_dup = 0u8;
 
         while act != 0 {
             let li = act.trailing_zeros() as usize;
@@ -925,16 +931,19 @@ impl Network {
                             } else {
                                 0
                             };
-                            if sa_req[i] >> o & 1 == 0
-                                || Self::supersedes(
-                                    vc,
-                                    pri,
-                                    sa_vc[i][o],
-                                    sa_pri[i][o],
-                                    self.sw_rr[r * PORTS + i],
-                                    v,
-                                )
-                            {
+                            if sa_req[i] >> o & 1 == 0 {
+                                sa_dup |= sa_seen & (1 << o);
+                                sa_seen |= 1 << o;
+                                sa_vc[i][o] = vc;
+                                sa_pri[i][o] = pri;
+                            } else if Self::supersedes(
+                                vc,
+                                pri,
+                                sa_vc[i][o],
+                                sa_pri[i][o],
+                                self.sw_rr[r * PORTS + i],
+                                v,
+                            ) {
                                 sa_vc[i][o] = vc;
                                 sa_pri[i][o] = pri;
                             }
@@ -959,7 +968,18 @@ impl Network {
         let mut sw = [(0u8, 0u8); PORTS];
         let mut n_sw = 0;
         if any_sa {
-            if !multi_prio {
+            if !multi_prio && sa_dup == 0 && self.sa_islip {
+                // No output asked for by two inputs: each input gets the
+                // output its iSLIP accept pointer picks (what allocate_fixed
+                // would give, without the request scan).
+                for (i, &m) in sa_req.iter().enumerate() {
+                    if m != 0 {
+                        let o = self.sa[r].grant_uncontested(i as u32, m);
+                        sw[n_sw] = (i as u8, o as u8);
+                        n_sw += 1;
+                    }
+                }
+            } else if !multi_prio {
                 n_sw = self.sa[r].allocate_fixed(&sa_req, 0, 0, &mut sw);
             } else {
                 let mut busy_in = 0u8;

@@ -46,6 +46,17 @@ pub struct Allocator {
 /// One request row: an input and the mask of outputs it asks for.
 pub type RequestRow = (u32, u128);
 
+/// First set bit of a non-empty byte mask at or after `ptr` (cyclically).
+#[inline]
+fn first8(mask: u8, ptr: u32) -> u32 {
+    let hi = if ptr >= 8 { 0 } else { mask & (0xffu8 << ptr) };
+    if hi != 0 {
+        hi.trailing_zeros()
+    } else {
+        mask.trailing_zeros()
+    }
+}
+
 impl Allocator {
     /// A new allocator for `n_in` inputs and `n_out` outputs (each ≤ 128).
     pub fn new(kind: AllocatorKind, arbiter: ArbiterKind, n_in: usize, n_out: usize) -> Self {
@@ -127,6 +138,22 @@ impl Allocator {
         k
     }
 
+    /// iSLIP's match for input `i` asking for the outputs in `mask`
+    /// (non-empty) when no other input asks for any of them and nothing is
+    /// busy: every output in `mask` grants `i`, which accepts by its
+    /// pointer. Returns the output. Calling this for each requesting input
+    /// in ascending order is exactly [`Allocator::allocate_small`] on such
+    /// requests (tested); the mesh uses it when its switch requests do not
+    /// conflict. Only for [`AllocatorKind::Islip`].
+    #[inline]
+    pub fn grant_uncontested(&mut self, i: u32, mask: u8) -> u32 {
+        debug_assert!(matches!(self.kind, AllocatorKind::Islip { .. }) && mask != 0);
+        let o = first8(mask, self.aptr[i as usize]);
+        self.gptr[o as usize] = if i + 1 >= self.n_in { 0 } else { i + 1 };
+        self.aptr[i as usize] = if o + 1 >= self.n_out { 0 } else { o + 1 };
+        o
+    }
+
     /// The general path on byte-mask requests (separable allocators).
     fn allocate_rows(&mut self, req: &[u8], busy_in: u8, busy_out: u8, out: &mut Vec<(u32, u32)>) {
         let rows: Vec<RequestRow> = req
@@ -148,15 +175,6 @@ impl Allocator {
         busy_out: u8,
         mut emit: impl FnMut(u32, u32),
     ) {
-        #[inline]
-        fn first8(mask: u8, ptr: u32) -> u32 {
-            let hi = if ptr >= 8 { 0 } else { mask & (0xffu8 << ptr) };
-            if hi != 0 {
-                hi.trailing_zeros()
-            } else {
-                mask.trailing_zeros()
-            }
-        }
         // Per input: its requests that are still possible.
         let mut m_in = [0u8; 8];
         let mut ins = 0u8;
@@ -484,6 +502,7 @@ mod tests {
                 let mut a = Allocator::new(kind, ArbiterKind::RoundRobin, 5, 5);
                 let mut b = a.clone();
                 let mut c = a.clone();
+                let mut c2 = a.clone();
                 for (req, bi, bo) in &rounds {
                     let req: Vec<u8> = req.iter().map(|m| m & 0x1f).collect();
                     let rows: Vec<RequestRow> = req.iter().enumerate().filter(|(_, &m)| m != 0).map(|(i, &m)| (i as u32, m as u128)).collect();
@@ -495,6 +514,22 @@ mod tests {
                     let nz = c.allocate_fixed(&fixed, *bi, *bo, &mut zs);
                     let z: Vec<(u32, u32)> = zs[..nz].iter().map(|&(i, o)| (i as u32, o as u32)).collect();
                     prop_assert_eq!(&z, &y, "allocate_fixed differs from allocate_small (order included)");
+                    // Requests without conflicts (each output kept by the first
+                    // input asking for it) and nothing busy: grant_uncontested per
+                    // input gives the same matches and pointers as allocate_small.
+                    if matches!(kind, AllocatorKind::Islip { .. }) {
+                        let mut taken = 0u8;
+                        let free: Vec<u8> = req.iter().map(|&m| { let x = m & !taken; taken |= x; x }).collect();
+                        let mut d = c2.clone();
+                        let u: Vec<(u32, u32)> = (0..5).filter(|&i| free[i] != 0).map(|i| (i as u32, d.grant_uncontested(i as u32, free[i]))).collect();
+                        let mut e = c2.clone();
+                        let mut w = Vec::new();
+                        e.allocate_small(&free, 0, 0, &mut w);
+                        prop_assert_eq!(&u, &w);
+                        prop_assert_eq!(&d.gptr, &e.gptr);
+                        prop_assert_eq!(&d.aptr, &e.aptr);
+                    }
+                    c2 = c.clone();
                     x.sort_unstable(); y.sort_unstable();
                     prop_assert_eq!(x, y);
                 }
