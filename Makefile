@@ -81,6 +81,9 @@ sweep-balancer: build
 	$(WAFERNOC) sweep docs/sweeps/balancer_esft.toml --out $(OUT)/sweep-balancer/esft \
 	    --jobs $(BAL_JOBS) --resume
 	$(WAFERNOC) sweep merge $(OUT)/sweep-balancer/esft
+	$(WAFERNOC) sweep docs/sweeps/balancer_zipf.toml --out $(OUT)/sweep-balancer/zipf \
+	    --jobs $(BAL_JOBS) --resume
+	$(WAFERNOC) sweep merge $(OUT)/sweep-balancer/zipf
 
 ## Every figure and table of docs/reproduction.md, from scratch.
 paper: build

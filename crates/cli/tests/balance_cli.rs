@@ -238,6 +238,7 @@ fn balance_sweeps() {
     for f in [
         "docs/sweeps/balancer_gpt_oss.toml",
         "docs/sweeps/balancer_esft.toml",
+        "docs/sweeps/balancer_zipf.toml",
     ] {
         let o = wafernoc(&["sweep", f, "--dry-run", "--out", "/nonexistent/x"]);
         assert!(

@@ -25,7 +25,7 @@
 
 use std::collections::VecDeque;
 
-use wafernoc_router::{Allocator, Flit, LinkTiming, VcBuffers};
+use wafernoc_router::{Allocator, AllocatorKind, Flit, LinkTiming, VcBuffers};
 
 use crate::config::{ConfigError, NetworkConfig};
 use crate::deadlock::{DeadlockReport, WaitingVc};
@@ -165,6 +165,12 @@ pub struct Network {
     /// to its escape VC, and deadlock (found by the property tests).
     atomic_ovc: u128,
     speculative: bool,
+    /// The switch allocator is iSLIP (uncontested requests skip it).
+    sa_islip: bool,
+    /// Every flit link takes one flit per cycle. A router output then never
+    /// finds its link busy (it sends at most once per cycle, at a fixed
+    /// offset from the grant), so switch requests skip the link check.
+    fast_links: bool,
     routing: Routing,
     class_lo: Vec<u8>,
     class_hi: Vec<u8>,
@@ -172,6 +178,14 @@ pub struct Network {
     prio_levels: Vec<u8>,
     /// Switch-allocation priority of each VC index (its class's priority).
     vc_prio: Vec<u8>,
+    /// Class of each VC index (classes own disjoint VC ranges).
+    vc_class: [u8; 32],
+    /// Per (class, port): the class's VCs on that port, as a route mask.
+    class_port_mask: Vec<u128>,
+    /// Port of a per-router VC index `port * V + vc` (instead of `/ V`).
+    port_of: [u8; 128],
+    /// VC of a per-router VC index (instead of `% V`).
+    vc_of: [u8; 128],
     nclasses: usize,
 
     // Input VCs, global index (r*PORTS + port)*V + vc.
@@ -261,6 +275,27 @@ impl Network {
                     .position(|&h| vc < h as usize)
                     .expect("class VCs add up to num_vcs");
                 class_prio[c]
+            })
+            .collect();
+        let mut vc_class = [0u8; 32];
+        for (vc, c) in vc_class.iter_mut().enumerate().take(cfg.router.num_vcs) {
+            *c = class_hi
+                .iter()
+                .position(|&h| vc < h as usize)
+                .expect("class VCs add up to num_vcs") as u8;
+        }
+        let mut port_of = [0u8; 128];
+        let mut vc_of = [0u8; 128];
+        for li in 0..pv {
+            port_of[li] = (li / v) as u8;
+            vc_of[li] = (li % v) as u8;
+        }
+        let class_port_mask: Vec<u128> = class_lo
+            .iter()
+            .zip(&class_hi)
+            .flat_map(|(&lo, &hi)| {
+                let m = ((1u128 << (hi - lo)) - 1) << lo;
+                (0..PORTS).map(move |p| m << (p * v))
             })
             .collect();
         let mut prio_levels = class_prio.clone();
@@ -378,12 +413,18 @@ impl Network {
                 0
             },
             speculative: rc.speculative,
+            sa_islip: matches!(rc.sw_allocator, AllocatorKind::Islip { .. }),
+            fast_links: flit_links.iter().all(|l| l.cycles_per_flit() == 1),
             routing: cfg.routing,
             class_lo,
             class_hi,
             class_prio,
             prio_levels,
             vc_prio,
+            vc_class,
+            class_port_mask,
+            port_of,
+            vc_of,
             nclasses,
             bufs: VcBuffers::new(r_n * pv, rc.vc_buf_size),
             st: vec![IDLE; r_n * pv],
@@ -586,7 +627,7 @@ impl Network {
         let bucket = (t & self.wheel_mask) as usize;
         let mut evs = std::mem::take(&mut self.wheel[bucket]);
         let rp = (self.topo.nodes() * PORTS) as u32;
-        for ev in evs.drain(..) {
+        for &ev in &evs {
             if !ev.credit {
                 if ev.target < rp {
                     self.flit_arrives(t, ev.target as usize, ev.flit, ev.vc);
@@ -623,6 +664,7 @@ impl Network {
         // Every delay is at least 2 cycles, so nothing was scheduled into
         // the bucket being processed: it is empty again.
         debug_assert!(self.wheel[bucket].is_empty());
+        evs.clear();
         self.wheel[bucket] = evs;
     }
 
@@ -630,6 +672,12 @@ impl Network {
     fn compute_route(&self, r: usize, pkt: u32) -> u128 {
         let p = &self.pkts[pkt as usize];
         let c = p.class as usize;
+        if self.routing == Routing::Xy {
+            // What `candidates` gives for XY (LOCAL at the destination),
+            // with the class's VC mask on each port from a table.
+            let port = Routing::dor_port(&self.topo, r, p.dst as usize, true);
+            return self.class_port_mask[c * PORTS + port];
+        }
         self.routing.candidates(
             &self.topo,
             r,
@@ -848,8 +896,7 @@ impl Network {
         if act == 0 {
             return;
         }
-        let mut va_reqs = std::mem::take(&mut self.scratch_va);
-        va_reqs.clear();
+        self.scratch_va.clear();
         // Switch requests: per input port the mask of requested outputs, and
         // per (input, output) the winning VC and its class priority.
         let mut sa_req = [0u8; PORTS];
@@ -860,6 +907,11 @@ impl Network {
         let mut spec_vc = [[0u8; PORTS]; PORTS];
         let in_use = self.ovc_in_use[r];
         let multi_prio = self.prio_levels.len() > 1;
+        let mut any_sa = false;
+        let mut any_spec = false;
+        // Outputs asked for by some input, and by two or more inputs.
+        let mut sa_seen = 0u8;
+        let mut sa_dup = 0u8;
 
         while act != 0 {
             let li = act.trailing_zeros() as usize;
@@ -878,14 +930,14 @@ impl Network {
                 VC_ALLOC => {
                     let req = self.route[g] & !in_use;
                     if req != 0 {
-                        va_reqs.push((li as u32, req));
+                        self.scratch_va.push((li as u32, req));
                     }
                     if self.speculative {
-                        let i = li / v;
-                        let vc = (li % v) as u8;
+                        let i = self.port_of[li & 127] as usize;
+                        let vc = self.vc_of[li & 127];
                         let mut ports = self.route[g];
                         while ports != 0 {
-                            let o = ports.trailing_zeros() as usize / v;
+                            let o = self.port_of[ports.trailing_zeros() as usize & 127] as usize;
                             ports &= !(((1u128 << v) - 1) << (o * v));
                             if spec_req[i] >> o & 1 == 0
                                 || Self::supersedes(
@@ -901,39 +953,46 @@ impl Network {
                                 spec_vc[i][o] = vc;
                             }
                             spec_req[i] |= 1 << o;
+                            any_spec = true;
                         }
                     }
                 }
                 ACTIVE => {
                     let oi = self.out[g] as usize;
                     if self.credits[base + oi] > 0 {
-                        let o = oi / v;
+                        let o = self.port_of[oi & 127] as usize;
                         let send_at = t + self.sad - 1 + self.xd_od;
-                        if self.flit_links[self.out_link[r * PORTS + o] as usize].can_send(send_at)
+                        if self.fast_links
+                            || self.flit_links[self.out_link[r * PORTS + o] as usize]
+                                .can_send(send_at)
                         {
-                            let i = li / v;
-                            let vc = (li % v) as u8;
+                            let i = self.port_of[li & 127] as usize;
+                            let vc = self.vc_of[li & 127];
                             // Classes own disjoint VC ranges, so the VC gives the priority.
                             let pri = if multi_prio {
                                 self.vc_prio[vc as usize]
                             } else {
                                 0
                             };
-                            if sa_req[i] >> o & 1 == 0
-                                || Self::supersedes(
-                                    vc,
-                                    pri,
-                                    sa_vc[i][o],
-                                    sa_pri[i][o],
-                                    self.sw_rr[(r * PORTS + i) * self.nlev
-                                        + self.vc_lvl[vc as usize] as usize],
-                                    v,
-                                )
-                            {
+                            if sa_req[i] >> o & 1 == 0 {
+                                sa_dup |= sa_seen & (1 << o);
+                                sa_seen |= 1 << o;
+                                sa_vc[i][o] = vc;
+                                sa_pri[i][o] = pri;
+                            } else if Self::supersedes(
+                                vc,
+                                pri,
+                                sa_vc[i][o],
+                                sa_pri[i][o],
+                                self.sw_rr[(r * PORTS + i) * self.nlev
+                                    + self.vc_lvl[vc as usize] as usize],
+                                v,
+                            ) {
                                 sa_vc[i][o] = vc;
                                 sa_pri[i][o] = pri;
                             }
                             sa_req[i] |= 1 << o;
+                            any_sa = true;
                         }
                     }
                 }
@@ -942,17 +1001,30 @@ impl Network {
         }
 
         // VC allocation (evaluated on the state at the start of the cycle).
-        let mut grants = std::mem::take(&mut self.scratch_grants);
-        grants.clear();
-        if !va_reqs.is_empty() {
-            self.va[r].allocate(&va_reqs, 0, 0, &mut grants);
+        self.scratch_grants.clear();
+        if !self.scratch_va.is_empty() {
+            self.va[r].allocate(&self.scratch_va, 0, 0, &mut self.scratch_grants);
         }
-        let va_grants_end = grants.len();
 
         // Switch allocation, one pass per priority level, then speculation.
-        if sa_req.iter().any(|&m| m != 0) {
-            if !multi_prio {
-                self.sa[r * self.nlev].allocate_small(&sa_req, 0, 0, &mut grants);
+        // Every pass excludes the inputs already matched, so there are at
+        // most PORTS grants in all.
+        let mut sw = [(0u8, 0u8); PORTS];
+        let mut n_sw = 0;
+        if any_sa {
+            if !multi_prio && sa_dup == 0 && self.sa_islip {
+                // No output asked for by two inputs: each input gets the
+                // output its iSLIP accept pointer picks (what allocate_fixed
+                // would give, without the request scan).
+                for (i, &m) in sa_req.iter().enumerate() {
+                    if m != 0 {
+                        let o = self.sa[r * self.nlev].grant_uncontested(i as u32, m);
+                        sw[n_sw] = (i as u8, o as u8);
+                        n_sw += 1;
+                    }
+                }
+            } else if !multi_prio {
+                n_sw = self.sa[r * self.nlev].allocate_fixed(&sa_req, 0, 0, &mut sw);
             } else {
                 let mut busy_in = 0u8;
                 let mut busy_out = 0u8;
@@ -975,33 +1047,38 @@ impl Network {
                     if !any {
                         continue;
                     }
-                    let start = grants.len();
-                    self.sa[r * self.nlev + li].allocate_small(
+                    let start = n_sw;
+                    n_sw += self.sa[r * self.nlev + li].allocate_fixed(
                         &req,
                         busy_in,
                         busy_out,
-                        &mut grants,
+                        &mut sw[start..],
                     );
-                    for &(i, o) in &grants[start..] {
+                    for &(i, o) in &sw[start..n_sw] {
                         busy_in |= 1 << i;
                         busy_out |= 1 << o;
                     }
                 }
             }
         }
-        let sa_end = grants.len();
-        if spec_req.iter().any(|&m| m != 0) {
+        let sa_end = n_sw;
+        if any_spec {
             let mut busy_in = 0u8;
             let mut busy_out = 0u8;
-            for &(i, o) in &grants[va_grants_end..sa_end] {
+            for &(i, o) in &sw[..sa_end] {
                 busy_in |= 1 << i;
                 busy_out |= 1 << o;
             }
-            self.sa[r * self.nlev].allocate_small(&spec_req, busy_in, busy_out, &mut grants);
+            n_sw += self.sa[r * self.nlev].allocate_fixed(
+                &spec_req,
+                busy_in,
+                busy_out,
+                &mut sw[sa_end..],
+            );
         }
 
         // Commit VC allocation.
-        for &(li, oi) in &grants[..va_grants_end] {
+        for &(li, oi) in &self.scratch_grants {
             let g = base + li as usize;
             let bit = 1u128 << oi;
             debug_assert!(self.ovc_in_use[r] & bit == 0);
@@ -1014,7 +1091,7 @@ impl Network {
         }
         // VCs that asked and got nothing retry after the allocator's delay.
         if self.vad > 1 {
-            for &(li, _) in &va_reqs {
+            for &(li, _) in &self.scratch_va {
                 let g = base + li as usize;
                 if self.st[g] == VC_ALLOC {
                     self.next[g] = t + self.vad;
@@ -1022,7 +1099,7 @@ impl Network {
             }
         }
         // Commit switch allocation.
-        for (k, &(gi, go)) in grants.iter().enumerate().skip(va_grants_end) {
+        for (k, &(gi, go)) in sw[..n_sw].iter().enumerate() {
             let (i, o) = (gi as usize, go as usize);
             let speculative_grant = k >= sa_end;
             let vc = if speculative_grant {
@@ -1035,7 +1112,7 @@ impl Network {
                 // Valid only if this cycle's VC allocation gave the head an
                 // output VC on this port with a free buffer slot.
                 if self.st[g] != ACTIVE
-                    || self.out[g] as usize / v != o
+                    || self.port_of[self.out[g] as usize & 127] as usize != o
                     || self.credits[base + self.out[g] as usize] == 0
                 {
                     continue;
@@ -1043,8 +1120,6 @@ impl Network {
             }
             self.switch_flit(t, r, i, o, g, vc);
         }
-        self.scratch_grants = grants;
-        self.scratch_va = va_reqs;
     }
 
     /// BookSim's round-robin "supersedes" rule between two VCs of one input
@@ -1052,7 +1127,15 @@ impl Network {
     /// the input's round-robin offset.
     #[inline]
     fn supersedes(vc: u8, pri: u8, other: u8, other_pri: u8, offset: u8, v: usize) -> bool {
-        let d = |x: u8| (x as usize + v - offset as usize) % v;
+        // (x − offset) mod v, for x and offset below v.
+        let d = |x: u8| {
+            let (x, off) = (x as usize, offset as usize);
+            if x >= off {
+                x - off
+            } else {
+                x + v - off
+            }
+        };
         pri > other_pri || (pri == other_pri && d(vc) < d(other))
     }
 
@@ -1085,12 +1168,15 @@ impl Network {
                 self.ovc_in_use[r] &= !bit;
             }
         }
-        self.sw_rr[(r * PORTS + i) * self.nlev + self.vc_lvl[vc] as usize] = ((vc + 1) % v) as u8;
-        let p = &mut self.pkts[f.pkt as usize];
+        self.sw_rr[(r * PORTS + i) * self.nlev + self.vc_lvl[vc] as usize] =
+            (if vc + 1 == v { 0 } else { vc + 1 }) as u8;
+        let ovc = self.vc_of[oi & 127];
         if f.is_head() {
-            p.hops += 1;
+            self.pkts[f.pkt as usize].hops += 1;
         }
-        let class = p.class as usize;
+        // Classes own disjoint VC ranges: the output VC gives the class.
+        let class = self.vc_class[ovc as usize & 31] as usize;
+        debug_assert_eq!(class, self.pkts[f.pkt as usize].class as usize);
         self.link_flits[(r * PORTS + o) * self.nclasses + class] += 1;
         if o != LOCAL {
             self.counters.flit_hops += 1;
@@ -1101,7 +1187,7 @@ impl Network {
             a,
             Ev {
                 target: link,
-                vc: (oi % v) as u8,
+                vc: ovc,
                 credit: false,
                 flit: f,
             },

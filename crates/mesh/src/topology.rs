@@ -66,6 +66,9 @@ pub struct Topology {
     pub width: usize,
     /// `nbr[r*PORTS+p]`: router reached through output port p (u32::MAX: none).
     nbr: Vec<u32>,
+    /// `xy[n]`: (x, y) of node n (routing asks for it at every head hop;
+    /// a table instead of a division).
+    xy: Vec<(u32, u32)>,
 }
 
 /// A wrong topology parameter.
@@ -130,11 +133,15 @@ impl Topology {
                 }
             }
         }
+        let xy = (0..n)
+            .map(|r| ((r % width) as u32, (r / width) as u32))
+            .collect();
         Ok(Topology {
             spec,
             height,
             width,
             nbr,
+            xy,
         })
     }
 
@@ -146,7 +153,8 @@ impl Topology {
     /// (x, y) of a node.
     #[inline]
     pub fn coord(&self, n: usize) -> (usize, usize) {
-        (n % self.width, n / self.width)
+        let (x, y) = self.xy[n];
+        (x as usize, y as usize)
     }
     /// Node id of (x, y).
     #[inline]

@@ -46,6 +46,17 @@ pub struct Allocator {
 /// One request row: an input and the mask of outputs it asks for.
 pub type RequestRow = (u32, u128);
 
+/// First set bit of a non-empty byte mask at or after `ptr` (cyclically).
+#[inline]
+fn first8(mask: u8, ptr: u32) -> u32 {
+    let hi = if ptr >= 8 { 0 } else { mask & (0xffu8 << ptr) };
+    if hi != 0 {
+        hi.trailing_zeros()
+    } else {
+        mask.trailing_zeros()
+    }
+}
+
 impl Allocator {
     /// A new allocator for `n_in` inputs and `n_out` outputs (each ≤ 128).
     pub fn new(kind: AllocatorKind, arbiter: ArbiterKind, n_in: usize, n_out: usize) -> Self {
@@ -86,61 +97,132 @@ impl Allocator {
     ) {
         debug_assert!(req.len() <= 8 && self.n_in <= 8 && self.n_out <= 8);
         let AllocatorKind::Islip { iters } = self.kind else {
-            let rows: Vec<RequestRow> = req
-                .iter()
-                .enumerate()
-                .filter(|(_, &m)| m != 0)
-                .map(|(i, &m)| (i as u32, m as u128))
-                .collect();
-            self.allocate(&rows, busy_in as u128, busy_out as u128, out);
+            self.allocate_rows(req, busy_in, busy_out, out);
             return;
         };
-        #[inline]
-        fn first8(mask: u8, ptr: u32) -> u32 {
-            let hi = if ptr >= 8 { 0 } else { mask & (0xffu8 << ptr) };
-            if hi != 0 {
-                hi.trailing_zeros()
-            } else {
-                mask.trailing_zeros()
+        // Inputs without requests take no part, so padding with zeros
+        // changes nothing.
+        let mut padded = [0u8; 8];
+        for (p, &m) in padded.iter_mut().zip(req) {
+            *p = m;
+        }
+        self.islip_small(iters, &padded, busy_in, busy_out, |i, o| out.push((i, o)));
+    }
+
+    /// [`Allocator::allocate_small`] for exactly `N ≤ 8` inputs, writing the
+    /// matches as (input, output) into `out` (at least `min(N, outputs)`
+    /// long) and returning how many there are; the same matches in the same
+    /// order. A fixed `N` lets the compiler unroll the per-input loops (the
+    /// mesh calls this with its five ports).
+    pub fn allocate_fixed<const N: usize>(
+        &mut self,
+        req: &[u8; N],
+        busy_in: u8,
+        busy_out: u8,
+        out: &mut [(u8, u8)],
+    ) -> usize {
+        debug_assert!(N <= 8 && self.n_in <= 8 && self.n_out <= 8);
+        let mut k = 0;
+        let AllocatorKind::Islip { iters } = self.kind else {
+            let mut v = Vec::new();
+            self.allocate_rows(req, busy_in, busy_out, &mut v);
+            for (slot, &(i, o)) in out.iter_mut().zip(&v) {
+                *slot = (i as u8, o as u8);
             }
+            return v.len();
+        };
+        self.islip_small(iters, req, busy_in, busy_out, |i, o| {
+            out[k] = (i as u8, o as u8);
+            k += 1;
+        });
+        k
+    }
+
+    /// iSLIP's match for input `i` asking for the outputs in `mask`
+    /// (non-empty) when no other input asks for any of them and nothing is
+    /// busy: every output in `mask` grants `i`, which accepts by its
+    /// pointer. Returns the output. Calling this for each requesting input
+    /// in ascending order is exactly [`Allocator::allocate_small`] on such
+    /// requests (tested); the mesh uses it when its switch requests do not
+    /// conflict. Only for [`AllocatorKind::Islip`].
+    #[inline]
+    pub fn grant_uncontested(&mut self, i: u32, mask: u8) -> u32 {
+        debug_assert!(matches!(self.kind, AllocatorKind::Islip { .. }) && mask != 0);
+        let o = first8(mask, self.aptr[i as usize]);
+        self.gptr[o as usize] = if i + 1 >= self.n_in { 0 } else { i + 1 };
+        self.aptr[i as usize] = if o + 1 >= self.n_out { 0 } else { o + 1 };
+        o
+    }
+
+    /// The general path on byte-mask requests (separable allocators).
+    fn allocate_rows(&mut self, req: &[u8], busy_in: u8, busy_out: u8, out: &mut Vec<(u32, u32)>) {
+        let rows: Vec<RequestRow> = req
+            .iter()
+            .enumerate()
+            .filter(|(_, &m)| m != 0)
+            .map(|(i, &m)| (i as u32, m as u128))
+            .collect();
+        self.allocate(&rows, busy_in as u128, busy_out as u128, out);
+    }
+
+    /// iSLIP on byte masks; every match is passed to `emit` in order.
+    #[inline]
+    fn islip_small<const N: usize>(
+        &mut self,
+        iters: u32,
+        req: &[u8; N],
+        busy_in: u8,
+        busy_out: u8,
+        mut emit: impl FnMut(u32, u32),
+    ) {
+        // Per input: its requests that are still possible.
+        let mut m_in = [0u8; 8];
+        let mut ins = 0u8;
+        // Outputs requested so far, and outputs requested by two inputs.
+        let mut seen = 0u8;
+        let mut dup = 0u8;
+        // Branch-free over a fixed number of inputs (unrolled).
+        for (i, &m0) in req.iter().enumerate() {
+            let m = if busy_in >> i & 1 == 1 {
+                0
+            } else {
+                m0 & !busy_out
+            };
+            m_in[i & 7] = m;
+            ins |= ((m != 0) as u8) << i;
+            dup |= seen & m;
+            seen |= m;
+        }
+        let (n_in, n_out) = (self.n_in, self.n_out);
+        let wrap = |x: u32, n: u32| if x + 1 >= n { 0 } else { x + 1 };
+        // No output asked for by two inputs: every output grants its only
+        // requester and each input accepts by its pointer; later iterations
+        // cannot add matches.
+        if dup == 0 {
+            let mut im = ins;
+            while im != 0 {
+                let i = im.trailing_zeros() as usize;
+                im &= im - 1;
+                let o = first8(m_in[i], self.aptr[i]);
+                emit(i as u32, o);
+                self.gptr[o as usize] = wrap(i as u32, n_in);
+                self.aptr[i] = wrap(o, n_out);
+            }
+            return;
         }
         let mut by_out = [0u8; 8];
-        let mut ins = 0u8;
-        for (i, &m0) in req.iter().enumerate() {
-            let m = m0 & !busy_out;
-            if m == 0 || busy_in >> i & 1 == 1 {
-                continue;
-            }
-            ins |= 1 << i;
-            let mut mm = m;
+        let mut im = ins;
+        while im != 0 {
+            let i = im.trailing_zeros() as usize;
+            im &= im - 1;
+            let mut mm = m_in[i];
             while mm != 0 {
                 let o = mm.trailing_zeros() as usize;
                 mm &= mm - 1;
                 by_out[o] |= 1 << i;
             }
         }
-        let mut outs = 0u8;
-        for (o, &b) in by_out.iter().enumerate() {
-            if b != 0 {
-                outs |= 1 << o;
-            }
-        }
-        // No output asked for by two inputs: every output grants its only
-        // requester and each input accepts by its pointer; later iterations
-        // cannot add matches.
-        if by_out.iter().all(|b| b & b.wrapping_sub(1) == 0) {
-            for (i, &m0) in req.iter().enumerate() {
-                if ins >> i & 1 == 0 {
-                    continue;
-                }
-                let m = m0 & !busy_out;
-                let o = first8(m, self.aptr[i]);
-                out.push((i as u32, o));
-                self.gptr[o as usize] = (i as u32 + 1) % self.n_in;
-                self.aptr[i] = (o + 1) % self.n_out;
-            }
-            return;
-        }
+        let outs = seen;
         let mut in_matched = busy_in;
         let mut out_matched = busy_out;
         for iter in 0..iters {
@@ -169,10 +251,10 @@ impl Allocator {
                     let o = first8(g, self.aptr[i]);
                     in_matched |= 1 << i;
                     out_matched |= 1 << o;
-                    out.push((i as u32, o));
+                    emit(i as u32, o);
                     if iter == 0 {
-                        self.gptr[o as usize] = (i as u32 + 1) % self.n_in;
-                        self.aptr[i] = (o + 1) % self.n_out;
+                        self.gptr[o as usize] = wrap(i as u32, n_in);
+                        self.aptr[i] = wrap(o, n_out);
                     }
                 }
             }
@@ -199,9 +281,43 @@ impl Allocator {
             }
             let o = first_from(m, self.aptr[*i as usize]).expect("non-empty mask");
             out.push((*i, o));
-            self.gptr[o as usize] = (*i + 1) % self.n_in;
-            self.aptr[*i as usize] = (o + 1) % self.n_out;
+            // (x + 1) mod n for x < n, without a division.
+            self.gptr[o as usize] = if *i + 1 >= self.n_in { 0 } else { *i + 1 };
+            self.aptr[*i as usize] = if o + 1 >= self.n_out { 0 } else { o + 1 };
             return;
+        }
+        // No output asked for by two inputs (requests in ascending input
+        // order, as the mesh gives them): every output grants its only
+        // requester and each input accepts by its pointer, as in the first
+        // iteration; later iterations cannot add matches. Matches are
+        // listed in ascending input order, as the general path lists them.
+        if let AllocatorKind::Islip { .. } = self.kind {
+            let mut seen = 0u128;
+            let mut dup = 0u128;
+            let mut ascending = true;
+            let mut prev = None;
+            for &(i, m) in reqs {
+                ascending &= prev.is_none_or(|p| p < i);
+                prev = Some(i);
+                if busy_in >> i & 1 == 0 {
+                    let m = m & !busy_out;
+                    dup |= seen & m;
+                    seen |= m;
+                }
+            }
+            if dup == 0 && ascending {
+                for &(i, m) in reqs {
+                    let m = m & !busy_out;
+                    if m == 0 || busy_in >> i & 1 == 1 {
+                        continue;
+                    }
+                    let o = first_from(m, self.aptr[i as usize]).expect("non-empty mask");
+                    out.push((i, o));
+                    self.gptr[o as usize] = if i + 1 >= self.n_in { 0 } else { i + 1 };
+                    self.aptr[i as usize] = if o + 1 >= self.n_out { 0 } else { o + 1 };
+                }
+                return;
+            }
         }
         // Transpose: per output, the mask of requesting inputs.
         let mut by_out = std::mem::take(&mut self.by_out);
@@ -385,15 +501,56 @@ mod tests {
             for kind in kinds().into_iter().chain([AllocatorKind::Islip { iters }]) {
                 let mut a = Allocator::new(kind, ArbiterKind::RoundRobin, 5, 5);
                 let mut b = a.clone();
+                let mut c = a.clone();
+                let mut c2 = a.clone();
                 for (req, bi, bo) in &rounds {
                     let req: Vec<u8> = req.iter().map(|m| m & 0x1f).collect();
                     let rows: Vec<RequestRow> = req.iter().enumerate().filter(|(_, &m)| m != 0).map(|(i, &m)| (i as u32, m as u128)).collect();
                     let (mut x, mut y) = (Vec::new(), Vec::new());
                     a.allocate(&rows, *bi as u128, *bo as u128, &mut x);
                     b.allocate_small(&req, *bi, *bo, &mut y);
+                    let fixed: [u8; 5] = req.as_slice().try_into().unwrap();
+                    let mut zs = [(0u8, 0u8); 5];
+                    let nz = c.allocate_fixed(&fixed, *bi, *bo, &mut zs);
+                    let z: Vec<(u32, u32)> = zs[..nz].iter().map(|&(i, o)| (i as u32, o as u32)).collect();
+                    prop_assert_eq!(&z, &y, "allocate_fixed differs from allocate_small (order included)");
+                    // Requests without conflicts (each output kept by the first
+                    // input asking for it) and nothing busy: grant_uncontested per
+                    // input gives the same matches and pointers as allocate_small.
+                    if matches!(kind, AllocatorKind::Islip { .. }) {
+                        let mut taken = 0u8;
+                        let free: Vec<u8> = req.iter().map(|&m| { let x = m & !taken; taken |= x; x }).collect();
+                        let mut d = c2.clone();
+                        let u: Vec<(u32, u32)> = (0..5).filter(|&i| free[i] != 0).map(|i| (i as u32, d.grant_uncontested(i as u32, free[i]))).collect();
+                        let mut e = c2.clone();
+                        let mut w = Vec::new();
+                        e.allocate_small(&free, 0, 0, &mut w);
+                        prop_assert_eq!(&u, &w);
+                        prop_assert_eq!(&d.gptr, &e.gptr);
+                        prop_assert_eq!(&d.aptr, &e.aptr);
+                    }
+                    c2 = c.clone();
                     x.sort_unstable(); y.sort_unstable();
                     prop_assert_eq!(x, y);
                 }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn request_order_does_not_matter(rounds in proptest::collection::vec((proptest::collection::vec(any::<u32>(), 1..12), any::<u32>(), any::<u32>()), 1..20), iters in 1u32..3) {
+            // Ascending rows may take the no-conflict fast path; descending
+            // rows (more than one) always take the general path.
+            let mut a = Allocator::new(AllocatorKind::Islip { iters }, ArbiterKind::RoundRobin, 20, 20);
+            let mut b = a.clone();
+            for (masks, bi, bo) in &rounds {
+                let rows: Vec<RequestRow> = masks.iter().enumerate().filter(|(_, &m)| m & 0xfffff != 0).map(|(i, &m)| (i as u32 + 3, (m & 0xfffff) as u128)).collect();
+                let rev: Vec<RequestRow> = rows.iter().rev().copied().collect();
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                a.allocate(&rows, (*bi & 0xfffff) as u128, (*bo & 0xfffff) as u128, &mut x);
+                b.allocate(&rev, (*bi & 0xfffff) as u128, (*bo & 0xfffff) as u128, &mut y);
+                prop_assert_eq!(&x, &y, "same matches in the same order");
             }
         }
     }

@@ -9,8 +9,9 @@ use crate::flit::Flit;
 pub struct VcBuffers {
     depth: usize,
     slots: Vec<Flit>,
-    head: Vec<u16>,
-    len: Vec<u16>,
+    /// Per buffer: (index of the front slot, number of flits), side by side
+    /// so that one bounds check and one cache line serve both.
+    hl: Vec<(u16, u16)>,
 }
 
 impl VcBuffers {
@@ -20,8 +21,7 @@ impl VcBuffers {
         VcBuffers {
             depth,
             slots: vec![Flit::default(); count * depth],
-            head: vec![0; count],
-            len: vec![0; count],
+            hl: vec![(0, 0); count],
         }
     }
     /// Buffer depth in flits.
@@ -32,58 +32,60 @@ impl VcBuffers {
     /// Number of flits in buffer `b`.
     #[inline]
     pub fn len(&self, b: usize) -> usize {
-        self.len[b] as usize
+        self.hl[b].1 as usize
     }
     /// Whether buffer `b` is empty.
     #[inline]
     pub fn is_empty(&self, b: usize) -> bool {
-        self.len[b] == 0
+        self.hl[b].1 == 0
     }
     /// Front flit of buffer `b`, if any.
     #[inline]
     pub fn front(&self, b: usize) -> Option<Flit> {
-        if self.len[b] == 0 {
+        let (head, len) = self.hl[b];
+        if len == 0 {
             None
         } else {
-            Some(self.slots[b * self.depth + self.head[b] as usize])
+            Some(self.slots[b * self.depth + head as usize])
         }
     }
     /// Append a flit. Returns `Err(flit)` if the buffer is full (a credit
     /// protocol violation the caller reports).
     #[inline]
     pub fn push(&mut self, b: usize, f: Flit) -> Result<(), Flit> {
-        let len = self.len[b] as usize;
-        if len >= self.depth {
+        let (head, len) = &mut self.hl[b];
+        if *len as usize >= self.depth {
             return Err(f);
         }
-        let mut idx = self.head[b] as usize + len;
+        let mut idx = *head as usize + *len as usize;
         if idx >= self.depth {
             idx -= self.depth;
         }
+        *len += 1;
         self.slots[b * self.depth + idx] = f;
-        self.len[b] += 1;
         Ok(())
     }
     /// Remove and return the front flit.
     #[inline]
     pub fn pop(&mut self, b: usize) -> Option<Flit> {
-        if self.len[b] == 0 {
+        let (head, len) = &mut self.hl[b];
+        if *len == 0 {
             return None;
         }
-        let h = self.head[b] as usize;
-        let f = self.slots[b * self.depth + h];
-        self.head[b] = if h + 1 == self.depth {
+        let h = *head as usize;
+        *head = if h + 1 == self.depth {
             0
         } else {
             (h + 1) as u16
         };
-        self.len[b] -= 1;
-        Some(f)
+        *len -= 1;
+        Some(self.slots[b * self.depth + h])
     }
     /// Iterate the flits of buffer `b` front to back.
     pub fn iter(&self, b: usize) -> impl Iterator<Item = Flit> + '_ {
-        let h = self.head[b] as usize;
-        (0..self.len[b] as usize).map(move |i| self.slots[b * self.depth + (h + i) % self.depth])
+        let (h, len) = self.hl[b];
+        let h = h as usize;
+        (0..len as usize).map(move |i| self.slots[b * self.depth + (h + i) % self.depth])
     }
 }
 
