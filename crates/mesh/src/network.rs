@@ -939,6 +939,15 @@ impl Network {
                         while ports != 0 {
                             let o = self.port_of[ports.trailing_zeros() as usize & 127] as usize;
                             ports &= !(((1u128 << v) - 1) << (o * v));
+                            // A speculative grant sends in this cycle too, so
+                            // its output link must be able to take a flit
+                            // (slow wafer-crossing links), as for ACTIVE VCs.
+                            if !self.fast_links
+                                && !self.flit_links[self.out_link[r * PORTS + o] as usize]
+                                    .can_send(t + self.sad - 1 + self.xd_od)
+                            {
+                                continue;
+                            }
                             if spec_req[i] >> o & 1 == 0
                                 || Self::supersedes(
                                     vc,
