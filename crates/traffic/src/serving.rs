@@ -755,7 +755,13 @@ fn simulate(
     let experts = spec.model.experts;
     let expert_bytes = spec.model.expert_weight_bytes();
     let balancer = Balancer::new(spec.balancer)?;
-    let mut placements: Vec<Placement> = (0..spec.layers).map(|_| Placement::new(layout)).collect();
+    let mut live = Liveness {
+        placements: (0..spec.layers).map(|_| Placement::new(layout)).collect(),
+        phases_done: 0,
+        ghost,
+        ghost_next: 0,
+        log,
+    };
     let mut predictors = (0..spec.layers)
         .map(|_| LoadPredictor::new(spec.predictor, experts))
         .collect::<std::result::Result<Vec<_>, _>>()?;
@@ -770,8 +776,6 @@ fn simulate(
         completed: Vec::new(),
         byte_hops: 0,
     };
-    let mut ghost_next = 0usize;
-    let mut phases_done: u64 = 0;
     let mut blocking_queue: Vec<(usize, wafernoc_moe::Migration)> = Vec::new();
     let mut rows = Vec::with_capacity(spec.iterations);
     let mut wlf = WindowLinkFlits::default();
@@ -796,12 +800,14 @@ fn simulate(
                     CLASS_COLLECTIVE,
                     &[],
                 )?;
-                let hops = placements[0].hops(m.from_device, m.to_device).unwrap_or(0) as u64;
+                let hops = live.placements[0]
+                    .hops(m.from_device, m.to_device)
+                    .unwrap_or(0) as u64;
                 row.migration_byte_hops += m.bytes * hops;
             }
             let st = runner.run("migration", &s, &mut noprog)?;
             for (l, m) in blocking_queue.drain(..) {
-                placements[l].mark_live(m.expert, m.to_device)?;
+                live.placements[l].mark_live(m.expert, m.to_device)?;
                 row.migrations_completed += 1;
             }
             row.migration_stall_ns = ns(st.cycles);
@@ -823,30 +829,14 @@ fn simulate(
                 .layer_time_ns(&spec.model, &spec.die, tokens, spec.plan.tp);
             let a_cyc = spec.wafer.ns_to_cycles(a_ns);
             runner.idle_with("attention", a_cyc, &mut mig)?;
-            finish_phase(
-                &mut mig,
-                &mut placements,
-                &mut phases_done,
-                ghost,
-                &mut ghost_next,
-                log,
-                &mut row,
-            )?;
+            live.finish_phase(&mut mig, &mut row)?;
             let ar = allreduce_schedule(
                 layout,
                 spec.model.tp_allreduce_bytes(tokens),
                 CLASS_COLLECTIVE,
             )?;
             let ars = runner.run_with("allreduce", &ar, &mut mig, &mut noprog)?;
-            finish_phase(
-                &mut mig,
-                &mut placements,
-                &mut phases_done,
-                ghost,
-                &mut ghost_next,
-                log,
-                &mut row,
-            )?;
+            live.finish_phase(&mut mig, &mut row)?;
             add_link_flits(
                 &runner,
                 &snap,
@@ -862,7 +852,7 @@ fn simulate(
             // ---- MoE window.
             mig.window = Window::Moe;
             let snap = runner.network().link_flits().to_vec();
-            let placement = &placements[l];
+            let placement = &live.placements[l];
             let a = assign(layout, placement, &lr.counts)?;
             let per_device = a.per_device();
             ratio_sum += load_ratio(&per_device);
@@ -877,41 +867,17 @@ fn simulate(
                 &mut mig,
                 &mut noprog,
             )?;
-            finish_phase(
-                &mut mig,
-                &mut placements,
-                &mut phases_done,
-                ghost,
-                &mut ghost_next,
-                log,
-                &mut row,
-            )?;
+            live.finish_phase(&mut mig, &mut row)?;
             let c_cyc = spec.wafer.ns_to_cycles(comp.max_ns);
             runner.idle_with("expert compute", c_cyc, &mut mig)?;
-            finish_phase(
-                &mut mig,
-                &mut placements,
-                &mut phases_done,
-                ghost,
-                &mut ghost_next,
-                log,
-                &mut row,
-            )?;
+            live.finish_phase(&mut mig, &mut row)?;
             let cs = runner.run_with(
                 "combine",
                 &flows_schedule(&c.flows, CLASS_COLLECTIVE)?,
                 &mut mig,
                 &mut noprog,
             )?;
-            finish_phase(
-                &mut mig,
-                &mut placements,
-                &mut phases_done,
-                ghost,
-                &mut ghost_next,
-                log,
-                &mut row,
-            )?;
+            live.finish_phase(&mut mig, &mut row)?;
             add_link_flits(
                 &runner,
                 &snap,
@@ -949,7 +915,7 @@ fn simulate(
         for (l, loads) in loads_per_layer.iter().enumerate() {
             predictors[l].observe(loads)?;
             let predicted = predictors[l].predict();
-            let plan = balancer.plan(&mut placements[l], &predicted, expert_bytes)?;
+            let plan = balancer.plan(&mut live.placements[l], &predicted, expert_bytes)?;
             for e in &plan.evictions {
                 if !e.was_pending {
                     continue;
@@ -1009,64 +975,74 @@ fn simulate(
                 }
             }
         }
-        let (mut live, mut pending) = (0u64, 0u64);
-        for p in &placements {
+        let (mut n_live, mut n_pending) = (0u64, 0u64);
+        for p in &live.placements {
             for e in 0..experts {
                 for r in p.replicas(e).unwrap_or(&[]) {
                     if p.home_of(e) == Some(r.device) {
                         continue;
                     }
                     match r.state {
-                        ReplicaState::Live => live += 1,
-                        ReplicaState::Pending => pending += 1,
+                        ReplicaState::Live => n_live += 1,
+                        ReplicaState::Pending => n_pending += 1,
                     }
                 }
             }
         }
-        row.live_replicas = live;
-        row.pending_replicas = pending;
+        row.live_replicas = n_live;
+        row.pending_replicas = n_pending;
         rows.push(row);
     }
     let links = runner.links().to_vec();
     Ok((rows, wlf, links))
 }
 
-/// Bookkeeping after every phase: completed copies go live (and are
-/// logged), or, in the reference run, the logged completions up to this
-/// phase are applied.
-fn finish_phase(
-    mig: &mut Migrations,
-    placements: &mut [Placement],
-    phases_done: &mut u64,
-    ghost: Option<&CompletionLog>,
-    ghost_next: &mut usize,
-    log: &mut CompletionLog,
-    row: &mut IterationRow,
-) -> Result<()> {
-    *phases_done += 1;
-    row.migration_byte_hops += std::mem::take(&mut mig.byte_hops);
-    match ghost {
-        None => {
-            for j in std::mem::take(&mut mig.completed) {
-                let job = &mig.jobs[j];
-                placements[job.layer].mark_live(job.expert, job.to)?;
-                log.push((*phases_done, job.layer, job.expert, job.to));
-                row.migrations_completed += 1;
-            }
-            mig.active.retain(|&j| !mig.jobs[j].done);
-        }
-        Some(g) => {
-            while let Some(&(p, l, e, d)) = g.get(*ghost_next) {
-                if p > *phases_done {
-                    break;
+/// Which replicas are live, and how they got there: in the main run from
+/// completed copies (logged), in the reference run from that log.
+struct Liveness<'a> {
+    /// One placement per MoE layer.
+    placements: Vec<Placement>,
+    /// Phases (and compute windows) finished so far: the log's clock.
+    phases_done: u64,
+    /// The main run's log, in the reference run.
+    ghost: Option<&'a CompletionLog>,
+    /// Next entry of `ghost` to apply.
+    ghost_next: usize,
+    /// Completions of this run (main run only).
+    log: &'a mut CompletionLog,
+}
+
+impl Liveness<'_> {
+    /// Bookkeeping after every phase: completed copies go live (and are
+    /// logged), or, in the reference run, the logged completions up to this
+    /// phase are applied.
+    fn finish_phase(&mut self, mig: &mut Migrations, row: &mut IterationRow) -> Result<()> {
+        self.phases_done += 1;
+        row.migration_byte_hops += std::mem::take(&mut mig.byte_hops);
+        match self.ghost {
+            None => {
+                for j in std::mem::take(&mut mig.completed) {
+                    let job = &mig.jobs[j];
+                    self.placements[job.layer].mark_live(job.expert, job.to)?;
+                    self.log
+                        .push((self.phases_done, job.layer, job.expert, job.to));
+                    row.migrations_completed += 1;
                 }
-                placements[l].mark_live(e, d)?;
-                row.migrations_completed += 1;
-                *ghost_next += 1;
+                mig.active.retain(|&j| !mig.jobs[j].done);
+            }
+            Some(g) => {
+                while let Some(&(p, l, e, d)) = g.get(self.ghost_next) {
+                    if p > self.phases_done {
+                        break;
+                    }
+                    self.placements[l].mark_live(e, d)?;
+                    row.migrations_completed += 1;
+                    self.ghost_next += 1;
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
