@@ -29,8 +29,10 @@
 //! `greedy` or `topology`, trigger `alpha`, shadow slots from the plan). A
 //! replica serves tokens only once its copy is complete
 //! ([`Placement::mark_live`]); each (DP group, expert) count is split among the
-//! live replicas ([`assign`]). Evicting a replica whose copy is still running
-//! cancels the copy.
+//! live replicas ([`assign`]). The policy never evicts a replica whose copy
+//! is still running; should a plan report such an eviction
+//! ([`wafernoc_moe::Eviction::was_pending`]), the copy is cancelled (packets
+//! in flight still arrive and count as moved bytes).
 //!
 //! # Migration engines ([`MigrationEngine`])
 //! - **blocking**: at the start of the next iteration every planned copy is
