@@ -454,10 +454,7 @@ pub fn run(a: BalanceArgs) -> CmdResult {
         }
     });
     bar.finish_and_clear();
-    let res = res.map_err(|e| match e.parameter() {
-        Some("iterations") | Some("routing") | Some("drift_every") => CliError::new(e.to_string()),
-        _ => lib_err(e),
-    })?;
+    let res = res.map_err(bal_err)?;
     let json = result_json(&r, &res);
     let text =
         serde_json::to_string_pretty(&json).map_err(|e| CliError::new(e.to_string()))? + "\n";
@@ -476,6 +473,20 @@ pub fn run(a: BalanceArgs) -> CmdResult {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A library error as a CLI error naming the `balance` flag at fault.
+fn bal_err(e: CollectiveError) -> CliError {
+    let flag = match e.parameter() {
+        Some("iterations") | Some("routing") | Some("drift_every") => {
+            return CliError::new(e.to_string())
+        }
+        Some("trigger_alpha") => "alpha",
+        Some("migration_window_packets") => "window-packets",
+        Some("shadow_slots_per_device") | Some("shadow_slots") => "shadow-slots",
+        _ => return lib_err(e),
+    };
+    CliError::new(format!("invalid --{flag}: {e}"))
 }
 
 fn result_json(r: &Resolved, res: &ServingResult) -> serde_json::Value {

@@ -204,6 +204,12 @@ fn bad_arguments_are_named() {
         ),
         (&["--routing", "zipf:1", "--layers", "99"], "layers"),
         (&["--routing", "zipf:1", "--slots", "8"], "slots"),
+        (&["--routing", "zipf:1", "--alpha=-1"], "--alpha"),
+        (
+            &["--routing", "zipf:1", "--window-packets", "0"],
+            "--window-packets",
+        ),
+        (&["--routing", "zipf:1", "--mapping", "ring"], "mapping"),
         (&["--routing", "poisson"], "routing"),
         (
             &["--routing", "trace:traces/deepseek-esft/intent.wnrt"],
