@@ -22,6 +22,13 @@
 //! are evaluated; arrivals are found through a timing wheel, so an idle
 //! network costs nothing per cycle. `step_all` evaluates everything instead
 //! and must give identical results (tested).
+//!
+//! # State layout
+//! Per input VC (global index `(r*PORTS + port)*V + vc`) the pipeline
+//! state is one `VcState` record (route mask, next cycle, stage, output
+//! VC), so visiting a VC reads one record; its flits live in the flat
+//! [`VcBuffers`]. Per router, `work` marks the VCs holding flits (the only
+//! ones visited) and `ovc_in_use` the reserved output VCs.
 
 use std::collections::VecDeque;
 
