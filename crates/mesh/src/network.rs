@@ -1042,9 +1042,10 @@ impl Network {
                 // No output asked for by two inputs: each input gets the
                 // output its iSLIP accept pointer picks (what allocate_fixed
                 // would give, without the request scan).
+                let sa = &mut self.sa[r * self.nlev];
                 for (i, &m) in sa_req.iter().enumerate() {
                     if m != 0 {
-                        let o = self.sa[r * self.nlev].grant_uncontested(i as u32, m);
+                        let o = sa.grant_uncontested(i as u32, m);
                         sw[n_sw] = (i as u8, o as u8);
                         n_sw += 1;
                     }
