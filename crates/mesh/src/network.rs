@@ -22,6 +22,13 @@
 //! are evaluated; arrivals are found through a timing wheel, so an idle
 //! network costs nothing per cycle. `step_all` evaluates everything instead
 //! and must give identical results (tested).
+//!
+//! # State layout
+//! Per input VC (global index `(r*PORTS + port)*V + vc`) the pipeline
+//! state is one `VcState` record (route mask, next cycle, stage, output
+//! VC), so visiting a VC reads one record; its flits live in the flat
+//! [`VcBuffers`]. Per router, `work` marks the VCs holding flits (the only
+//! ones visited) and `ovc_in_use` the reserved output VCs.
 
 use std::collections::VecDeque;
 
@@ -91,6 +98,19 @@ struct Ev {
     credit: bool,
     /// The flit (unused for credits).
     flit: Flit,
+}
+
+/// The pipeline state of one input VC.
+#[derive(Clone, Copy, Debug, Default)]
+struct VcState {
+    /// Candidate output VCs (bit `port * V + vc`), valid in `VC_ALLOC`.
+    route: u128,
+    /// First cycle the VC's current stage may act.
+    next: u64,
+    /// `IDLE`, `ROUTING`, `VC_ALLOC` or `ACTIVE`.
+    st: u8,
+    /// Output VC (`port * V + vc`), valid in `ACTIVE`.
+    out: u8,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -190,10 +210,9 @@ pub struct Network {
 
     // Input VCs, global index (r*PORTS + port)*V + vc.
     bufs: VcBuffers,
-    st: Vec<u8>,
-    next: Vec<u64>,
-    out: Vec<u8>,
-    route: Vec<u128>,
+    /// Per input VC: its pipeline state in one record (one cache line
+    /// serves a VC visit).
+    vcs: Vec<VcState>,
     // Per router: input VCs holding flits (the only ones with work to do).
     work: Vec<u128>,
     ovc_in_use: Vec<u128>,
@@ -427,10 +446,7 @@ impl Network {
             vc_of,
             nclasses,
             bufs: VcBuffers::new(r_n * pv, rc.vc_buf_size),
-            st: vec![IDLE; r_n * pv],
-            next: vec![0; r_n * pv],
-            out: vec![0; r_n * pv],
-            route: vec![0; r_n * pv],
+            vcs: vec![VcState::default(); r_n * pv],
             work: vec![0; r_n],
             ovc_in_use: vec![0; r_n],
             ovc_tail_sent: vec![0; r_n],
@@ -694,18 +710,18 @@ impl Network {
         self.bufs
             .push(g, f)
             .expect("credit protocol violated: input buffer overflow");
-        match self.st[g] {
+        match self.vcs[g].st {
             IDLE => {
                 debug_assert!(f.is_head());
                 if self.rd > 0 {
-                    self.st[g] = ROUTING;
+                    self.vcs[g].st = ROUTING;
                 } else {
-                    self.route[g] = self.compute_route(r, f.pkt);
-                    self.st[g] = VC_ALLOC;
+                    self.vcs[g].route = self.compute_route(r, f.pkt);
+                    self.vcs[g].st = VC_ALLOC;
                 }
-                self.next[g] = t;
+                self.vcs[g].next = t;
             }
-            ACTIVE if self.bufs.len(g) == 1 && self.next[g] < t => self.next[g] = t,
+            ACTIVE if self.bufs.len(g) == 1 && self.vcs[g].next < t => self.vcs[g].next = t,
             _ => {}
         }
         self.work[r] |= 1u128 << (g - r * self.pv);
@@ -917,25 +933,26 @@ impl Network {
             let li = act.trailing_zeros() as usize;
             act &= act - 1;
             let g = base + li;
-            if self.next[g] > t {
+            let s = self.vcs[g];
+            if s.next > t {
                 continue;
             }
-            match self.st[g] {
-                ROUTING if t + 1 >= self.next[g] + self.rd => {
+            match s.st {
+                ROUTING if t + 1 >= s.next + self.rd => {
                     let f = self.bufs.front(g).expect("routing VC holds its head");
-                    self.route[g] = self.compute_route(r, f.pkt);
-                    self.st[g] = VC_ALLOC;
-                    self.next[g] = t + 1;
+                    self.vcs[g].route = self.compute_route(r, f.pkt);
+                    self.vcs[g].st = VC_ALLOC;
+                    self.vcs[g].next = t + 1;
                 }
                 VC_ALLOC => {
-                    let req = self.route[g] & !in_use;
+                    let req = s.route & !in_use;
                     if req != 0 {
                         self.scratch_va.push((li as u32, req));
                     }
                     if self.speculative {
                         let i = self.port_of[li & 127] as usize;
                         let vc = self.vc_of[li & 127];
-                        let mut ports = self.route[g];
+                        let mut ports = s.route;
                         while ports != 0 {
                             let o = self.port_of[ports.trailing_zeros() as usize & 127] as usize;
                             ports &= !(((1u128 << v) - 1) << (o * v));
@@ -967,7 +984,7 @@ impl Network {
                     }
                 }
                 ACTIVE => {
-                    let oi = self.out[g] as usize;
+                    let oi = s.out as usize;
                     if self.credits[base + oi] > 0 {
                         let o = self.port_of[oi & 127] as usize;
                         let send_at = t + self.sad - 1 + self.xd_od;
@@ -1025,9 +1042,10 @@ impl Network {
                 // No output asked for by two inputs: each input gets the
                 // output its iSLIP accept pointer picks (what allocate_fixed
                 // would give, without the request scan).
+                let sa = &mut self.sa[r * self.nlev];
                 for (i, &m) in sa_req.iter().enumerate() {
                     if m != 0 {
-                        let o = self.sa[r * self.nlev].grant_uncontested(i as u32, m);
+                        let o = sa.grant_uncontested(i as u32, m);
                         sw[n_sw] = (i as u8, o as u8);
                         n_sw += 1;
                     }
@@ -1094,16 +1112,16 @@ impl Network {
             self.ovc_in_use[r] |= bit;
             self.ovc_tail_sent[r] &= !bit;
             self.owner[base + oi as usize] = g as u32;
-            self.out[g] = oi as u8;
-            self.st[g] = ACTIVE;
-            self.next[g] = t + self.vad;
+            self.vcs[g].out = oi as u8;
+            self.vcs[g].st = ACTIVE;
+            self.vcs[g].next = t + self.vad;
         }
         // VCs that asked and got nothing retry after the allocator's delay.
         if self.vad > 1 {
             for &(li, _) in &self.scratch_va {
                 let g = base + li as usize;
-                if self.st[g] == VC_ALLOC {
-                    self.next[g] = t + self.vad;
+                if self.vcs[g].st == VC_ALLOC {
+                    self.vcs[g].next = t + self.vad;
                 }
             }
         }
@@ -1120,9 +1138,9 @@ impl Network {
             if speculative_grant {
                 // Valid only if this cycle's VC allocation gave the head an
                 // output VC on this port with a free buffer slot.
-                if self.st[g] != ACTIVE
-                    || self.port_of[self.out[g] as usize & 127] as usize != o
-                    || self.credits[base + self.out[g] as usize] == 0
+                if self.vcs[g].st != ACTIVE
+                    || self.port_of[self.vcs[g].out as usize & 127] as usize != o
+                    || self.credits[base + self.vcs[g].out as usize] == 0
                 {
                     continue;
                 }
@@ -1166,7 +1184,7 @@ impl Network {
             },
         );
         // Downstream buffer state.
-        let oi = self.out[g] as usize;
+        let oi = self.vcs[g].out as usize;
         let og = base + oi;
         self.credits[og] -= 1;
         if f.is_tail() {
@@ -1206,21 +1224,21 @@ impl Network {
         if self.bufs.is_empty(g) {
             self.work[r] &= !(1u128 << (g - base));
             if f.is_tail() {
-                self.st[g] = IDLE;
+                self.vcs[g].st = IDLE;
             } else {
-                self.next[g] = t + self.sad;
+                self.vcs[g].next = t + self.sad;
             }
         } else if f.is_tail() {
             if self.rd > 0 {
-                self.st[g] = ROUTING;
+                self.vcs[g].st = ROUTING;
             } else {
                 let nf = self.bufs.front(g).expect("non-empty");
-                self.route[g] = self.compute_route(r, nf.pkt);
-                self.st[g] = VC_ALLOC;
+                self.vcs[g].route = self.compute_route(r, nf.pkt);
+                self.vcs[g].st = VC_ALLOC;
             }
-            self.next[g] = t + self.sad;
+            self.vcs[g].next = t + self.sad;
         } else {
-            self.next[g] = t + self.sad;
+            self.vcs[g].next = t + self.sad;
         }
     }
 
@@ -1238,9 +1256,9 @@ impl Network {
                 continue;
             }
             let r = g / pv;
-            match self.st[g] {
+            match self.vcs[g].st {
                 ACTIVE => {
-                    let oi = self.out[g] as usize;
+                    let oi = self.vcs[g].out as usize;
                     let o = oi / v;
                     if o != LOCAL && self.credits[r * pv + oi] == 0 {
                         let link = self.out_link[r * PORTS + o] as usize;
@@ -1250,7 +1268,7 @@ impl Network {
                     }
                 }
                 VC_ALLOC => {
-                    let mut m = self.route[g];
+                    let mut m = self.vcs[g].route;
                     while m != 0 {
                         let oi = m.trailing_zeros() as usize;
                         m &= m - 1;
@@ -1301,10 +1319,10 @@ impl Network {
             let r = g / pv;
             let li = g % pv;
             let (x, y) = self.topo.coord(r);
-            let waits = match self.st[g] {
-                ACTIVE => Some((self.out[g] as usize / v, self.out[g] as usize % v)),
+            let waits = match self.vcs[g].st {
+                ACTIVE => Some((self.vcs[g].out as usize / v, self.vcs[g].out as usize % v)),
                 VC_ALLOC => {
-                    let oi = (self.route[g] & self.ovc_in_use[r]).trailing_zeros() as usize;
+                    let oi = (self.vcs[g].route & self.ovc_in_use[r]).trailing_zeros() as usize;
                     (oi < 128).then_some((oi / v, oi % v))
                 }
                 _ => None,
