@@ -262,7 +262,8 @@ fn balance_sweeps() {
     std::fs::write(
         &sweep,
         "command = \"balance\"\n[fixed]\nmodel = \"GPT-OSS-20B\"\nmesh = \"4x8\"\ntp = 4\n\
-         dp = 8\nrouting = \"zipf:1.0\"\niterations = \"3\"\nlayers = 1\n\
+         dp = 8\nrouting = \"zipf:1.0\"\niterations = \"6\"\nlayers = 2\n\
+         tokens_per_group = 32\n\
          [[param]]\nname = \"balancer\"\nvalues = [\"none\", \"topology\"]\n",
     )
     .unwrap();
@@ -293,5 +294,49 @@ fn balance_sweeps() {
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0][col], "0");
     assert_ne!(rows[1][col], "0");
+    // A point file keeps the run's result exactly: every float survives the
+    // parse and re-print (serde_json's float_roundtrip; without it the last
+    // digit of some per-iteration times changed).
+    let o = wafernoc(&[
+        "balance",
+        "--model",
+        "GPT-OSS-20B",
+        "--mesh",
+        "4x8",
+        "--tp",
+        "4",
+        "--dp",
+        "8",
+        "--routing",
+        "zipf:1.0",
+        "--iterations",
+        "6",
+        "--layers",
+        "2",
+        "--tokens-per-group",
+        "32",
+        "--balancer",
+        "topology",
+        "--json",
+        "--quiet",
+    ]);
+    assert!(o.status.success());
+    let direct_text = String::from_utf8(o.stdout).unwrap();
+    let direct: serde_json::Value = serde_json::from_str(&direct_text).unwrap();
+    let text = std::fs::read_to_string(out.join("points/1.json")).unwrap();
+    let point: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(point["result"], direct);
+    // The same, digit for digit: the numbers as printed (a parser that is
+    // off by one unit in the last place on both sides would hide a change).
+    let numbers = |t: &str| -> Vec<String> {
+        t.split(|c: char| !(c.is_ascii_digit() || "eE+-.".contains(c)))
+            .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
+            .map(str::to_string)
+            .collect()
+    };
+    let stored = &text[text.find("\"result\"").expect("result key")..];
+    let direct_numbers = numbers(&direct_text);
+    assert!(direct_numbers.len() > 100);
+    assert_eq!(numbers(stored), direct_numbers);
     std::fs::remove_dir_all(&dir).unwrap();
 }
