@@ -159,3 +159,27 @@ pub(crate) fn path_name(p: &Path) -> String {
 
 /// Shorthand result type.
 pub type Result<T, E = TraceError> = std::result::Result<T, E>;
+
+/// Opens `path` for buffered reading (64 KiB); returns the reader and the
+/// name the readers use in error messages.
+pub(crate) fn open_buffered(path: &Path) -> Result<(std::io::BufReader<std::fs::File>, String)> {
+    let name = path_name(path);
+    let f = std::fs::File::open(path).map_err(|e| TraceError::io(&name, Location::File, e))?;
+    Ok((std::io::BufReader::with_capacity(1 << 16, f), name))
+}
+
+/// One step of a trace reader's iterator, which ends after the end of the
+/// input or after its first error: sets `done` on either.
+pub(crate) fn fused<T>(done: &mut bool, step: Result<Option<T>>) -> Option<Result<T>> {
+    match step {
+        Ok(Some(r)) => Some(Ok(r)),
+        Ok(None) => {
+            *done = true;
+            None
+        }
+        Err(e) => {
+            *done = true;
+            Some(Err(e))
+        }
+    }
+}

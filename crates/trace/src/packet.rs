@@ -35,7 +35,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, RecordReader, RecordWriter, FORMAT_VERSION, LIMIT_BYTES, PACKET_MAGIC};
-use crate::error::{path_name, Location, Result, TraceError};
+use crate::error::{fused, open_buffered, path_name, Location, Result, TraceError};
 
 /// Name used in error messages when a reader or writer was not given one.
 pub const STREAM_NAME: &str = "<stream>";
@@ -274,9 +274,8 @@ impl<R: Read> PacketTraceReader<R> {
 impl PacketTraceReader<BufReader<File>> {
     /// Open a binary packet trace file.
     pub fn open(path: &Path) -> Result<Self> {
-        let name = path_name(path);
-        let f = File::open(path).map_err(|e| TraceError::io(&name, Location::File, e))?;
-        Self::with_name(BufReader::with_capacity(1 << 16, f), name)
+        let (r, name) = open_buffered(path)?;
+        Self::with_name(r, name)
     }
 }
 
@@ -286,17 +285,8 @@ impl<R: Read> Iterator for PacketTraceReader<R> {
         if self.done {
             return None;
         }
-        match self.next_inner() {
-            Ok(Some(r)) => Some(Ok(r)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        let step = self.next_inner();
+        fused(&mut self.done, step)
     }
 }
 
@@ -513,9 +503,8 @@ pub(crate) fn check_text_version(v: &serde_json::Value, file: &str, line: u64) -
 impl PacketTextReader<BufReader<File>> {
     /// Open a JSONL packet trace file.
     pub fn open(path: &Path) -> Result<Self> {
-        let name = path_name(path);
-        let f = File::open(path).map_err(|e| TraceError::io(&name, Location::File, e))?;
-        Self::with_name(BufReader::with_capacity(1 << 16, f), name)
+        let (r, name) = open_buffered(path)?;
+        Self::with_name(r, name)
     }
 }
 
@@ -525,17 +514,8 @@ impl<R: BufRead> Iterator for PacketTextReader<R> {
         if self.done {
             return None;
         }
-        match self.next_inner() {
-            Ok(Some(r)) => Some(Ok(r)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        let step = self.next_inner();
+        fused(&mut self.done, step)
     }
 }
 

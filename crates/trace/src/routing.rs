@@ -31,7 +31,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::codec::{self, RecordReader, RecordWriter, FORMAT_VERSION, LIMIT_BYTES, ROUTING_MAGIC};
-use crate::error::{path_name, Location, Result, TraceError};
+use crate::error::{fused, open_buffered, path_name, Location, Result, TraceError};
 use crate::packet::{write_json_line, STREAM_NAME};
 
 /// Which inference phase the routing was recorded in; decides the default
@@ -516,9 +516,8 @@ impl<R: Read> RoutingReader<R> {
 impl RoutingReader<BufReader<File>> {
     /// Open a binary routing trace file.
     pub fn open(path: &Path) -> Result<Self> {
-        let name = path_name(path);
-        let f = File::open(path).map_err(|e| TraceError::io(&name, Location::File, e))?;
-        Self::with_name(BufReader::with_capacity(1 << 16, f), name)
+        let (r, name) = open_buffered(path)?;
+        Self::with_name(r, name)
     }
 }
 
@@ -528,17 +527,8 @@ impl<R: Read> Iterator for RoutingReader<R> {
         if self.done {
             return None;
         }
-        match self.next_inner() {
-            Ok(Some(r)) => Some(Ok(r)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        let step = self.next_inner();
+        fused(&mut self.done, step)
     }
 }
 
