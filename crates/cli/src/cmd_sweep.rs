@@ -175,11 +175,6 @@ impl PointCommand {
             PointCommand::Balance => "balance",
         }
     }
-    /// Whether the subcommand has a `--quiet` flag (all four do: cmd_sim.rs,
-    /// cmd_moe.rs, cmd_balance.rs).
-    fn has_quiet(self) -> bool {
-        true
-    }
 }
 
 /// SWEEP.toml as written.
@@ -337,7 +332,7 @@ impl Sweep {
         let cmd = self.command;
         let mut a = vec![cmd.name().to_string()];
         if let Some(c) = &self.config {
-            if matches!(cmd, PointCommand::Moe | PointCommand::Balance) {
+            if cmd == PointCommand::Moe {
                 a.push("--config".into());
             }
             a.push(c.display().to_string());
@@ -347,10 +342,9 @@ impl Sweep {
             push_key(cmd, k, v, &mut a);
         }
         a.extend(self.args.iter().cloned());
+        // Every point command has `--json` and `--quiet`.
         a.push("--json".into());
-        if cmd.has_quiet() {
-            a.push("--quiet".into());
-        }
+        a.push("--quiet".into());
         a
     }
 
