@@ -33,9 +33,11 @@ unit:
 proptest-long:
 	PROPTEST_CASES=10000 $(CARGO) test --profile ci --workspace -- --include-ignored proptest
 
-## Simulation speed on fixed reference configurations (single thread).
+## Simulation speed on fixed reference configurations: every case on one
+## thread, then 32x32 at 0.05 on two (the parallel engine's speed-up).
 bench: build
 	$(WAFERNOC) bench
+	$(WAFERNOC) --threads 2 bench --only 32x32_uniform_0.05
 
 ## Full BookSim2 comparison table (docs/validation.md).
 validate: build

@@ -196,3 +196,66 @@ fn documented_configuration_runs() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// `--threads` changes the speed, never a byte of the output: a synthetic
+/// run, a BookSim2 configuration, an MoE layer with per-packet CSVs, and a
+/// balancing run with migrations, on 1, 2 and 4 threads.
+#[test]
+fn outputs_do_not_depend_on_the_thread_count() {
+    let cfg = reference_cfg("uniform_k8_v2_b4_p4_r0.2_latency.cfg");
+    let base = std::env::temp_dir().join(format!("wafernoc-threads-{}", std::process::id()));
+    let words = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+    let cases: Vec<Vec<String>> = vec![
+        words("run tests/data/small.toml --json --quiet"),
+        vec!["booksim".into(), cfg, "--json".into(), "--quiet".into()],
+        words(
+            "moe --model DeepSeek-V3 --mesh 4x4 --tp 4 --dp 4 --mapping er --ring bidirectional \
+             --tokens-per-group 8 --json --quiet --per-packet",
+        ),
+        words(
+            "balance --model gpt-oss-20b --mesh 4x8 --tp 4 --dp 8 --routing zipf:1.2 \
+             --balancer greedy --migration non-invasive --iterations 4 --layers 2 --json --quiet",
+        ),
+    ];
+    for case in cases {
+        let mut outs = Vec::new();
+        for threads in ["1", "2", "4"] {
+            // Per-packet CSVs go to a directory of their own per thread
+            // count; its name is taken out of the JSON before comparing.
+            let dir = base.join(threads);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut args: Vec<String> = vec![format!("--threads={threads}")];
+            args.extend(case.iter().cloned());
+            if args.last().map(String::as_str) == Some("--per-packet") {
+                args.push(dir.join("pp.csv").display().to_string());
+            }
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let o = wafernoc(&refs);
+            assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+            let json = String::from_utf8(o.stdout)
+                .unwrap()
+                .replace(&dir.display().to_string(), "DIR");
+            let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| {
+                    let p = e.unwrap().path();
+                    (
+                        p.file_name().unwrap().to_string_lossy().into(),
+                        std::fs::read(&p).unwrap(),
+                    )
+                })
+                .collect();
+            files.sort();
+            let _ = std::fs::remove_dir_all(&dir);
+            outs.push((json, files));
+        }
+        assert!(!outs[0].0.is_empty());
+        if case[0] == "moe" {
+            assert_eq!(outs[0].1.len(), 3, "one per-packet CSV per phase");
+        }
+        assert!(outs[0] == outs[1], "{case:?}: 2 threads differ from 1");
+        assert!(outs[0] == outs[2], "{case:?}: 4 threads differ from 1");
+    }
+    let o = wafernoc(&["--threads=0", "run", "tests/data/small.toml"]);
+    assert_clean_error(&o, &["--threads", "0"]);
+}

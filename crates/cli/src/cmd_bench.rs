@@ -1,7 +1,7 @@
 //! `wafernoc bench`: simulation speed on fixed reference configurations.
 //!
 //! Each case runs open-loop Bernoulli uniform traffic for a warm-up and then
-//! a timed number of cycles, single thread, and reports simulated cycles per
+//! a timed number of cycles on `--threads` threads (default one), and reports simulated cycles per
 //! second and flit-hops per second (flit traversals of router-to-router
 //! links, the figure BookSim2 is quoted at), plus the process's peak
 //! resident memory. Figures are wall-clock and vary with the machine; the
@@ -102,6 +102,8 @@ pub const CASES: [Case; 6] = [
 pub struct BenchResult {
     /// Case name.
     pub name: String,
+    /// Threads simulating the network.
+    pub threads: usize,
     /// Timed cycles.
     pub cycles: u64,
     /// Wall seconds of the timed part.
@@ -177,6 +179,7 @@ pub fn run_case(c: &Case, scale: f64, step_all: bool) -> Result<BenchResult, Cli
     let hops = net.counters().flit_hops - hops0;
     Ok(BenchResult {
         name: c.name.to_string(),
+        threads: net.threads(),
         cycles,
         seconds: s,
         cycles_per_s: cycles as f64 / s,
@@ -196,8 +199,9 @@ pub fn run(a: BenchArgs) -> CmdResult {
     }
     if !a.json {
         println!(
-            "wafernoc {} bench, single thread{}; 4 VCs x 8 flits, 4-flit packets, XY, uniform Bernoulli",
+            "wafernoc {} bench, {} thread(s){}; 4 VCs x 8 flits, 4-flit packets, XY, uniform Bernoulli",
             env!("CARGO_PKG_VERSION"),
+            wafernoc_mesh::network::default_threads(),
             if a.step_all { ", step-all check mode" } else { "" }
         );
         println!(

@@ -574,7 +574,12 @@ fn tail(stderr: &[u8], lines: usize) -> String {
 fn run_point(exe: &Path, dir: &Path, sweep: &Sweep, index: usize) -> Result<(), String> {
     let args = sweep.point_args(index);
     let head = format!("point {index} ({})", describe(sweep, index));
+    // Every point runs on the sweep's --threads (its results do not depend on it).
     let out = Command::new(exe)
+        .arg(format!(
+            "--threads={}",
+            wafernoc_mesh::network::default_threads()
+        ))
         .args(&args)
         .stdin(Stdio::null())
         .output()

@@ -29,6 +29,10 @@ pub use error::{CliError, CmdResult};
 #[derive(Parser, Debug)]
 #[command(name = "wafernoc", version, about, long_about = None)]
 struct Cli {
+    /// Threads per simulation (the mesh is split into row bands, at most
+    /// one per row). Results are byte-identical for every count.
+    #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,6 +70,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    wafernoc_mesh::network::set_default_threads(cli.threads as usize);
     let result: CmdResult = match cli.command {
         Command::Run(a) => cmd_sim::run(a),
         Command::Booksim(a) => cmd_sim::booksim(a),

@@ -17,6 +17,35 @@
 //! Routers are therefore independent within a cycle; they are processed in
 //! ascending id order so that event lists are built deterministically.
 //!
+//! # Partitions and threads
+//! The routers are split into contiguous ranges of mesh rows, one
+//! [`Part`] each; a part owns everything its routers and interfaces write
+//! in a cycle: input VCs, output-VC credits, allocators, the links its
+//! routers *send* on (so a link's bandwidth state has one writer), its
+//! interfaces, its own timing wheel of arrivals, its link and injection
+//! counters. Items sent to another part's routers go to a mailbox and are
+//! moved into that part's wheel at the start of the next cycle, which is
+//! early enough because they arrive two or more cycles after they are
+//! sent. The packet table is read-only during a cycle: injection times
+//! are reported by the source part, deliveries by the destination part,
+//! and the table is updated after the cycle, parts in ascending order.
+//!
+//! With one thread there is one part. With `N > 1` threads there are
+//! `4N` parts (at most one per row) and `N − 1` workers; between two
+//! barriers per cycle each thread simulates its own run of parts and then
+//! takes parts other threads have not started (so a slower core, or the
+//! calling thread's driver work, does not hold the others up). Results do
+//! not depend on `N`, nor on which thread simulates which part:
+//! - within a cycle, arrivals at one router commute (one flit per input
+//!   VC per cycle; flits, credits and interface credits touch disjoint
+//!   state), so a part's wheel order does not matter except for
+//!   ejections, which never cross parts and are scheduled by the ejecting
+//!   routers in ascending id order in one cycle;
+//! - deliveries are merged in part order, that is ascending destination
+//!   node, exactly the order of one part, and freed packet slots are
+//!   reused in that order;
+//! - counters are sums.
+//!
 //! # Activity
 //! Only routers with a non-idle input VC and interfaces with queued packets
 //! are evaluated; arrivals are found through a timing wheel, so an idle
@@ -24,13 +53,19 @@
 //! and must give identical results (tested).
 //!
 //! # State layout
-//! Per input VC (global index `(r*PORTS + port)*V + vc`) the pipeline
-//! state is one `VcState` record (route mask, next cycle, stage, output
-//! VC), so visiting a VC reads one record; its flits live in the flat
-//! [`VcBuffers`]. Per router, `work` marks the VCs holding flits (the only
-//! ones visited) and `ovc_in_use` the reserved output VCs.
+//! Per input VC (part-local index `(lr*PORTS + port)*V + vc`, `lr` the
+//! router's index in its part) the pipeline state is one `VcState` record
+//! (route mask, next cycle, stage, output VC), so visiting a VC reads one
+//! record; its flits live in the flat [`VcBuffers`]. Per router, `work`
+//! marks the VCs holding flits (the only ones visited) and `ovc_in_use`
+//! the reserved output VCs. A packet's hop count travels in its head flit
+//! ([`Flit::hops`]); its per-flit latency sums are kept by the source
+//! interface and by the ejection VC.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
 
 use wafernoc_router::{Allocator, AllocatorKind, Flit, LinkTiming, VcBuffers};
 
@@ -43,6 +78,21 @@ const IDLE: u8 = 0;
 const ROUTING: u8 = 1;
 const VC_ALLOC: u8 = 2;
 const ACTIVE: u8 = 3;
+
+static DEFAULT_THREADS: AtomicUsize = AtomicUsize::new(1);
+
+/// Set the number of threads [`Network::new`] uses from now on (the
+/// `--threads` flag of the command line). Results do not depend on it.
+/// Values below 1 are taken as 1.
+pub fn set_default_threads(n: usize) {
+    DEFAULT_THREADS.store(n.max(1), Ordering::Relaxed);
+}
+
+/// The number of threads [`Network::new`] uses (1 unless
+/// [`set_default_threads`] changed it).
+pub fn default_threads() -> usize {
+    DEFAULT_THREADS.load(Ordering::Relaxed)
+}
 
 /// A packet handed to the network for injection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,7 +140,9 @@ pub struct Delivered {
 /// An item in flight, stored in the timing wheel until it arrives.
 #[derive(Clone, Copy, Debug)]
 struct Ev {
-    /// Flit link or credit link id.
+    /// Flit link or credit link id (ids of the receiving side: input port
+    /// `r*PORTS + i` or `R*PORTS + node` for flits, output port or
+    /// `R*PORTS + node` for credits).
     target: u32,
     /// VC of the flit or credit.
     vc: u8,
@@ -98,6 +150,13 @@ struct Ev {
     credit: bool,
     /// The flit (unused for credits).
     flit: Flit,
+}
+
+/// An item for another part's routers, with its arrival cycle.
+#[derive(Clone, Copy, Debug)]
+struct RemoteEv {
+    at: u64,
+    ev: Ev,
 }
 
 /// The pipeline state of one input VC.
@@ -113,20 +172,40 @@ struct VcState {
     out: u8,
 }
 
+/// A packet in the packet table. Written only between cycles (by
+/// [`Network::enqueue`] and by the merge after each cycle); read by every
+/// part during a cycle.
 #[derive(Clone, Copy, Debug, Default)]
 struct Packet {
     src: u32,
     dst: u32,
     size: u16,
     class: u8,
-    hops: u16,
-    arrived: u16,
     ctime: u64,
+    /// Head injection cycle, known once the tail has been injected.
     itime: u64,
-    tag: u64,
+    /// Sum of the flits' injection cycles, known once the tail has been injected.
     inj_sum: u64,
-    arr_sum: u64,
+    tag: u64,
     live: bool,
+}
+
+/// A packet whose tail left its source queue this cycle.
+#[derive(Clone, Copy, Debug)]
+struct Injected {
+    slot: u32,
+    itime: u64,
+    inj_sum: u64,
+}
+
+/// The packet being ejected on one (node, ejection VC): wormhole switching
+/// gives an output VC to one packet from head to tail.
+#[derive(Clone, Copy, Debug, Default)]
+struct Ejecting {
+    slot: u32,
+    arrived: u16,
+    hops: u16,
+    arr_sum: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -137,6 +216,10 @@ struct Ni {
     cur_vc: Vec<i16>,
     /// Per class: next flit of the front packet.
     next_seq: Vec<u16>,
+    /// Per class: head injection cycle of the front packet.
+    cur_itime: Vec<u64>,
+    /// Per class: sum of the injection cycles of the front packet's flits so far.
+    cur_inj_sum: Vec<u64>,
     /// Per class: last VC a head took (round-robin start).
     last_vc: Vec<u8>,
     /// Last class served (round-robin among equal priorities).
@@ -164,10 +247,19 @@ pub struct Counters {
     pub delivered_packets: u64,
 }
 
-/// The flit-level network.
-pub struct Network {
+impl Counters {
+    fn add(&mut self, o: &Counters) {
+        self.injected_flits += o.injected_flits;
+        self.ejected_flits += o.ejected_flits;
+        self.flit_hops += o.flit_hops;
+        self.delivered_packets += o.delivered_packets;
+    }
+}
+
+/// What every part reads and none writes: the configuration turned into
+/// tables.
+struct Consts {
     topo: Topology,
-    cfg: NetworkConfig,
     v: usize,
     pv: usize,
     depth: u16,
@@ -191,6 +283,7 @@ pub struct Network {
     /// finds its link busy (it sends at most once per cycle, at a fixed
     /// offset from the grant), so switch requests skip the link check.
     fast_links: bool,
+    step_all: bool,
     routing: Routing,
     class_lo: Vec<u8>,
     class_hi: Vec<u8>,
@@ -207,11 +300,34 @@ pub struct Network {
     /// VC of a per-router VC index (instead of `% V`).
     vc_of: [u8; 128],
     nclasses: usize,
+    /// Priority levels (1 for single-priority configurations).
+    nlev: usize,
+    /// Priority level index (0 = highest) of each VC index.
+    vc_lvl: Vec<u8>,
+    /// `R * PORTS`: targets at or above it are interfaces.
+    rp: u32,
+    /// Per output port `r*PORTS + o`: the flit target it feeds.
+    out_link: Vec<u32>,
+    /// Per input port `r*PORTS + i`: the credit target it feeds.
+    in_credit_link: Vec<u32>,
+    /// Per output port: the part of the router it feeds.
+    out_part: Vec<u16>,
+    /// Per input port: the part of the router its credits go to.
+    in_credit_part: Vec<u16>,
+    /// Part of each router.
+    part_of: Vec<u16>,
+    wheel_mask: u64,
+}
 
-    // Input VCs, global index (r*PORTS + port)*V + vc.
+/// A contiguous range of routers and their interfaces, with everything
+/// they write during a cycle (module docs, "Partitions and threads").
+/// Indices are part-local: router `lr = r − r0`, input VC
+/// `(lr*PORTS + port)*V + vc`, node `lr`.
+struct Part {
+    id: u16,
+    r0: usize,
+    nr: usize,
     bufs: VcBuffers,
-    /// Per input VC: its pipeline state in one record (one cache line
-    /// serves a VC visit).
     vcs: Vec<VcState>,
     // Per router: input VCs holding flits (the only ones with work to do).
     work: Vec<u128>,
@@ -219,47 +335,49 @@ pub struct Network {
     ovc_tail_sent: Vec<u128>,
     va: Vec<Allocator>,
     /// Switch allocators, one per (router, priority level): index
-    /// `r * nlev + level`. A strict-priority switch arbitrates each level
+    /// `lr * nlev + level`. A strict-priority switch arbitrates each level
     /// with its own round-robin state, so traffic of a lower level never
     /// moves the pointers that order a higher level's requests (the
     /// migration class cannot perturb collective traffic through arbiter
     /// state). With one level this is BookSim's single allocator.
     sa: Vec<Allocator>,
     /// Round-robin VC offset per (input port, priority level): index
-    /// `(r * PORTS + port) * nlev + level`.
+    /// `(lr * PORTS + port) * nlev + level`.
     sw_rr: Vec<u8>,
-    /// Priority levels (1 for single-priority configurations).
-    nlev: usize,
-    /// Priority level index (0 = highest) of each VC index.
-    vc_lvl: Vec<u8>,
     router_on: Vec<u64>,
-    // Output VCs, global index (r*PORTS + port)*V + vc.
+    // Output VCs, index (lr*PORTS + port)*V + vc.
     credits: Vec<u16>,
+    /// Input VC (global index) holding each output VC, for deadlock reports.
     owner: Vec<u32>,
-    // Links. Flit links are indexed by the input port they feed
-    // (r*PORTS + port) and then by node for ejection (R*PORTS + n);
-    // credit links by the output port they feed, then by node for injection.
-    flit_links: Vec<LinkTiming>,
-    credit_links: Vec<LinkTiming>,
-    out_link: Vec<u32>,
-    in_credit_link: Vec<u32>,
+    /// Flit link leaving each output port (LOCAL: the ejection link).
+    out_timing: Vec<LinkTiming>,
+    /// Credit link leaving each input port upstream (LOCAL: to the interface).
+    cred_timing: Vec<LinkTiming>,
+    /// Per node: the injection link.
+    inj_timing: Vec<LinkTiming>,
+    /// Per node: the credit link from the interface to the router's LOCAL output.
+    ej_cred_timing: Vec<LinkTiming>,
     wheel: Vec<Vec<Ev>>,
-    wheel_mask: u64,
-    // Interfaces.
+    /// Number of parts.
+    np: usize,
+    /// Items sent this cycle to the part before (0) and after (1) this one
+    /// (mesh links join adjacent rows, so no other part is ever reached).
+    outbox: [Vec<RemoteEv>; 2],
     ni: Vec<Ni>,
     ni_on: Vec<u64>,
-    // Packets.
-    pkts: Vec<Packet>,
-    free: Vec<u32>,
-
-    now: u64,
-    last_progress: u64,
-    in_flight_flits: u64,
-    deadlock_timeout: u64,
-    counters: Counters,
+    /// Per (node, VC): the packet being ejected.
+    ejecting: Vec<Ejecting>,
+    /// This cycle: packets delivered (ascending node), their slots, and
+    /// packets whose tail was injected.
+    delivered: Vec<Delivered>,
+    freed: Vec<u32>,
+    injected: Vec<Injected>,
+    /// This cycle's counters.
+    cyc: Counters,
+    /// A flit moved this cycle.
+    progressed: bool,
     inj_node: Vec<u64>,
     link_flits: Vec<u64>,
-    delivered: Vec<Delivered>,
     scratch_va: Vec<(u32, u128)>,
     scratch_grants: Vec<(u32, u32)>,
 }
@@ -269,11 +387,149 @@ fn set_bit(words: &mut [u64], i: usize) {
     words[i >> 6] |= 1 << (i & 63);
 }
 
+/// A barrier whose waiters spin, then yield, then sleep briefly: a cycle
+/// of a large mesh takes tens of microseconds, too short for a blocking
+/// barrier's wake-up.
+struct SpinBarrier {
+    n: usize,
+    count: AtomicUsize,
+    generation: AtomicUsize,
+}
+
+impl SpinBarrier {
+    fn new(n: usize) -> Self {
+        SpinBarrier {
+            n,
+            count: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+        }
+    }
+    /// Wait for all `n` threads, or until `abort` is set.
+    fn wait(&self, abort: &AtomicBool) {
+        let g = self.generation.load(Ordering::Acquire);
+        if self.count.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
+            self.count.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+            return;
+        }
+        let backoff = crossbeam::utils::Backoff::new();
+        let mut rounds = 0u32;
+        while self.generation.load(Ordering::Acquire) == g {
+            if abort.load(Ordering::Acquire) {
+                return;
+            }
+            if !backoff.is_completed() {
+                backoff.snooze();
+            } else if rounds < 2000 {
+                rounds += 1;
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        }
+    }
+}
+
+/// What the calling thread and the workers share.
+struct Core {
+    c: Consts,
+    parts: Vec<Mutex<Part>>,
+    pkts: RwLock<Vec<Packet>>,
+    /// Mailboxes `(parity * P + from) * 2 + dir` (dir 0: to part
+    /// `from − 1`, 1: to `from + 1`): items sent in cycle `t` sit in parity
+    /// `t & 1` until the receiver takes them in cycle `t + 1`.
+    mail: Vec<Mutex<Vec<RemoteEv>>>,
+    /// Threads (the calling one and `nthreads − 1` workers).
+    nthreads: usize,
+    /// Per part: taken by a thread in the current cycle.
+    claimed: Vec<AtomicBool>,
+    start: SpinBarrier,
+    end: SpinBarrier,
+    t: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Core {
+    fn lock(&self, p: usize) -> MutexGuard<'_, Part> {
+        self.parts[p].lock().expect("a simulation thread panicked")
+    }
+    /// Thread `j`'s share of cycle `t`: its own run of parts in order,
+    /// then any part another thread has not started yet (from the far end
+    /// of that thread's run), so that a slower core or the calling
+    /// thread's driver work does not hold the others up. Which thread
+    /// simulates a part changes nothing in the results.
+    fn run_thread(&self, j: usize, t: u64) {
+        let pk = self.pkts.read().expect("a simulation thread panicked");
+        let (np, nt) = (self.parts.len(), self.nthreads);
+        if nt == 1 {
+            for p in 0..np {
+                self.lock(p).cycle(t, &self.c, &pk, &self.mail);
+            }
+            return;
+        }
+        let run = |k: usize| k * np / nt..(k + 1) * np / nt;
+        let own = run(j);
+        let others = (1..nt).flat_map(|d| run((j + d) % nt).rev());
+        for p in own.chain(others) {
+            if !self.claimed[p].swap(true, Ordering::AcqRel) {
+                self.lock(p).cycle(t, &self.c, &pk, &self.mail);
+            }
+        }
+    }
+}
+
+/// The flit-level network.
+pub struct Network {
+    core: Arc<Core>,
+    cfg: NetworkConfig,
+    workers: Vec<JoinHandle<()>>,
+    free: Vec<u32>,
+    outstanding: usize,
+    now: u64,
+    last_progress: u64,
+    in_flight_flits: u64,
+    deadlock_timeout: u64,
+    counters: Counters,
+    delivered: Vec<Delivered>,
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        if !self.workers.is_empty() {
+            self.core.stop.store(true, Ordering::Release);
+            self.core.start.wait(&self.core.stop);
+            for w in self.workers.drain(..) {
+                let _ = w.join();
+            }
+        }
+    }
+}
+
 impl Network {
-    /// Build a network; every parameter is checked first.
+    /// Build a network on [`default_threads`] threads; every parameter is
+    /// checked first.
     pub fn new(cfg: NetworkConfig) -> Result<Self, ConfigError> {
+        Self::with_threads(cfg, default_threads())
+    }
+
+    /// Build a network simulated by `threads` threads (fewer if the mesh
+    /// has fewer rows). Results are the same for every
+    /// thread count.
+    pub fn with_threads(cfg: NetworkConfig, threads: usize) -> Result<Self, ConfigError> {
         cfg.validate()?;
         let topo = Topology::new(cfg.mesh.clone())?;
+        if topo.width + topo.height - 1 > Flit::MAX_HOPS as usize {
+            return Err(ConfigError::Other {
+                key: "mesh".into(),
+                reason: format!(
+                    "a {}×{} mesh has paths of {} routers; flits count at most {}",
+                    topo.width,
+                    topo.height,
+                    topo.width + topo.height - 1,
+                    Flit::MAX_HOPS
+                ),
+            });
+        }
         let r_n = topo.nodes();
         let v = cfg.router.num_vcs;
         let pv = PORTS * v;
@@ -327,62 +583,53 @@ impl Network {
             .collect();
         let rc = &cfg.router;
         let depth = rc.vc_buf_size as u16;
+        let rp = r_n * PORTS;
 
-        let mut flit_links = Vec::with_capacity(r_n * PORTS + r_n);
-        let mut credit_links = Vec::with_capacity(r_n * PORTS + r_n);
-        let mut out_link = vec![u32::MAX; r_n * PORTS];
-        let mut in_credit_link = vec![u32::MAX; r_n * PORTS];
-        // Flit link feeding input port (r, i): sent by the upstream output port.
-        for r in 0..r_n {
-            for i in 0..PORTS {
-                let (lat, cpf) = if i == LOCAL {
-                    (topo.spec.local_latency, 1)
-                } else {
-                    match topo.neighbor(r, i) {
-                        Some(u) => topo.link_params(u, i ^ 1),
-                        None => (1, 1),
-                    }
-                };
-                flit_links.push(LinkTiming::new(lat, cpf));
-            }
-        }
-        for n in 0..r_n {
-            flit_links.push(LinkTiming::new(topo.spec.local_latency, 1));
-            let _ = n;
-        }
-        // Credit link feeding output port (r, p): sent by the downstream input port.
-        for r in 0..r_n {
-            for p in 0..PORTS {
-                let lat = if p == LOCAL {
-                    topo.spec.local_latency
-                } else {
-                    match topo.neighbor(r, p) {
-                        Some(_) => topo.link_params(r, p).0,
-                        None => 1,
-                    }
-                };
-                credit_links.push(LinkTiming::new(lat + rc.credit_delay, 1));
-            }
-        }
-        for _ in 0..r_n {
-            credit_links.push(LinkTiming::new(topo.spec.local_latency, 1));
-        }
+        // Links, indexed by their sender. Flit link out of output port
+        // (r, o): LOCAL is the ejection link, otherwise the link to the
+        // neighbour with the parameters of that edge.
+        let mut out_timing = Vec::with_capacity(rp);
+        // Credit link out of input port (r, i), towards the output port that
+        // feeds it (LOCAL: to the interface's injection credits).
+        let mut cred_timing = Vec::with_capacity(rp);
+        let mut out_link = vec![u32::MAX; rp];
+        let mut in_credit_link = vec![u32::MAX; rp];
         for r in 0..r_n {
             for p in 0..PORTS {
                 if p == LOCAL {
-                    out_link[r * PORTS + p] = (r_n * PORTS + r) as u32;
-                    in_credit_link[r * PORTS + p] = (r_n * PORTS + r) as u32;
+                    out_timing.push(LinkTiming::new(topo.spec.local_latency, 1));
+                    cred_timing.push(LinkTiming::new(topo.spec.local_latency, 1));
+                    out_link[r * PORTS + p] = (rp + r) as u32;
+                    in_credit_link[r * PORTS + p] = (rp + r) as u32;
                 } else if let Some(nb) = topo.neighbor(r, p) {
+                    let (lat, cpf) = topo.link_params(r, p);
+                    out_timing.push(LinkTiming::new(lat, cpf));
+                    // Credits of input port p of r go back to output port
+                    // p^1 of the neighbour, over that edge's latency.
+                    let back = topo.link_params(nb, p ^ 1).0;
+                    cred_timing.push(LinkTiming::new(back + rc.credit_delay, 1));
                     out_link[r * PORTS + p] = (nb * PORTS + Topology::input_port_of(p)) as u32;
-                    // Input port p of r is fed by neighbour(r, p) through its port p^1.
                     in_credit_link[r * PORTS + p] = (nb * PORTS + (p ^ 1)) as u32;
+                } else {
+                    out_timing.push(LinkTiming::new(1, 1));
+                    cred_timing.push(LinkTiming::new(1 + rc.credit_delay, 1));
                 }
             }
         }
-        let max_delay = flit_links
+        // Injection links and the interfaces' ejection credit links.
+        let inj_timing = vec![LinkTiming::new(topo.spec.local_latency, 1); r_n];
+        let ej_cred_timing =
+            vec![LinkTiming::new(topo.spec.local_latency + rc.credit_delay, 1); r_n];
+        let max_delay = out_timing
             .iter()
+            .chain(&inj_timing)
             .map(|l| (l.latency() + l.cycles_per_flit()) as u64)
-            .chain(credit_links.iter().map(|l| (l.latency() + 1) as u64))
+            .chain(
+                cred_timing
+                    .iter()
+                    .chain(&ej_cred_timing)
+                    .map(|l| (l.latency() + 1) as u64),
+            )
             .max()
             .unwrap_or(2)
             + (rc.sw_alloc_delay + rc.crossbar_delay() + rc.output_delay) as u64
@@ -393,23 +640,43 @@ impl Network {
         } else {
             1000.max(8 * max_delay)
         };
+        let fast_links = out_timing
+            .iter()
+            .chain(&inj_timing)
+            .all(|l| l.cycles_per_flit() == 1);
+
+        // Parts: contiguous ranges of rows.
+        // One part per thread would leave the threads as slow as the
+        // slowest core; four per thread let them balance (`run_thread`).
+        let nparts = if threads <= 1 {
+            1
+        } else {
+            (threads * 4).min(topo.height)
+        };
+        let nthreads = threads.clamp(1, nparts);
+        let part_start: Vec<usize> = (0..=nparts)
+            .map(|p| p * topo.height / nparts * topo.width)
+            .collect();
+        let mut part_of = vec![0u16; r_n];
+        for p in 0..nparts {
+            for x in &mut part_of[part_start[p]..part_start[p + 1]] {
+                *x = p as u16;
+            }
+        }
+        let target_part = |tg: u32| -> u16 {
+            if tg == u32::MAX {
+                0
+            } else if (tg as usize) < rp {
+                part_of[tg as usize / PORTS]
+            } else {
+                part_of[tg as usize - rp]
+            }
+        };
+        let out_part: Vec<u16> = out_link.iter().map(|&l| target_part(l)).collect();
+        let in_credit_part: Vec<u16> = in_credit_link.iter().map(|&l| target_part(l)).collect();
 
         let nclasses = classes.len();
-        let ni = (0..r_n)
-            .map(|_| Ni {
-                queues: vec![VecDeque::new(); nclasses],
-                cur_vc: vec![-1; nclasses],
-                next_seq: vec![0; nclasses],
-                last_vc: class_hi.iter().map(|h| h - 1).collect(),
-                last_class: (nclasses - 1) as u8,
-                credits: vec![depth; v],
-                in_use: 0,
-                tail_sent: 0,
-                queued: 0,
-            })
-            .collect();
-        let words = r_n.div_ceil(64);
-        Ok(Network {
+        let c = Consts {
             v,
             pv,
             depth,
@@ -433,7 +700,8 @@ impl Network {
             },
             speculative: rc.speculative,
             sa_islip: matches!(rc.sw_allocator, AllocatorKind::Islip { .. }),
-            fast_links: flit_links.iter().all(|l| l.cycles_per_flit() == 1),
+            fast_links,
+            step_all: cfg.step_all,
             routing: cfg.routing,
             class_lo,
             class_hi,
@@ -445,55 +713,137 @@ impl Network {
             port_of,
             vc_of,
             nclasses,
-            bufs: VcBuffers::new(r_n * pv, rc.vc_buf_size),
-            vcs: vec![VcState::default(); r_n * pv],
-            work: vec![0; r_n],
-            ovc_in_use: vec![0; r_n],
-            ovc_tail_sent: vec![0; r_n],
-            va: (0..r_n)
-                .map(|_| Allocator::new(rc.vc_allocator, rc.arbiter, pv, pv))
-                .collect(),
-            sa: (0..r_n * nlev)
-                .map(|_| Allocator::new(rc.sw_allocator, rc.arbiter, PORTS, PORTS))
-                .collect(),
-            sw_rr: vec![0; r_n * PORTS * nlev],
             nlev,
             vc_lvl,
-            router_on: vec![0; words],
-            credits: vec![depth; r_n * pv],
-            owner: vec![u32::MAX; r_n * pv],
-            flit_links,
-            credit_links,
+            rp: rp as u32,
             out_link,
             in_credit_link,
-            wheel: vec![Vec::new(); wheel_len as usize],
+            out_part,
+            in_credit_part,
+            part_of,
             wheel_mask: wheel_len - 1,
-            ni,
-            ni_on: vec![0; words],
-            pkts: Vec::new(),
+            topo,
+        };
+        let parts: Vec<Mutex<Part>> = (0..nparts)
+            .map(|p| {
+                let (r0, r1) = (part_start[p], part_start[p + 1]);
+                let nr = r1 - r0;
+                let words = nr.div_ceil(64);
+                Mutex::new(Part {
+                    id: p as u16,
+                    r0,
+                    nr,
+                    bufs: VcBuffers::new(nr * pv, rc.vc_buf_size),
+                    vcs: vec![VcState::default(); nr * pv],
+                    work: vec![0; nr],
+                    ovc_in_use: vec![0; nr],
+                    ovc_tail_sent: vec![0; nr],
+                    va: (0..nr)
+                        .map(|_| Allocator::new(rc.vc_allocator, rc.arbiter, pv, pv))
+                        .collect(),
+                    sa: (0..nr * nlev)
+                        .map(|_| Allocator::new(rc.sw_allocator, rc.arbiter, PORTS, PORTS))
+                        .collect(),
+                    sw_rr: vec![0; nr * PORTS * nlev],
+                    router_on: vec![0; words],
+                    credits: vec![depth; nr * pv],
+                    owner: vec![u32::MAX; nr * pv],
+                    out_timing: out_timing[r0 * PORTS..r1 * PORTS].to_vec(),
+                    cred_timing: cred_timing[r0 * PORTS..r1 * PORTS].to_vec(),
+                    inj_timing: inj_timing[r0..r1].to_vec(),
+                    ej_cred_timing: ej_cred_timing[r0..r1].to_vec(),
+                    wheel: vec![Vec::new(); wheel_len as usize],
+                    np: nparts,
+                    outbox: [Vec::new(), Vec::new()],
+                    ni: (0..nr)
+                        .map(|_| Ni {
+                            queues: vec![VecDeque::new(); nclasses],
+                            cur_vc: vec![-1; nclasses],
+                            next_seq: vec![0; nclasses],
+                            cur_itime: vec![0; nclasses],
+                            cur_inj_sum: vec![0; nclasses],
+                            last_vc: c.class_hi.iter().map(|h| h - 1).collect(),
+                            last_class: (nclasses - 1) as u8,
+                            credits: vec![depth; v],
+                            in_use: 0,
+                            tail_sent: 0,
+                            queued: 0,
+                        })
+                        .collect(),
+                    ni_on: vec![0; words],
+                    ejecting: vec![Ejecting::default(); nr * v],
+                    delivered: Vec::new(),
+                    freed: Vec::new(),
+                    injected: Vec::new(),
+                    cyc: Counters::default(),
+                    progressed: false,
+                    inj_node: vec![0; nr],
+                    link_flits: vec![0; nr * PORTS * nclasses],
+                    scratch_va: Vec::new(),
+                    scratch_grants: Vec::new(),
+                })
+            })
+            .collect();
+        let core = Arc::new(Core {
+            c,
+            parts,
+            pkts: RwLock::new(Vec::new()),
+            mail: (0..2 * nparts * 2)
+                .map(|_| Mutex::new(Vec::new()))
+                .collect(),
+            nthreads,
+            claimed: (0..nparts).map(|_| AtomicBool::new(false)).collect(),
+            start: SpinBarrier::new(nthreads),
+            end: SpinBarrier::new(nthreads),
+            t: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let workers = (1..nthreads)
+            .map(|p| {
+                let core = Arc::clone(&core);
+                std::thread::Builder::new()
+                    .name(format!("wafernoc-part-{p}"))
+                    .spawn(move || loop {
+                        core.start.wait(&core.stop);
+                        if core.stop.load(Ordering::Acquire) {
+                            return;
+                        }
+                        core.run_thread(p, core.t.load(Ordering::Acquire));
+                        core.end.wait(&core.stop);
+                    })
+                    .map_err(|e| ConfigError::Other {
+                        key: "threads".into(),
+                        reason: format!("cannot start a simulation thread: {e}"),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .inspect_err(|_| core.stop.store(true, Ordering::Release))?;
+        Ok(Network {
+            core,
+            cfg,
+            workers,
             free: Vec::new(),
+            outstanding: 0,
             now: 0,
             last_progress: 0,
             in_flight_flits: 0,
             deadlock_timeout,
             counters: Counters::default(),
-            inj_node: vec![0; r_n],
-            link_flits: vec![0; r_n * PORTS * nclasses],
             delivered: Vec::new(),
-            scratch_va: Vec::new(),
-            scratch_grants: Vec::new(),
-            topo,
-            cfg,
         })
     }
 
     /// The topology.
     pub fn topology(&self) -> &Topology {
-        &self.topo
+        &self.core.c.topo
     }
     /// The configuration.
     pub fn config(&self) -> &NetworkConfig {
         &self.cfg
+    }
+    /// Threads simulating this network.
+    pub fn threads(&self) -> usize {
+        self.core.nthreads
     }
     /// Current cycle (the next one [`Network::step`] simulates).
     pub fn now(&self) -> u64 {
@@ -501,7 +851,7 @@ impl Network {
     }
     /// Number of message classes.
     pub fn num_classes(&self) -> usize {
-        self.nclasses
+        self.core.c.nclasses
     }
     /// Engine counters.
     pub fn counters(&self) -> &Counters {
@@ -513,7 +863,7 @@ impl Network {
     }
     /// Packets queued at sources or in the network.
     pub fn packets_outstanding(&self) -> usize {
-        self.pkts.len() - self.free.len()
+        self.outstanding
     }
     /// True when nothing is left to simulate: no packet queued or in the
     /// network and no flit or credit on any link. Stepping a quiescent
@@ -521,7 +871,12 @@ impl Network {
     pub fn is_quiescent(&self) -> bool {
         self.packets_outstanding() == 0
             && self.in_flight_flits == 0
-            && self.wheel.iter().all(Vec::is_empty)
+            && (0..self.core.parts.len()).all(|p| self.core.lock(p).wheel.iter().all(Vec::is_empty))
+            && self
+                .core
+                .mail
+                .iter()
+                .all(|m| m.lock().expect("a simulation thread panicked").is_empty())
     }
     /// Advances the clock to cycle `to` without simulating the cycles in
     /// between, which is exact when the network is quiescent
@@ -539,23 +894,43 @@ impl Network {
         true
     }
     /// Cumulative flits per (output port, class): index `(r*5 + port)*C + class`.
-    pub fn link_flits(&self) -> &[u64] {
-        &self.link_flits
+    pub fn link_flits(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        for p in 0..self.core.parts.len() {
+            out.extend_from_slice(&self.core.lock(p).link_flits);
+        }
+        out
     }
     /// Flits injected so far, per source node.
-    pub fn injected_by_node(&self) -> &[u64] {
-        &self.inj_node
+    pub fn injected_by_node(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        for p in 0..self.core.parts.len() {
+            out.extend_from_slice(&self.core.lock(p).inj_node);
+        }
+        out
     }
     /// For live packets with `tag`: (sum over their flits not yet ejected of
     /// the packet's age, number of such flits). Used by the drain-phase
     /// latency check.
     pub fn measured_ages(&self, tag: u64) -> (u64, u64) {
+        let pk = self.core.pkts.read().expect("a simulation thread panicked");
+        let now = self.now;
+        let age = |p: &Packet| now - p.ctime.min(now);
         let mut s = 0;
         let mut k = 0;
-        for p in self.pkts.iter().filter(|p| p.live && p.tag == tag) {
-            let left = (p.size - p.arrived) as u64;
-            s += left * (self.now - p.ctime.min(self.now));
-            k += left;
+        for p in pk.iter().filter(|p| p.live && p.tag == tag) {
+            s += p.size as u64 * age(p);
+            k += p.size as u64;
+        }
+        // Minus the flits of packets being ejected that have arrived.
+        for q in 0..self.core.parts.len() {
+            for e in self.core.lock(q).ejecting.iter().filter(|e| e.arrived > 0) {
+                let p = &pk[e.slot as usize];
+                if p.live && p.tag == tag {
+                    s -= e.arrived as u64 * age(p);
+                    k -= e.arrived as u64;
+                }
+            }
         }
         (s, k)
     }
@@ -567,7 +942,7 @@ impl Network {
     /// Queue a packet at its source. Returns an error naming the field if it
     /// is impossible (node or class out of range, empty packet).
     pub fn enqueue(&mut self, p: NewPacket) -> Result<(), ConfigError> {
-        let n = self.topo.nodes() as u32;
+        let n = self.core.c.topo.nodes() as u32;
         if p.src >= n || p.dst >= n {
             return Err(ConfigError::Other {
                 key: "node".into(),
@@ -577,12 +952,12 @@ impl Network {
                 ),
             });
         }
-        if p.class as usize >= self.nclasses {
+        if p.class as usize >= self.core.c.nclasses {
             return Err(ConfigError::Other {
                 key: "class".into(),
                 reason: format!(
                     "class {} but the network has {} classes",
-                    p.class, self.nclasses
+                    p.class, self.core.c.nclasses
                 ),
             });
         }
@@ -602,35 +977,51 @@ impl Network {
             live: true,
             ..Default::default()
         };
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.pkts[s as usize] = pk;
-                s
-            }
-            None => {
-                self.pkts.push(pk);
-                (self.pkts.len() - 1) as u32
+        let slot = {
+            let mut pkts = self
+                .core
+                .pkts
+                .write()
+                .expect("a simulation thread panicked");
+            match self.free.pop() {
+                Some(s) => {
+                    pkts[s as usize] = pk;
+                    s
+                }
+                None => {
+                    pkts.push(pk);
+                    (pkts.len() - 1) as u32
+                }
             }
         };
-        let ni = &mut self.ni[p.src as usize];
+        self.outstanding += 1;
+        let src = p.src as usize;
+        let part = self.core.c.part_of[src] as usize;
+        let mut pt = self.core.lock(part);
+        let ln = src - pt.r0;
+        let ni = &mut pt.ni[ln];
         ni.queues[p.class as usize].push_back(slot);
         ni.queued += 1;
-        set_bit(&mut self.ni_on, p.src as usize);
+        set_bit(&mut pt.ni_on, ln);
         Ok(())
-    }
-
-    #[inline]
-    fn schedule(&mut self, at: u64, ev: Ev) {
-        self.wheel[(at & self.wheel_mask) as usize].push(ev);
     }
 
     /// Simulate one cycle. Returns a deadlock report if no flit has moved
     /// for `deadlock_timeout` cycles while flits are in the network.
     pub fn step(&mut self) -> Result<(), Box<DeadlockReport>> {
         let t = self.now;
-        self.process_arrivals(t);
-        self.process_interfaces(t);
-        self.process_routers(t);
+        if self.workers.is_empty() {
+            self.core.run_thread(0, t);
+        } else {
+            for c in &self.core.claimed {
+                c.store(false, Ordering::Relaxed);
+            }
+            self.core.t.store(t, Ordering::Release);
+            self.core.start.wait(&self.core.stop);
+            self.core.run_thread(0, t);
+            self.core.end.wait(&self.core.stop);
+        }
+        self.merge(t);
         self.now += 1;
         if self.in_flight_flits > 0 && t.saturating_sub(self.last_progress) >= self.deadlock_timeout
         {
@@ -639,641 +1030,82 @@ impl Network {
         Ok(())
     }
 
-    fn process_arrivals(&mut self, t: u64) {
-        let bucket = (t & self.wheel_mask) as usize;
-        let mut evs = std::mem::take(&mut self.wheel[bucket]);
-        let rp = (self.topo.nodes() * PORTS) as u32;
-        for &ev in &evs {
-            if !ev.credit {
-                if ev.target < rp {
-                    self.flit_arrives(t, ev.target as usize, ev.flit, ev.vc);
-                } else {
-                    self.eject(t, (ev.target - rp) as usize, ev.flit, ev.vc);
+    /// After cycle `t`: the parts' reports, in part order.
+    fn merge(&mut self, t: u64) {
+        let core = &*self.core;
+        let mut pkts = None;
+        for q in 0..core.parts.len() {
+            let mut p = core.lock(q);
+            if !p.injected.is_empty() || !p.freed.is_empty() {
+                let pk = pkts.get_or_insert_with(|| {
+                    core.pkts.write().expect("a simulation thread panicked")
+                });
+                for i in p.injected.drain(..) {
+                    let e = &mut pk[i.slot as usize];
+                    e.itime = i.itime;
+                    e.inj_sum = i.inj_sum;
                 }
-            } else if ev.target < rp {
-                let c = ev.target as usize;
-                let o = c * self.v + ev.vc as usize;
-                self.credits[o] += 1;
-                debug_assert!(self.credits[o] <= self.depth, "credits exceed buffer depth");
-                if (self.wait_tail || self.atomic_ovc != 0) && self.credits[o] == self.depth {
-                    let r = c / PORTS;
-                    let bit = 1u128 << (o - r * self.pv);
-                    if self.ovc_tail_sent[r] & bit != 0 {
-                        self.ovc_tail_sent[r] &= !bit;
-                        self.ovc_in_use[r] &= !bit;
-                    }
+                for &s in &p.freed {
+                    pk[s as usize].live = false;
                 }
-            } else {
-                let vc = ev.vc;
-                let ni = &mut self.ni[(ev.target - rp) as usize];
-                ni.credits[vc as usize] += 1;
-                debug_assert!(ni.credits[vc as usize] <= self.depth);
-                if self.wait_tail
-                    && ni.credits[vc as usize] == self.depth
-                    && ni.tail_sent >> vc & 1 == 1
-                {
-                    ni.tail_sent &= !(1 << vc);
-                    ni.in_use &= !(1 << vc);
-                }
+                self.outstanding -= p.freed.len();
+                self.free.append(&mut p.freed);
+                self.delivered.append(&mut p.delivered);
             }
-        }
-        // Every delay is at least 2 cycles, so nothing was scheduled into
-        // the bucket being processed: it is empty again.
-        debug_assert!(self.wheel[bucket].is_empty());
-        evs.clear();
-        self.wheel[bucket] = evs;
-    }
-
-    #[inline]
-    fn compute_route(&self, r: usize, pkt: u32) -> u128 {
-        let p = &self.pkts[pkt as usize];
-        let c = p.class as usize;
-        if self.routing == Routing::Xy {
-            // What `candidates` gives for XY (LOCAL at the destination),
-            // with the class's VC mask on each port from a table.
-            let port = Routing::dor_port(&self.topo, r, p.dst as usize, true);
-            return self.class_port_mask[c * PORTS + port];
-        }
-        self.routing.candidates(
-            &self.topo,
-            r,
-            p.dst as usize,
-            self.class_lo[c] as usize,
-            self.class_hi[c] as usize,
-            self.v,
-        )
-    }
-
-    fn flit_arrives(&mut self, t: u64, in_port_id: usize, f: Flit, vc: u8) {
-        let g = in_port_id * self.v + vc as usize;
-        let r = in_port_id / PORTS;
-        self.bufs
-            .push(g, f)
-            .expect("credit protocol violated: input buffer overflow");
-        match self.vcs[g].st {
-            IDLE => {
-                debug_assert!(f.is_head());
-                if self.rd > 0 {
-                    self.vcs[g].st = ROUTING;
-                } else {
-                    self.vcs[g].route = self.compute_route(r, f.pkt);
-                    self.vcs[g].st = VC_ALLOC;
-                }
-                self.vcs[g].next = t;
+            self.counters.add(&p.cyc);
+            self.in_flight_flits += p.cyc.injected_flits;
+            self.in_flight_flits -= p.cyc.ejected_flits;
+            p.cyc = Counters::default();
+            if p.progressed {
+                self.last_progress = t;
+                p.progressed = false;
             }
-            ACTIVE if self.bufs.len(g) == 1 && self.vcs[g].next < t => self.vcs[g].next = t,
-            _ => {}
-        }
-        self.work[r] |= 1u128 << (g - r * self.pv);
-        set_bit(&mut self.router_on, r);
-    }
-
-    fn eject(&mut self, t: u64, n: usize, f: Flit, vc: u8) {
-        // The interface consumes every flit at once and returns its credit.
-        let cl = (n * PORTS + LOCAL) as u32;
-        let a = self.credit_links[cl as usize].send(t);
-        self.schedule(
-            a,
-            Ev {
-                target: cl,
-                vc,
-                credit: true,
-                flit: f,
-            },
-        );
-        self.counters.ejected_flits += 1;
-        self.in_flight_flits -= 1;
-        self.last_progress = t;
-        let p = &mut self.pkts[f.pkt as usize];
-        debug_assert_eq!(p.dst as usize, n, "flit ejected at the wrong node");
-        debug_assert_eq!(p.arrived, f.seq, "flits of a packet out of order");
-        p.arrived += 1;
-        p.arr_sum += t;
-        if f.is_tail() {
-            let d = Delivered {
-                tag: p.tag,
-                src: p.src,
-                dst: p.dst,
-                size: p.size,
-                class: p.class,
-                ctime: p.ctime,
-                itime: p.itime,
-                atime: t,
-                hops: p.hops,
-                flit_latency_sum: p.arr_sum - p.inj_sum,
-            };
-            self.delivered.push(d);
-            self.counters.delivered_packets += 1;
-            p.live = false;
-            self.free.push(f.pkt);
-        }
-    }
-
-    fn process_interfaces(&mut self, t: u64) {
-        let words = self.ni_on.len();
-        for w in 0..words {
-            let mut bits = if self.cfg.step_all {
-                !0u64
-            } else {
-                self.ni_on[w]
-            };
-            while bits != 0 {
-                let b = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                let n = w * 64 + b;
-                if n >= self.topo.nodes() {
-                    break;
-                }
-                self.inject_one(t, n);
-                if self.ni[n].queued == 0 {
-                    self.ni_on[w] &= !(1 << b);
-                }
-            }
-        }
-    }
-
-    /// BookSim's injection: one flit per node per cycle; classes by priority,
-    /// round-robin among equal priorities; a head takes the first VC of its
-    /// class, round-robin after the last one used, that is free and not full.
-    fn inject_one(&mut self, t: u64, n: usize) {
-        if self.ni[n].queued == 0 {
-            return;
-        }
-        let nc = self.nclasses;
-        let mut chosen: Option<(usize, u8)> = None;
-        'levels: for &lvl in &self.prio_levels {
-            let ni = &self.ni[n];
-            for k in 1..=nc {
-                let c = (ni.last_class as usize + k) % nc;
-                if self.class_prio[c] != lvl || ni.queues[c].is_empty() {
-                    continue;
-                }
-                let vc = if ni.cur_vc[c] >= 0 {
-                    ni.cur_vc[c] as u8
-                } else {
-                    let lo = self.class_lo[c];
-                    let cnt = self.class_hi[c] - lo;
-                    let mut found = None;
-                    for i in 0..cnt {
-                        let vc = lo + (ni.last_vc[c] - lo + 1 + i) % cnt;
-                        if ni.in_use >> vc & 1 == 0 && ni.credits[vc as usize] > 0 {
-                            found = Some(vc);
-                            break;
-                        }
-                    }
-                    match found {
-                        Some(v) => v,
-                        None => continue,
-                    }
-                };
-                if ni.credits[vc as usize] == 0 {
-                    continue;
-                }
-                chosen = Some((c, vc));
-                break 'levels;
-            }
-        }
-        let Some((c, vc)) = chosen else { return };
-        let ni = &mut self.ni[n];
-        ni.last_class = c as u8;
-        let slot = *ni.queues[c].front().expect("queue checked non-empty");
-        let seq = ni.next_seq[c];
-        if seq == 0 {
-            ni.in_use |= 1 << vc;
-            ni.tail_sent &= !(1 << vc);
-            ni.last_vc[c] = vc;
-            ni.cur_vc[c] = vc as i16;
-        }
-        ni.credits[vc as usize] -= 1;
-        let p = &mut self.pkts[slot as usize];
-        let f = Flit::new(slot, seq, p.size);
-        if seq == 0 {
-            p.itime = t;
-        }
-        p.inj_sum += t;
-        if f.is_tail() {
-            ni.queues[c].pop_front();
-            ni.queued -= 1;
-            ni.cur_vc[c] = -1;
-            ni.next_seq[c] = 0;
-            if self.wait_tail {
-                ni.tail_sent |= 1 << vc;
-            } else {
-                ni.in_use &= !(1 << vc);
-            }
-        } else {
-            ni.next_seq[c] = seq + 1;
-        }
-        let link = n * PORTS + LOCAL;
-        let a = self.flit_links[link].send(t);
-        self.schedule(
-            a,
-            Ev {
-                target: link as u32,
-                vc,
-                credit: false,
-                flit: f,
-            },
-        );
-        self.counters.injected_flits += 1;
-        self.inj_node[n] += 1;
-        self.in_flight_flits += 1;
-        self.last_progress = t;
-    }
-
-    fn process_routers(&mut self, t: u64) {
-        let words = self.router_on.len();
-        for w in 0..words {
-            let mut bits = if self.cfg.step_all {
-                !0u64
-            } else {
-                self.router_on[w]
-            };
-            while bits != 0 {
-                let b = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                let r = w * 64 + b;
-                if r >= self.topo.nodes() {
-                    break;
-                }
-                self.router_step(t, r);
-                if self.work[r] == 0 {
-                    self.router_on[w] &= !(1 << b);
-                }
-            }
-        }
-    }
-
-    fn router_step(&mut self, t: u64, r: usize) {
-        let v = self.v;
-        let pv = self.pv;
-        let base = r * pv;
-        let mut act = self.work[r];
-        if act == 0 {
-            return;
-        }
-        self.scratch_va.clear();
-        // Switch requests: per input port the mask of requested outputs, and
-        // per (input, output) the winning VC and its class priority.
-        let mut sa_req = [0u8; PORTS];
-        let mut sa_vc = [[0u8; PORTS]; PORTS];
-        let mut sa_pri = [[0u8; PORTS]; PORTS];
-        // Speculative requests (heads still in VC allocation).
-        let mut spec_req = [0u8; PORTS];
-        let mut spec_vc = [[0u8; PORTS]; PORTS];
-        let in_use = self.ovc_in_use[r];
-        let multi_prio = self.prio_levels.len() > 1;
-        let mut any_sa = false;
-        let mut any_spec = false;
-        // Outputs asked for by some input, and by two or more inputs.
-        let mut sa_seen = 0u8;
-        let mut sa_dup = 0u8;
-
-        while act != 0 {
-            let li = act.trailing_zeros() as usize;
-            act &= act - 1;
-            let g = base + li;
-            let s = self.vcs[g];
-            if s.next > t {
-                continue;
-            }
-            match s.st {
-                ROUTING if t + 1 >= s.next + self.rd => {
-                    let f = self.bufs.front(g).expect("routing VC holds its head");
-                    self.vcs[g].route = self.compute_route(r, f.pkt);
-                    self.vcs[g].st = VC_ALLOC;
-                    self.vcs[g].next = t + 1;
-                }
-                VC_ALLOC => {
-                    let req = s.route & !in_use;
-                    if req != 0 {
-                        self.scratch_va.push((li as u32, req));
-                    }
-                    if self.speculative {
-                        let i = self.port_of[li & 127] as usize;
-                        let vc = self.vc_of[li & 127];
-                        let mut ports = s.route;
-                        while ports != 0 {
-                            let o = self.port_of[ports.trailing_zeros() as usize & 127] as usize;
-                            ports &= !(((1u128 << v) - 1) << (o * v));
-                            // A speculative grant sends in this cycle too, so
-                            // its output link must be able to take a flit
-                            // (slow wafer-crossing links), as for ACTIVE VCs.
-                            if !self.fast_links
-                                && !self.flit_links[self.out_link[r * PORTS + o] as usize]
-                                    .can_send(t + self.sad - 1 + self.xd_od)
-                            {
-                                continue;
-                            }
-                            if spec_req[i] >> o & 1 == 0
-                                || Self::supersedes(
-                                    vc,
-                                    0,
-                                    spec_vc[i][o],
-                                    0,
-                                    self.sw_rr[(r * PORTS + i) * self.nlev
-                                        + self.vc_lvl[vc as usize] as usize],
-                                    v,
-                                )
-                            {
-                                spec_vc[i][o] = vc;
-                            }
-                            spec_req[i] |= 1 << o;
-                            any_spec = true;
-                        }
-                    }
-                }
-                ACTIVE => {
-                    let oi = s.out as usize;
-                    if self.credits[base + oi] > 0 {
-                        let o = self.port_of[oi & 127] as usize;
-                        let send_at = t + self.sad - 1 + self.xd_od;
-                        if self.fast_links
-                            || self.flit_links[self.out_link[r * PORTS + o] as usize]
-                                .can_send(send_at)
-                        {
-                            let i = self.port_of[li & 127] as usize;
-                            let vc = self.vc_of[li & 127];
-                            // Classes own disjoint VC ranges, so the VC gives the priority.
-                            let pri = if multi_prio {
-                                self.vc_prio[vc as usize]
-                            } else {
-                                0
-                            };
-                            if sa_req[i] >> o & 1 == 0 {
-                                sa_dup |= sa_seen & (1 << o);
-                                sa_seen |= 1 << o;
-                                sa_vc[i][o] = vc;
-                                sa_pri[i][o] = pri;
-                            } else if Self::supersedes(
-                                vc,
-                                pri,
-                                sa_vc[i][o],
-                                sa_pri[i][o],
-                                self.sw_rr[(r * PORTS + i) * self.nlev
-                                    + self.vc_lvl[vc as usize] as usize],
-                                v,
-                            ) {
-                                sa_vc[i][o] = vc;
-                                sa_pri[i][o] = pri;
-                            }
-                            sa_req[i] |= 1 << o;
-                            any_sa = true;
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-
-        // VC allocation (evaluated on the state at the start of the cycle).
-        self.scratch_grants.clear();
-        if !self.scratch_va.is_empty() {
-            self.va[r].allocate(&self.scratch_va, 0, 0, &mut self.scratch_grants);
-        }
-
-        // Switch allocation, one pass per priority level, then speculation.
-        // Every pass excludes the inputs already matched, so there are at
-        // most PORTS grants in all.
-        let mut sw = [(0u8, 0u8); PORTS];
-        let mut n_sw = 0;
-        if any_sa {
-            if !multi_prio && sa_dup == 0 && self.sa_islip {
-                // No output asked for by two inputs: each input gets the
-                // output its iSLIP accept pointer picks (what allocate_fixed
-                // would give, without the request scan).
-                let sa = &mut self.sa[r * self.nlev];
-                for (i, &m) in sa_req.iter().enumerate() {
-                    if m != 0 {
-                        let o = sa.grant_uncontested(i as u32, m);
-                        sw[n_sw] = (i as u8, o as u8);
-                        n_sw += 1;
-                    }
-                }
-            } else if !multi_prio {
-                n_sw = self.sa[r * self.nlev].allocate_fixed(&sa_req, 0, 0, &mut sw);
-            } else {
-                let mut busy_in = 0u8;
-                let mut busy_out = 0u8;
-                let mut req = [0u8; PORTS];
-                for (li, &lvl) in self.prio_levels.iter().enumerate() {
-                    let mut any = false;
-                    for i in 0..PORTS {
-                        let mut m = 0u8;
-                        let mut bits = sa_req[i];
-                        while bits != 0 {
-                            let o = bits.trailing_zeros() as usize;
-                            bits &= bits - 1;
-                            if sa_pri[i][o] == lvl {
-                                m |= 1 << o;
-                            }
-                        }
-                        req[i] = m;
-                        any |= m != 0;
-                    }
-                    if !any {
-                        continue;
-                    }
-                    let start = n_sw;
-                    n_sw += self.sa[r * self.nlev + li].allocate_fixed(
-                        &req,
-                        busy_in,
-                        busy_out,
-                        &mut sw[start..],
-                    );
-                    for &(i, o) in &sw[start..n_sw] {
-                        busy_in |= 1 << i;
-                        busy_out |= 1 << o;
-                    }
-                }
-            }
-        }
-        let sa_end = n_sw;
-        if any_spec {
-            let mut busy_in = 0u8;
-            let mut busy_out = 0u8;
-            for &(i, o) in &sw[..sa_end] {
-                busy_in |= 1 << i;
-                busy_out |= 1 << o;
-            }
-            n_sw += self.sa[r * self.nlev].allocate_fixed(
-                &spec_req,
-                busy_in,
-                busy_out,
-                &mut sw[sa_end..],
-            );
-        }
-
-        // Commit VC allocation.
-        for &(li, oi) in &self.scratch_grants {
-            let g = base + li as usize;
-            let bit = 1u128 << oi;
-            debug_assert!(self.ovc_in_use[r] & bit == 0);
-            self.ovc_in_use[r] |= bit;
-            self.ovc_tail_sent[r] &= !bit;
-            self.owner[base + oi as usize] = g as u32;
-            self.vcs[g].out = oi as u8;
-            self.vcs[g].st = ACTIVE;
-            self.vcs[g].next = t + self.vad;
-        }
-        // VCs that asked and got nothing retry after the allocator's delay.
-        if self.vad > 1 {
-            for &(li, _) in &self.scratch_va {
-                let g = base + li as usize;
-                if self.vcs[g].st == VC_ALLOC {
-                    self.vcs[g].next = t + self.vad;
-                }
-            }
-        }
-        // Commit switch allocation.
-        for (k, &(gi, go)) in sw[..n_sw].iter().enumerate() {
-            let (i, o) = (gi as usize, go as usize);
-            let speculative_grant = k >= sa_end;
-            let vc = if speculative_grant {
-                spec_vc[i][o]
-            } else {
-                sa_vc[i][o]
-            } as usize;
-            let g = base + i * v + vc;
-            if speculative_grant {
-                // Valid only if this cycle's VC allocation gave the head an
-                // output VC on this port with a free buffer slot.
-                if self.vcs[g].st != ACTIVE
-                    || self.port_of[self.vcs[g].out as usize & 127] as usize != o
-                    || self.credits[base + self.vcs[g].out as usize] == 0
-                {
-                    continue;
-                }
-            }
-            self.switch_flit(t, r, i, o, g, vc);
-        }
-    }
-
-    /// BookSim's round-robin "supersedes" rule between two VCs of one input
-    /// asking for the same output: higher priority, then the VC closer after
-    /// the input's round-robin offset.
-    #[inline]
-    fn supersedes(vc: u8, pri: u8, other: u8, other_pri: u8, offset: u8, v: usize) -> bool {
-        // (x − offset) mod v, for x and offset below v.
-        let d = |x: u8| {
-            let (x, off) = (x as usize, offset as usize);
-            if x >= off {
-                x - off
-            } else {
-                x + v - off
-            }
-        };
-        pri > other_pri || (pri == other_pri && d(vc) < d(other))
-    }
-
-    fn switch_flit(&mut self, t: u64, r: usize, i: usize, o: usize, g: usize, vc: usize) {
-        let v = self.v;
-        let base = r * self.pv;
-        let f = self.bufs.pop(g).expect("switch grant for an empty VC");
-        let dep = t + self.sad - 1;
-        // Credit back upstream for the freed slot.
-        let cl = self.in_credit_link[r * PORTS + i];
-        let a = self.credit_links[cl as usize].send(dep);
-        self.schedule(
-            a,
-            Ev {
-                target: cl,
-                vc: vc as u8,
-                credit: true,
-                flit: f,
-            },
-        );
-        // Downstream buffer state.
-        let oi = self.vcs[g].out as usize;
-        let og = base + oi;
-        self.credits[og] -= 1;
-        if f.is_tail() {
-            let bit = 1u128 << oi;
-            if self.wait_tail || self.atomic_ovc & bit != 0 {
-                self.ovc_tail_sent[r] |= bit;
-            } else {
-                self.ovc_in_use[r] &= !bit;
-            }
-        }
-        self.sw_rr[(r * PORTS + i) * self.nlev + self.vc_lvl[vc] as usize] =
-            (if vc + 1 == v { 0 } else { vc + 1 }) as u8;
-        let ovc = self.vc_of[oi & 127];
-        if f.is_head() {
-            self.pkts[f.pkt as usize].hops += 1;
-        }
-        // Classes own disjoint VC ranges: the output VC gives the class.
-        let class = self.vc_class[ovc as usize & 31] as usize;
-        debug_assert_eq!(class, self.pkts[f.pkt as usize].class as usize);
-        self.link_flits[(r * PORTS + o) * self.nclasses + class] += 1;
-        if o != LOCAL {
-            self.counters.flit_hops += 1;
-        }
-        let link = self.out_link[r * PORTS + o];
-        let a = self.flit_links[link as usize].send(dep + self.xd_od);
-        self.schedule(
-            a,
-            Ev {
-                target: link,
-                vc: ovc,
-                credit: false,
-                flit: f,
-            },
-        );
-        self.last_progress = t;
-        // Next state of the input VC.
-        if self.bufs.is_empty(g) {
-            self.work[r] &= !(1u128 << (g - base));
-            if f.is_tail() {
-                self.vcs[g].st = IDLE;
-            } else {
-                self.vcs[g].next = t + self.sad;
-            }
-        } else if f.is_tail() {
-            if self.rd > 0 {
-                self.vcs[g].st = ROUTING;
-            } else {
-                let nf = self.bufs.front(g).expect("non-empty");
-                self.vcs[g].route = self.compute_route(r, nf.pkt);
-                self.vcs[g].st = VC_ALLOC;
-            }
-            self.vcs[g].next = t + self.sad;
-        } else {
-            self.vcs[g].next = t + self.sad;
         }
     }
 
     /// Build the wait-for report of a network that stopped moving.
     pub fn deadlock_report(&self) -> DeadlockReport {
-        let v = self.v;
-        let pv = self.pv;
-        let r_n = self.topo.nodes();
+        let c = &self.core.c;
+        let v = c.v;
+        let pv = c.pv;
+        let r_n = c.topo.nodes();
         let rp = r_n * PORTS;
+        let parts: Vec<MutexGuard<'_, Part>> = (0..self.core.parts.len())
+            .map(|p| self.core.lock(p))
+            .collect();
+        // Global input VC g → (its part, part-local index).
+        let at = |g: usize| {
+            let p = &parts[c.part_of[g / pv] as usize];
+            (p, g - p.r0 * pv)
+        };
         // Edges between input VCs (global ids) that hold flits.
         let mut edges: Vec<Vec<u32>> = vec![Vec::new(); r_n * pv];
         let mut blocked = Vec::new();
         for (g, edges_g) in edges.iter_mut().enumerate() {
-            if self.bufs.is_empty(g) {
+            let (p, lg) = at(g);
+            if p.bufs.is_empty(lg) {
                 continue;
             }
             let r = g / pv;
-            match self.vcs[g].st {
+            let lr = r - p.r0;
+            match p.vcs[lg].st {
                 ACTIVE => {
-                    let oi = self.vcs[g].out as usize;
+                    let oi = p.vcs[lg].out as usize;
                     let o = oi / v;
-                    if o != LOCAL && self.credits[r * pv + oi] == 0 {
-                        let link = self.out_link[r * PORTS + o] as usize;
+                    if o != LOCAL && p.credits[lr * pv + oi] == 0 {
+                        let link = c.out_link[r * PORTS + o] as usize;
                         if link < rp {
                             edges_g.push((link * v + oi % v) as u32);
                         }
                     }
                 }
                 VC_ALLOC => {
-                    let mut m = self.vcs[g].route;
+                    let mut m = p.vcs[lg].route;
                     while m != 0 {
                         let oi = m.trailing_zeros() as usize;
                         m &= m - 1;
-                        if self.ovc_in_use[r] >> oi & 1 == 1 {
-                            let ow = self.owner[r * pv + oi];
+                        if p.ovc_in_use[lr] >> oi & 1 == 1 {
+                            let ow = p.owner[lr * pv + oi];
                             if ow != u32::MAX && ow as usize != g {
                                 edges_g.push(ow);
                             }
@@ -1316,13 +1148,15 @@ impl Network {
             }
         }
         let describe = |g: usize| {
+            let (p, lg) = at(g);
             let r = g / pv;
             let li = g % pv;
-            let (x, y) = self.topo.coord(r);
-            let waits = match self.vcs[g].st {
-                ACTIVE => Some((self.vcs[g].out as usize / v, self.vcs[g].out as usize % v)),
+            let (x, y) = c.topo.coord(r);
+            let s = p.vcs[lg];
+            let waits = match s.st {
+                ACTIVE => Some((s.out as usize / v, s.out as usize % v)),
                 VC_ALLOC => {
-                    let oi = (self.vcs[g].route & self.ovc_in_use[r]).trailing_zeros() as usize;
+                    let oi = (s.route & p.ovc_in_use[r - p.r0]).trailing_zeros() as usize;
                     (oi < 128).then_some((oi / v, oi % v))
                 }
                 _ => None,
@@ -1333,7 +1167,7 @@ impl Network {
                 y,
                 in_port: li / v,
                 vc: li % v,
-                flits: self.bufs.len(g),
+                flits: p.bufs.len(lg),
                 waits_for_port: waits.map(|w| w.0),
                 waits_for_vc: waits.map(|w| w.1),
             }
@@ -1352,56 +1186,62 @@ impl Network {
     /// buffer depth, buffers within depth, every buffered flit sequence is a
     /// contiguous run of one packet per VC segment, and flit conservation.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let v = self.v;
-        let pv = self.pv;
-        let r_n = self.topo.nodes();
+        let c = &self.core.c;
+        let depth = c.depth;
         let mut in_buffers = 0u64;
-        for g in 0..r_n * pv {
-            let n = self.bufs.len(g);
-            if n > self.depth as usize {
-                return Err(format!(
-                    "input VC {g} holds {n} flits > depth {}",
-                    self.depth
-                ));
-            }
-            in_buffers += n as u64;
-            // Flits of one VC: a packet's flits are contiguous and in order.
-            let mut prev: Option<Flit> = None;
-            for f in self.bufs.iter(g) {
-                if let Some(p) = prev {
-                    let ok = if p.is_tail() {
-                        f.is_head()
-                    } else {
-                        f.pkt == p.pkt && f.seq == p.seq + 1
-                    };
-                    if !ok {
-                        return Err(format!(
-                            "input VC {g}: flit {:?} follows {:?} (interleaved packets)",
-                            f, p
-                        ));
-                    }
+        let mut on_links = 0u64;
+        for q in 0..self.core.parts.len() {
+            let p = self.core.lock(q);
+            for lg in 0..p.nr * c.pv {
+                let g = p.r0 * c.pv + lg;
+                let n = p.bufs.len(lg);
+                if n > depth as usize {
+                    return Err(format!("input VC {g} holds {n} flits > depth {depth}"));
                 }
-                prev = Some(f);
+                in_buffers += n as u64;
+                // Flits of one VC: a packet's flits are contiguous and in order.
+                let mut prev: Option<Flit> = None;
+                for f in p.bufs.iter(lg) {
+                    if let Some(pf) = prev {
+                        let ok = if pf.is_tail() {
+                            f.is_head()
+                        } else {
+                            f.pkt == pf.pkt && f.seq == pf.seq + 1
+                        };
+                        if !ok {
+                            return Err(format!(
+                                "input VC {g}: flit {:?} follows {:?} (interleaved packets)",
+                                f, pf
+                            ));
+                        }
+                    }
+                    prev = Some(f);
+                }
             }
-        }
-        for (o, &c) in self.credits.iter().enumerate() {
-            if c > self.depth {
-                return Err(format!(
-                    "output VC {o} has {c} credits > depth {}",
-                    self.depth
-                ));
-            }
-        }
-        for (n, ni) in self.ni.iter().enumerate() {
-            for (vc, &c) in ni.credits.iter().enumerate() {
-                if c > self.depth {
+            for (o, &cr) in p.credits.iter().enumerate() {
+                if cr > depth {
                     return Err(format!(
-                        "node {n} injection VC {vc} has {c} credits > depth"
+                        "output VC {} has {cr} credits > depth {depth}",
+                        p.r0 * c.pv + o
                     ));
                 }
             }
+            for (n, ni) in p.ni.iter().enumerate() {
+                for (vc, &cr) in ni.credits.iter().enumerate() {
+                    if cr > depth {
+                        return Err(format!(
+                            "node {} injection VC {vc} has {cr} credits > depth",
+                            p.r0 + n
+                        ));
+                    }
+                }
+            }
+            on_links += p.wheel.iter().flatten().filter(|e| !e.credit).count() as u64;
         }
-        let on_links: u64 = self.wheel.iter().flatten().filter(|e| !e.credit).count() as u64;
+        for m in &self.core.mail {
+            let m = m.lock().expect("a simulation thread panicked");
+            on_links += m.iter().filter(|e| !e.ev.credit).count() as u64;
+        }
         if on_links + in_buffers != self.in_flight_flits {
             return Err(format!(
                 "flit conservation: {} on links + {} in buffers != {} in flight (injected {} ejected {})",
@@ -1411,7 +1251,677 @@ impl Network {
         if self.counters.injected_flits != self.counters.ejected_flits + self.in_flight_flits {
             return Err("injected != ejected + in flight".into());
         }
-        let _ = v;
         Ok(())
     }
+}
+
+impl Part {
+    /// Simulate cycle `t` of this part's routers and interfaces.
+    fn cycle(&mut self, t: u64, c: &Consts, pk: &[Packet], mail: &[Mutex<Vec<RemoteEv>>]) {
+        let np = self.np;
+        let id = self.id as usize;
+        if np > 1 {
+            // Items the neighbouring parts sent in cycle t − 1.
+            let par = ((t.wrapping_sub(1)) & 1) as usize;
+            let from_before = (id > 0).then(|| (par * np + id - 1) * 2 + 1);
+            let from_after = (id + 1 < np).then(|| (par * np + id + 1) * 2);
+            for k in from_before.into_iter().chain(from_after) {
+                let mut m = mail[k].lock().expect("a simulation thread panicked");
+                for re in m.drain(..) {
+                    debug_assert!(re.at > t, "an item arrives before it is collected");
+                    self.wheel[(re.at & c.wheel_mask) as usize].push(re.ev);
+                }
+            }
+        }
+        self.process_arrivals(t, c, pk);
+        self.process_interfaces(t, c, pk);
+        self.process_routers(t, c, pk);
+        if np > 1 {
+            let par = (t & 1) as usize;
+            for dir in 0..2 {
+                if self.outbox[dir].is_empty() {
+                    continue;
+                }
+                let mut m = mail[(par * np + id) * 2 + dir]
+                    .lock()
+                    .expect("a simulation thread panicked");
+                debug_assert!(m.is_empty(), "mailbox not collected");
+                std::mem::swap(&mut *m, &mut self.outbox[dir]);
+            }
+        }
+    }
+
+    /// Put an item on its way: into this part's wheel, or into the outbox
+    /// of the part that receives it.
+    #[inline]
+    fn schedule(&mut self, c: &Consts, at: u64, ev: Ev, to: u16) {
+        if to == self.id {
+            self.wheel[(at & c.wheel_mask) as usize].push(ev);
+        } else {
+            debug_assert!(to.abs_diff(self.id) == 1, "an item for a part not adjacent");
+            self.outbox[(to > self.id) as usize].push(RemoteEv { at, ev });
+        }
+    }
+
+    fn process_arrivals(&mut self, t: u64, c: &Consts, pk: &[Packet]) {
+        let bucket = (t & c.wheel_mask) as usize;
+        let mut evs = std::mem::take(&mut self.wheel[bucket]);
+        let rp = c.rp;
+        let port0 = (self.r0 * PORTS) as u32;
+        let node0 = rp + self.r0 as u32;
+        for &ev in &evs {
+            if !ev.credit {
+                if ev.target < rp {
+                    self.flit_arrives(t, c, pk, (ev.target - port0) as usize, ev.flit, ev.vc);
+                } else {
+                    self.eject(t, c, pk, (ev.target - node0) as usize, ev.flit, ev.vc);
+                }
+            } else if ev.target < rp {
+                let lc = (ev.target - port0) as usize;
+                let o = lc * c.v + ev.vc as usize;
+                self.credits[o] += 1;
+                debug_assert!(self.credits[o] <= c.depth, "credits exceed buffer depth");
+                if (c.wait_tail || c.atomic_ovc != 0) && self.credits[o] == c.depth {
+                    let lr = lc / PORTS;
+                    let bit = 1u128 << (o - lr * c.pv);
+                    if self.ovc_tail_sent[lr] & bit != 0 {
+                        self.ovc_tail_sent[lr] &= !bit;
+                        self.ovc_in_use[lr] &= !bit;
+                    }
+                }
+            } else {
+                let vc = ev.vc;
+                let ni = &mut self.ni[(ev.target - node0) as usize];
+                ni.credits[vc as usize] += 1;
+                debug_assert!(ni.credits[vc as usize] <= c.depth);
+                if c.wait_tail && ni.credits[vc as usize] == c.depth && ni.tail_sent >> vc & 1 == 1
+                {
+                    ni.tail_sent &= !(1 << vc);
+                    ni.in_use &= !(1 << vc);
+                }
+            }
+        }
+        // Every delay is at least 2 cycles, so nothing was scheduled into
+        // the bucket being processed: it is empty again.
+        debug_assert!(self.wheel[bucket].is_empty());
+        evs.clear();
+        self.wheel[bucket] = evs;
+    }
+
+    /// Candidate output VCs at router `r` (global id) for packet `pkt`.
+    #[inline]
+    fn compute_route(c: &Consts, pk: &[Packet], r: usize, pkt: u32) -> u128 {
+        let p = &pk[pkt as usize];
+        let cl = p.class as usize;
+        if c.routing == Routing::Xy {
+            // What `candidates` gives for XY (LOCAL at the destination),
+            // with the class's VC mask on each port from a table.
+            let port = Routing::dor_port(&c.topo, r, p.dst as usize, true);
+            return c.class_port_mask[cl * PORTS + port];
+        }
+        c.routing.candidates(
+            &c.topo,
+            r,
+            p.dst as usize,
+            c.class_lo[cl] as usize,
+            c.class_hi[cl] as usize,
+            c.v,
+        )
+    }
+
+    fn flit_arrives(&mut self, t: u64, c: &Consts, pk: &[Packet], lport: usize, f: Flit, vc: u8) {
+        let g = lport * c.v + vc as usize;
+        let lr = lport / PORTS;
+        self.bufs
+            .push(g, f)
+            .expect("credit protocol violated: input buffer overflow");
+        match self.vcs[g].st {
+            IDLE => {
+                debug_assert!(f.is_head());
+                if c.rd > 0 {
+                    self.vcs[g].st = ROUTING;
+                } else {
+                    self.vcs[g].route = Self::compute_route(c, pk, self.r0 + lr, f.pkt);
+                    self.vcs[g].st = VC_ALLOC;
+                }
+                self.vcs[g].next = t;
+            }
+            ACTIVE if self.bufs.len(g) == 1 && self.vcs[g].next < t => self.vcs[g].next = t,
+            _ => {}
+        }
+        self.work[lr] |= 1u128 << (g - lr * c.pv);
+        set_bit(&mut self.router_on, lr);
+    }
+
+    fn eject(&mut self, t: u64, c: &Consts, pk: &[Packet], ln: usize, f: Flit, vc: u8) {
+        // The interface consumes every flit at once and returns its credit.
+        let a = self.ej_cred_timing[ln].send(t);
+        let n = self.r0 + ln;
+        self.schedule(
+            c,
+            a,
+            Ev {
+                target: (n * PORTS + LOCAL) as u32,
+                vc,
+                credit: true,
+                flit: f,
+            },
+            self.id,
+        );
+        self.cyc.ejected_flits += 1;
+        self.progressed = true;
+        let e = &mut self.ejecting[ln * c.v + vc as usize];
+        if f.is_head() {
+            *e = Ejecting {
+                slot: f.pkt,
+                arrived: 0,
+                hops: f.hops(),
+                arr_sum: 0,
+            };
+        }
+        debug_assert_eq!(e.slot, f.pkt, "flits of two packets on one ejection VC");
+        debug_assert_eq!(e.arrived, f.seq, "flits of a packet out of order");
+        e.arrived += 1;
+        e.arr_sum += t;
+        if f.is_tail() {
+            let p = &pk[f.pkt as usize];
+            debug_assert_eq!(p.dst as usize, n, "flit ejected at the wrong node");
+            let d = Delivered {
+                tag: p.tag,
+                src: p.src,
+                dst: p.dst,
+                size: p.size,
+                class: p.class,
+                ctime: p.ctime,
+                itime: p.itime,
+                atime: t,
+                hops: e.hops,
+                flit_latency_sum: e.arr_sum - p.inj_sum,
+            };
+            *e = Ejecting::default();
+            self.delivered.push(d);
+            self.freed.push(f.pkt);
+            self.cyc.delivered_packets += 1;
+        }
+    }
+
+    fn process_interfaces(&mut self, t: u64, c: &Consts, pk: &[Packet]) {
+        let words = self.ni_on.len();
+        for w in 0..words {
+            let mut bits = if c.step_all { !0u64 } else { self.ni_on[w] };
+            while bits != 0 {
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let ln = w * 64 + b;
+                if ln >= self.nr {
+                    break;
+                }
+                self.inject_one(t, c, pk, ln);
+                if self.ni[ln].queued == 0 {
+                    self.ni_on[w] &= !(1 << b);
+                }
+            }
+        }
+    }
+
+    /// BookSim's injection: one flit per node per cycle; classes by priority,
+    /// round-robin among equal priorities; a head takes the first VC of its
+    /// class, round-robin after the last one used, that is free and not full.
+    fn inject_one(&mut self, t: u64, c: &Consts, pk: &[Packet], ln: usize) {
+        if self.ni[ln].queued == 0 {
+            return;
+        }
+        let nc = c.nclasses;
+        let mut chosen: Option<(usize, u8)> = None;
+        'levels: for &lvl in &c.prio_levels {
+            let ni = &self.ni[ln];
+            for k in 1..=nc {
+                let cl = (ni.last_class as usize + k) % nc;
+                if c.class_prio[cl] != lvl || ni.queues[cl].is_empty() {
+                    continue;
+                }
+                let vc = if ni.cur_vc[cl] >= 0 {
+                    ni.cur_vc[cl] as u8
+                } else {
+                    let lo = c.class_lo[cl];
+                    let cnt = c.class_hi[cl] - lo;
+                    let mut found = None;
+                    for i in 0..cnt {
+                        let vc = lo + (ni.last_vc[cl] - lo + 1 + i) % cnt;
+                        if ni.in_use >> vc & 1 == 0 && ni.credits[vc as usize] > 0 {
+                            found = Some(vc);
+                            break;
+                        }
+                    }
+                    match found {
+                        Some(v) => v,
+                        None => continue,
+                    }
+                };
+                if ni.credits[vc as usize] == 0 {
+                    continue;
+                }
+                chosen = Some((cl, vc));
+                break 'levels;
+            }
+        }
+        let Some((cl, vc)) = chosen else { return };
+        let ni = &mut self.ni[ln];
+        ni.last_class = cl as u8;
+        let slot = *ni.queues[cl].front().expect("queue checked non-empty");
+        let seq = ni.next_seq[cl];
+        if seq == 0 {
+            ni.in_use |= 1 << vc;
+            ni.tail_sent &= !(1 << vc);
+            ni.last_vc[cl] = vc;
+            ni.cur_vc[cl] = vc as i16;
+            ni.cur_itime[cl] = t;
+            ni.cur_inj_sum[cl] = 0;
+        }
+        ni.credits[vc as usize] -= 1;
+        ni.cur_inj_sum[cl] += t;
+        let f = Flit::new(slot, seq, pk[slot as usize].size);
+        if f.is_tail() {
+            self.injected.push(Injected {
+                slot,
+                itime: ni.cur_itime[cl],
+                inj_sum: ni.cur_inj_sum[cl],
+            });
+            ni.queues[cl].pop_front();
+            ni.queued -= 1;
+            ni.cur_vc[cl] = -1;
+            ni.next_seq[cl] = 0;
+            if c.wait_tail {
+                ni.tail_sent |= 1 << vc;
+            } else {
+                ni.in_use &= !(1 << vc);
+            }
+        } else {
+            ni.next_seq[cl] = seq + 1;
+        }
+        let a = self.inj_timing[ln].send(t);
+        self.schedule(
+            c,
+            a,
+            Ev {
+                target: ((self.r0 + ln) * PORTS + LOCAL) as u32,
+                vc,
+                credit: false,
+                flit: f,
+            },
+            self.id,
+        );
+        self.cyc.injected_flits += 1;
+        self.inj_node[ln] += 1;
+        self.progressed = true;
+    }
+
+    fn process_routers(&mut self, t: u64, c: &Consts, pk: &[Packet]) {
+        let words = self.router_on.len();
+        for w in 0..words {
+            let mut bits = if c.step_all { !0u64 } else { self.router_on[w] };
+            while bits != 0 {
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let lr = w * 64 + b;
+                if lr >= self.nr {
+                    break;
+                }
+                self.router_step(t, c, pk, lr);
+                if self.work[lr] == 0 {
+                    self.router_on[w] &= !(1 << b);
+                }
+            }
+        }
+    }
+
+    fn router_step(&mut self, t: u64, c: &Consts, pk: &[Packet], lr: usize) {
+        let v = c.v;
+        let pv = c.pv;
+        let r = self.r0 + lr;
+        let base = lr * pv;
+        let mut act = self.work[lr];
+        if act == 0 {
+            return;
+        }
+        self.scratch_va.clear();
+        // Switch requests: per input port the mask of requested outputs, and
+        // per (input, output) the winning VC and its class priority.
+        let mut sa_req = [0u8; PORTS];
+        let mut sa_vc = [[0u8; PORTS]; PORTS];
+        let mut sa_pri = [[0u8; PORTS]; PORTS];
+        // Speculative requests (heads still in VC allocation).
+        let mut spec_req = [0u8; PORTS];
+        let mut spec_vc = [[0u8; PORTS]; PORTS];
+        let in_use = self.ovc_in_use[lr];
+        let multi_prio = c.prio_levels.len() > 1;
+        let mut any_sa = false;
+        let mut any_spec = false;
+        // Outputs asked for by some input, and by two or more inputs.
+        let mut sa_seen = 0u8;
+        let mut sa_dup = 0u8;
+        let nlev = c.nlev;
+
+        while act != 0 {
+            let li = act.trailing_zeros() as usize;
+            act &= act - 1;
+            let g = base + li;
+            let s = self.vcs[g];
+            if s.next > t {
+                continue;
+            }
+            match s.st {
+                ROUTING if t + 1 >= s.next + c.rd => {
+                    let f = self.bufs.front(g).expect("routing VC holds its head");
+                    self.vcs[g].route = Self::compute_route(c, pk, r, f.pkt);
+                    self.vcs[g].st = VC_ALLOC;
+                    self.vcs[g].next = t + 1;
+                }
+                VC_ALLOC => {
+                    let req = s.route & !in_use;
+                    if req != 0 {
+                        self.scratch_va.push((li as u32, req));
+                    }
+                    if c.speculative {
+                        let i = c.port_of[li & 127] as usize;
+                        let vc = c.vc_of[li & 127];
+                        let mut ports = s.route;
+                        while ports != 0 {
+                            let o = c.port_of[ports.trailing_zeros() as usize & 127] as usize;
+                            ports &= !(((1u128 << v) - 1) << (o * v));
+                            // A speculative grant sends in this cycle too, so
+                            // its output link must be able to take a flit
+                            // (slow wafer-crossing links), as for ACTIVE VCs.
+                            if !c.fast_links
+                                && !self.out_timing[lr * PORTS + o]
+                                    .can_send(t + c.sad - 1 + c.xd_od)
+                            {
+                                continue;
+                            }
+                            if spec_req[i] >> o & 1 == 0
+                                || supersedes(
+                                    vc,
+                                    0,
+                                    spec_vc[i][o],
+                                    0,
+                                    self.sw_rr
+                                        [(lr * PORTS + i) * nlev + c.vc_lvl[vc as usize] as usize],
+                                    v,
+                                )
+                            {
+                                spec_vc[i][o] = vc;
+                            }
+                            spec_req[i] |= 1 << o;
+                            any_spec = true;
+                        }
+                    }
+                }
+                ACTIVE => {
+                    let oi = s.out as usize;
+                    if self.credits[base + oi] > 0 {
+                        let o = c.port_of[oi & 127] as usize;
+                        let send_at = t + c.sad - 1 + c.xd_od;
+                        if c.fast_links || self.out_timing[lr * PORTS + o].can_send(send_at) {
+                            let i = c.port_of[li & 127] as usize;
+                            let vc = c.vc_of[li & 127];
+                            // Classes own disjoint VC ranges, so the VC gives the priority.
+                            let pri = if multi_prio {
+                                c.vc_prio[vc as usize]
+                            } else {
+                                0
+                            };
+                            if sa_req[i] >> o & 1 == 0 {
+                                sa_dup |= sa_seen & (1 << o);
+                                sa_seen |= 1 << o;
+                                sa_vc[i][o] = vc;
+                                sa_pri[i][o] = pri;
+                            } else if supersedes(
+                                vc,
+                                pri,
+                                sa_vc[i][o],
+                                sa_pri[i][o],
+                                self.sw_rr
+                                    [(lr * PORTS + i) * nlev + c.vc_lvl[vc as usize] as usize],
+                                v,
+                            ) {
+                                sa_vc[i][o] = vc;
+                                sa_pri[i][o] = pri;
+                            }
+                            sa_req[i] |= 1 << o;
+                            any_sa = true;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        // VC allocation (evaluated on the state at the start of the cycle).
+        self.scratch_grants.clear();
+        if !self.scratch_va.is_empty() {
+            self.va[lr].allocate(&self.scratch_va, 0, 0, &mut self.scratch_grants);
+        }
+
+        // Switch allocation, one pass per priority level, then speculation.
+        // Every pass excludes the inputs already matched, so there are at
+        // most PORTS grants in all.
+        let mut sw = [(0u8, 0u8); PORTS];
+        let mut n_sw = 0;
+        if any_sa {
+            if !multi_prio && sa_dup == 0 && c.sa_islip {
+                // No output asked for by two inputs: each input gets the
+                // output its iSLIP accept pointer picks (what allocate_fixed
+                // would give, without the request scan).
+                let sa = &mut self.sa[lr * nlev];
+                for (i, &m) in sa_req.iter().enumerate() {
+                    if m != 0 {
+                        let o = sa.grant_uncontested(i as u32, m);
+                        sw[n_sw] = (i as u8, o as u8);
+                        n_sw += 1;
+                    }
+                }
+            } else if !multi_prio {
+                n_sw = self.sa[lr * nlev].allocate_fixed(&sa_req, 0, 0, &mut sw);
+            } else {
+                let mut busy_in = 0u8;
+                let mut busy_out = 0u8;
+                let mut req = [0u8; PORTS];
+                for (li, &lvl) in c.prio_levels.iter().enumerate() {
+                    let mut any = false;
+                    for i in 0..PORTS {
+                        let mut m = 0u8;
+                        let mut bits = sa_req[i];
+                        while bits != 0 {
+                            let o = bits.trailing_zeros() as usize;
+                            bits &= bits - 1;
+                            if sa_pri[i][o] == lvl {
+                                m |= 1 << o;
+                            }
+                        }
+                        req[i] = m;
+                        any |= m != 0;
+                    }
+                    if !any {
+                        continue;
+                    }
+                    let start = n_sw;
+                    n_sw += self.sa[lr * nlev + li].allocate_fixed(
+                        &req,
+                        busy_in,
+                        busy_out,
+                        &mut sw[start..],
+                    );
+                    for &(i, o) in &sw[start..n_sw] {
+                        busy_in |= 1 << i;
+                        busy_out |= 1 << o;
+                    }
+                }
+            }
+        }
+        let sa_end = n_sw;
+        if any_spec {
+            let mut busy_in = 0u8;
+            let mut busy_out = 0u8;
+            for &(i, o) in &sw[..sa_end] {
+                busy_in |= 1 << i;
+                busy_out |= 1 << o;
+            }
+            n_sw +=
+                self.sa[lr * nlev].allocate_fixed(&spec_req, busy_in, busy_out, &mut sw[sa_end..]);
+        }
+
+        // Commit VC allocation.
+        let gbase = (r * pv) as u32;
+        for &(li, oi) in &self.scratch_grants {
+            let g = base + li as usize;
+            let bit = 1u128 << oi;
+            debug_assert!(self.ovc_in_use[lr] & bit == 0);
+            self.ovc_in_use[lr] |= bit;
+            self.ovc_tail_sent[lr] &= !bit;
+            self.owner[base + oi as usize] = gbase + li;
+            self.vcs[g].out = oi as u8;
+            self.vcs[g].st = ACTIVE;
+            self.vcs[g].next = t + c.vad;
+        }
+        // VCs that asked and got nothing retry after the allocator's delay.
+        if c.vad > 1 {
+            for &(li, _) in &self.scratch_va {
+                let g = base + li as usize;
+                if self.vcs[g].st == VC_ALLOC {
+                    self.vcs[g].next = t + c.vad;
+                }
+            }
+        }
+        // Commit switch allocation.
+        for (k, &(gi, go)) in sw[..n_sw].iter().enumerate() {
+            let (i, o) = (gi as usize, go as usize);
+            let speculative_grant = k >= sa_end;
+            let vc = if speculative_grant {
+                spec_vc[i][o]
+            } else {
+                sa_vc[i][o]
+            } as usize;
+            let g = base + i * v + vc;
+            if speculative_grant {
+                // Valid only if this cycle's VC allocation gave the head an
+                // output VC on this port with a free buffer slot.
+                if self.vcs[g].st != ACTIVE
+                    || c.port_of[self.vcs[g].out as usize & 127] as usize != o
+                    || self.credits[base + self.vcs[g].out as usize] == 0
+                {
+                    continue;
+                }
+            }
+            self.switch_flit(t, c, pk, lr, i, o, g, vc);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn switch_flit(
+        &mut self,
+        t: u64,
+        c: &Consts,
+        pk: &[Packet],
+        lr: usize,
+        i: usize,
+        o: usize,
+        g: usize,
+        vc: usize,
+    ) {
+        let v = c.v;
+        let r = self.r0 + lr;
+        let base = lr * c.pv;
+        let mut f = self.bufs.pop(g).expect("switch grant for an empty VC");
+        let dep = t + c.sad - 1;
+        // Credit back upstream for the freed slot.
+        let ip = r * PORTS + i;
+        let a = self.cred_timing[lr * PORTS + i].send(dep);
+        self.schedule(
+            c,
+            a,
+            Ev {
+                target: c.in_credit_link[ip],
+                vc: vc as u8,
+                credit: true,
+                flit: f,
+            },
+            c.in_credit_part[ip],
+        );
+        // Downstream buffer state.
+        let oi = self.vcs[g].out as usize;
+        let og = base + oi;
+        self.credits[og] -= 1;
+        if f.is_tail() {
+            let bit = 1u128 << oi;
+            if c.wait_tail || c.atomic_ovc & bit != 0 {
+                self.ovc_tail_sent[lr] |= bit;
+            } else {
+                self.ovc_in_use[lr] &= !bit;
+            }
+        }
+        self.sw_rr[(lr * PORTS + i) * c.nlev + c.vc_lvl[vc] as usize] =
+            (if vc + 1 == v { 0 } else { vc + 1 }) as u8;
+        let ovc = c.vc_of[oi & 127];
+        if f.is_head() {
+            f.add_hop();
+        }
+        // Classes own disjoint VC ranges: the output VC gives the class.
+        let class = c.vc_class[ovc as usize & 31] as usize;
+        debug_assert_eq!(class, pk[f.pkt as usize].class as usize);
+        self.link_flits[(lr * PORTS + o) * c.nclasses + class] += 1;
+        if o != LOCAL {
+            self.cyc.flit_hops += 1;
+        }
+        let op = r * PORTS + o;
+        let a = self.out_timing[lr * PORTS + o].send(dep + c.xd_od);
+        self.schedule(
+            c,
+            a,
+            Ev {
+                target: c.out_link[op],
+                vc: ovc,
+                credit: false,
+                flit: f,
+            },
+            c.out_part[op],
+        );
+        self.progressed = true;
+        // Next state of the input VC.
+        if self.bufs.is_empty(g) {
+            self.work[lr] &= !(1u128 << (g - base));
+            if f.is_tail() {
+                self.vcs[g].st = IDLE;
+            } else {
+                self.vcs[g].next = t + c.sad;
+            }
+        } else if f.is_tail() {
+            if c.rd > 0 {
+                self.vcs[g].st = ROUTING;
+            } else {
+                let nf = self.bufs.front(g).expect("non-empty");
+                self.vcs[g].route = Self::compute_route(c, pk, r, nf.pkt);
+                self.vcs[g].st = VC_ALLOC;
+            }
+            self.vcs[g].next = t + c.sad;
+        } else {
+            self.vcs[g].next = t + c.sad;
+        }
+    }
+}
+
+/// BookSim's round-robin "supersedes" rule between two VCs of one input
+/// asking for the same output: higher priority, then the VC closer after
+/// the input's round-robin offset.
+#[inline]
+fn supersedes(vc: u8, pri: u8, other: u8, other_pri: u8, offset: u8, v: usize) -> bool {
+    // (x − offset) mod v, for x and offset below v.
+    let d = |x: u8| {
+        let (x, off) = (x as usize, offset as usize);
+        if x >= off {
+            x - off
+        } else {
+            x + v - off
+        }
+    };
+    pri > other_pri || (pri == other_pri && d(vc) < d(other))
 }

@@ -307,7 +307,7 @@ pub fn run_measured_observed(
     while total_phases < ctl.max_samples && (state != State::Running || converged < 3) {
         if clear_last || (state == State::WarmingUp && total_phases % 2 == 0) {
             clear_last = false;
-            meas.clear(net.now(), net.injected_by_node());
+            meas.clear(net.now(), &net.injected_by_node());
             if state == State::Running {
                 link_at_start = net.link_flits().to_vec();
                 window.0 = net.now();

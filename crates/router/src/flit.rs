@@ -9,7 +9,8 @@ pub struct Flit {
     pub pkt: u32,
     /// Position of the flit in its packet, 0-based.
     pub seq: u16,
-    /// Bit 0: head; bit 1: tail.
+    /// Bit 0: head; bit 1: tail; bits 2..16: routers the flit has been
+    /// switched through (see [`Flit::hops`]).
     pub flags: u16,
 }
 
@@ -39,6 +40,23 @@ impl Flit {
     pub fn is_tail(self) -> bool {
         self.flags & Self::TAIL != 0
     }
+    /// Largest hop count a flit can carry.
+    pub const MAX_HOPS: u16 = u16::MAX >> 2;
+    /// Routers this flit has been switched through, counted by
+    /// [`Flit::add_hop`] (the mesh counts them on head flits only, so that
+    /// a packet's hop count travels with it instead of living in a table
+    /// that every router would write).
+    #[inline]
+    pub fn hops(self) -> u16 {
+        self.flags >> 2
+    }
+    /// Count one more router. A caller must keep paths within
+    /// [`Flit::MAX_HOPS`] (the mesh checks its diameter when it is built).
+    #[inline]
+    pub fn add_hop(&mut self) {
+        debug_assert!(self.hops() < Self::MAX_HOPS, "hop count overflow");
+        self.flags += 4;
+    }
 }
 
 #[cfg(test)]
@@ -52,5 +70,18 @@ mod tests {
         assert!(!g.is_head() && !g.is_tail());
         assert!(Flit::new(3, 3, 4).is_tail());
         assert_eq!(std::mem::size_of::<Flit>(), 8);
+    }
+    #[test]
+    fn hop_count_leaves_head_and_tail_bits_alone() {
+        let mut f = Flit::new(7, 0, 1);
+        for k in 1..=300u16 {
+            f.add_hop();
+            assert_eq!(f.hops(), k);
+        }
+        assert!(f.is_head() && f.is_tail());
+        let mut g = Flit::new(7, 2, 4);
+        g.add_hop();
+        assert!(!g.is_head() && !g.is_tail());
+        assert_eq!(g.hops(), 1);
     }
 }
