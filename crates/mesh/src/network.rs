@@ -30,12 +30,14 @@
 //! are reported by the source part, deliveries by the destination part,
 //! and the table is updated after the cycle, parts in ascending order.
 //!
-//! With one thread there is one part. With `N > 1` threads there are
-//! `4N` parts (at most one per row) and `N − 1` workers; between two
-//! barriers per cycle each thread simulates its own run of parts and then
-//! takes parts other threads have not started (so a slower core, or the
-//! calling thread's driver work, does not hold the others up). Results do
-//! not depend on `N`, nor on which thread simulates which part:
+//! With one thread there is one part. With `N > 1` threads (at most one
+//! per row) each thread gets an equal share of the rows cut into bands of
+//! halving height, and there are `N − 1` workers; between two barriers
+//! per cycle each thread simulates its own bands, largest first, and then
+//! takes the bands other threads have not started, smallest first (so a
+//! slower core, or the calling thread's driver work, does not hold the
+//! others up). Results depend neither on `N`, nor on the bands, nor on
+//! which thread simulates which band:
 //! - within a cycle, arrivals at one router commute (one flit per input
 //!   VC per cycle; flits, credits and interface credits touch disjoint
 //!   state), so a part's wheel order does not matter except for
@@ -188,6 +190,14 @@ struct Packet {
     inj_sum: u64,
     tag: u64,
     live: bool,
+}
+
+/// A packet for a source queue, handed to its part with the next cycle.
+#[derive(Clone, Copy, Debug)]
+struct Queued {
+    node: u32,
+    class: u8,
+    slot: u32,
 }
 
 /// A packet whose tail left its source queue this cycle.
@@ -392,14 +402,20 @@ fn set_bit(words: &mut [u64], i: usize) {
 /// barrier's wake-up.
 struct SpinBarrier {
     n: usize,
+    /// Busy-wait rounds before yielding: none when there are more threads
+    /// than cores (a spinning thread would keep the one it waits for off
+    /// its core).
+    spin: u32,
     count: AtomicUsize,
     generation: AtomicUsize,
 }
 
 impl SpinBarrier {
     fn new(n: usize) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         SpinBarrier {
             n,
+            spin: if n > cores { 0 } else { 1 << 11 },
             count: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
         }
@@ -412,14 +428,17 @@ impl SpinBarrier {
             self.generation.fetch_add(1, Ordering::Release);
             return;
         }
-        let backoff = crossbeam::utils::Backoff::new();
+        let mut spins = 0u32;
         let mut rounds = 0u32;
         while self.generation.load(Ordering::Acquire) == g {
             if abort.load(Ordering::Acquire) {
                 return;
             }
-            if !backoff.is_completed() {
-                backoff.snooze();
+            // Spin a few microseconds before giving the core away: a yield
+            // is a system call and delays the wake-up.
+            if spins < self.spin {
+                spins += 1;
+                std::hint::spin_loop();
             } else if rounds < 2000 {
                 rounds += 1;
                 std::thread::yield_now();
@@ -439,10 +458,16 @@ struct Core {
     /// `from − 1`, 1: to `from + 1`): items sent in cycle `t` sit in parity
     /// `t & 1` until the receiver takes them in cycle `t + 1`.
     mail: Vec<Mutex<Vec<RemoteEv>>>,
+    /// Per part: packets enqueued since the last cycle, in call order.
+    /// The part puts them into its source queues itself, so the calling
+    /// thread does not touch the part's memory for each packet.
+    handoff: Vec<Mutex<Vec<Queued>>>,
     /// Threads (the calling one and `nthreads − 1` workers).
     nthreads: usize,
     /// Per part: taken by a thread in the current cycle.
     claimed: Vec<AtomicBool>,
+    /// Per thread: its parts, largest first.
+    order: Vec<Vec<usize>>,
     start: SpinBarrier,
     end: SpinBarrier,
     t: AtomicU64,
@@ -453,26 +478,27 @@ impl Core {
     fn lock(&self, p: usize) -> MutexGuard<'_, Part> {
         self.parts[p].lock().expect("a simulation thread panicked")
     }
-    /// Thread `j`'s share of cycle `t`: its own run of parts in order,
-    /// then any part another thread has not started yet (from the far end
-    /// of that thread's run), so that a slower core or the calling
-    /// thread's driver work does not hold the others up. Which thread
-    /// simulates a part changes nothing in the results.
+    /// Thread `j`'s share of cycle `t`: its own parts, largest first,
+    /// then any part another thread has not started yet, smallest first
+    /// (so that a slower core or the calling thread's driver work does not
+    /// hold the others up, and the last parts taken are small). Which
+    /// thread simulates a part changes nothing in the results.
     fn run_thread(&self, j: usize, t: u64) {
         let pk = self.pkts.read().expect("a simulation thread panicked");
-        let (np, nt) = (self.parts.len(), self.nthreads);
+        let nt = self.nthreads;
         if nt == 1 {
-            for p in 0..np {
-                self.lock(p).cycle(t, &self.c, &pk, &self.mail);
+            for p in 0..self.parts.len() {
+                self.lock(p)
+                    .cycle(t, &self.c, &pk, &self.mail, &self.handoff[p]);
             }
             return;
         }
-        let run = |k: usize| k * np / nt..(k + 1) * np / nt;
-        let own = run(j);
-        let others = (1..nt).flat_map(|d| run((j + d) % nt).rev());
-        for p in own.chain(others) {
+        let own = self.order[j].iter();
+        let others = (1..nt).flat_map(|d| self.order[(j + d) % nt].iter().rev());
+        for &p in own.chain(others) {
             if !self.claimed[p].swap(true, Ordering::AcqRel) {
-                self.lock(p).cycle(t, &self.c, &pk, &self.mail);
+                self.lock(p)
+                    .cycle(t, &self.c, &pk, &self.mail, &self.handoff[p]);
             }
         }
     }
@@ -483,6 +509,8 @@ pub struct Network {
     core: Arc<Core>,
     cfg: NetworkConfig,
     workers: Vec<JoinHandle<()>>,
+    /// Per part: packets enqueued for the next cycle (see `Core::handoff`).
+    pending: Vec<Vec<Queued>>,
     free: Vec<u32>,
     outstanding: usize,
     now: u64,
@@ -645,18 +673,44 @@ impl Network {
             .chain(&inj_timing)
             .all(|l| l.cycles_per_flit() == 1);
 
-        // Parts: contiguous ranges of rows.
-        // One part per thread would leave the threads as slow as the
-        // slowest core; four per thread let them balance (`run_thread`).
-        let nparts = if threads <= 1 {
-            1
-        } else {
-            (threads * 4).min(topo.height)
-        };
-        let nthreads = threads.clamp(1, nparts);
-        let part_start: Vec<usize> = (0..=nparts)
-            .map(|p| p * topo.height / nparts * topo.width)
-            .collect();
+        // Parts: contiguous bands of rows. Each thread gets an equal share
+        // of the rows, cut into bands of halving height (its share 16 rows:
+        // 8, 4, 2, 1, 1), largest at the outer edge of the share. One band
+        // per thread would leave the threads as slow as the slowest core;
+        // with these, a thread that is done early takes the other threads'
+        // small bands (`Core::run_thread`) and little is left to wait for.
+        let nthreads = threads.clamp(1, topo.height);
+        let mut bands: Vec<usize> = Vec::new(); // heights, top to bottom
+        let mut order: Vec<Vec<usize>> = Vec::new();
+        for j in 0..nthreads {
+            let share = (j + 1) * topo.height / nthreads - j * topo.height / nthreads;
+            let mut cuts = Vec::new();
+            let mut left = share;
+            while left > 0 {
+                let h = if nthreads == 1 {
+                    left
+                } else {
+                    left.div_ceil(2)
+                };
+                cuts.push(h);
+                left -= h;
+            }
+            let first = bands.len();
+            let k = cuts.len();
+            // The last thread's largest band is at the bottom.
+            if j + 1 == nthreads && j > 0 {
+                cuts.reverse();
+                order.push((first..first + k).rev().collect());
+            } else {
+                order.push((first..first + k).collect());
+            }
+            bands.extend(cuts);
+        }
+        let nparts = bands.len();
+        let mut part_start = vec![0usize];
+        for h in &bands {
+            part_start.push(part_start.last().copied().unwrap_or(0) + h * topo.width);
+        }
         let mut part_of = vec![0u16; r_n];
         for p in 0..nparts {
             for x in &mut part_of[part_start[p]..part_start[p + 1]] {
@@ -792,7 +846,9 @@ impl Network {
                 .map(|_| Mutex::new(Vec::new()))
                 .collect(),
             nthreads,
+            handoff: (0..nparts).map(|_| Mutex::new(Vec::new())).collect(),
             claimed: (0..nparts).map(|_| AtomicBool::new(false)).collect(),
+            order,
             start: SpinBarrier::new(nthreads),
             end: SpinBarrier::new(nthreads),
             t: AtomicU64::new(0),
@@ -822,6 +878,7 @@ impl Network {
             core,
             cfg,
             workers,
+            pending: vec![Vec::new(); nparts],
             free: Vec::new(),
             outstanding: 0,
             now: 0,
@@ -995,14 +1052,11 @@ impl Network {
             }
         };
         self.outstanding += 1;
-        let src = p.src as usize;
-        let part = self.core.c.part_of[src] as usize;
-        let mut pt = self.core.lock(part);
-        let ln = src - pt.r0;
-        let ni = &mut pt.ni[ln];
-        ni.queues[p.class as usize].push_back(slot);
-        ni.queued += 1;
-        set_bit(&mut pt.ni_on, ln);
+        self.pending[self.core.c.part_of[p.src as usize] as usize].push(Queued {
+            node: p.src,
+            class: p.class,
+            slot,
+        });
         Ok(())
     }
 
@@ -1010,6 +1064,18 @@ impl Network {
     /// for `deadlock_timeout` cycles while flits are in the network.
     pub fn step(&mut self) -> Result<(), Box<DeadlockReport>> {
         let t = self.now;
+        for (p, q) in self.pending.iter_mut().enumerate() {
+            if !q.is_empty() {
+                // The part's list was emptied by its last cycle: the two
+                // buffers swap and keep their capacity.
+                std::mem::swap(
+                    q,
+                    &mut self.core.handoff[p]
+                        .lock()
+                        .expect("a simulation thread panicked"),
+                );
+            }
+        }
         if self.workers.is_empty() {
             self.core.run_thread(0, t);
         } else {
@@ -1257,7 +1323,24 @@ impl Network {
 
 impl Part {
     /// Simulate cycle `t` of this part's routers and interfaces.
-    fn cycle(&mut self, t: u64, c: &Consts, pk: &[Packet], mail: &[Mutex<Vec<RemoteEv>>]) {
+    fn cycle(
+        &mut self,
+        t: u64,
+        c: &Consts,
+        pk: &[Packet],
+        mail: &[Mutex<Vec<RemoteEv>>],
+        handoff: &Mutex<Vec<Queued>>,
+    ) {
+        {
+            let mut q = handoff.lock().expect("a simulation thread panicked");
+            for e in q.drain(..) {
+                let ln = e.node as usize - self.r0;
+                let ni = &mut self.ni[ln];
+                ni.queues[e.class as usize].push_back(e.slot);
+                ni.queued += 1;
+                set_bit(&mut self.ni_on, ln);
+            }
+        }
         let np = self.np;
         let id = self.id as usize;
         if np > 1 {
