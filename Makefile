@@ -37,7 +37,7 @@ proptest-long:
 ## thread, then 32x32 at 0.05 on two (the parallel engine's speed-up).
 bench: build
 	$(WAFERNOC) bench
-	$(WAFERNOC) --threads 2 bench --only 32x32_uniform_0.05
+	$(WAFERNOC) --threads 2 bench --only 32x32_uniform_0.05 --speedup 5
 
 ## Full BookSim2 comparison table (docs/validation.md).
 validate: build

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
+use wafernoc_mesh::network::default_threads;
 use wafernoc_mesh::sim::TrafficSource;
 use wafernoc_mesh::{MeshSpec, Network, NetworkConfig, NewPacket};
 use wafernoc_router::RouterConfig;
@@ -33,6 +34,11 @@ pub struct BenchArgs {
     /// Print one JSON object per case instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Parallel speed-up: run each case N times on one thread and N times
+    /// on --threads, alternating (this machine's speed drifts from run to
+    /// run), and print the medians and their ratio.
+    #[arg(long, value_name = "N")]
+    pub speedup: Option<u32>,
 }
 
 /// One benchmark case.
@@ -133,7 +139,12 @@ fn peak_rss_mib() -> f64 {
 }
 
 /// Run one case.
-pub fn run_case(c: &Case, scale: f64, step_all: bool) -> Result<BenchResult, CliError> {
+pub fn run_case(
+    c: &Case,
+    scale: f64,
+    step_all: bool,
+    threads: usize,
+) -> Result<BenchResult, CliError> {
     let cfg = NetworkConfig {
         mesh: MeshSpec {
             rows: c.k,
@@ -148,7 +159,7 @@ pub fn run_case(c: &Case, scale: f64, step_all: bool) -> Result<BenchResult, Cli
         step_all,
         ..Default::default()
     };
-    let mut net = Network::new(cfg).map_err(|e| CliError::new(e.to_string()))?;
+    let mut net = Network::with_threads(cfg, threads).map_err(|e| CliError::new(e.to_string()))?;
     let spec = SyntheticSpec {
         rate: c.rate,
         sizes: vec![4],
@@ -189,6 +200,65 @@ pub fn run_case(c: &Case, scale: f64, step_all: bool) -> Result<BenchResult, Cli
     })
 }
 
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// `--speedup N`: alternate one-thread and N-thread runs of a case.
+fn speedup(c: &Case, a: &BenchArgs, n: u32) -> Result<(), CliError> {
+    let threads = default_threads();
+    let mut one = Vec::new();
+    let mut many = Vec::new();
+    let mut used = threads;
+    for _ in 0..n {
+        one.push(run_case(c, a.scale, a.step_all, 1)?.seconds);
+        let r = run_case(c, a.scale, a.step_all, threads)?;
+        used = r.threads;
+        many.push(r.seconds);
+    }
+    let pairs: Vec<f64> = one.iter().zip(&many).map(|(x, y)| x / y).collect();
+    let fmt = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (m1, mn, mp) = (
+        median(&mut one.clone()),
+        median(&mut many.clone()),
+        median(&mut pairs.clone()),
+    );
+    if a.json {
+        let v = serde_json::json!({
+            "name": c.name,
+            "threads": used,
+            "seconds_one_thread": one,
+            "seconds_threads": many,
+            "median_one_thread": m1,
+            "median_threads": mn,
+            "speedup_of_medians": m1 / mn,
+            "median_pair_speedup": mp,
+        });
+        println!("{v}");
+    } else {
+        println!("{}: 1 thread  s: {}", c.name, fmt(&one));
+        println!("{}: {used} threads s: {}", c.name, fmt(&many));
+        println!(
+            "{}: medians {m1:.3} s / {mn:.3} s = {:.2}x; median of pair ratios {mp:.2}x (pairs: {})",
+            c.name,
+            m1 / mn,
+            fmt(&pairs)
+        );
+    }
+    Ok(())
+}
+
 /// `wafernoc bench`.
 pub fn run(a: BenchArgs) -> CmdResult {
     if !(a.scale > 0.0 && a.scale.is_finite()) {
@@ -197,23 +267,34 @@ pub fn run(a: BenchArgs) -> CmdResult {
             a.scale
         )));
     }
+    if a.speedup == Some(0) || (a.speedup.is_some() && default_threads() < 2) {
+        return Err(CliError::new(
+            "--speedup N needs N >= 1 and --threads of 2 or more (it compares them with one thread)",
+        ));
+    }
     if !a.json {
         println!(
             "wafernoc {} bench, {} thread(s){}; 4 VCs x 8 flits, 4-flit packets, XY, uniform Bernoulli",
             env!("CARGO_PKG_VERSION"),
-            wafernoc_mesh::network::default_threads(),
+            default_threads(),
             if a.step_all { ", step-all check mode" } else { "" }
         );
-        println!(
-            "{:<22} {:>9} {:>8} {:>14} {:>16} {:>10} {:>10}",
-            "case", "cycles", "secs", "cycles/s", "flit-hops/s", "us/cycle", "peakMiB"
-        );
+        if a.speedup.is_none() {
+            println!(
+                "{:<22} {:>9} {:>8} {:>14} {:>16} {:>10} {:>10}",
+                "case", "cycles", "secs", "cycles/s", "flit-hops/s", "us/cycle", "peakMiB"
+            );
+        }
     }
     for c in CASES
         .iter()
         .filter(|c| a.only.as_deref().is_none_or(|o| c.name.contains(o)))
     {
-        let r = run_case(c, a.scale, a.step_all)?;
+        if let Some(n) = a.speedup {
+            speedup(c, &a, n)?;
+            continue;
+        }
+        let r = run_case(c, a.scale, a.step_all, default_threads())?;
         if a.json {
             println!("{}", serde_json::to_string(&r).expect("serialisable"));
         } else {
