@@ -864,7 +864,16 @@ impl Network {
                         if core.stop.load(Ordering::Acquire) {
                             return;
                         }
-                        core.run_thread(p, core.t.load(Ordering::Acquire));
+                        let t = core.t.load(Ordering::Acquire);
+                        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            core.run_thread(p, t)
+                        }));
+                        if run.is_err() {
+                            // A bug: release the calling thread, which
+                            // reports it, instead of leaving it waiting.
+                            core.stop.store(true, Ordering::Release);
+                            return;
+                        }
                         core.end.wait(&core.stop);
                     })
                     .map_err(|e| ConfigError::Other {
@@ -1086,6 +1095,10 @@ impl Network {
             self.core.start.wait(&self.core.stop);
             self.core.run_thread(0, t);
             self.core.end.wait(&self.core.stop);
+            assert!(
+                !self.core.stop.load(Ordering::Acquire),
+                "a simulation thread panicked"
+            );
         }
         self.merge(t);
         self.now += 1;
