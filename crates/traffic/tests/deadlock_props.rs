@@ -11,6 +11,9 @@
 //!   sub-CDG); the unsafe routing's CDG has a cycle on meshes ≥ 2×2.
 //! - The unsafe routing really deadlocks under heavy traffic and the runtime
 //!   detector reports the wait-for cycle (a test fails without it).
+//! - Any of these cases gives the same deliveries, counters and deadlock
+//!   report on 2 to 6 threads as on one (fails if the parallel engine
+//!   merges its parts in another order).
 //!
 //! `PROPTEST_CASES` sets the number of cases per property (`make test`: 64,
 //! `make proptest-long`: 10,000). A failing case shrinks and is printed as a
@@ -239,6 +242,67 @@ fn run_case(case: &Case) -> Result<Outcome, String> {
         ));
     }
     Ok(Outcome::Drained { packets: tags })
+}
+
+/// Everything observable of a case run on `threads` threads: every
+/// delivery with its cycle, the measured-age probe and invariants every 64
+/// cycles, the deadlock report if any, and the final counters, link and
+/// node counts.
+fn observe(case: &Case, threads: usize) -> Result<Vec<String>, String> {
+    let mut net = Network::with_threads(case.network.clone(), threads)
+        .map_err(|e| format!("network: {e}"))?;
+    let topo = net.topology().clone();
+    let inner = Synthetic::new(case.traffic.clone(), &topo).map_err(|e| format!("traffic: {e}"))?;
+    let classes = if case.drive.classes_round_robin {
+        net.num_classes() as u8
+    } else {
+        1
+    };
+    let mut src = RoundRobinClasses {
+        inner,
+        classes,
+        next: 0,
+    };
+    let d = &case.drive;
+    let mut log = Vec::new();
+    let mut buf = Vec::new();
+    let (mut tags, mut enq_flits) = (0u64, 0u64);
+    loop {
+        let t = net.now();
+        if t < d.inject_cycles {
+            buf.clear();
+            src.generate(t, &mut buf);
+            for mut p in buf.drain(..) {
+                if enq_flits + p.size as u64 > d.max_flits {
+                    continue;
+                }
+                p.tag = tags % 3;
+                tags += 1;
+                enq_flits += p.size as u64;
+                net.enqueue(p).map_err(|e| format!("enqueue: {e}"))?;
+            }
+        } else if net.packets_outstanding() == 0 {
+            break;
+        }
+        if t >= d.inject_cycles + d.drain_bound {
+            log.push(format!("bound reached at {t}"));
+            break;
+        }
+        if let Err(r) = net.step() {
+            log.push(format!("{r:?}"));
+            break;
+        }
+        log.extend(net.drain_delivered().map(|got| format!("{t} {got:?}")));
+        if t % 64 == 0 {
+            net.check_invariants()
+                .map_err(|e| format!("{threads} threads, cycle {t}: {e}"))?;
+            log.push(format!("{:?}", net.measured_ages(1)));
+        }
+    }
+    log.push(format!("{:?}", net.counters()));
+    log.push(format!("{:?}", net.link_flits()));
+    log.push(format!("{:?}", net.injected_by_node()));
+    Ok(log)
 }
 
 fn run_prop(case: &Case) -> Result<(), TestCaseError> {
@@ -609,6 +673,27 @@ proptest! {
     #[test]
     fn proptest_unsafe_routing_deadlocks_and_is_reported(case in unsafe_case()) {
         run_prop(&case)?;
+    }
+
+    /// The parallel engine: any case (safe ones that drain, unsafe ones
+    /// that deadlock) gives the same deliveries in the same order, the
+    /// same counters and the same deadlock report on 2 to 6 threads as on
+    /// one.
+    #[test]
+    fn proptest_thread_count_does_not_change_results(
+        case in prop_oneof![3 => safe_case(), 1 => unsafe_case()],
+        threads in 2usize..=6,
+    ) {
+        let one = observe(&case, 1).map_err(|e| TestCaseError::fail(format!("{e}\n{}", case.to_toml())))?;
+        let many = observe(&case, threads).map_err(|e| TestCaseError::fail(format!("{e}\n{}", case.to_toml())))?;
+        prop_assert!(one.len() > 3);
+        if let Some(k) = one.iter().zip(&many).position(|(a, b)| a != b) {
+            return Err(TestCaseError::fail(format!(
+                "{threads} threads differ from one at entry {k}:\n  1: {}\n  {threads}: {}\n{}",
+                one[k], many[k], case.to_toml()
+            )));
+        }
+        prop_assert_eq!(one.len(), many.len(), "{} threads: different lengths\n{}", threads, case.to_toml());
     }
 }
 
