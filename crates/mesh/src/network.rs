@@ -69,6 +69,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 
+use crossbeam::utils::CachePadded;
 use wafernoc_router::{Allocator, AllocatorKind, Flit, LinkTiming, VcBuffers};
 
 use crate::config::{ConfigError, NetworkConfig};
@@ -406,8 +407,11 @@ struct SpinBarrier {
     /// than cores (a spinning thread would keep the one it waits for off
     /// its core).
     spin: u32,
-    count: AtomicUsize,
-    generation: AtomicUsize,
+    /// Arrivals, and the generation the waiters watch, on cache lines of
+    /// their own (the arriving thread's write would otherwise evict the
+    /// line every waiter spins on).
+    count: CachePadded<AtomicUsize>,
+    generation: CachePadded<AtomicUsize>,
 }
 
 impl SpinBarrier {
@@ -416,8 +420,8 @@ impl SpinBarrier {
         SpinBarrier {
             n,
             spin: if n > cores { 0 } else { 1 << 11 },
-            count: AtomicUsize::new(0),
-            generation: AtomicUsize::new(0),
+            count: CachePadded::new(AtomicUsize::new(0)),
+            generation: CachePadded::new(AtomicUsize::new(0)),
         }
     }
     /// Wait for all `n` threads, or until `abort` is set.
@@ -464,8 +468,9 @@ struct Core {
     handoff: Vec<Mutex<Vec<Queued>>>,
     /// Threads (the calling one and `nthreads − 1` workers).
     nthreads: usize,
-    /// Per part: taken by a thread in the current cycle.
-    claimed: Vec<AtomicBool>,
+    /// Per part: taken by a thread in the current cycle (one cache line
+    /// each: threads claim neighbouring parts at the same time).
+    claimed: Vec<CachePadded<AtomicBool>>,
     /// Per thread: its parts, largest first.
     order: Vec<Vec<usize>>,
     start: SpinBarrier,
@@ -847,7 +852,9 @@ impl Network {
                 .collect(),
             nthreads,
             handoff: (0..nparts).map(|_| Mutex::new(Vec::new())).collect(),
-            claimed: (0..nparts).map(|_| AtomicBool::new(false)).collect(),
+            claimed: (0..nparts)
+                .map(|_| CachePadded::new(AtomicBool::new(false)))
+                .collect(),
             order,
             start: SpinBarrier::new(nthreads),
             end: SpinBarrier::new(nthreads),
