@@ -284,6 +284,12 @@ struct Consts {
     /// offset from the grant), so switch requests skip the link check.
     fast_links: bool,
     step_all: bool,
+    /// The default pipeline: 1-cycle routing, VC and switch allocation and
+    /// crossbar, no output delay, not speculative, one priority level,
+    /// every link one flit per cycle, output VCs released with their tail.
+    /// The router step is compiled once for it with these as constants
+    /// (`router_step::<true>`) and once for everything else.
+    simple: bool,
     routing: Routing,
     class_lo: Vec<u8>,
     class_hi: Vec<u8>,
@@ -676,7 +682,7 @@ impl Network {
         let in_credit_part: Vec<u16> = in_credit_link.iter().map(|&l| target_part(l)).collect();
 
         let nclasses = classes.len();
-        let c = Consts {
+        let mut c = Consts {
             v,
             pv,
             depth,
@@ -702,6 +708,7 @@ impl Network {
             sa_islip: matches!(rc.sw_allocator, AllocatorKind::Islip { .. }),
             fast_links,
             step_all: cfg.step_all,
+            simple: false,
             routing: cfg.routing,
             class_lo,
             class_hi,
@@ -724,6 +731,16 @@ impl Network {
             wheel_mask: wheel_len - 1,
             topo,
         };
+        c.simple = c.rd == 1
+            && c.vad == 1
+            && c.sad == 1
+            && c.xd_od == 1
+            && !c.speculative
+            && c.prio_levels.len() <= 1
+            && c.nlev == 1
+            && c.fast_links
+            && !c.wait_tail
+            && c.atomic_ovc == 0;
         let parts: Vec<Mutex<Part>> = (0..nparts)
             .map(|p| {
                 let (r0, r1) = (part_start[p], part_start[p + 1]);
@@ -1275,7 +1292,11 @@ impl Part {
         }
         self.process_arrivals(t, c, pk);
         self.process_interfaces(t, c, pk);
-        self.process_routers(t, c, pk);
+        if c.simple {
+            self.process_routers::<true>(t, c, pk);
+        } else {
+            self.process_routers::<false>(t, c, pk);
+        }
         if np > 1 {
             let par = (t & 1) as usize;
             for dir in 0..2 {
@@ -1556,7 +1577,9 @@ impl Part {
         self.progressed = true;
     }
 
-    fn process_routers(&mut self, t: u64, c: &Consts, pk: &[Packet]) {
+    /// `D`: the configuration is [`Consts::simple`] (its delays and flags
+    /// are then constants in the router step).
+    fn process_routers<const D: bool>(&mut self, t: u64, c: &Consts, pk: &[Packet]) {
         let words = self.router_on.len();
         for w in 0..words {
             let mut bits = if c.step_all { !0u64 } else { self.router_on[w] };
@@ -1567,7 +1590,7 @@ impl Part {
                 if lr >= self.nr {
                     break;
                 }
-                self.router_step(t, c, pk, lr);
+                self.router_step::<D>(t, c, pk, lr);
                 if self.work[lr] == 0 {
                     self.router_on[w] &= !(1 << b);
                 }
@@ -1575,8 +1598,15 @@ impl Part {
         }
     }
 
-    fn router_step(&mut self, t: u64, c: &Consts, pk: &[Packet], lr: usize) {
+    fn router_step<const D: bool>(&mut self, t: u64, c: &Consts, pk: &[Packet], lr: usize) {
         let v = c.v;
+        // With `D` these are constants (see `Consts::simple`).
+        let speculative = !D && c.speculative;
+        let fast_links = D || c.fast_links;
+        let rd = if D { 1 } else { c.rd };
+        let vad = if D { 1 } else { c.vad };
+        let sad = if D { 1 } else { c.sad };
+        let xd_od = if D { 1 } else { c.xd_od };
         let pv = c.pv;
         let r = self.r0 + lr;
         let base = lr * pv;
@@ -1594,13 +1624,13 @@ impl Part {
         let mut spec_req = [0u8; PORTS];
         let mut spec_vc = [[0u8; PORTS]; PORTS];
         let in_use = self.ovc_in_use[lr];
-        let multi_prio = c.prio_levels.len() > 1;
+        let multi_prio = !D && c.prio_levels.len() > 1;
         let mut any_sa = false;
         let mut any_spec = false;
         // Outputs asked for by some input, and by two or more inputs.
         let mut sa_seen = 0u8;
         let mut sa_dup = 0u8;
-        let nlev = c.nlev;
+        let nlev = if D { 1 } else { c.nlev };
 
         while act != 0 {
             let li = act.trailing_zeros() as usize;
@@ -1611,7 +1641,7 @@ impl Part {
                 continue;
             }
             match s.st {
-                ROUTING if t + 1 >= s.next + c.rd => {
+                ROUTING if t + 1 >= s.next + rd => {
                     let f = self.bufs.front(g).expect("routing VC holds its head");
                     self.vcs[g].route = Self::compute_route(c, pk, r, f.pkt);
                     self.vcs[g].st = VC_ALLOC;
@@ -1622,7 +1652,7 @@ impl Part {
                     if req != 0 {
                         self.scratch_va.push((li as u32, req));
                     }
-                    if c.speculative {
+                    if speculative {
                         let i = c.port_of[li & 127] as usize;
                         let vc = c.vc_of[li & 127];
                         let mut ports = s.route;
@@ -1632,9 +1662,8 @@ impl Part {
                             // A speculative grant sends in this cycle too, so
                             // its output link must be able to take a flit
                             // (slow wafer-crossing links), as for ACTIVE VCs.
-                            if !c.fast_links
-                                && !self.out_timing[lr * PORTS + o]
-                                    .can_send(t + c.sad - 1 + c.xd_od)
+                            if !fast_links
+                                && !self.out_timing[lr * PORTS + o].can_send(t + sad - 1 + xd_od)
                             {
                                 continue;
                             }
@@ -1660,8 +1689,8 @@ impl Part {
                     let oi = s.out as usize;
                     if self.credits[base + oi] > 0 {
                         let o = c.port_of[oi & 127] as usize;
-                        let send_at = t + c.sad - 1 + c.xd_od;
-                        if c.fast_links || self.out_timing[lr * PORTS + o].can_send(send_at) {
+                        let send_at = t + sad - 1 + xd_od;
+                        if fast_links || self.out_timing[lr * PORTS + o].can_send(send_at) {
                             let i = c.port_of[li & 127] as usize;
                             let vc = c.vc_of[li & 127];
                             // Classes own disjoint VC ranges, so the VC gives the priority.
@@ -1674,18 +1703,22 @@ impl Part {
                                 sa_dup |= sa_seen & (1 << o);
                                 sa_seen |= 1 << o;
                                 sa_vc[i][o] = vc;
-                                sa_pri[i][o] = pri;
+                                if multi_prio {
+                                    sa_pri[i][o] = pri;
+                                }
                             } else if supersedes(
                                 vc,
                                 pri,
                                 sa_vc[i][o],
-                                sa_pri[i][o],
-                                self.sw_rr
-                                    [(lr * PORTS + i) * nlev + c.vc_lvl[vc as usize] as usize],
+                                if multi_prio { sa_pri[i][o] } else { 0 },
+                                self.sw_rr[(lr * PORTS + i) * nlev
+                                    + if D { 0 } else { c.vc_lvl[vc as usize] as usize }],
                                 v,
                             ) {
                                 sa_vc[i][o] = vc;
-                                sa_pri[i][o] = pri;
+                                if multi_prio {
+                                    sa_pri[i][o] = pri;
+                                }
                             }
                             sa_req[i] |= 1 << o;
                             any_sa = true;
@@ -1781,14 +1814,14 @@ impl Part {
             self.owner[base + oi as usize] = gbase + li;
             self.vcs[g].out = oi as u8;
             self.vcs[g].st = ACTIVE;
-            self.vcs[g].next = t + c.vad;
+            self.vcs[g].next = t + vad;
         }
         // VCs that asked and got nothing retry after the allocator's delay.
-        if c.vad > 1 {
+        if vad > 1 {
             for &(li, _) in &self.scratch_va {
                 let g = base + li as usize;
                 if self.vcs[g].st == VC_ALLOC {
-                    self.vcs[g].next = t + c.vad;
+                    self.vcs[g].next = t + vad;
                 }
             }
         }
@@ -1812,12 +1845,12 @@ impl Part {
                     continue;
                 }
             }
-            self.switch_flit(t, c, pk, lr, i, o, g, vc);
+            self.switch_flit::<D>(t, c, pk, lr, i, o, g, vc);
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn switch_flit(
+    fn switch_flit<const D: bool>(
         &mut self,
         t: u64,
         c: &Consts,
@@ -1829,10 +1862,13 @@ impl Part {
         vc: usize,
     ) {
         let v = c.v;
+        let sad = if D { 1 } else { c.sad };
+        let xd_od = if D { 1 } else { c.xd_od };
+        let nlev = if D { 1 } else { c.nlev };
         let r = self.r0 + lr;
         let base = lr * c.pv;
         let mut f = self.bufs.pop(g).expect("switch grant for an empty VC");
-        let dep = t + c.sad - 1;
+        let dep = t + sad - 1;
         // Credit back upstream for the freed slot.
         let ip = r * PORTS + i;
         let a = self.cred_timing[lr * PORTS + i].send(dep);
@@ -1853,14 +1889,14 @@ impl Part {
         self.credits[og] -= 1;
         if f.is_tail() {
             let bit = 1u128 << oi;
-            if c.wait_tail || c.atomic_ovc & bit != 0 {
+            if !D && (c.wait_tail || c.atomic_ovc & bit != 0) {
                 self.ovc_tail_sent[lr] |= bit;
             } else {
                 self.ovc_in_use[lr] &= !bit;
             }
         }
-        self.sw_rr[(lr * PORTS + i) * c.nlev + c.vc_lvl[vc] as usize] =
-            (if vc + 1 == v { 0 } else { vc + 1 }) as u8;
+        let lvl = if D { 0 } else { c.vc_lvl[vc] as usize };
+        self.sw_rr[(lr * PORTS + i) * nlev + lvl] = (if vc + 1 == v { 0 } else { vc + 1 }) as u8;
         let ovc = c.vc_of[oi & 127];
         if f.is_head() {
             f.add_hop();
@@ -1873,7 +1909,7 @@ impl Part {
             self.cyc.flit_hops += 1;
         }
         let op = r * PORTS + o;
-        let a = self.out_timing[lr * PORTS + o].send(dep + c.xd_od);
+        let a = self.out_timing[lr * PORTS + o].send(dep + xd_od);
         self.schedule(
             c,
             a,
@@ -1892,19 +1928,19 @@ impl Part {
             if f.is_tail() {
                 self.vcs[g].st = IDLE;
             } else {
-                self.vcs[g].next = t + c.sad;
+                self.vcs[g].next = t + sad;
             }
         } else if f.is_tail() {
-            if c.rd > 0 {
+            if D || c.rd > 0 {
                 self.vcs[g].st = ROUTING;
             } else {
                 let nf = self.bufs.front(g).expect("non-empty");
                 self.vcs[g].route = Self::compute_route(c, pk, r, nf.pkt);
                 self.vcs[g].st = VC_ALLOC;
             }
-            self.vcs[g].next = t + c.sad;
+            self.vcs[g].next = t + sad;
         } else {
-            self.vcs[g].next = t + c.sad;
+            self.vcs[g].next = t + sad;
         }
     }
 }
