@@ -159,6 +159,24 @@ struct RemoteEv {
     ev: Ev,
 }
 
+/// The two links leaving one router port, where they go and their timing
+/// (one record, so that a switched flit reads each of its ports once).
+#[derive(Clone, Copy, Debug)]
+struct PortLinks {
+    /// Flit link out of the output port (LOCAL: the ejection link).
+    out: LinkTiming,
+    /// Credit link out of the input port, upstream (LOCAL: to the interface).
+    cred: LinkTiming,
+    /// Flit target the output port feeds ([`Consts::out_link`]).
+    out_target: u32,
+    /// Credit target the input port feeds ([`Consts::in_credit_link`]).
+    cred_target: u32,
+    /// Part receiving the flits ([`Consts::out_part`]).
+    out_part: u16,
+    /// Part receiving the credits ([`Consts::in_credit_part`]).
+    cred_part: u16,
+}
+
 /// The pipeline state of one input VC.
 #[derive(Clone, Copy, Debug, Default)]
 struct VcState {
@@ -355,10 +373,9 @@ struct Part {
     credits: Vec<u16>,
     /// Input VC (global index) holding each output VC, for deadlock reports.
     owner: Vec<u32>,
-    /// Flit link leaving each output port (LOCAL: the ejection link).
-    out_timing: Vec<LinkTiming>,
-    /// Credit link leaving each input port upstream (LOCAL: to the interface).
-    cred_timing: Vec<LinkTiming>,
+    /// Per port `lr*PORTS + p`: the flit link leaving output port `p` and
+    /// the credit link leaving input port `p`.
+    links: Vec<PortLinks>,
     /// Per node: the injection link.
     inj_timing: Vec<LinkTiming>,
     /// Per node: the credit link from the interface to the router's LOCAL output.
@@ -765,8 +782,16 @@ impl Network {
                     router_on: vec![0; words],
                     credits: vec![depth; nr * pv],
                     owner: vec![u32::MAX; nr * pv],
-                    out_timing: out_timing[r0 * PORTS..r1 * PORTS].to_vec(),
-                    cred_timing: cred_timing[r0 * PORTS..r1 * PORTS].to_vec(),
+                    links: (r0 * PORTS..r1 * PORTS)
+                        .map(|q| PortLinks {
+                            out: out_timing[q],
+                            cred: cred_timing[q],
+                            out_target: c.out_link[q],
+                            cred_target: c.in_credit_link[q],
+                            out_part: c.out_part[q],
+                            cred_part: c.in_credit_part[q],
+                        })
+                        .collect(),
                     inj_timing: inj_timing[r0..r1].to_vec(),
                     ej_cred_timing: ej_cred_timing[r0..r1].to_vec(),
                     wheel: vec![Vec::new(); wheel_len as usize],
@@ -1663,7 +1688,7 @@ impl Part {
                             // its output link must be able to take a flit
                             // (slow wafer-crossing links), as for ACTIVE VCs.
                             if !fast_links
-                                && !self.out_timing[lr * PORTS + o].can_send(t + sad - 1 + xd_od)
+                                && !self.links[lr * PORTS + o].out.can_send(t + sad - 1 + xd_od)
                             {
                                 continue;
                             }
@@ -1690,7 +1715,7 @@ impl Part {
                     if self.credits[base + oi] > 0 {
                         let o = c.port_of[oi & 127] as usize;
                         let send_at = t + sad - 1 + xd_od;
-                        if fast_links || self.out_timing[lr * PORTS + o].can_send(send_at) {
+                        if fast_links || self.links[lr * PORTS + o].out.can_send(send_at) {
                             let i = c.port_of[li & 127] as usize;
                             let vc = c.vc_of[li & 127];
                             // Classes own disjoint VC ranges, so the VC gives the priority.
@@ -1870,18 +1895,25 @@ impl Part {
         let mut f = self.bufs.pop(g).expect("switch grant for an empty VC");
         let dep = t + sad - 1;
         // Credit back upstream for the freed slot.
-        let ip = r * PORTS + i;
-        let a = self.cred_timing[lr * PORTS + i].send(dep);
+        // Credit links are never checked for bandwidth (one credit per
+        // input port per cycle), so with `D` only their arrival is needed.
+        let li = &mut self.links[lr * PORTS + i];
+        let a = if D {
+            li.cred.arrival(dep)
+        } else {
+            li.cred.send(dep)
+        };
+        let (target, to) = (li.cred_target, li.cred_part);
         self.schedule(
             c,
             a,
             Ev {
-                target: c.in_credit_link[ip],
+                target,
                 vc: vc as u8,
                 credit: true,
                 flit: f,
             },
-            c.in_credit_part[ip],
+            to,
         );
         // Downstream buffer state.
         let oi = self.vcs[g].out as usize;
@@ -1908,18 +1940,25 @@ impl Part {
         if o != LOCAL {
             self.cyc.flit_hops += 1;
         }
-        let op = r * PORTS + o;
-        let a = self.out_timing[lr * PORTS + o].send(dep + xd_od);
+        // With `D` every flit link takes one flit per cycle and is never
+        // checked (`Consts::fast_links`): only the arrival is needed.
+        let lo = &mut self.links[lr * PORTS + o];
+        let a = if D {
+            lo.out.arrival(dep + xd_od)
+        } else {
+            lo.out.send(dep + xd_od)
+        };
+        let (target, to) = (lo.out_target, lo.out_part);
         self.schedule(
             c,
             a,
             Ev {
-                target: c.out_link[op],
+                target,
                 vc: ovc,
                 credit: false,
                 flit: f,
             },
-            c.out_part[op],
+            to,
         );
         self.progressed = true;
         // Next state of the input VC.
