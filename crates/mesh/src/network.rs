@@ -1521,8 +1521,10 @@ impl Part {
         let mut chosen: Option<(usize, u8)> = None;
         'levels: for &lvl in &c.prio_levels {
             let ni = &self.ni[ln];
-            for k in 1..=nc {
-                let cl = (ni.last_class as usize + k) % nc;
+            let mut cl = ni.last_class as usize;
+            for _ in 0..nc {
+                // (last_class + k) mod nc for k = 1..=nc, without a division.
+                cl = if cl + 1 >= nc { 0 } else { cl + 1 };
                 if c.class_prio[cl] != lvl || ni.queues[cl].is_empty() {
                     continue;
                 }
