@@ -1644,12 +1644,14 @@ impl Part {
         self.scratch_va.clear();
         // Switch requests: per input port the mask of requested outputs, and
         // per (input, output) the winning VC and its class priority.
-        let mut sa_req = [0u8; PORTS];
-        let mut sa_vc = [[0u8; PORTS]; PORTS];
-        let mut sa_pri = [[0u8; PORTS]; PORTS];
+        // (Eight entries per dimension, indexed `& 7`: ports are below
+        // PORTS ≤ 8, and the mask spares the bounds checks.)
+        let mut sa_req = [0u8; 8];
+        let mut sa_vc = [[0u8; 8]; 8];
+        let mut sa_pri = [[0u8; 8]; 8];
         // Speculative requests (heads still in VC allocation).
-        let mut spec_req = [0u8; PORTS];
-        let mut spec_vc = [[0u8; PORTS]; PORTS];
+        let mut spec_req = [0u8; 8];
+        let mut spec_vc = [[0u8; 8]; 8];
         let in_use = self.ovc_in_use[lr];
         let multi_prio = !D && c.prio_levels.len() > 1;
         let mut any_sa = false;
@@ -1680,11 +1682,11 @@ impl Part {
                         self.scratch_va.push((li as u32, req));
                     }
                     if speculative {
-                        let i = c.port_of[li & 127] as usize;
+                        let i = c.port_of[li & 127] as usize & 7;
                         let vc = c.vc_of[li & 127];
                         let mut ports = s.route;
                         while ports != 0 {
-                            let o = c.port_of[ports.trailing_zeros() as usize & 127] as usize;
+                            let o = c.port_of[ports.trailing_zeros() as usize & 127] as usize & 7;
                             ports &= !(((1u128 << v) - 1) << (o * v));
                             // A speculative grant sends in this cycle too, so
                             // its output link must be able to take a flit
@@ -1715,10 +1717,10 @@ impl Part {
                 ACTIVE => {
                     let oi = s.out as usize;
                     if self.credits[base + oi] > 0 {
-                        let o = c.port_of[oi & 127] as usize;
+                        let o = c.port_of[oi & 127] as usize & 7;
                         let send_at = t + sad - 1 + xd_od;
                         if fast_links || self.links[lr * PORTS + o].out.can_send(send_at) {
-                            let i = c.port_of[li & 127] as usize;
+                            let i = c.port_of[li & 127] as usize & 7;
                             let vc = c.vc_of[li & 127];
                             // Classes own disjoint VC ranges, so the VC gives the priority.
                             let pri = if multi_prio {
@@ -1773,7 +1775,7 @@ impl Part {
                 // output its iSLIP accept pointer picks (what allocate_fixed
                 // would give, without the request scan).
                 let sa = &mut self.sa[lr * nlev];
-                for (i, &m) in sa_req.iter().enumerate() {
+                for (i, &m) in sa_req[..PORTS].iter().enumerate() {
                     if m != 0 {
                         let o = sa.grant_uncontested(i as u32, m);
                         sw[n_sw] = (i as u8, o as u8);
@@ -1781,7 +1783,7 @@ impl Part {
                     }
                 }
             } else if !multi_prio {
-                n_sw = self.sa[lr * nlev].allocate_fixed(&sa_req, 0, 0, &mut sw);
+                n_sw = self.sa[lr * nlev].allocate_fixed(&ports5(&sa_req), 0, 0, &mut sw);
             } else {
                 let mut busy_in = 0u8;
                 let mut busy_out = 0u8;
@@ -1826,8 +1828,12 @@ impl Part {
                 busy_in |= 1 << i;
                 busy_out |= 1 << o;
             }
-            n_sw +=
-                self.sa[lr * nlev].allocate_fixed(&spec_req, busy_in, busy_out, &mut sw[sa_end..]);
+            n_sw += self.sa[lr * nlev].allocate_fixed(
+                &ports5(&spec_req),
+                busy_in,
+                busy_out,
+                &mut sw[sa_end..],
+            );
         }
 
         // Commit VC allocation.
@@ -1854,7 +1860,7 @@ impl Part {
         }
         // Commit switch allocation.
         for (k, &(gi, go)) in sw[..n_sw].iter().enumerate() {
-            let (i, o) = (gi as usize, go as usize);
+            let (i, o) = (gi as usize & 7, go as usize & 7);
             let speculative_grant = k >= sa_end;
             let vc = if speculative_grant {
                 spec_vc[i][o]
@@ -1894,7 +1900,7 @@ impl Part {
         let nlev = if D { 1 } else { c.nlev };
         let r = self.r0 + lr;
         let base = lr * c.pv;
-        let mut f = self.bufs.pop(g).expect("switch grant for an empty VC");
+        let (mut f, left) = self.bufs.pop_len(g).expect("switch grant for an empty VC");
         let dep = t + sad - 1;
         // Credit back upstream for the freed slot.
         // Credit links are never checked for bandwidth (one credit per
@@ -1964,7 +1970,7 @@ impl Part {
         );
         self.progressed = true;
         // Next state of the input VC.
-        if self.bufs.is_empty(g) {
+        if left == 0 {
             self.work[lr] &= !(1u128 << (g - base));
             if f.is_tail() {
                 self.vcs[g].st = IDLE;
@@ -1984,6 +1990,12 @@ impl Part {
             self.vcs[g].next = t + sad;
         }
     }
+}
+
+/// The first `PORTS` entries of a per-port request array.
+#[inline]
+fn ports5(a: &[u8; 8]) -> [u8; PORTS] {
+    std::array::from_fn(|k| a[k])
 }
 
 /// BookSim's round-robin "supersedes" rule between two VCs of one input
