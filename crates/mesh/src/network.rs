@@ -1349,6 +1349,7 @@ impl Part {
         }
     }
 
+    #[inline(never)]
     fn process_arrivals(&mut self, t: u64, c: &Consts, pk: &[Packet]) {
         let bucket = (t & c.wheel_mask) as usize;
         let mut evs = std::mem::take(&mut self.wheel[bucket]);
@@ -1491,6 +1492,7 @@ impl Part {
         }
     }
 
+    #[inline(never)]
     fn process_interfaces(&mut self, t: u64, c: &Consts, pk: &[Packet]) {
         let words = self.ni_on.len();
         for w in 0..words {
@@ -1606,6 +1608,7 @@ impl Part {
 
     /// `D`: the configuration is [`Consts::simple`] (its delays and flags
     /// are then constants in the router step).
+    #[inline(never)]
     fn process_routers<const D: bool>(&mut self, t: u64, c: &Consts, pk: &[Packet]) {
         let words = self.router_on.len();
         for w in 0..words {
