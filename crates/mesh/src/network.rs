@@ -162,6 +162,24 @@ struct RemoteEv {
     ev: Ev,
 }
 
+/// The two links leaving one router port, where they go and their timing
+/// (one record, so that a switched flit reads each of its ports once).
+#[derive(Clone, Copy, Debug)]
+struct PortLinks {
+    /// Flit link out of the output port (LOCAL: the ejection link).
+    out: LinkTiming,
+    /// Credit link out of the input port, upstream (LOCAL: to the interface).
+    cred: LinkTiming,
+    /// Flit target the output port feeds ([`Consts::out_link`]).
+    out_target: u32,
+    /// Credit target the input port feeds ([`Consts::in_credit_link`]).
+    cred_target: u32,
+    /// Part receiving the flits ([`Consts::out_part`]).
+    out_part: u16,
+    /// Part receiving the credits ([`Consts::in_credit_part`]).
+    cred_part: u16,
+}
+
 /// The pipeline state of one input VC.
 #[derive(Clone, Copy, Debug, Default)]
 struct VcState {
@@ -295,6 +313,12 @@ struct Consts {
     /// offset from the grant), so switch requests skip the link check.
     fast_links: bool,
     step_all: bool,
+    /// The default pipeline: 1-cycle routing, VC and switch allocation and
+    /// crossbar, no output delay, not speculative, one priority level,
+    /// every link one flit per cycle, output VCs released with their tail.
+    /// The router step is compiled once for it with these as constants
+    /// (`router_step::<true>`) and once for everything else.
+    simple: bool,
     routing: Routing,
     class_lo: Vec<u8>,
     class_hi: Vec<u8>,
@@ -360,10 +384,9 @@ struct Part {
     credits: Vec<u16>,
     /// Input VC (global index) holding each output VC, for deadlock reports.
     owner: Vec<u32>,
-    /// Flit link leaving each output port (LOCAL: the ejection link).
-    out_timing: Vec<LinkTiming>,
-    /// Credit link leaving each input port upstream (LOCAL: to the interface).
-    cred_timing: Vec<LinkTiming>,
+    /// Per port `lr*PORTS + p`: the flit link leaving output port `p` and
+    /// the credit link leaving input port `p`.
+    links: Vec<PortLinks>,
     /// Per node: the injection link.
     inj_timing: Vec<LinkTiming>,
     /// Per node: the credit link from the interface to the router's LOCAL output.
@@ -735,7 +758,7 @@ impl Network {
         let in_credit_part: Vec<u16> = in_credit_link.iter().map(|&l| target_part(l)).collect();
 
         let nclasses = classes.len();
-        let c = Consts {
+        let mut c = Consts {
             v,
             pv,
             depth,
@@ -761,6 +784,7 @@ impl Network {
             sa_islip: matches!(rc.sw_allocator, AllocatorKind::Islip { .. }),
             fast_links,
             step_all: cfg.step_all,
+            simple: false,
             routing: cfg.routing,
             class_lo,
             class_hi,
@@ -783,6 +807,16 @@ impl Network {
             wheel_mask: wheel_len - 1,
             topo,
         };
+        c.simple = c.rd == 1
+            && c.vad == 1
+            && c.sad == 1
+            && c.xd_od == 1
+            && !c.speculative
+            && c.prio_levels.len() <= 1
+            && c.nlev == 1
+            && c.fast_links
+            && !c.wait_tail
+            && c.atomic_ovc == 0;
         let parts: Vec<Mutex<Part>> = (0..nparts)
             .map(|p| {
                 let (r0, r1) = (part_start[p], part_start[p + 1]);
@@ -807,8 +841,16 @@ impl Network {
                     router_on: vec![0; words],
                     credits: vec![depth; nr * pv],
                     owner: vec![u32::MAX; nr * pv],
-                    out_timing: out_timing[r0 * PORTS..r1 * PORTS].to_vec(),
-                    cred_timing: cred_timing[r0 * PORTS..r1 * PORTS].to_vec(),
+                    links: (r0 * PORTS..r1 * PORTS)
+                        .map(|q| PortLinks {
+                            out: out_timing[q],
+                            cred: cred_timing[q],
+                            out_target: c.out_link[q],
+                            cred_target: c.in_credit_link[q],
+                            out_part: c.out_part[q],
+                            cred_part: c.in_credit_part[q],
+                        })
+                        .collect(),
                     inj_timing: inj_timing[r0..r1].to_vec(),
                     ej_cred_timing: ej_cred_timing[r0..r1].to_vec(),
                     wheel: vec![Vec::new(); wheel_len as usize],
@@ -1378,7 +1420,11 @@ impl Part {
         }
         self.process_arrivals(t, c, pk);
         self.process_interfaces(t, c, pk);
-        self.process_routers(t, c, pk);
+        if c.simple {
+            self.process_routers::<true>(t, c, pk);
+        } else {
+            self.process_routers::<false>(t, c, pk);
+        }
         if np > 1 {
             let par = (t & 1) as usize;
             for dir in 0..2 {
@@ -1406,6 +1452,7 @@ impl Part {
         }
     }
 
+    #[inline(never)]
     fn process_arrivals(&mut self, t: u64, c: &Consts, pk: &[Packet]) {
         let bucket = (t & c.wheel_mask) as usize;
         let mut evs = std::mem::take(&mut self.wheel[bucket]);
@@ -1548,6 +1595,7 @@ impl Part {
         }
     }
 
+    #[inline(never)]
     fn process_interfaces(&mut self, t: u64, c: &Consts, pk: &[Packet]) {
         let words = self.ni_on.len();
         for w in 0..words {
@@ -1578,8 +1626,10 @@ impl Part {
         let mut chosen: Option<(usize, u8)> = None;
         'levels: for &lvl in &c.prio_levels {
             let ni = &self.ni[ln];
-            for k in 1..=nc {
-                let cl = (ni.last_class as usize + k) % nc;
+            let mut cl = ni.last_class as usize;
+            for _ in 0..nc {
+                // (last_class + k) mod nc for k = 1..=nc, without a division.
+                cl = if cl + 1 >= nc { 0 } else { cl + 1 };
                 if c.class_prio[cl] != lvl || ni.queues[cl].is_empty() {
                     continue;
                 }
@@ -1659,7 +1709,10 @@ impl Part {
         self.progressed = true;
     }
 
-    fn process_routers(&mut self, t: u64, c: &Consts, pk: &[Packet]) {
+    /// `D`: the configuration is [`Consts::simple`] (its delays and flags
+    /// are then constants in the router step).
+    #[inline(never)]
+    fn process_routers<const D: bool>(&mut self, t: u64, c: &Consts, pk: &[Packet]) {
         let words = self.router_on.len();
         for w in 0..words {
             let mut bits = if c.step_all { !0u64 } else { self.router_on[w] };
@@ -1670,7 +1723,7 @@ impl Part {
                 if lr >= self.nr {
                     break;
                 }
-                self.router_step(t, c, pk, lr);
+                self.router_step::<D>(t, c, pk, lr);
                 if self.work[lr] == 0 {
                     self.router_on[w] &= !(1 << b);
                 }
@@ -1678,8 +1731,15 @@ impl Part {
         }
     }
 
-    fn router_step(&mut self, t: u64, c: &Consts, pk: &[Packet], lr: usize) {
+    fn router_step<const D: bool>(&mut self, t: u64, c: &Consts, pk: &[Packet], lr: usize) {
         let v = c.v;
+        // With `D` these are constants (see `Consts::simple`).
+        let speculative = !D && c.speculative;
+        let fast_links = D || c.fast_links;
+        let rd = if D { 1 } else { c.rd };
+        let vad = if D { 1 } else { c.vad };
+        let sad = if D { 1 } else { c.sad };
+        let xd_od = if D { 1 } else { c.xd_od };
         let pv = c.pv;
         let r = self.r0 + lr;
         let base = lr * pv;
@@ -1690,20 +1750,22 @@ impl Part {
         self.scratch_va.clear();
         // Switch requests: per input port the mask of requested outputs, and
         // per (input, output) the winning VC and its class priority.
-        let mut sa_req = [0u8; PORTS];
-        let mut sa_vc = [[0u8; PORTS]; PORTS];
-        let mut sa_pri = [[0u8; PORTS]; PORTS];
+        // (Eight entries per dimension, indexed `& 7`: ports are below
+        // PORTS ≤ 8, and the mask spares the bounds checks.)
+        let mut sa_req = [0u8; 8];
+        let mut sa_vc = [[0u8; 8]; 8];
+        let mut sa_pri = [[0u8; 8]; 8];
         // Speculative requests (heads still in VC allocation).
-        let mut spec_req = [0u8; PORTS];
-        let mut spec_vc = [[0u8; PORTS]; PORTS];
+        let mut spec_req = [0u8; 8];
+        let mut spec_vc = [[0u8; 8]; 8];
         let in_use = self.ovc_in_use[lr];
-        let multi_prio = c.prio_levels.len() > 1;
+        let multi_prio = !D && c.prio_levels.len() > 1;
         let mut any_sa = false;
         let mut any_spec = false;
         // Outputs asked for by some input, and by two or more inputs.
         let mut sa_seen = 0u8;
         let mut sa_dup = 0u8;
-        let nlev = c.nlev;
+        let nlev = if D { 1 } else { c.nlev };
 
         while act != 0 {
             let li = act.trailing_zeros() as usize;
@@ -1714,7 +1776,7 @@ impl Part {
                 continue;
             }
             match s.st {
-                ROUTING if t + 1 >= s.next + c.rd => {
+                ROUTING if t + 1 >= s.next + rd => {
                     let f = self.bufs.front(g).expect("routing VC holds its head");
                     self.vcs[g].route = Self::compute_route(c, pk, r, f.pkt);
                     self.vcs[g].st = VC_ALLOC;
@@ -1725,19 +1787,18 @@ impl Part {
                     if req != 0 {
                         self.scratch_va.push((li as u32, req));
                     }
-                    if c.speculative {
-                        let i = c.port_of[li & 127] as usize;
+                    if speculative {
+                        let i = c.port_of[li & 127] as usize & 7;
                         let vc = c.vc_of[li & 127];
                         let mut ports = s.route;
                         while ports != 0 {
-                            let o = c.port_of[ports.trailing_zeros() as usize & 127] as usize;
+                            let o = c.port_of[ports.trailing_zeros() as usize & 127] as usize & 7;
                             ports &= !(((1u128 << v) - 1) << (o * v));
                             // A speculative grant sends in this cycle too, so
                             // its output link must be able to take a flit
                             // (slow wafer-crossing links), as for ACTIVE VCs.
-                            if !c.fast_links
-                                && !self.out_timing[lr * PORTS + o]
-                                    .can_send(t + c.sad - 1 + c.xd_od)
+                            if !fast_links
+                                && !self.links[lr * PORTS + o].out.can_send(t + sad - 1 + xd_od)
                             {
                                 continue;
                             }
@@ -1762,10 +1823,10 @@ impl Part {
                 ACTIVE => {
                     let oi = s.out as usize;
                     if self.credits[base + oi] > 0 {
-                        let o = c.port_of[oi & 127] as usize;
-                        let send_at = t + c.sad - 1 + c.xd_od;
-                        if c.fast_links || self.out_timing[lr * PORTS + o].can_send(send_at) {
-                            let i = c.port_of[li & 127] as usize;
+                        let o = c.port_of[oi & 127] as usize & 7;
+                        let send_at = t + sad - 1 + xd_od;
+                        if fast_links || self.links[lr * PORTS + o].out.can_send(send_at) {
+                            let i = c.port_of[li & 127] as usize & 7;
                             let vc = c.vc_of[li & 127];
                             // Classes own disjoint VC ranges, so the VC gives the priority.
                             let pri = if multi_prio {
@@ -1777,18 +1838,22 @@ impl Part {
                                 sa_dup |= sa_seen & (1 << o);
                                 sa_seen |= 1 << o;
                                 sa_vc[i][o] = vc;
-                                sa_pri[i][o] = pri;
+                                if multi_prio {
+                                    sa_pri[i][o] = pri;
+                                }
                             } else if supersedes(
                                 vc,
                                 pri,
                                 sa_vc[i][o],
-                                sa_pri[i][o],
-                                self.sw_rr
-                                    [(lr * PORTS + i) * nlev + c.vc_lvl[vc as usize] as usize],
+                                if multi_prio { sa_pri[i][o] } else { 0 },
+                                self.sw_rr[(lr * PORTS + i) * nlev
+                                    + if D { 0 } else { c.vc_lvl[vc as usize] as usize }],
                                 v,
                             ) {
                                 sa_vc[i][o] = vc;
-                                sa_pri[i][o] = pri;
+                                if multi_prio {
+                                    sa_pri[i][o] = pri;
+                                }
                             }
                             sa_req[i] |= 1 << o;
                             any_sa = true;
@@ -1816,7 +1881,7 @@ impl Part {
                 // output its iSLIP accept pointer picks (what allocate_fixed
                 // would give, without the request scan).
                 let sa = &mut self.sa[lr * nlev];
-                for (i, &m) in sa_req.iter().enumerate() {
+                for (i, &m) in sa_req[..PORTS].iter().enumerate() {
                     if m != 0 {
                         let o = sa.grant_uncontested(i as u32, m);
                         sw[n_sw] = (i as u8, o as u8);
@@ -1824,7 +1889,7 @@ impl Part {
                     }
                 }
             } else if !multi_prio {
-                n_sw = self.sa[lr * nlev].allocate_fixed(&sa_req, 0, 0, &mut sw);
+                n_sw = self.sa[lr * nlev].allocate_fixed(&ports5(&sa_req), 0, 0, &mut sw);
             } else {
                 let mut busy_in = 0u8;
                 let mut busy_out = 0u8;
@@ -1869,8 +1934,12 @@ impl Part {
                 busy_in |= 1 << i;
                 busy_out |= 1 << o;
             }
-            n_sw +=
-                self.sa[lr * nlev].allocate_fixed(&spec_req, busy_in, busy_out, &mut sw[sa_end..]);
+            n_sw += self.sa[lr * nlev].allocate_fixed(
+                &ports5(&spec_req),
+                busy_in,
+                busy_out,
+                &mut sw[sa_end..],
+            );
         }
 
         // Commit VC allocation.
@@ -1884,20 +1953,20 @@ impl Part {
             self.owner[base + oi as usize] = gbase + li;
             self.vcs[g].out = oi as u8;
             self.vcs[g].st = ACTIVE;
-            self.vcs[g].next = t + c.vad;
+            self.vcs[g].next = t + vad;
         }
         // VCs that asked and got nothing retry after the allocator's delay.
-        if c.vad > 1 {
+        if vad > 1 {
             for &(li, _) in &self.scratch_va {
                 let g = base + li as usize;
                 if self.vcs[g].st == VC_ALLOC {
-                    self.vcs[g].next = t + c.vad;
+                    self.vcs[g].next = t + vad;
                 }
             }
         }
         // Commit switch allocation.
         for (k, &(gi, go)) in sw[..n_sw].iter().enumerate() {
-            let (i, o) = (gi as usize, go as usize);
+            let (i, o) = (gi as usize & 7, go as usize & 7);
             let speculative_grant = k >= sa_end;
             let vc = if speculative_grant {
                 spec_vc[i][o]
@@ -1915,12 +1984,12 @@ impl Part {
                     continue;
                 }
             }
-            self.switch_flit(t, c, pk, lr, i, o, g, vc);
+            self.switch_flit::<D>(t, c, pk, lr, i, o, g, vc);
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn switch_flit(
+    fn switch_flit<const D: bool>(
         &mut self,
         t: u64,
         c: &Consts,
@@ -1932,23 +2001,33 @@ impl Part {
         vc: usize,
     ) {
         let v = c.v;
+        let sad = if D { 1 } else { c.sad };
+        let xd_od = if D { 1 } else { c.xd_od };
+        let nlev = if D { 1 } else { c.nlev };
         let r = self.r0 + lr;
         let base = lr * c.pv;
-        let mut f = self.bufs.pop(g).expect("switch grant for an empty VC");
-        let dep = t + c.sad - 1;
+        let (mut f, left) = self.bufs.pop_len(g).expect("switch grant for an empty VC");
+        let dep = t + sad - 1;
         // Credit back upstream for the freed slot.
-        let ip = r * PORTS + i;
-        let a = self.cred_timing[lr * PORTS + i].send(dep);
+        // Credit links are never checked for bandwidth (one credit per
+        // input port per cycle), so with `D` only their arrival is needed.
+        let li = &mut self.links[lr * PORTS + i];
+        let a = if D {
+            li.cred.arrival(dep)
+        } else {
+            li.cred.send(dep)
+        };
+        let (target, to) = (li.cred_target, li.cred_part);
         self.schedule(
             c,
             a,
             Ev {
-                target: c.in_credit_link[ip],
+                target,
                 vc: vc as u8,
                 credit: true,
                 flit: f,
             },
-            c.in_credit_part[ip],
+            to,
         );
         // Downstream buffer state.
         let oi = self.vcs[g].out as usize;
@@ -1956,14 +2035,14 @@ impl Part {
         self.credits[og] -= 1;
         if f.is_tail() {
             let bit = 1u128 << oi;
-            if c.wait_tail || c.atomic_ovc & bit != 0 {
+            if !D && (c.wait_tail || c.atomic_ovc & bit != 0) {
                 self.ovc_tail_sent[lr] |= bit;
             } else {
                 self.ovc_in_use[lr] &= !bit;
             }
         }
-        self.sw_rr[(lr * PORTS + i) * c.nlev + c.vc_lvl[vc] as usize] =
-            (if vc + 1 == v { 0 } else { vc + 1 }) as u8;
+        let lvl = if D { 0 } else { c.vc_lvl[vc] as usize };
+        self.sw_rr[(lr * PORTS + i) * nlev + lvl] = (if vc + 1 == v { 0 } else { vc + 1 }) as u8;
         let ovc = c.vc_of[oi & 127];
         if f.is_head() {
             f.add_hop();
@@ -1975,41 +2054,54 @@ impl Part {
         if o != LOCAL {
             self.cyc.flit_hops += 1;
         }
-        let op = r * PORTS + o;
-        let a = self.out_timing[lr * PORTS + o].send(dep + c.xd_od);
+        // With `D` every flit link takes one flit per cycle and is never
+        // checked (`Consts::fast_links`): only the arrival is needed.
+        let lo = &mut self.links[lr * PORTS + o];
+        let a = if D {
+            lo.out.arrival(dep + xd_od)
+        } else {
+            lo.out.send(dep + xd_od)
+        };
+        let (target, to) = (lo.out_target, lo.out_part);
         self.schedule(
             c,
             a,
             Ev {
-                target: c.out_link[op],
+                target,
                 vc: ovc,
                 credit: false,
                 flit: f,
             },
-            c.out_part[op],
+            to,
         );
         self.progressed = true;
         // Next state of the input VC.
-        if self.bufs.is_empty(g) {
+        if left == 0 {
             self.work[lr] &= !(1u128 << (g - base));
             if f.is_tail() {
                 self.vcs[g].st = IDLE;
             } else {
-                self.vcs[g].next = t + c.sad;
+                self.vcs[g].next = t + sad;
             }
         } else if f.is_tail() {
-            if c.rd > 0 {
+            if D || c.rd > 0 {
                 self.vcs[g].st = ROUTING;
             } else {
                 let nf = self.bufs.front(g).expect("non-empty");
                 self.vcs[g].route = Self::compute_route(c, pk, r, nf.pkt);
                 self.vcs[g].st = VC_ALLOC;
             }
-            self.vcs[g].next = t + c.sad;
+            self.vcs[g].next = t + sad;
         } else {
-            self.vcs[g].next = t + c.sad;
+            self.vcs[g].next = t + sad;
         }
     }
+}
+
+/// The first `PORTS` entries of a per-port request array.
+#[inline]
+fn ports5(a: &[u8; 8]) -> [u8; PORTS] {
+    std::array::from_fn(|k| a[k])
 }
 
 /// BookSim's round-robin "supersedes" rule between two VCs of one input

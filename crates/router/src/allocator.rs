@@ -32,8 +32,10 @@ pub struct Allocator {
     kind: AllocatorKind,
     n_in: u32,
     n_out: u32,
-    gptr: Vec<u32>,
-    aptr: Vec<u32>,
+    /// iSLIP grant pointer per output and accept pointer per input, in
+    /// fixed arrays (at most 128 ports) indexed `& 127`: no bounds checks.
+    gptr: [u8; 128],
+    aptr: [u8; 128],
     in_arb: Vec<Arbiter>,
     out_arb: Vec<Arbiter>,
     // Scratch rows, all zero between calls (only touched entries are cleared).
@@ -72,8 +74,8 @@ impl Allocator {
             kind,
             n_in: n_in as u32,
             n_out: n_out as u32,
-            gptr: vec![0; n_out],
-            aptr: vec![0; n_in],
+            gptr: [0; 128],
+            aptr: [0; 128],
             in_arb,
             out_arb,
             by_out: vec![0; n_out],
@@ -148,9 +150,9 @@ impl Allocator {
     #[inline]
     pub fn grant_uncontested(&mut self, i: u32, mask: u8) -> u32 {
         debug_assert!(matches!(self.kind, AllocatorKind::Islip { .. }) && mask != 0);
-        let o = first8(mask, self.aptr[i as usize]);
-        self.gptr[o as usize] = if i + 1 >= self.n_in { 0 } else { i + 1 };
-        self.aptr[i as usize] = if o + 1 >= self.n_out { 0 } else { o + 1 };
+        let o = first8(mask, self.aptr[i as usize & 127] as u32);
+        self.gptr[o as usize & 127] = (if i + 1 >= self.n_in { 0 } else { i + 1 }) as u8;
+        self.aptr[i as usize & 127] = (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
         o
     }
 
@@ -203,10 +205,10 @@ impl Allocator {
             while im != 0 {
                 let i = im.trailing_zeros() as usize;
                 im &= im - 1;
-                let o = first8(m_in[i], self.aptr[i]);
+                let o = first8(m_in[i], self.aptr[i & 127] as u32);
                 emit(i as u32, o);
-                self.gptr[o as usize] = wrap(i as u32, n_in);
-                self.aptr[i] = wrap(o, n_out);
+                self.gptr[o as usize & 127] = (wrap(i as u32, n_in)) as u8;
+                self.aptr[i & 127] = (wrap(o, n_out)) as u8;
             }
             return;
         }
@@ -234,7 +236,7 @@ impl Allocator {
                 om &= om - 1;
                 let cand = by_out[o] & !in_matched;
                 if cand != 0 {
-                    let i = first8(cand, self.gptr[o]) as usize;
+                    let i = first8(cand, self.gptr[o & 127] as u32) as usize;
                     grants_to[i] |= 1 << o;
                     any = true;
                 }
@@ -248,13 +250,13 @@ impl Allocator {
                 im &= im - 1;
                 let g = grants_to[i];
                 if g != 0 {
-                    let o = first8(g, self.aptr[i]);
+                    let o = first8(g, self.aptr[i & 127] as u32);
                     in_matched |= 1 << i;
                     out_matched |= 1 << o;
                     emit(i as u32, o);
                     if iter == 0 {
-                        self.gptr[o as usize] = wrap(i as u32, n_in);
-                        self.aptr[i] = wrap(o, n_out);
+                        self.gptr[o as usize & 127] = (wrap(i as u32, n_in)) as u8;
+                        self.aptr[i & 127] = (wrap(o, n_out)) as u8;
                     }
                 }
             }
@@ -279,11 +281,11 @@ impl Allocator {
             if m == 0 || busy_in >> i & 1 == 1 {
                 return;
             }
-            let o = first_from(m, self.aptr[*i as usize]).expect("non-empty mask");
+            let o = first_from(m, self.aptr[*i as usize & 127] as u32).expect("non-empty mask");
             out.push((*i, o));
             // (x + 1) mod n for x < n, without a division.
-            self.gptr[o as usize] = if *i + 1 >= self.n_in { 0 } else { *i + 1 };
-            self.aptr[*i as usize] = if o + 1 >= self.n_out { 0 } else { o + 1 };
+            self.gptr[o as usize & 127] = (if *i + 1 >= self.n_in { 0 } else { *i + 1 }) as u8;
+            self.aptr[*i as usize & 127] = (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
             return;
         }
         // No output asked for by two inputs (requests in ascending input
@@ -311,10 +313,13 @@ impl Allocator {
                     if m == 0 || busy_in >> i & 1 == 1 {
                         continue;
                     }
-                    let o = first_from(m, self.aptr[i as usize]).expect("non-empty mask");
+                    let o =
+                        first_from(m, self.aptr[i as usize & 127] as u32).expect("non-empty mask");
                     out.push((i, o));
-                    self.gptr[o as usize] = if i + 1 >= self.n_in { 0 } else { i + 1 };
-                    self.aptr[i as usize] = if o + 1 >= self.n_out { 0 } else { o + 1 };
+                    self.gptr[o as usize & 127] =
+                        (if i + 1 >= self.n_in { 0 } else { i + 1 }) as u8;
+                    self.aptr[i as usize & 127] =
+                        (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
                 }
                 return;
             }
@@ -364,7 +369,7 @@ impl Allocator {
                         let o = om.trailing_zeros();
                         om &= om - 1;
                         let cand = by_out[o as usize] & !in_matched;
-                        if let Some(i) = first_from(cand, self.gptr[o as usize]) {
+                        if let Some(i) = first_from(cand, self.gptr[o as usize & 127] as u32) {
                             grants_to[i as usize] |= 1u128 << o;
                             any = true;
                         }
@@ -379,13 +384,13 @@ impl Allocator {
                         let i = im.trailing_zeros();
                         im &= im - 1;
                         let g = std::mem::take(&mut grants_to[i as usize]);
-                        if let Some(o) = first_from(g, self.aptr[i as usize]) {
+                        if let Some(o) = first_from(g, self.aptr[i as usize & 127] as u32) {
                             in_matched |= 1u128 << i;
                             out_matched |= 1u128 << o;
                             out.push((i, o));
                             if iter == 0 {
-                                self.gptr[o as usize] = (i + 1) % self.n_in;
-                                self.aptr[i as usize] = (o + 1) % self.n_out;
+                                self.gptr[o as usize & 127] = ((i + 1) % self.n_in) as u8;
+                                self.aptr[i as usize & 127] = ((o + 1) % self.n_out) as u8;
                             }
                         }
                     }

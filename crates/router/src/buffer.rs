@@ -81,6 +81,23 @@ impl VcBuffers {
         *len -= 1;
         Some(self.slots[b * self.depth + h])
     }
+    /// Remove and return the front flit with the number of flits left.
+    #[inline]
+    pub fn pop_len(&mut self, b: usize) -> Option<(Flit, usize)> {
+        let (head, len) = &mut self.hl[b];
+        if *len == 0 {
+            return None;
+        }
+        let h = *head as usize;
+        *head = if h + 1 == self.depth {
+            0
+        } else {
+            (h + 1) as u16
+        };
+        *len -= 1;
+        let left = *len as usize;
+        Some((self.slots[b * self.depth + h], left))
+    }
     /// Iterate the flits of buffer `b` front to back.
     pub fn iter(&self, b: usize) -> impl Iterator<Item = Flit> + '_ {
         let (h, len) = self.hl[b];
@@ -107,7 +124,12 @@ mod tests {
                     let r = b.push(1, f);
                     if model.len() < depth { prop_assert!(r.is_ok()); model.push_back(f); } else { prop_assert!(r.is_err()); }
                 } else {
-                    prop_assert_eq!(b.pop(1), model.pop_front());
+                    if n % 2 == 0 {
+                        prop_assert_eq!(b.pop(1), model.pop_front());
+                    } else {
+                        let f = model.pop_front();
+                        prop_assert_eq!(b.pop_len(1), f.map(|f| (f, model.len())));
+                    }
                 }
                 prop_assert_eq!(b.len(1), model.len());
                 prop_assert_eq!(b.front(1), model.front().copied());
