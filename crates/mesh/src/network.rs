@@ -51,8 +51,10 @@
 //! # Activity
 //! Only routers with a non-idle input VC and interfaces with queued packets
 //! are evaluated; arrivals are found through a timing wheel, so an idle
-//! network costs nothing per cycle. `step_all` evaluates everything instead
-//! and must give identical results (tested).
+//! router or link costs nothing per cycle (with several threads every
+//! cycle still costs two barriers, a few locks per band and the merge).
+//! `step_all` evaluates everything instead and must give identical results
+//! (tested).
 //!
 //! # State layout
 //! Per input VC (part-local index `(lr*PORTS + port)*V + vc`, `lr` the
@@ -484,11 +486,11 @@ struct Core {
     /// Mailboxes `(parity * P + from) * 2 + dir` (dir 0: to part
     /// `from − 1`, 1: to `from + 1`): items sent in cycle `t` sit in parity
     /// `t & 1` until the receiver takes them in cycle `t + 1`.
-    mail: Vec<Mutex<Vec<RemoteEv>>>,
+    mail: Vec<CachePadded<Mutex<Vec<RemoteEv>>>>,
     /// Per part: packets enqueued since the last cycle, in call order.
     /// The part puts them into its source queues itself, so the calling
     /// thread does not touch the part's memory for each packet.
-    handoff: Vec<Mutex<Vec<Queued>>>,
+    handoff: Vec<CachePadded<Mutex<Vec<Queued>>>>,
     /// Threads (the calling one and `nthreads − 1` workers).
     nthreads: usize,
     /// Per part: taken by a thread in the current cycle (one cache line
@@ -703,7 +705,8 @@ impl Network {
 
         // Parts: contiguous bands of rows. Each thread gets an equal share
         // of the rows, cut into bands of halving height (its share 16 rows:
-        // 8, 4, 2, 1, 1), largest at the outer edge of the share. One band
+        // 8, 4, 2, 1, 1), largest first (at the bottom for the last thread,
+        // at the top of the share for the others). One band
         // per thread would leave the threads as slow as the slowest core;
         // with these, a thread that is done early takes the other threads'
         // small bands (`Core::run_thread`) and little is left to wait for.
@@ -890,10 +893,12 @@ impl Network {
             parts,
             pkts: RwLock::new(Vec::new()),
             mail: (0..2 * nparts * 2)
-                .map(|_| Mutex::new(Vec::new()))
+                .map(|_| CachePadded::new(Mutex::new(Vec::new())))
                 .collect(),
             nthreads,
-            handoff: (0..nparts).map(|_| Mutex::new(Vec::new())).collect(),
+            handoff: (0..nparts)
+                .map(|_| CachePadded::new(Mutex::new(Vec::new())))
+                .collect(),
             claimed: (0..nparts)
                 .map(|_| CachePadded::new(AtomicBool::new(false)))
                 .collect(),
@@ -907,7 +912,7 @@ impl Network {
             .map(|p| {
                 let core = Arc::clone(&core);
                 std::thread::Builder::new()
-                    .name(format!("wafernoc-part-{p}"))
+                    .name(format!("wafernoc-thread-{p}"))
                     .spawn(move || loop {
                         core.start.wait(&core.stop);
                         if core.stop.load(Ordering::Acquire) {
@@ -1142,7 +1147,15 @@ impl Network {
             }
             self.core.t.store(t, Ordering::Release);
             self.core.start.wait(&self.core.stop);
-            self.core.run_thread(0, t);
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.core.run_thread(0, t)
+            }));
+            if let Err(e) = run {
+                // Release the workers (they stop at the next barrier) so a
+                // caller that catches the panic cannot step into a hang.
+                self.core.stop.store(true, Ordering::Release);
+                std::panic::resume_unwind(e);
+            }
             self.core.end.wait(&self.core.stop);
             assert!(
                 !self.core.stop.load(Ordering::Acquire),
@@ -1390,7 +1403,7 @@ impl Part {
         t: u64,
         c: &Consts,
         pk: &[Packet],
-        mail: &[Mutex<Vec<RemoteEv>>],
+        mail: &[CachePadded<Mutex<Vec<RemoteEv>>>],
         handoff: &Mutex<Vec<Queued>>,
     ) {
         {
