@@ -68,18 +68,7 @@ impl VcBuffers {
     /// Remove and return the front flit.
     #[inline]
     pub fn pop(&mut self, b: usize) -> Option<Flit> {
-        let (head, len) = &mut self.hl[b];
-        if *len == 0 {
-            return None;
-        }
-        let h = *head as usize;
-        *head = if h + 1 == self.depth {
-            0
-        } else {
-            (h + 1) as u16
-        };
-        *len -= 1;
-        Some(self.slots[b * self.depth + h])
+        self.pop_len(b).map(|(f, _)| f)
     }
     /// Remove and return the front flit with the number of flits left.
     #[inline]

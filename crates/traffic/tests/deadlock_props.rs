@@ -136,20 +136,30 @@ enum Outcome {
 }
 
 /// Run one case and check every property on the way.
-fn run_case(case: &Case) -> Result<Outcome, String> {
-    let mut net = Network::new(case.network.clone()).map_err(|e| format!("network: {e}"))?;
-    let topo = net.topology().clone();
-    let inner = Synthetic::new(case.traffic.clone(), &topo).map_err(|e| format!("traffic: {e}"))?;
+/// The case's network on `threads` threads and its traffic source.
+fn start(case: &Case, threads: usize) -> Result<(Network, RoundRobinClasses), String> {
+    let net = Network::with_threads(case.network.clone(), threads)
+        .map_err(|e| format!("network: {e}"))?;
+    let inner = Synthetic::new(case.traffic.clone(), net.topology())
+        .map_err(|e| format!("traffic: {e}"))?;
     let classes = if case.drive.classes_round_robin {
         net.num_classes() as u8
     } else {
         1
     };
-    let mut src = RoundRobinClasses {
-        inner,
-        classes,
-        next: 0,
-    };
+    Ok((
+        net,
+        RoundRobinClasses {
+            inner,
+            classes,
+            next: 0,
+        },
+    ))
+}
+
+fn run_case(case: &Case) -> Result<Outcome, String> {
+    let (mut net, mut src) = start(case, 1)?;
+    let topo = net.topology().clone();
     let d = &case.drive;
     let mut pending: HashMap<u64, NewPacket> = HashMap::new();
     let mut buf = Vec::new();
@@ -249,20 +259,7 @@ fn run_case(case: &Case) -> Result<Outcome, String> {
 /// cycles, the deadlock report if any, and the final counters, link and
 /// node counts.
 fn observe(case: &Case, threads: usize) -> Result<Vec<String>, String> {
-    let mut net = Network::with_threads(case.network.clone(), threads)
-        .map_err(|e| format!("network: {e}"))?;
-    let topo = net.topology().clone();
-    let inner = Synthetic::new(case.traffic.clone(), &topo).map_err(|e| format!("traffic: {e}"))?;
-    let classes = if case.drive.classes_round_robin {
-        net.num_classes() as u8
-    } else {
-        1
-    };
-    let mut src = RoundRobinClasses {
-        inner,
-        classes,
-        next: 0,
-    };
+    let (mut net, mut src) = start(case, threads)?;
     let d = &case.drive;
     let mut log = Vec::new();
     let mut buf = Vec::new();
