@@ -174,11 +174,12 @@ struct PortLinks {
     cred: LinkTiming,
     /// Flit target the output port feeds ([`Consts::out_link`]).
     out_target: u32,
-    /// Credit target the input port feeds ([`Consts::in_credit_link`]).
+    /// Credit target the input port feeds (an output port `r*PORTS + o`,
+    /// or `R*PORTS + node` for the interface).
     cred_target: u32,
-    /// Part receiving the flits ([`Consts::out_part`]).
+    /// Part receiving the flits.
     out_part: u16,
-    /// Part receiving the credits ([`Consts::in_credit_part`]).
+    /// Part receiving the credits.
     cred_part: u16,
 }
 
@@ -345,12 +346,6 @@ struct Consts {
     rp: u32,
     /// Per output port `r*PORTS + o`: the flit target it feeds.
     out_link: Vec<u32>,
-    /// Per input port `r*PORTS + i`: the credit target it feeds.
-    in_credit_link: Vec<u32>,
-    /// Per output port: the part of the router it feeds.
-    out_part: Vec<u16>,
-    /// Per input port: the part of the router its credits go to.
-    in_credit_part: Vec<u16>,
     /// Part of each router.
     part_of: Vec<u16>,
     wheel_mask: u64,
@@ -542,7 +537,6 @@ pub struct Network {
     /// Per part: packets enqueued for the next cycle (see `Core::handoff`).
     pending: Vec<Vec<Queued>>,
     free: Vec<u32>,
-    outstanding: usize,
     now: u64,
     last_progress: u64,
     in_flight_flits: u64,
@@ -803,9 +797,6 @@ impl Network {
             vc_lvl,
             rp: rp as u32,
             out_link,
-            in_credit_link,
-            out_part,
-            in_credit_part,
             part_of,
             wheel_mask: wheel_len - 1,
             topo,
@@ -815,7 +806,6 @@ impl Network {
             && c.sad == 1
             && c.xd_od == 1
             && !c.speculative
-            && c.prio_levels.len() <= 1
             && c.nlev == 1
             && c.fast_links
             && !c.wait_tail
@@ -849,9 +839,9 @@ impl Network {
                             out: out_timing[q],
                             cred: cred_timing[q],
                             out_target: c.out_link[q],
-                            cred_target: c.in_credit_link[q],
-                            out_part: c.out_part[q],
-                            cred_part: c.in_credit_part[q],
+                            cred_target: in_credit_link[q],
+                            out_part: out_part[q],
+                            cred_part: in_credit_part[q],
                         })
                         .collect(),
                     inj_timing: inj_timing[r0..r1].to_vec(),
@@ -943,7 +933,6 @@ impl Network {
             workers,
             pending: vec![Vec::new(); nparts],
             free: Vec::new(),
-            outstanding: 0,
             now: 0,
             last_progress: 0,
             in_flight_flits: 0,
@@ -983,7 +972,12 @@ impl Network {
     }
     /// Packets queued at sources or in the network.
     pub fn packets_outstanding(&self) -> usize {
-        self.outstanding
+        self.core
+            .pkts
+            .read()
+            .expect("a simulation thread panicked")
+            .len()
+            - self.free.len()
     }
     /// True when nothing is left to simulate: no packet queued or in the
     /// network and no flit or credit on any link. Stepping a quiescent
@@ -1114,7 +1108,6 @@ impl Network {
                 }
             }
         };
-        self.outstanding += 1;
         self.pending[self.core.c.part_of[p.src as usize] as usize].push(Queued {
             node: p.src,
             class: p.class,
@@ -1189,7 +1182,6 @@ impl Network {
                 for &s in &p.freed {
                     pk[s as usize].live = false;
                 }
-                self.outstanding -= p.freed.len();
                 self.free.append(&mut p.freed);
                 self.delivered.append(&mut p.delivered);
             }

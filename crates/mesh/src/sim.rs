@@ -309,7 +309,7 @@ pub fn run_measured_observed(
             clear_last = false;
             meas.clear(net.now(), &net.injected_by_node());
             if state == State::Running {
-                link_at_start = net.link_flits().to_vec();
+                link_at_start = net.link_flits();
                 window.0 = net.now();
             }
         }
@@ -376,7 +376,7 @@ pub fn run_measured_observed(
     if !unstable && state == State::Running {
         // End of the measurement window.
         window.1 = net.now();
-        injected_snapshot = net.injected_by_node().to_vec();
+        injected_snapshot = net.injected_by_node();
         for (w, (a, b)) in injected_window
             .iter_mut()
             .zip(injected_snapshot.iter().zip(meas.injected_at_reset.iter()))

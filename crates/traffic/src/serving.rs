@@ -68,7 +68,7 @@
 //! network, schedules issued in a fixed order, migrations in decision order.
 
 use serde::{Deserialize, Serialize};
-use wafernoc_mesh::{Delivered, Network, NewPacket, Routing};
+use wafernoc_mesh::{Delivered, Network, NewPacket, Routing, PORTS};
 use wafernoc_moe::{
     assign, check_hbm_capacity, combine, dispatch, tokens_with_weights, AllToAllMode,
     AttentionCost, Balancer, BalancerConfig, ComputeModel, DeviceId, DieSpec, ExpertId, Layout,
@@ -723,16 +723,27 @@ fn load_ratio(per_device: &[Vec<(ExpertId, u64)>]) -> f64 {
     *loads.iter().max().unwrap_or(&0) as f64 / mean
 }
 
-/// Adds the per-link flits of `class` since `before` to `acc`.
-fn add_link_flits(runner: &PhaseRunner, before: &[u64], class: usize, acc: &mut Vec<u64>) {
+/// Adds the per-link flits since `before` of the collective class to
+/// `collective` and of the migration class to `migration`.
+fn add_link_flits(
+    runner: &PhaseRunner,
+    before: &[u64],
+    collective: &mut Vec<u64>,
+    migration: &mut Vec<u64>,
+) {
     let c = runner.network().num_classes();
     let lf = runner.network().link_flits();
-    if acc.is_empty() {
-        acc.resize(runner.links().len(), 0);
-    }
-    for (i, l) in runner.links().iter().enumerate() {
-        let k = (l.src * 5 + l.port as usize) * c + class;
-        acc[i] += lf[k] - before[k];
+    for (acc, class) in [
+        (collective, CLASS_COLLECTIVE as usize),
+        (migration, CLASS_MIGRATION as usize),
+    ] {
+        if acc.is_empty() {
+            acc.resize(runner.links().len(), 0);
+        }
+        for (i, l) in runner.links().iter().enumerate() {
+            let k = (l.src * PORTS + l.port as usize) * c + class;
+            acc[i] += lf[k] - before[k];
+        }
     }
 }
 
@@ -825,7 +836,7 @@ fn simulate(
             let tokens = lr.tokens_per_group;
             // ---- Attention window.
             mig.window = Window::Attention;
-            let snap = runner.network().link_flits().to_vec();
+            let snap = runner.network().link_flits();
             let a_ns = spec
                 .attention
                 .layer_time_ns(&spec.model, &spec.die, tokens, spec.plan.tp);
@@ -842,18 +853,12 @@ fn simulate(
             add_link_flits(
                 &runner,
                 &snap,
-                CLASS_COLLECTIVE as usize,
                 &mut wlf.attention_collective,
-            );
-            add_link_flits(
-                &runner,
-                &snap,
-                CLASS_MIGRATION as usize,
                 &mut wlf.attention_migration,
             );
             // ---- MoE window.
             mig.window = Window::Moe;
-            let snap = runner.network().link_flits().to_vec();
+            let snap = runner.network().link_flits();
             let placement = &live.placements[l];
             let a = assign(layout, placement, &lr.counts)?;
             let per_device = a.per_device();
@@ -883,13 +888,7 @@ fn simulate(
             add_link_flits(
                 &runner,
                 &snap,
-                CLASS_COLLECTIVE as usize,
                 &mut wlf.moe_collective,
-            );
-            add_link_flits(
-                &runner,
-                &snap,
-                CLASS_MIGRATION as usize,
                 &mut wlf.moe_migration,
             );
 

@@ -237,11 +237,7 @@ fn step_all_mode_is_identical() {
             };
             let mut src = Synthetic::new(spec, n.topology()).unwrap();
             let r = run_measured(&mut n, &mut src, &SimControl::default(), &mut |_, _| {}).unwrap();
-            outs.push((
-                format!("{r:?}"),
-                n.link_flits().to_vec(),
-                n.counters().clone(),
-            ));
+            outs.push((format!("{r:?}"), n.link_flits(), n.counters().clone()));
         }
         assert_eq!(outs[0], outs[1], "rate {rate}: step-all differs");
     }
