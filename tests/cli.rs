@@ -2,24 +2,11 @@
 //! exit statuses. Every bad input must give a clear error naming the
 //! problem, exit status 2, and never a panic.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn wafernoc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wafernoc"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+#[path = "../crates/cli/tests/common/mod.rs"]
+mod common;
+use common::*;
 
 fn reference_cfg(name: &str) -> String {
     root()

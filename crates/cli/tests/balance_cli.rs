@@ -1,21 +1,9 @@
 //! `wafernoc balance`: serving iterations with balancing and migration.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
 use wafernoc_trace::{iterations, Batching, RoutingTrace};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn wafernoc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wafernoc"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("binary runs")
-}
+mod common;
+use common::*;
 
 fn json(args: &[&str]) -> serde_json::Value {
     let o = wafernoc(args);

@@ -9,57 +9,11 @@
 //! trace:FILE`, and bad capture paths.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::time::Instant;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn wafernoc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wafernoc"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run wafernoc")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "wafernoc-moe-capture-cli-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "status {:?}, stderr: {}",
-        o.status,
-        stderr(o)
-    );
-}
-
-/// CSV rows as vectors of integers, header dropped.
-fn csv(p: &Path) -> Vec<Vec<u64>> {
-    let text = std::fs::read_to_string(p).unwrap();
-    text.lines()
-        .skip(1)
-        .map(|l| l.split(',').map(|x| x.parse().unwrap()).collect())
-        .collect()
-}
+mod common;
+use common::*;
 
 /// The JSONL trace: header object and records.
 fn jsonl(p: &Path) -> (serde_json::Value, Vec<serde_json::Value>) {

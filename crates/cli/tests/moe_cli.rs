@@ -1,22 +1,8 @@
 //! `wafernoc moe`: JSON contract, determinism, configuration file, outputs,
 //! errors that name the parameter, and the quick sweep.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn wafernoc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wafernoc"))
-        .args(args)
-        .output()
-        .expect("run wafernoc")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wafernoc-moe-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::*;
 
 const ER_4X4: &[&str] = &[
     "moe",

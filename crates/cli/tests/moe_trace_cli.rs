@@ -1,17 +1,8 @@
 //! `wafernoc moe --routing trace:FILE` and `wafernoc demo`: captured
 //! routing drives dispatch and combine.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn wafernoc(args: &[&str]) -> Output {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    Command::new(env!("CARGO_BIN_EXE_wafernoc"))
-        .args(args)
-        .current_dir(root)
-        .output()
-        .expect("binary runs")
-}
+mod common;
+use common::*;
 
 const GPT: &str = "trace:traces/gpt-oss-20b/decode_128req.wnrt";
 

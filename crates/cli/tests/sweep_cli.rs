@@ -2,31 +2,11 @@
 //! to the same bytes, resume reruns exactly the missing points, and every
 //! bad input gives an error naming the problem.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn wafernoc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wafernoc"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run wafernoc")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wafernoc-sweep-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::*;
 
 /// The tiny synthetic configuration of the integration tests (4x4 mesh).
 fn small_toml() -> String {
@@ -50,10 +30,6 @@ fn grid_sweep(dir: &Path) -> String {
     let f = dir.join("grid.toml");
     std::fs::write(&f, text).unwrap();
     f.display().to_string()
-}
-
-fn ok(o: &Output) {
-    assert!(o.status.success(), "{}", stderr(o));
 }
 
 fn fails_with(o: &Output, code: i32, needles: &[&str]) {
