@@ -243,6 +243,20 @@ fn outputs_do_not_depend_on_the_thread_count() {
         assert!(outs[0] == outs[1], "{case:?}: 2 threads differ from 1");
         assert!(outs[0] == outs[2], "{case:?}: 4 threads differ from 1");
     }
+    // The flag reaches the engine (otherwise the comparison above would
+    // compare one thread with itself): the bench reports the threads used.
+    let o = wafernoc(&[
+        "--threads=2",
+        "bench",
+        "--only",
+        "8x8_uniform_0.2",
+        "--scale",
+        "0.001",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["threads"], 2, "{r}");
     let o = wafernoc(&["--threads=0", "run", "tests/data/small.toml"]);
     assert_clean_error(&o, &["--threads", "0"]);
 }
