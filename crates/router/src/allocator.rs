@@ -27,15 +27,19 @@ pub enum AllocatorKind {
 }
 
 /// One allocator instance with its persistent pointer state.
+// `repr(C)`: the header and the first pointers share the first cache line,
+// so a switch allocation touches one line of its allocator.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct Allocator {
     kind: AllocatorKind,
     n_in: u32,
     n_out: u32,
-    /// iSLIP grant pointer per output and accept pointer per input, in
-    /// fixed arrays (at most 128 ports) indexed `& 127`: no bounds checks.
-    gptr: [u8; 128],
-    aptr: [u8; 128],
+    /// iSLIP pointers in one fixed array (no bounds checks): the grant
+    /// pointer of output `o` at `o`, the accept pointer of input `i` at
+    /// `n_out + i` (below 256, as both counts are at most 128). For a small
+    /// allocator both lie in the same cache line as the header.
+    ptr: [u8; 256],
     in_arb: Vec<Arbiter>,
     out_arb: Vec<Arbiter>,
     // Scratch rows, all zero between calls (only touched entries are cleared).
@@ -60,6 +64,12 @@ fn first8(mask: u8, ptr: u32) -> u32 {
 }
 
 impl Allocator {
+    /// Index of input `i`'s accept pointer in `ptr`.
+    #[inline]
+    fn ai(&self, i: usize) -> usize {
+        (self.n_out as usize + i) & 255
+    }
+
     /// A new allocator for `n_in` inputs and `n_out` outputs (each ≤ 128).
     pub fn new(kind: AllocatorKind, arbiter: ArbiterKind, n_in: usize, n_out: usize) -> Self {
         assert!(n_in <= 128 && n_out <= 128);
@@ -74,8 +84,7 @@ impl Allocator {
             kind,
             n_in: n_in as u32,
             n_out: n_out as u32,
-            gptr: [0; 128],
-            aptr: [0; 128],
+            ptr: [0; 256],
             in_arb,
             out_arb,
             by_out: vec![0; n_out],
@@ -150,9 +159,9 @@ impl Allocator {
     #[inline]
     pub fn grant_uncontested(&mut self, i: u32, mask: u8) -> u32 {
         debug_assert!(matches!(self.kind, AllocatorKind::Islip { .. }) && mask != 0);
-        let o = first8(mask, self.aptr[i as usize & 127] as u32);
-        self.gptr[o as usize & 127] = (if i + 1 >= self.n_in { 0 } else { i + 1 }) as u8;
-        self.aptr[i as usize & 127] = (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
+        let o = first8(mask, self.ptr[self.ai(i as usize)] as u32);
+        self.ptr[o as usize & 127] = (if i + 1 >= self.n_in { 0 } else { i + 1 }) as u8;
+        self.ptr[self.ai(i as usize)] = (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
         o
     }
 
@@ -205,10 +214,10 @@ impl Allocator {
             while im != 0 {
                 let i = im.trailing_zeros() as usize;
                 im &= im - 1;
-                let o = first8(m_in[i], self.aptr[i & 127] as u32);
+                let o = first8(m_in[i], self.ptr[self.ai(i)] as u32);
                 emit(i as u32, o);
-                self.gptr[o as usize & 127] = (wrap(i as u32, n_in)) as u8;
-                self.aptr[i & 127] = (wrap(o, n_out)) as u8;
+                self.ptr[o as usize & 127] = (wrap(i as u32, n_in)) as u8;
+                self.ptr[self.ai(i)] = (wrap(o, n_out)) as u8;
             }
             return;
         }
@@ -236,7 +245,7 @@ impl Allocator {
                 om &= om - 1;
                 let cand = by_out[o] & !in_matched;
                 if cand != 0 {
-                    let i = first8(cand, self.gptr[o & 127] as u32) as usize;
+                    let i = first8(cand, self.ptr[o & 127] as u32) as usize;
                     grants_to[i] |= 1 << o;
                     any = true;
                 }
@@ -250,13 +259,13 @@ impl Allocator {
                 im &= im - 1;
                 let g = grants_to[i];
                 if g != 0 {
-                    let o = first8(g, self.aptr[i & 127] as u32);
+                    let o = first8(g, self.ptr[self.ai(i)] as u32);
                     in_matched |= 1 << i;
                     out_matched |= 1 << o;
                     emit(i as u32, o);
                     if iter == 0 {
-                        self.gptr[o as usize & 127] = (wrap(i as u32, n_in)) as u8;
-                        self.aptr[i & 127] = (wrap(o, n_out)) as u8;
+                        self.ptr[o as usize & 127] = (wrap(i as u32, n_in)) as u8;
+                        self.ptr[self.ai(i)] = (wrap(o, n_out)) as u8;
                     }
                 }
             }
@@ -281,11 +290,11 @@ impl Allocator {
             if m == 0 || busy_in >> i & 1 == 1 {
                 return;
             }
-            let o = first_from(m, self.aptr[*i as usize & 127] as u32).expect("non-empty mask");
+            let o = first_from(m, self.ptr[self.ai(*i as usize)] as u32).expect("non-empty mask");
             out.push((*i, o));
             // (x + 1) mod n for x < n, without a division.
-            self.gptr[o as usize & 127] = (if *i + 1 >= self.n_in { 0 } else { *i + 1 }) as u8;
-            self.aptr[*i as usize & 127] = (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
+            self.ptr[o as usize & 127] = (if *i + 1 >= self.n_in { 0 } else { *i + 1 }) as u8;
+            self.ptr[self.ai(*i as usize)] = (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
             return;
         }
         // No output asked for by two inputs (requests in ascending input
@@ -313,12 +322,11 @@ impl Allocator {
                     if m == 0 || busy_in >> i & 1 == 1 {
                         continue;
                     }
-                    let o =
-                        first_from(m, self.aptr[i as usize & 127] as u32).expect("non-empty mask");
+                    let o = first_from(m, self.ptr[self.ai(i as usize)] as u32)
+                        .expect("non-empty mask");
                     out.push((i, o));
-                    self.gptr[o as usize & 127] =
-                        (if i + 1 >= self.n_in { 0 } else { i + 1 }) as u8;
-                    self.aptr[i as usize & 127] =
+                    self.ptr[o as usize & 127] = (if i + 1 >= self.n_in { 0 } else { i + 1 }) as u8;
+                    self.ptr[self.ai(i as usize)] =
                         (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
                 }
                 return;
@@ -369,7 +377,7 @@ impl Allocator {
                         let o = om.trailing_zeros();
                         om &= om - 1;
                         let cand = by_out[o as usize] & !in_matched;
-                        if let Some(i) = first_from(cand, self.gptr[o as usize & 127] as u32) {
+                        if let Some(i) = first_from(cand, self.ptr[o as usize & 127] as u32) {
                             grants_to[i as usize] |= 1u128 << o;
                             any = true;
                         }
@@ -384,13 +392,14 @@ impl Allocator {
                         let i = im.trailing_zeros();
                         im &= im - 1;
                         let g = std::mem::take(&mut grants_to[i as usize]);
-                        if let Some(o) = first_from(g, self.aptr[i as usize & 127] as u32) {
+                        let ai = (self.n_out + i) as usize & 255;
+                        if let Some(o) = first_from(g, self.ptr[ai] as u32) {
                             in_matched |= 1u128 << i;
                             out_matched |= 1u128 << o;
                             out.push((i, o));
                             if iter == 0 {
-                                self.gptr[o as usize & 127] = ((i + 1) % self.n_in) as u8;
-                                self.aptr[i as usize & 127] = ((o + 1) % self.n_out) as u8;
+                                self.ptr[o as usize & 127] = ((i + 1) % self.n_in) as u8;
+                                self.ptr[ai] = ((o + 1) % self.n_out) as u8;
                             }
                         }
                     }
@@ -531,8 +540,7 @@ mod tests {
                         let mut w = Vec::new();
                         e.allocate_small(&free, 0, 0, &mut w);
                         prop_assert_eq!(&u, &w);
-                        prop_assert_eq!(&d.gptr, &e.gptr);
-                        prop_assert_eq!(&d.aptr, &e.aptr);
+                        prop_assert_eq!(&d.ptr[..], &e.ptr[..]);
                     }
                     c2 = c.clone();
                     x.sort_unstable(); y.sort_unstable();
