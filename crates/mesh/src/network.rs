@@ -58,10 +58,12 @@
 //!
 //! # State layout
 //! Per input VC (part-local index `(lr*PORTS + port)*V + vc`, `lr` the
-//! router's index in its part) the pipeline state is one `VcState` record
-//! (route mask, next cycle, stage, output VC), so visiting a VC reads one
-//! record; its flits live in the flat [`VcBuffers`]. Per router, `work`
-//! marks the VCs holding flits (the only ones visited) and `ovc_in_use`
+//! router's index in its part) the pipeline state (next cycle, stage,
+//! output VC) shares one 16-byte [`wafernoc_router::VcState`] record with
+//! the VC's ring position in [`VcBuffers`], so visiting a VC, writing a
+//! flit into it or switching one out reads one record besides the flit's
+//! slot; the route mask, read only in VC allocation, is kept apart
+//! (`routes`). Per router, `work` marks the VCs holding flits (the only ones visited) and `ovc_in_use`
 //! the reserved output VCs. A packet's hop count travels in its head flit
 //! ([`Flit::hops`]); its per-flit latency sums are kept by the source
 //! interface and by the ejection VC.
@@ -164,14 +166,16 @@ struct RemoteEv {
     ev: Ev,
 }
 
-/// The two links leaving one router port, where they go and their timing
-/// (one record, so that a switched flit reads each of its ports once).
+/// The two links leaving one router port: where they go and their delays
+/// (one small record, so that a switched flit reads each of its ports once
+/// and a router's five records share two cache lines).
 #[derive(Clone, Copy, Debug)]
 struct PortLinks {
-    /// Flit link out of the output port (LOCAL: the ejection link).
-    out: LinkTiming,
-    /// Credit link out of the input port, upstream (LOCAL: to the interface).
-    cred: LinkTiming,
+    /// Arrival delay (latency + cycles per item, [`LinkTiming::arrival`])
+    /// of the flit link out of the output port.
+    out_delay: u32,
+    /// Arrival delay of the credit link out of the input port.
+    cred_delay: u32,
     /// Flit target the output port feeds ([`Consts::out_link`]).
     out_target: u32,
     /// Credit target the input port feeds (an output port `r*PORTS + o`,
@@ -183,17 +187,15 @@ struct PortLinks {
     cred_part: u16,
 }
 
-/// The pipeline state of one input VC.
-#[derive(Clone, Copy, Debug, Default)]
-struct VcState {
-    /// Candidate output VCs (bit `port * V + vc`), valid in `VC_ALLOC`.
-    route: u128,
-    /// First cycle the VC's current stage may act.
-    next: u64,
-    /// `IDLE`, `ROUTING`, `VC_ALLOC` or `ACTIVE`.
-    st: u8,
-    /// Output VC (`port * V + vc`), valid in `ACTIVE`.
-    out: u8,
+/// Occupancy of the two links leaving one router port, for links slower
+/// than one item per cycle (the general router step; with
+/// [`Consts::fast_links`] only [`PortLinks`]' delays are read).
+#[derive(Clone, Copy, Debug)]
+struct PortTiming {
+    /// Flit link out of the output port (LOCAL: the ejection link).
+    out: LinkTiming,
+    /// Credit link out of the input port, upstream (LOCAL: to the interface).
+    cred: LinkTiming,
 }
 
 /// A packet in the packet table. Written only between cycles (by
@@ -240,20 +242,31 @@ struct Ejecting {
     arr_sum: u64,
 }
 
+/// One class's source queue at an interface and the packet it is injecting
+/// (one record per class, so that injecting a flit touches one record).
+#[derive(Clone, Debug)]
+struct NiClass {
+    /// Queued packet slots (front is being injected when `cur_vc ≥ 0`).
+    queue: VecDeque<u32>,
+    /// Head injection cycle of the front packet.
+    cur_itime: u64,
+    /// Sum of the injection cycles of the front packet's flits so far.
+    cur_inj_sum: u64,
+    /// VC of the packet being injected, or −1.
+    cur_vc: i16,
+    /// Next flit of the front packet.
+    next_seq: u16,
+    /// Size of the front packet in flits, valid while it is being injected
+    /// (read from the packet table once, with its head).
+    cur_size: u16,
+    /// Last VC a head took (round-robin start).
+    last_vc: u8,
+}
+
 #[derive(Clone, Debug, Default)]
 struct Ni {
-    /// Per class: queued packet slots (front is being injected when `cur_vc ≥ 0`).
-    queues: Vec<VecDeque<u32>>,
-    /// Per class: VC of the packet being injected, or −1.
-    cur_vc: Vec<i16>,
-    /// Per class: next flit of the front packet.
-    next_seq: Vec<u16>,
-    /// Per class: head injection cycle of the front packet.
-    cur_itime: Vec<u64>,
-    /// Per class: sum of the injection cycles of the front packet's flits so far.
-    cur_inj_sum: Vec<u64>,
-    /// Per class: last VC a head took (round-robin start).
-    last_vc: Vec<u8>,
+    /// Per class: its queue and the packet being injected.
+    classes: Vec<NiClass>,
     /// Last class served (round-robin among equal priorities).
     last_class: u8,
     /// Credits of the router's injection input port, per VC.
@@ -360,7 +373,10 @@ struct Part {
     r0: usize,
     nr: usize,
     bufs: VcBuffers,
-    vcs: Vec<VcState>,
+    /// Per input VC: candidate output VCs (bit `port * V + vc`), valid in
+    /// `VC_ALLOC` (read only then, so kept apart from the hot
+    /// [`wafernoc_router::VcState`] records in `bufs`).
+    routes: Vec<u128>,
     // Per router: input VCs holding flits (the only ones with work to do).
     work: Vec<u128>,
     ovc_in_use: Vec<u128>,
@@ -384,6 +400,8 @@ struct Part {
     /// Per port `lr*PORTS + p`: the flit link leaving output port `p` and
     /// the credit link leaving input port `p`.
     links: Vec<PortLinks>,
+    /// Per port `lr*PORTS + p`: the occupancy of those links.
+    timing: Vec<PortTiming>,
     /// Per node: the injection link.
     inj_timing: Vec<LinkTiming>,
     /// Per node: the credit link from the interface to the router's LOCAL output.
@@ -820,7 +838,7 @@ impl Network {
                     r0,
                     nr,
                     bufs: VcBuffers::new(nr * pv, rc.vc_buf_size),
-                    vcs: vec![VcState::default(); nr * pv],
+                    routes: vec![0; nr * pv],
                     work: vec![0; nr],
                     ovc_in_use: vec![0; nr],
                     ovc_tail_sent: vec![0; nr],
@@ -836,12 +854,18 @@ impl Network {
                     owner: vec![u32::MAX; nr * pv],
                     links: (r0 * PORTS..r1 * PORTS)
                         .map(|q| PortLinks {
-                            out: out_timing[q],
-                            cred: cred_timing[q],
+                            out_delay: out_timing[q].arrival(0) as u32,
+                            cred_delay: cred_timing[q].arrival(0) as u32,
                             out_target: c.out_link[q],
                             cred_target: in_credit_link[q],
                             out_part: out_part[q],
                             cred_part: in_credit_part[q],
+                        })
+                        .collect(),
+                    timing: (r0 * PORTS..r1 * PORTS)
+                        .map(|q| PortTiming {
+                            out: out_timing[q],
+                            cred: cred_timing[q],
                         })
                         .collect(),
                     inj_timing: inj_timing[r0..r1].to_vec(),
@@ -851,12 +875,19 @@ impl Network {
                     outbox: [Vec::new(), Vec::new()],
                     ni: (0..nr)
                         .map(|_| Ni {
-                            queues: vec![VecDeque::new(); nclasses],
-                            cur_vc: vec![-1; nclasses],
-                            next_seq: vec![0; nclasses],
-                            cur_itime: vec![0; nclasses],
-                            cur_inj_sum: vec![0; nclasses],
-                            last_vc: c.class_hi.iter().map(|h| h - 1).collect(),
+                            classes: c
+                                .class_hi
+                                .iter()
+                                .map(|h| NiClass {
+                                    queue: VecDeque::new(),
+                                    cur_itime: 0,
+                                    cur_inj_sum: 0,
+                                    cur_vc: -1,
+                                    next_seq: 0,
+                                    cur_size: 0,
+                                    last_vc: h - 1,
+                                })
+                                .collect(),
                             last_class: (nclasses - 1) as u8,
                             credits: vec![depth; v],
                             in_use: 0,
@@ -1221,9 +1252,9 @@ impl Network {
             }
             let r = g / pv;
             let lr = r - p.r0;
-            match p.vcs[lg].st {
+            match p.bufs.vcs[lg].st {
                 ACTIVE => {
-                    let oi = p.vcs[lg].out as usize;
+                    let oi = p.bufs.vcs[lg].out as usize;
                     let o = oi / v;
                     if o != LOCAL && p.credits[lr * pv + oi] == 0 {
                         let link = c.out_link[r * PORTS + o] as usize;
@@ -1233,7 +1264,7 @@ impl Network {
                     }
                 }
                 VC_ALLOC => {
-                    let mut m = p.vcs[lg].route;
+                    let mut m = p.routes[lg];
                     while m != 0 {
                         let oi = m.trailing_zeros() as usize;
                         m &= m - 1;
@@ -1285,11 +1316,11 @@ impl Network {
             let r = g / pv;
             let li = g % pv;
             let (x, y) = c.topo.coord(r);
-            let s = p.vcs[lg];
+            let s = p.bufs.vcs[lg];
             let waits = match s.st {
                 ACTIVE => Some((s.out as usize / v, s.out as usize % v)),
                 VC_ALLOC => {
-                    let oi = (s.route & p.ovc_in_use[r - p.r0]).trailing_zeros() as usize;
+                    let oi = (p.routes[lg] & p.ovc_in_use[r - p.r0]).trailing_zeros() as usize;
                     (oi < 128).then_some((oi / v, oi % v))
                 }
                 _ => None,
@@ -1403,7 +1434,7 @@ impl Part {
             for e in q.drain(..) {
                 let ln = e.node as usize - self.r0;
                 let ni = &mut self.ni[ln];
-                ni.queues[e.class as usize].push_back(e.slot);
+                ni.classes[e.class as usize].queue.push_back(e.slot);
                 ni.queued += 1;
                 set_bit(&mut self.ni_on, ln);
             }
@@ -1530,18 +1561,20 @@ impl Part {
         self.bufs
             .push(g, f)
             .expect("credit protocol violated: input buffer overflow");
-        match self.vcs[g].st {
+        match self.bufs.vcs[g].st {
             IDLE => {
                 debug_assert!(f.is_head());
                 if c.rd > 0 {
-                    self.vcs[g].st = ROUTING;
+                    self.bufs.vcs[g].st = ROUTING;
                 } else {
-                    self.vcs[g].route = Self::compute_route(c, pk, self.r0 + lr, f.pkt);
-                    self.vcs[g].st = VC_ALLOC;
+                    self.routes[g] = Self::compute_route(c, pk, self.r0 + lr, f.pkt);
+                    self.bufs.vcs[g].st = VC_ALLOC;
                 }
-                self.vcs[g].next = t;
+                self.bufs.vcs[g].next = t;
             }
-            ACTIVE if self.bufs.len(g) == 1 && self.vcs[g].next < t => self.vcs[g].next = t,
+            ACTIVE if self.bufs.len(g) == 1 && self.bufs.vcs[g].next < t => {
+                self.bufs.vcs[g].next = t
+            }
             _ => {}
         }
         self.work[lr] |= 1u128 << (g - lr * c.pv);
@@ -1635,17 +1668,18 @@ impl Part {
             for _ in 0..nc {
                 // (last_class + k) mod nc for k = 1..=nc, without a division.
                 cl = if cl + 1 >= nc { 0 } else { cl + 1 };
-                if c.class_prio[cl] != lvl || ni.queues[cl].is_empty() {
+                let q = &ni.classes[cl];
+                if c.class_prio[cl] != lvl || q.queue.is_empty() {
                     continue;
                 }
-                let vc = if ni.cur_vc[cl] >= 0 {
-                    ni.cur_vc[cl] as u8
+                let vc = if q.cur_vc >= 0 {
+                    q.cur_vc as u8
                 } else {
                     let lo = c.class_lo[cl];
                     let cnt = c.class_hi[cl] - lo;
                     let mut found = None;
                     for i in 0..cnt {
-                        let vc = lo + (ni.last_vc[cl] - lo + 1 + i) % cnt;
+                        let vc = lo + (q.last_vc - lo + 1 + i) % cnt;
                         if ni.in_use >> vc & 1 == 0 && ni.credits[vc as usize] > 0 {
                             found = Some(vc);
                             break;
@@ -1666,36 +1700,38 @@ impl Part {
         let Some((cl, vc)) = chosen else { return };
         let ni = &mut self.ni[ln];
         ni.last_class = cl as u8;
-        let slot = *ni.queues[cl].front().expect("queue checked non-empty");
-        let seq = ni.next_seq[cl];
+        ni.credits[vc as usize] -= 1;
+        let q = &mut ni.classes[cl];
+        let slot = *q.queue.front().expect("queue checked non-empty");
+        let seq = q.next_seq;
         if seq == 0 {
             ni.in_use |= 1 << vc;
             ni.tail_sent &= !(1 << vc);
-            ni.last_vc[cl] = vc;
-            ni.cur_vc[cl] = vc as i16;
-            ni.cur_itime[cl] = t;
-            ni.cur_inj_sum[cl] = 0;
+            q.last_vc = vc;
+            q.cur_vc = vc as i16;
+            q.cur_itime = t;
+            q.cur_inj_sum = 0;
+            q.cur_size = pk[slot as usize].size;
         }
-        ni.credits[vc as usize] -= 1;
-        ni.cur_inj_sum[cl] += t;
-        let f = Flit::new(slot, seq, pk[slot as usize].size);
+        q.cur_inj_sum += t;
+        let f = Flit::new(slot, seq, q.cur_size);
         if f.is_tail() {
             self.injected.push(Injected {
                 slot,
-                itime: ni.cur_itime[cl],
-                inj_sum: ni.cur_inj_sum[cl],
+                itime: q.cur_itime,
+                inj_sum: q.cur_inj_sum,
             });
-            ni.queues[cl].pop_front();
+            q.queue.pop_front();
+            q.cur_vc = -1;
+            q.next_seq = 0;
             ni.queued -= 1;
-            ni.cur_vc[cl] = -1;
-            ni.next_seq[cl] = 0;
             if c.wait_tail {
                 ni.tail_sent |= 1 << vc;
             } else {
                 ni.in_use &= !(1 << vc);
             }
         } else {
-            ni.next_seq[cl] = seq + 1;
+            q.next_seq = seq + 1;
         }
         let a = self.inj_timing[ln].send(t);
         self.schedule(
@@ -1776,26 +1812,27 @@ impl Part {
             let li = act.trailing_zeros() as usize;
             act &= act - 1;
             let g = base + li;
-            let s = self.vcs[g];
+            let s = self.bufs.vcs[g];
             if s.next > t {
                 continue;
             }
             match s.st {
                 ROUTING if t + 1 >= s.next + rd => {
                     let f = self.bufs.front(g).expect("routing VC holds its head");
-                    self.vcs[g].route = Self::compute_route(c, pk, r, f.pkt);
-                    self.vcs[g].st = VC_ALLOC;
-                    self.vcs[g].next = t + 1;
+                    self.routes[g] = Self::compute_route(c, pk, r, f.pkt);
+                    self.bufs.vcs[g].st = VC_ALLOC;
+                    self.bufs.vcs[g].next = t + 1;
                 }
                 VC_ALLOC => {
-                    let req = s.route & !in_use;
+                    let route = self.routes[g];
+                    let req = route & !in_use;
                     if req != 0 {
                         self.scratch_va.push((li as u32, req));
                     }
                     if speculative {
                         let i = c.port_of[li & 127] as usize & 7;
                         let vc = c.vc_of[li & 127];
-                        let mut ports = s.route;
+                        let mut ports = route;
                         while ports != 0 {
                             let o = c.port_of[ports.trailing_zeros() as usize & 127] as usize & 7;
                             ports &= !(((1u128 << v) - 1) << (o * v));
@@ -1803,7 +1840,9 @@ impl Part {
                             // its output link must be able to take a flit
                             // (slow wafer-crossing links), as for ACTIVE VCs.
                             if !fast_links
-                                && !self.links[lr * PORTS + o].out.can_send(t + sad - 1 + xd_od)
+                                && !self.timing[lr * PORTS + o]
+                                    .out
+                                    .can_send(t + sad - 1 + xd_od)
                             {
                                 continue;
                             }
@@ -1830,7 +1869,7 @@ impl Part {
                     if self.credits[base + oi] > 0 {
                         let o = c.port_of[oi & 127] as usize & 7;
                         let send_at = t + sad - 1 + xd_od;
-                        if fast_links || self.links[lr * PORTS + o].out.can_send(send_at) {
+                        if fast_links || self.timing[lr * PORTS + o].out.can_send(send_at) {
                             let i = c.port_of[li & 127] as usize & 7;
                             let vc = c.vc_of[li & 127];
                             // Classes own disjoint VC ranges, so the VC gives the priority.
@@ -1956,16 +1995,16 @@ impl Part {
             self.ovc_in_use[lr] |= bit;
             self.ovc_tail_sent[lr] &= !bit;
             self.owner[base + oi as usize] = gbase + li;
-            self.vcs[g].out = oi as u8;
-            self.vcs[g].st = ACTIVE;
-            self.vcs[g].next = t + vad;
+            self.bufs.vcs[g].out = oi as u8;
+            self.bufs.vcs[g].st = ACTIVE;
+            self.bufs.vcs[g].next = t + vad;
         }
         // VCs that asked and got nothing retry after the allocator's delay.
         if vad > 1 {
             for &(li, _) in &self.scratch_va {
                 let g = base + li as usize;
-                if self.vcs[g].st == VC_ALLOC {
-                    self.vcs[g].next = t + vad;
+                if self.bufs.vcs[g].st == VC_ALLOC {
+                    self.bufs.vcs[g].next = t + vad;
                 }
             }
         }
@@ -1982,9 +2021,9 @@ impl Part {
             if speculative_grant {
                 // Valid only if this cycle's VC allocation gave the head an
                 // output VC on this port with a free buffer slot.
-                if self.vcs[g].st != ACTIVE
-                    || c.port_of[self.vcs[g].out as usize & 127] as usize != o
-                    || self.credits[base + self.vcs[g].out as usize] == 0
+                if self.bufs.vcs[g].st != ACTIVE
+                    || c.port_of[self.bufs.vcs[g].out as usize & 127] as usize != o
+                    || self.credits[base + self.bufs.vcs[g].out as usize] == 0
                 {
                     continue;
                 }
@@ -2016,11 +2055,11 @@ impl Part {
         // Credit back upstream for the freed slot.
         // Credit links are never checked for bandwidth (one credit per
         // input port per cycle), so with `D` only their arrival is needed.
-        let li = &mut self.links[lr * PORTS + i];
+        let li = self.links[lr * PORTS + i];
         let a = if D {
-            li.cred.arrival(dep)
+            dep + li.cred_delay as u64
         } else {
-            li.cred.send(dep)
+            self.timing[lr * PORTS + i].cred.send(dep)
         };
         let (target, to) = (li.cred_target, li.cred_part);
         self.schedule(
@@ -2035,7 +2074,7 @@ impl Part {
             to,
         );
         // Downstream buffer state.
-        let oi = self.vcs[g].out as usize;
+        let oi = self.bufs.vcs[g].out as usize;
         let og = base + oi;
         self.credits[og] -= 1;
         if f.is_tail() {
@@ -2061,11 +2100,11 @@ impl Part {
         }
         // With `D` every flit link takes one flit per cycle and is never
         // checked (`Consts::fast_links`): only the arrival is needed.
-        let lo = &mut self.links[lr * PORTS + o];
+        let lo = self.links[lr * PORTS + o];
         let a = if D {
-            lo.out.arrival(dep + xd_od)
+            dep + xd_od + lo.out_delay as u64
         } else {
-            lo.out.send(dep + xd_od)
+            self.timing[lr * PORTS + o].out.send(dep + xd_od)
         };
         let (target, to) = (lo.out_target, lo.out_part);
         self.schedule(
@@ -2084,21 +2123,21 @@ impl Part {
         if left == 0 {
             self.work[lr] &= !(1u128 << (g - base));
             if f.is_tail() {
-                self.vcs[g].st = IDLE;
+                self.bufs.vcs[g].st = IDLE;
             } else {
-                self.vcs[g].next = t + sad;
+                self.bufs.vcs[g].next = t + sad;
             }
         } else if f.is_tail() {
             if D || c.rd > 0 {
-                self.vcs[g].st = ROUTING;
+                self.bufs.vcs[g].st = ROUTING;
             } else {
                 let nf = self.bufs.front(g).expect("non-empty");
-                self.vcs[g].route = Self::compute_route(c, pk, r, nf.pkt);
-                self.vcs[g].st = VC_ALLOC;
+                self.routes[g] = Self::compute_route(c, pk, r, nf.pkt);
+                self.bufs.vcs[g].st = VC_ALLOC;
             }
-            self.vcs[g].next = t + sad;
+            self.bufs.vcs[g].next = t + sad;
         } else {
-            self.vcs[g].next = t + sad;
+            self.bufs.vcs[g].next = t + sad;
         }
     }
 }

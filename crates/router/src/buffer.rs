@@ -1,17 +1,40 @@
-//! Input VC buffers of a whole network, stored as flat rings.
+//! Input VC buffers of a whole network, stored as flat rings, with each
+//! input VC's pipeline state beside its ring position.
 
 use crate::flit::Flit;
+
+/// One input VC's record: the position of its flits in its ring (private:
+/// only [`VcBuffers`] moves them) and the pipeline state the router model
+/// keeps for it. 16 bytes, so that a router visiting a VC, writing a flit
+/// into it or switching a flit out of it touches one small record (four
+/// VCs per cache line) besides the flit's slot.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VcState {
+    /// First cycle the VC's current pipeline stage may act.
+    pub next: u64,
+    /// Index of the front slot in the VC's ring.
+    head: u16,
+    /// Flits in the ring.
+    len: u16,
+    /// Pipeline stage (the router model's code).
+    pub st: u8,
+    /// Output VC held by the packet at the front (the router model's index).
+    pub out: u8,
+}
 
 /// Every input VC buffer of the network in one flat array: buffer `b`
 /// (a global input-VC index) owns slots `b*depth .. (b+1)*depth`.
 /// No allocation after construction.
+///
+/// Invariant: `vcs[b]`'s ring position describes exactly the flits pushed
+/// into buffer `b` and not yet popped; the pipeline fields of `vcs[b]` are
+/// the caller's and never read here.
 #[derive(Clone, Debug)]
 pub struct VcBuffers {
     depth: usize,
     slots: Vec<Flit>,
-    /// Per buffer: (index of the front slot, number of flits), side by side
-    /// so that one bounds check and one cache line serve both.
-    hl: Vec<(u16, u16)>,
+    /// Per buffer: its record (ring position and pipeline state).
+    pub vcs: Vec<VcState>,
 }
 
 impl VcBuffers {
@@ -21,7 +44,7 @@ impl VcBuffers {
         VcBuffers {
             depth,
             slots: vec![Flit::default(); count * depth],
-            hl: vec![(0, 0); count],
+            vcs: vec![VcState::default(); count],
         }
     }
     /// Buffer depth in flits.
@@ -32,36 +55,36 @@ impl VcBuffers {
     /// Number of flits in buffer `b`.
     #[inline]
     pub fn len(&self, b: usize) -> usize {
-        self.hl[b].1 as usize
+        self.vcs[b].len as usize
     }
     /// Whether buffer `b` is empty.
     #[inline]
     pub fn is_empty(&self, b: usize) -> bool {
-        self.hl[b].1 == 0
+        self.vcs[b].len == 0
     }
     /// Front flit of buffer `b`, if any.
     #[inline]
     pub fn front(&self, b: usize) -> Option<Flit> {
-        let (head, len) = self.hl[b];
-        if len == 0 {
+        let s = &self.vcs[b];
+        if s.len == 0 {
             None
         } else {
-            Some(self.slots[b * self.depth + head as usize])
+            Some(self.slots[b * self.depth + s.head as usize])
         }
     }
     /// Append a flit. Returns `Err(flit)` if the buffer is full (a credit
     /// protocol violation the caller reports).
     #[inline]
     pub fn push(&mut self, b: usize, f: Flit) -> Result<(), Flit> {
-        let (head, len) = &mut self.hl[b];
-        if *len as usize >= self.depth {
+        let s = &mut self.vcs[b];
+        if s.len as usize >= self.depth {
             return Err(f);
         }
-        let mut idx = *head as usize + *len as usize;
+        let mut idx = s.head as usize + s.len as usize;
         if idx >= self.depth {
             idx -= self.depth;
         }
-        *len += 1;
+        s.len += 1;
         self.slots[b * self.depth + idx] = f;
         Ok(())
     }
@@ -73,25 +96,24 @@ impl VcBuffers {
     /// Remove and return the front flit with the number of flits left.
     #[inline]
     pub fn pop_len(&mut self, b: usize) -> Option<(Flit, usize)> {
-        let (head, len) = &mut self.hl[b];
-        if *len == 0 {
+        let s = &mut self.vcs[b];
+        if s.len == 0 {
             return None;
         }
-        let h = *head as usize;
-        *head = if h + 1 == self.depth {
+        let h = s.head as usize;
+        s.head = if h + 1 == self.depth {
             0
         } else {
             (h + 1) as u16
         };
-        *len -= 1;
-        let left = *len as usize;
+        s.len -= 1;
+        let left = s.len as usize;
         Some((self.slots[b * self.depth + h], left))
     }
     /// Iterate the flits of buffer `b` front to back.
     pub fn iter(&self, b: usize) -> impl Iterator<Item = Flit> + '_ {
-        let (h, len) = self.hl[b];
-        let h = h as usize;
-        (0..len as usize).map(move |i| self.slots[b * self.depth + (h + i) % self.depth])
+        let (h, len) = (self.vcs[b].head as usize, self.vcs[b].len as usize);
+        (0..len).map(move |i| self.slots[b * self.depth + (h + i) % self.depth])
     }
 }
 
@@ -104,6 +126,10 @@ mod tests {
         #[test]
         fn behaves_like_a_bounded_fifo(ops in proptest::collection::vec(any::<bool>(), 0..200), depth in 1usize..9) {
             let mut b = VcBuffers::new(3, depth);
+            // The pipeline fields are the caller's: ring operations leave them alone.
+            b.vcs[1].next = 77;
+            b.vcs[1].st = 3;
+            b.vcs[1].out = 9;
             let mut model = std::collections::VecDeque::new();
             let mut n = 0u32;
             for push in ops {
@@ -120,6 +146,7 @@ mod tests {
                         prop_assert_eq!(b.pop_len(1), f.map(|f| (f, model.len())));
                     }
                 }
+                prop_assert_eq!((b.vcs[1].next, b.vcs[1].st, b.vcs[1].out), (77, 3, 9));
                 prop_assert_eq!(b.len(1), model.len());
                 prop_assert_eq!(b.front(1), model.front().copied());
                 prop_assert!(b.is_empty(0) && b.is_empty(2));

@@ -11,7 +11,8 @@
 //!   `st_prepare_delay`, `st_final_delay`, `credit_delay`, `output_delay`),
 //!   allocator and arbiter choice, `wait_for_tail_credit`.
 //! - [`flit::Flit`]: an 8-byte flit reference (packet slot, sequence, flags).
-//! - [`buffer::VcBuffers`]: all input VC buffers of a network as flat rings.
+//! - [`buffer::VcBuffers`]: all input VC buffers of a network as flat rings,
+//!   each VC's ring position beside its pipeline state ([`buffer::VcState`]).
 //! - [`arbiter`]: round-robin and matrix arbiters over bit masks.
 //! - [`allocator`]: separable input-first, separable output-first and iSLIP
 //!   (1..n iterations) allocators over bit-mask request matrices.
@@ -36,7 +37,7 @@ pub mod link;
 
 pub use allocator::{Allocator, AllocatorKind};
 pub use arbiter::{Arbiter, ArbiterKind};
-pub use buffer::VcBuffers;
+pub use buffer::{VcBuffers, VcState};
 pub use config::{ConfigError, RouterConfig};
 pub use flit::Flit;
 pub use link::LinkTiming;
