@@ -63,8 +63,8 @@
 //! the VC's ring position in [`VcBuffers`], so visiting a VC, writing a
 //! flit into it or switching one out reads one record besides the flit's
 //! slot; the route mask, read only in VC allocation, is kept apart
-//! (`routes`). Per router, `work` marks the VCs holding flits (the only ones visited) and `ovc_in_use`
-//! the reserved output VCs. A packet's hop count travels in its head flit
+//! (`routes`). Per router, `work` marks the VCs holding flits (the only
+//! ones visited) and `ovc_in_use` the reserved output VCs. A packet's hop count travels in its head flit
 //! ([`Flit::hops`]); its per-flit latency sums are kept by the source
 //! interface and by the ejection VC.
 
@@ -331,7 +331,8 @@ struct Consts {
     step_all: bool,
     /// The default pipeline: 1-cycle routing, VC and switch allocation and
     /// crossbar, no output delay, not speculative, one priority level,
-    /// every link one flit per cycle, output VCs released with their tail.
+    /// every link one flit per cycle, output VCs released with their tail,
+    /// at most 64 VCs per router (one `work` word).
     /// The router step is compiled once for it with these as constants
     /// (`router_step::<true>`) and once for everything else.
     simple: bool,
@@ -377,8 +378,10 @@ struct Part {
     /// `VC_ALLOC` (read only then, so kept apart from the hot
     /// [`wafernoc_router::VcState`] records in `bufs`).
     routes: Vec<u128>,
-    // Per router: input VCs holding flits (the only ones with work to do).
-    work: Vec<u128>,
+    /// Per router: input VCs holding flits (the only ones with work to
+    /// do), bit `port * V + vc` as two 64-bit words (word operations are
+    /// cheaper than `u128` ones; with `Consts::simple` only the first is used).
+    work: Vec<[u64; 2]>,
     ovc_in_use: Vec<u128>,
     ovc_tail_sent: Vec<u128>,
     va: Vec<Allocator>,
@@ -827,7 +830,8 @@ impl Network {
             && c.nlev == 1
             && c.fast_links
             && !c.wait_tail
-            && c.atomic_ovc == 0;
+            && c.atomic_ovc == 0
+            && c.pv <= 64;
         let parts: Vec<Mutex<Part>> = (0..nparts)
             .map(|p| {
                 let (r0, r1) = (part_start[p], part_start[p + 1]);
@@ -839,7 +843,7 @@ impl Network {
                     nr,
                     bufs: VcBuffers::new(nr * pv, rc.vc_buf_size),
                     routes: vec![0; nr * pv],
-                    work: vec![0; nr],
+                    work: vec![[0, 0]; nr],
                     ovc_in_use: vec![0; nr],
                     ovc_tail_sent: vec![0; nr],
                     va: (0..nr)
@@ -1577,7 +1581,8 @@ impl Part {
             }
             _ => {}
         }
-        self.work[lr] |= 1u128 << (g - lr * c.pv);
+        let x = g - lr * c.pv;
+        self.work[lr][(x >> 6) & 1] |= 1 << (x & 63);
         set_bit(&mut self.router_on, lr);
     }
 
@@ -1765,7 +1770,7 @@ impl Part {
                     break;
                 }
                 self.router_step::<D>(t, c, pk, lr);
-                if self.work[lr] == 0 {
+                if self.work[lr] == [0, 0] {
                     self.router_on[w] &= !(1 << b);
                 }
             }
@@ -1784,8 +1789,8 @@ impl Part {
         let pv = c.pv;
         let r = self.r0 + lr;
         let base = lr * pv;
-        let mut act = self.work[lr];
-        if act == 0 {
+        let work = self.work[lr];
+        if work == [0, 0] {
             return;
         }
         self.scratch_va.clear();
@@ -1808,103 +1813,108 @@ impl Part {
         let mut sa_dup = 0u8;
         let nlev = if D { 1 } else { c.nlev };
 
-        while act != 0 {
-            let li = act.trailing_zeros() as usize;
-            act &= act - 1;
-            let g = base + li;
-            let s = self.bufs.vcs[g];
-            if s.next > t {
-                continue;
-            }
-            match s.st {
-                ROUTING if t + 1 >= s.next + rd => {
-                    let f = self.bufs.front(g).expect("routing VC holds its head");
-                    self.routes[g] = Self::compute_route(c, pk, r, f.pkt);
-                    self.bufs.vcs[g].st = VC_ALLOC;
-                    self.bufs.vcs[g].next = t + 1;
+        // With `D`, V ≤ 64 per router (`Consts::simple`): one word.
+        for (half, &word) in work.iter().enumerate().take(if D { 1 } else { 2 }) {
+            let mut act = word;
+            while act != 0 {
+                let li = half * 64 + act.trailing_zeros() as usize;
+                act &= act - 1;
+                let g = base + li;
+                let s = self.bufs.vcs[g];
+                if s.next > t {
+                    continue;
                 }
-                VC_ALLOC => {
-                    let route = self.routes[g];
-                    let req = route & !in_use;
-                    if req != 0 {
-                        self.scratch_va.push((li as u32, req));
+                match s.st {
+                    ROUTING if t + 1 >= s.next + rd => {
+                        let f = self.bufs.front(g).expect("routing VC holds its head");
+                        self.routes[g] = Self::compute_route(c, pk, r, f.pkt);
+                        self.bufs.vcs[g].st = VC_ALLOC;
+                        self.bufs.vcs[g].next = t + 1;
                     }
-                    if speculative {
-                        let i = c.port_of[li & 127] as usize & 7;
-                        let vc = c.vc_of[li & 127];
-                        let mut ports = route;
-                        while ports != 0 {
-                            let o = c.port_of[ports.trailing_zeros() as usize & 127] as usize & 7;
-                            ports &= !(((1u128 << v) - 1) << (o * v));
-                            // A speculative grant sends in this cycle too, so
-                            // its output link must be able to take a flit
-                            // (slow wafer-crossing links), as for ACTIVE VCs.
-                            if !fast_links
-                                && !self.timing[lr * PORTS + o]
-                                    .out
-                                    .can_send(t + sad - 1 + xd_od)
-                            {
-                                continue;
-                            }
-                            if spec_req[i] >> o & 1 == 0
-                                || supersedes(
-                                    vc,
-                                    0,
-                                    spec_vc[i][o],
-                                    0,
-                                    self.sw_rr
-                                        [(lr * PORTS + i) * nlev + c.vc_lvl[vc as usize] as usize],
-                                    v,
-                                )
-                            {
-                                spec_vc[i][o] = vc;
-                            }
-                            spec_req[i] |= 1 << o;
-                            any_spec = true;
+                    VC_ALLOC => {
+                        let route = self.routes[g];
+                        let req = route & !in_use;
+                        if req != 0 {
+                            self.scratch_va.push((li as u32, req));
                         }
-                    }
-                }
-                ACTIVE => {
-                    let oi = s.out as usize;
-                    if self.credits[base + oi] > 0 {
-                        let o = c.port_of[oi & 127] as usize & 7;
-                        let send_at = t + sad - 1 + xd_od;
-                        if fast_links || self.timing[lr * PORTS + o].out.can_send(send_at) {
+                        if speculative {
                             let i = c.port_of[li & 127] as usize & 7;
                             let vc = c.vc_of[li & 127];
-                            // Classes own disjoint VC ranges, so the VC gives the priority.
-                            let pri = if multi_prio {
-                                c.vc_prio[vc as usize]
-                            } else {
-                                0
-                            };
-                            if sa_req[i] >> o & 1 == 0 {
-                                sa_dup |= sa_seen & (1 << o);
-                                sa_seen |= 1 << o;
-                                sa_vc[i][o] = vc;
-                                if multi_prio {
-                                    sa_pri[i][o] = pri;
+                            let mut ports = route;
+                            while ports != 0 {
+                                let o =
+                                    c.port_of[ports.trailing_zeros() as usize & 127] as usize & 7;
+                                ports &= !(((1u128 << v) - 1) << (o * v));
+                                // A speculative grant sends in this cycle too, so
+                                // its output link must be able to take a flit
+                                // (slow wafer-crossing links), as for ACTIVE VCs.
+                                if !fast_links
+                                    && !self.timing[lr * PORTS + o]
+                                        .out
+                                        .can_send(t + sad - 1 + xd_od)
+                                {
+                                    continue;
                                 }
-                            } else if supersedes(
-                                vc,
-                                pri,
-                                sa_vc[i][o],
-                                if multi_prio { sa_pri[i][o] } else { 0 },
-                                self.sw_rr[(lr * PORTS + i) * nlev
-                                    + if D { 0 } else { c.vc_lvl[vc as usize] as usize }],
-                                v,
-                            ) {
-                                sa_vc[i][o] = vc;
-                                if multi_prio {
-                                    sa_pri[i][o] = pri;
+                                if spec_req[i] >> o & 1 == 0
+                                    || supersedes(
+                                        vc,
+                                        0,
+                                        spec_vc[i][o],
+                                        0,
+                                        self.sw_rr[(lr * PORTS + i) * nlev
+                                            + c.vc_lvl[vc as usize] as usize],
+                                        v,
+                                    )
+                                {
+                                    spec_vc[i][o] = vc;
                                 }
+                                spec_req[i] |= 1 << o;
+                                any_spec = true;
                             }
-                            sa_req[i] |= 1 << o;
-                            any_sa = true;
                         }
                     }
+                    ACTIVE => {
+                        let oi = s.out as usize;
+                        if self.credits[base + oi] > 0 {
+                            let o = c.port_of[oi & 127] as usize & 7;
+                            let send_at = t + sad - 1 + xd_od;
+                            if fast_links || self.timing[lr * PORTS + o].out.can_send(send_at) {
+                                let i = c.port_of[li & 127] as usize & 7;
+                                let vc = c.vc_of[li & 127];
+                                // Classes own disjoint VC ranges, so the VC gives the priority.
+                                let pri = if multi_prio {
+                                    c.vc_prio[vc as usize]
+                                } else {
+                                    0
+                                };
+                                if sa_req[i] >> o & 1 == 0 {
+                                    sa_dup |= sa_seen & (1 << o);
+                                    sa_seen |= 1 << o;
+                                    sa_vc[i][o] = vc;
+                                    if multi_prio {
+                                        sa_pri[i][o] = pri;
+                                    }
+                                } else if supersedes(
+                                    vc,
+                                    pri,
+                                    sa_vc[i][o],
+                                    if multi_prio { sa_pri[i][o] } else { 0 },
+                                    self.sw_rr[(lr * PORTS + i) * nlev
+                                        + if D { 0 } else { c.vc_lvl[vc as usize] as usize }],
+                                    v,
+                                ) {
+                                    sa_vc[i][o] = vc;
+                                    if multi_prio {
+                                        sa_pri[i][o] = pri;
+                                    }
+                                }
+                                sa_req[i] |= 1 << o;
+                                any_sa = true;
+                            }
+                        }
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
 
@@ -2121,7 +2131,8 @@ impl Part {
         self.progressed = true;
         // Next state of the input VC.
         if left == 0 {
-            self.work[lr] &= !(1u128 << (g - base));
+            let x = g - base;
+            self.work[lr][(x >> 6) & 1] &= !(1 << (x & 63));
             if f.is_tail() {
                 self.bufs.vcs[g].st = IDLE;
             } else {
