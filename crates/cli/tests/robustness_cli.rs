@@ -1,0 +1,54 @@
+//! Bad input found by the robustness audit (docs/NOTES.md, "Session 4"):
+//! each case used to panic, hang, abort on allocation or be silently
+//! accepted; now it is an error naming the problem (exit status 2), and
+//! absurd sizes are refused quickly instead of exhausting memory.
+
+mod common;
+use common::*;
+
+const SMALL: &str = "tests/data/small.toml";
+const GPT: &str = "traces/gpt-oss-20b/decode_128req.wnrt";
+
+fn run_set(sets: &[&str]) -> std::process::Output {
+    let mut args = vec!["run", SMALL, "--quiet"];
+    for s in sets {
+        args.push("--set");
+        args.push(s);
+    }
+    wafernoc_within(60, &args)
+}
+
+#[test]
+fn mesh_sizes_that_overflow_or_exhaust_memory_are_refused() {
+    // Was: rows × wafers_y wrapped to 0, then an index panic.
+    input_error(
+        &run_set(&[
+            "network.mesh.rows=4294967296",
+            "network.mesh.wafers_y=4294967296",
+        ]),
+        &["rows", "2^20"],
+    );
+    // Was: a 4096×4096 mesh allocated 8+ GB and ran for minutes.
+    input_error(
+        &run_set(&["network.mesh.rows=4096", "network.mesh.cols=4096"]),
+        &["rows", "2^20"],
+    );
+    // Was: abort "memory allocation of ... bytes failed".
+    input_error(
+        &run_set(&[
+            "network.mesh.rows=1024",
+            "network.mesh.cols=1024",
+            "network.router.num_vcs=25",
+            "network.router.vc_buf_size=4096",
+        ]),
+        &["virtual channels", "2^25"],
+    );
+    input_error(
+        &run_set(&[
+            "network.mesh.rows=256",
+            "network.mesh.cols=256",
+            "network.router.vc_buf_size=4096",
+        ]),
+        &["vc_buf_size", "2^28"],
+    );
+}
