@@ -52,3 +52,17 @@ fn mesh_sizes_that_overflow_or_exhaust_memory_are_refused() {
         &["vc_buf_size", "2^28"],
     );
 }
+
+#[test]
+fn class_vc_counts_cannot_wrap_around_or_repeat_names() {
+    // Was: the VC sum wrapped to num_vcs (2), then an index panic.
+    input_error(
+        &run_set(&["network.classes=[{name=\"a\",vcs=9223372036854775807},\
+             {name=\"b\",vcs=9223372036854775807},{name=\"c\",vcs=4}]"]),
+        &["classes", "num_vcs"],
+    );
+    input_error(
+        &run_set(&["network.classes=[{name=\"a\",vcs=1},{name=\"a\",vcs=1}]"]),
+        &["classes", "`a`", "twice"],
+    );
+}
