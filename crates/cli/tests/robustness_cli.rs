@@ -19,6 +19,19 @@ fn run_set(sets: &[&str]) -> std::process::Output {
 }
 
 #[test]
+fn traffic_class_beyond_the_network_classes_is_an_error() {
+    // Was: panic "traffic source produced an impossible packet".
+    input_error(&run_set(&["traffic.class=5"]), &["traffic.class", "5"]);
+    input_error(
+        &run_set(&[
+            "network.classes=[{name=\"a\",vcs=1},{name=\"b\",vcs=1}]",
+            "traffic.class=2",
+        ]),
+        &["traffic.class"],
+    );
+}
+
+#[test]
 fn mesh_sizes_that_overflow_or_exhaust_memory_are_refused() {
     // Was: rows × wafers_y wrapped to 0, then an index panic.
     input_error(
@@ -65,4 +78,26 @@ fn class_vc_counts_cannot_wrap_around_or_repeat_names() {
         &run_set(&["network.classes=[{name=\"a\",vcs=1},{name=\"a\",vcs=1}]"]),
         &["classes", "`a`", "twice"],
     );
+}
+
+#[test]
+fn impossible_measurement_keys_are_errors() {
+    // Were: a zero-cycle "measurement" printed as a result, NaN thresholds
+    // that never trigger.
+    for (set, key) in [
+        ("sim.sample_period=0", "sample_period"),
+        ("sim.max_samples=0", "max_samples"),
+        ("sim.latency_thres=nan", "latency_thres"),
+        ("sim.latency_thres=-1", "latency_thres"),
+        ("sim.warmup_thres=nan", "warmup_thres"),
+        ("sim.stopping_thres=inf", "stopping_thres"),
+    ] {
+        input_error(&run_set(&[set]), &[key]);
+    }
+    // BookSim: sample_period = 0 was silently raised to 1.
+    let cfg = "../shared/reference/booksim/configs/uniform_k8_v2_b4_p1_r0.2_latency.cfg";
+    if root().join(cfg).exists() {
+        let o = wafernoc_within(60, &["booksim", cfg, "sample_period=0", "--quiet"]);
+        input_error(&o, &["sample_period"]);
+    }
 }
