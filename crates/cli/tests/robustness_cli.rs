@@ -101,3 +101,55 @@ fn impossible_measurement_keys_are_errors() {
         input_error(&o, &["sample_period"]);
     }
 }
+
+#[test]
+fn replay_skips_idle_gaps_and_refuses_cycles_beyond_its_limit() {
+    let d = tmp("replay-gap");
+    let head =
+        "{\"wafernoc_packet_trace\": 1, \"nodes\": 16, \"unit\": \"flits\", \"meta\": \"\"}\n";
+    // A 10^12-cycle idle gap: was stepped one cycle at a time (hours).
+    let gap = d.join("gap.jsonl");
+    std::fs::write(
+        &gap,
+        format!(
+            "{head}{{\"id\": 0, \"cycle\": 0, \"src\": 0, \"dst\": 1, \"size\": 4}}\n\
+             {{\"id\": 1, \"cycle\": 1000000000000, \"src\": 0, \"dst\": 1, \"size\": 4}}\n"
+        ),
+    )
+    .unwrap();
+    for mode in ["open", "closed"] {
+        let o = wafernoc_within(
+            30,
+            &[
+                "replay-packets",
+                s(&gap),
+                "--config",
+                SMALL,
+                "--mode",
+                mode,
+                "--json",
+                "--quiet",
+            ],
+        );
+        ok(&o);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["stats"]["packets"], 2);
+        let cycles = v["stats"]["cycles"].as_u64().unwrap();
+        assert!(
+            (1_000_000_000_000..1_000_000_000_100).contains(&cycles),
+            "{cycles}"
+        );
+    }
+    // A cycle near u64::MAX: was a hang (and clock overflow).
+    let far = d.join("far.jsonl");
+    std::fs::write(
+        &far,
+        format!("{head}{{\"id\": 0, \"cycle\": 18446744073709551615, \"src\": 0, \"dst\": 1, \"size\": 4}}\n"),
+    )
+    .unwrap();
+    let o = wafernoc_within(
+        30,
+        &["replay-packets", s(&far), "--config", SMALL, "--quiet"],
+    );
+    input_error(&o, &["record 0", "2^48"]);
+}
