@@ -153,3 +153,34 @@ fn replay_skips_idle_gaps_and_refuses_cycles_beyond_its_limit() {
     );
     input_error(&o, &["record 0", "2^48"]);
 }
+
+#[test]
+fn huge_slot_and_chunk_counts_do_not_hang() {
+    // Was: every iteration walked 10^9 empty slots (a hang); a 10^12-token
+    // chunk aborted on allocation. With more slots than requests the
+    // schedule is the same as with one slot per request.
+    let stats = |extra: &[&str]| {
+        let mut args = vec!["trace", "stats", GPT, "--json"];
+        args.extend_from_slice(extra);
+        let o = wafernoc_within(30, &args);
+        ok(&o);
+        let mut v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v.as_object_mut().unwrap().remove("batching");
+        v
+    };
+    assert_eq!(
+        stats(&["--slots", "1000000000"]),
+        stats(&["--slots", "128"])
+    );
+    let o = wafernoc_within(
+        30,
+        &[
+            "trace",
+            "stats",
+            "traces/deepseek-esft/intent.wnrt",
+            "--chunk",
+            "1000000000000",
+        ],
+    );
+    ok(&o);
+}
