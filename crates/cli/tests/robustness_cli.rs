@@ -184,3 +184,30 @@ fn huge_slot_and_chunk_counts_do_not_hang() {
     );
     ok(&o);
 }
+
+#[test]
+fn serving_runs_too_large_to_hold_are_refused() {
+    // Was: abort "memory allocation of 24000000000000 bytes failed".
+    let o = wafernoc_within(
+        30,
+        &[
+            "balance",
+            "--model",
+            "gpt-oss-20b",
+            "--mesh",
+            "4x8",
+            "--tp",
+            "4",
+            "--dp",
+            "8",
+            "--routing",
+            "zipf:1.2",
+            "--iterations",
+            "1000000000000",
+            "--layers",
+            "1",
+            "--quiet",
+        ],
+    );
+    input_error(&o, &["iterations", "2^27"]);
+}
