@@ -211,3 +211,47 @@ fn serving_runs_too_large_to_hold_are_refused() {
     );
     input_error(&o, &["iterations", "2^27"]);
 }
+
+#[test]
+fn demo_and_moe_reject_empty_meshes_and_missing_iterations() {
+    // Was: a division by zero panic (0 devices).
+    input_error(
+        &wafernoc_within(30, &["demo", "--mesh", "0x4", "--quiet"]),
+        &["--mesh", "0x4"],
+    );
+    // Was: silently 1 iteration.
+    input_error(
+        &wafernoc_within(30, &["demo", "--iterations", "0", "--quiet"]),
+        &["--iterations"],
+    );
+    // Were: silently cut to the trace's 982 iterations.
+    input_error(
+        &wafernoc_within(
+            30,
+            &["demo", "--start", "900", "--iterations", "200", "--quiet"],
+        ),
+        &["900..1100", "only 82 iterations"],
+    );
+    let o = wafernoc_within(
+        30,
+        &[
+            "moe",
+            "--model",
+            "gpt-oss-20b",
+            "--mesh",
+            "4x8",
+            "--tp",
+            "4",
+            "--dp",
+            "8",
+            "--mapping",
+            "er",
+            "--routing",
+            &format!("trace:{GPT}"),
+            "--iterations",
+            "0..1000000000",
+            "--quiet",
+        ],
+    );
+    input_error(&o, &["0..1000000000", "only 982 iterations"]);
+}
