@@ -255,3 +255,45 @@ fn demo_and_moe_reject_empty_meshes_and_missing_iterations() {
     );
     input_error(&o, &["0..1000000000", "only 982 iterations"]);
 }
+
+#[test]
+fn sweep_merge_checks_the_manifest_point_count() {
+    let d = tmp("merge-points");
+    let sweep = d.join("one.toml");
+    std::fs::write(
+        &sweep,
+        format!(
+            "command = \"run\"\nconfig = \"{}\"\n[fixed]\n\"sim.sample_period\" = 100\n\
+             \"sim.max_samples\" = 2\n[[param]]\nname = \"traffic.rate\"\nvalues = [0.1]\n",
+            s(&root().join(SMALL))
+        ),
+    )
+    .unwrap();
+    let out = d.join("out");
+    ok(&wafernoc_within(
+        60,
+        &[
+            "sweep",
+            s(&sweep),
+            "--out",
+            s(&out),
+            "--quiet",
+            "--jobs",
+            "1",
+        ],
+    ));
+    ok(&wafernoc_within(30, &["sweep", "merge", s(&out)]));
+    // A corrupted count: was a loop over 10^12 point files.
+    let m = out.join("sweep.json");
+    let text = std::fs::read_to_string(&m).unwrap();
+    assert!(text.contains("\"points\": 1"), "{text}");
+    std::fs::write(
+        &m,
+        text.replace("\"points\": 1", "\"points\": 1000000000000"),
+    )
+    .unwrap();
+    input_error(
+        &wafernoc_within(30, &["sweep", "merge", s(&out)]),
+        &["sweep.json", "`points` is 1000000000000", "has 1 points"],
+    );
+}
