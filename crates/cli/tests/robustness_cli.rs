@@ -297,3 +297,56 @@ fn sweep_merge_checks_the_manifest_point_count() {
         &["sweep.json", "`points` is 1000000000000", "has 1 points"],
     );
 }
+
+#[test]
+fn flags_that_were_silently_ignored_are_errors() {
+    let out = tmp("ignored");
+    // sweep-rates: --rates was ignored under --to-saturation, --reference
+    // under a TOML configuration.
+    let o = wafernoc_within(
+        30,
+        &[
+            "sweep-rates",
+            SMALL,
+            "--rates",
+            "0.1",
+            "--to-saturation",
+            "--out",
+            s(&out),
+            "--quiet",
+        ],
+    );
+    input_error(&o, &["--to-saturation"]);
+    let o = wafernoc_within(
+        30,
+        &[
+            "sweep-rates",
+            SMALL,
+            "--rates",
+            "0.1",
+            "--reference",
+            "/nonexistent",
+            "--out",
+            s(&out),
+            "--quiet",
+        ],
+    );
+    input_error(&o, &["--reference"]);
+    // validate: --seeds 0 and --jobs 0 were raised to 1; a statistical rule
+    // without seeds was refused only after the whole comparison had run.
+    let r = "../shared/reference/booksim";
+    for (flags, needle) in [
+        (&["--seeds", "0"][..], "--seeds"),
+        (&["--jobs", "0"][..], "--jobs"),
+        (&["--rule", "statistical"][..], "--seeds 2"),
+    ] {
+        let mut args = vec!["validate", r, "--out", s(&out), "--quiet"];
+        args.extend_from_slice(flags);
+        input_error(&wafernoc_within(20, &args), &[needle]);
+    }
+    // bench: an --only that matched nothing ran nothing and succeeded.
+    input_error(
+        &wafernoc_within(20, &["bench", "--only", "nosuch"]),
+        &["--only", "nosuch"],
+    );
+}
