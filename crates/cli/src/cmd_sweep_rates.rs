@@ -28,7 +28,7 @@ pub struct SweepRatesArgs {
     #[arg(long, conflicts_with = "rates")]
     pub to_saturation: bool,
     /// Rate step for --to-saturation.
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(long, default_value_t = 0.02, conflicts_with = "rates")]
     pub step: f64,
     /// BookSim2 reference directory (results.csv): overlay BookSim2's points
     /// of the same network and traffic on the plot (BookSim .cfg only).

@@ -350,3 +350,33 @@ fn flags_that_were_silently_ignored_are_errors() {
         &["--only", "nosuch"],
     );
 }
+
+#[test]
+fn bench_decode_record_counts_are_bounded() {
+    // Was: --records 0 printed "0 records/s"; 10^11 records were generated
+    // in memory until the machine ran out of it.
+    for n in ["0", "100000000000"] {
+        input_error(
+            &wafernoc_within(20, &["trace", "bench-decode", "--records", n]),
+            &["--records", "20000000"],
+        );
+    }
+    // sweep-rates: --step was ignored with --rates.
+    let out = tmp("step");
+    input_error(
+        &wafernoc_within(
+            20,
+            &[
+                "sweep-rates",
+                SMALL,
+                "--rates",
+                "0.1",
+                "--step",
+                "0.5",
+                "--out",
+                s(&out),
+            ],
+        ),
+        &["--step"],
+    );
+}
