@@ -380,3 +380,35 @@ fn bench_decode_record_counts_are_bounded() {
         &["--step"],
     );
 }
+
+#[test]
+fn moe_errors_name_only_flags_that_exist() {
+    // Was: "invalid `num_vcs` (--num-vcs)": neither the key nor the flag
+    // exists; the VCs come from the [noc] table.
+    let d = tmp("moe-noc");
+    let cfg = d.join("noc.toml");
+    std::fs::write(&cfg, "[noc]\ncollective_vcs = 30\nmigration_vcs = 30\n").unwrap();
+    let o = wafernoc_within(
+        20,
+        &[
+            "moe",
+            "--model",
+            "gpt-oss-20b",
+            "--mesh",
+            "4x8",
+            "--tp",
+            "4",
+            "--dp",
+            "8",
+            "--mapping",
+            "er",
+            "--tokens-per-group",
+            "4",
+            "--quiet",
+            "--config",
+            s(&cfg),
+        ],
+    );
+    input_error(&o, &["noc.collective_vcs + noc.migration_vcs", "60"]);
+    assert!(!stderr(&o).contains("--num-vcs"), "{}", stderr(&o));
+}
