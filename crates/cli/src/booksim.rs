@@ -347,7 +347,7 @@ impl BooksimCfg {
         let sim = SimControl {
             sim_type,
             warmup_periods: nonneg("warmup_periods", int!("warmup_periods", 3))?,
-            sample_period: nonneg("sample_period", int!("sample_period", 1000))?.max(1) as u64,
+            sample_period: nonneg("sample_period", int!("sample_period", 1000))? as u64,
             max_samples: nonneg("max_samples", int!("max_samples", 10))?,
             latency_thres: float!("latency_thres", 500.0),
             warmup_thres: float!("warmup_thres", 0.05),

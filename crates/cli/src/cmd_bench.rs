@@ -272,6 +272,17 @@ pub fn run(a: BenchArgs) -> CmdResult {
             "--speedup N needs N >= 1 and --threads of 2 or more (it compares them with one thread)",
         ));
     }
+    let cases: Vec<&Case> = CASES
+        .iter()
+        .filter(|c| a.only.as_deref().is_none_or(|o| c.name.contains(o)))
+        .collect();
+    if cases.is_empty() {
+        return Err(CliError::new(format!(
+            "--only `{}`: no case matches; cases: {}",
+            a.only.as_deref().unwrap_or(""),
+            CASES.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+        )));
+    }
     if !a.json {
         println!(
             "wafernoc {} bench, {} thread(s){}; 4 VCs x 8 flits, 4-flit packets, XY, uniform Bernoulli",
@@ -286,10 +297,7 @@ pub fn run(a: BenchArgs) -> CmdResult {
             );
         }
     }
-    for c in CASES
-        .iter()
-        .filter(|c| a.only.as_deref().is_none_or(|o| c.name.contains(o)))
-    {
+    for c in cases {
         if let Some(n) = a.speedup {
             speedup(c, &a, n)?;
             continue;

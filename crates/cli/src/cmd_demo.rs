@@ -57,10 +57,16 @@ pub struct DemoArgs {
 fn parse_mesh(s: &str) -> Result<(usize, usize), CliError> {
     let bad = || CliError::new(format!("--mesh `{s}`: expected RxC, e.g. 4x8"));
     let (r, c) = s.split_once(['x', 'X']).ok_or_else(bad)?;
-    Ok((
+    let (r, c): (usize, usize) = (
         r.trim().parse().map_err(|_| bad())?,
         c.trim().parse().map_err(|_| bad())?,
-    ))
+    );
+    if r == 0 || c == 0 {
+        return Err(CliError::new(format!(
+            "--mesh `{s}`: rows and columns must be at least 1"
+        )));
+    }
+    Ok((r, c))
 }
 
 /// `wafernoc demo`.
@@ -77,7 +83,16 @@ pub fn run(a: DemoArgs) -> CmdResult {
     let dp = devices / a.tp;
     let model = MoeModel::preset(&a.model).map_err(|e| CliError::new(e.to_string()))?;
     let tr = TraceRouting::load(&a.trace, &model, &a.model)?;
-    let its = tr.iterations(a.slots, a.start..a.start + a.iterations.max(1))?;
+    if a.iterations == 0 {
+        return Err(CliError::new("--iterations 0: must be at least 1"));
+    }
+    let end = a.start.checked_add(a.iterations).ok_or_else(|| {
+        CliError::new(format!(
+            "--start {} --iterations {}: out of range",
+            a.start, a.iterations
+        ))
+    })?;
+    let its = tr.iterations(a.slots, a.start..end)?;
     let wafer = WaferSpec::single(rows, cols);
     let mut prog = Progress::new(a.quiet, "demo");
     let mut report = Vec::new();

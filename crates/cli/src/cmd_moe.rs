@@ -293,6 +293,7 @@ fn key_of(param: &str) -> &str {
         "s" => "routing",
         "max_packet_flits" => "packet_flits",
         "groups" | "tokens" => "dp",
+        "num_vcs" => "noc.collective_vcs + noc.migration_vcs",
         "hop_latency_ns"
         | "cross_wafer_latency_ns"
         | "cross_wafer_gbps"
@@ -302,6 +303,28 @@ fn key_of(param: &str) -> &str {
     }
 }
 
+/// Keys that are also `wafernoc moe` flags (`tokens_per_group` is
+/// `--tokens-per-group`).
+const MOE_FLAGS: &[&str] = &[
+    "model",
+    "mesh",
+    "wafers",
+    "tp",
+    "dp",
+    "mapping",
+    "tile",
+    "ring",
+    "tokens_per_group",
+    "routing",
+    "seed",
+    "alltoall",
+    "flit_bytes",
+    "packet_flits",
+    "slots",
+    "iterations",
+    "layers",
+];
+
 /// A library error as a CLI error naming the key.
 pub(crate) fn lib_err(e: CollectiveError) -> CliError {
     match &e {
@@ -309,7 +332,14 @@ pub(crate) fn lib_err(e: CollectiveError) -> CliError {
         _ => match e.parameter() {
             Some(p) => {
                 let k = key_of(p);
-                CliError::new(format!("invalid `{k}` (--{}): {e}", k.replace('_', "-")))
+                // Name a flag only if `wafernoc moe` has it; `[noc]` and
+                // `--config`-only keys (vc_buf_size, cross_wafer_latency_ns...)
+                // have none.
+                if MOE_FLAGS.contains(&k) {
+                    CliError::new(format!("invalid `{k}` (--{}): {e}", k.replace('_', "-")))
+                } else {
+                    CliError::new(format!("invalid `{k}`: {e}"))
+                }
             }
             None => CliError::new(e.to_string()),
         },

@@ -164,6 +164,10 @@ fn network_config(a: &ReplayArgs, meta: &str) -> Result<NetworkConfig, CliError>
 }
 
 /// Scaled recorded cycle `S(i)`.
+/// Latest (scaled) record cycle a replay accepts: 2^48, far beyond any
+/// simulation's length and far from `u64` overflow of the engine's clock.
+const MAX_CYCLE: u64 = 1 << 48;
+
 fn scaled(cycle: u64, scale: f64) -> u64 {
     if scale == 1.0 {
         cycle
@@ -284,6 +288,13 @@ pub fn run(a: ReplayArgs) -> CmdResult {
                 ))
             })?;
             let s = scaled(r.cycle, scale);
+            if s > MAX_CYCLE {
+                return Err(CliError::new(format!(
+                    "{name}: record {}: cycle {} (× time scale {scale}) is beyond the replay's \
+                     limit of {MAX_CYCLE} (2^48) cycles",
+                    r.id, r.cycle
+                )));
+            }
             s_of.push(s);
             rows.push(None);
             flits += u64::from(size);
@@ -313,6 +324,21 @@ pub fn run(a: ReplayArgs) -> CmdResult {
         }
         if exhausted && pending.is_empty() && net.packets_outstanding() == 0 {
             break;
+        }
+        // An idle network with nothing due: jump to the next release or
+        // record instead of stepping through the gap one cycle at a time
+        // (exact: a quiescent network's state does not depend on the cycle).
+        if net.packets_outstanding() == 0
+            && ready.peek().is_none_or(|&Reverse((rel, _))| rel > t)
+            && net.is_quiescent()
+        {
+            let next_record = lookahead.as_ref().map(|r| scaled(r.cycle, scale));
+            let next_release = ready.peek().map(|&Reverse((rel, _))| rel);
+            if let Some(next) = next_record.into_iter().chain(next_release).min() {
+                if next > t + 1 && net.fast_forward(next) {
+                    continue;
+                }
+            }
         }
         // 2. Enqueue the released packets.
         while let Some(&Reverse((rel, id))) = ready.peek() {

@@ -282,9 +282,18 @@ pub fn simulate_with(
     quiet: bool,
     outputs: &RunOutputs<'_>,
 ) -> Result<RunOutcome, CliError> {
+    sim.validate().map_err(|e| CliError::new(e.to_string()))?;
     let mut net = Network::new(network.clone()).map_err(|e| CliError::new(e.to_string()))?;
     let mut src = Synthetic::new(traffic.clone(), net.topology())
         .map_err(|e| CliError::new(e.to_string()))?;
+    if usize::from(traffic.class) >= net.num_classes() {
+        return Err(CliError::new(format!(
+            "invalid parameter `traffic.class`: {} but the network has {} class(es) (0..{})",
+            traffic.class,
+            net.num_classes(),
+            net.num_classes()
+        )));
+    }
     let nodes = net.topology().nodes() as u32;
     let mut delivered: Vec<Delivered> = Vec::new();
     let keep = outputs.per_packet.is_some();

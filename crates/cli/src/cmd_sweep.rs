@@ -911,6 +911,17 @@ fn merge(a: MergeArgs) -> CmdResult {
         names.push(n.to_string());
         axes.push(v);
     }
+    // `points` must be the grid's size: merge reads one file per index, and
+    // a corrupted count (say 10^12) would otherwise loop for hours.
+    let grid = axes
+        .iter()
+        .try_fold(1usize, |n, ax| n.checked_mul(ax.len()));
+    if grid != Some(total) {
+        return Err(bad(&format!(
+            "`points` is {total} but the grid of `params` has {} points",
+            grid.map_or("too many".to_string(), |g| g.to_string())
+        )));
+    }
 
     let mut missing = Vec::new();
     let mut rows: Vec<(usize, Vec<String>, BTreeMap<String, String>)> = Vec::new();

@@ -25,10 +25,10 @@ pub struct SweepRatesArgs {
     /// Step the rate by `--step` from `--step` until the run is unstable
     /// (latency above the threshold) or the accepted rate falls below 90% of
     /// the offered rate.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "rates")]
     pub to_saturation: bool,
     /// Rate step for --to-saturation.
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(long, default_value_t = 0.02, conflicts_with = "rates")]
     pub step: f64,
     /// BookSim2 reference directory (results.csv): overlay BookSim2's points
     /// of the same network and traffic on the plot (BookSim .cfg only).
@@ -75,6 +75,15 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
     }
     if a.rates.is_empty() && !a.to_saturation {
         return Err(CliError::new("give --rates r1,r2,... or --to-saturation"));
+    }
+    if a.reference.is_some() && !is_cfg {
+        return Err(CliError::new(format!(
+            "--reference: BookSim2 points can only be matched to a BookSim2 .cfg, not {}",
+            a.config.display()
+        )));
+    }
+    if a.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(CliError::new("--name must not be empty"));
     }
     let name = a.name.clone().unwrap_or_else(|| {
         a.config

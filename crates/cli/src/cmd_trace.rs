@@ -101,8 +101,10 @@ struct StatsArgs {
 
 #[derive(Args, Debug)]
 struct BenchArgs {
-    /// Number of generated records.
-    #[arg(long, default_value_t = 2_000_000)]
+    /// Number of generated records (1 to 20,000,000: both encodings are
+    /// held in memory, about 100 bytes per record).
+    #[arg(long, default_value_t = 2_000_000,
+          value_parser = clap::value_parser!(u64).range(1..=20_000_000))]
     records: u64,
     /// Print JSON instead of text.
     #[arg(long)]

@@ -398,17 +398,25 @@ pub fn run_all(
 
 /// `wafernoc validate`.
 pub fn run(a: ValidateArgs) -> CmdResult {
+    // Flag checks first: not after minutes of simulation, and never a
+    // silent `max(1)`.
+    if a.jobs == 0 {
+        return Err(CliError::new("--jobs 0: must be at least 1"));
+    }
+    if a.seeds == 0 {
+        return Err(CliError::new("--seeds 0: must be at least 1"));
+    }
+    if a.rule == Rule::Statistical && a.seeds < 2 {
+        return Err(CliError::new(
+            "--rule statistical needs --seeds 2 or more (the noise is estimated from them)",
+        ));
+    }
     let mut rows = read_reference(&a.dir)?;
     if a.checked_only {
         let all = rows.clone();
         rows.retain(|r| in_checked_range(&all, r));
     }
     let ours = run_all(&a.dir, &rows, a.jobs, a.seeds, a.quiet)?;
-    if a.rule == Rule::Statistical && a.seeds < 2 {
-        return Err(CliError::new(
-            "--rule statistical needs --seeds 2 or more (the noise is estimated from them)",
-        ));
-    }
     let checks = judge(&rows, &ours, a.rule);
     std::fs::create_dir_all(&a.out)
         .map_err(|e| CliError::new(format!("{}: {e}", a.out.display())))?;

@@ -50,10 +50,15 @@ impl TraceRouting {
             .skip(range.start)
             .take(range.end.saturating_sub(range.start))
             .collect();
-        if its.is_empty() {
+        // The whole range must exist: running fewer iterations than asked
+        // would be a silent default.
+        if its.len() < range.len() {
             return Err(CliError::new(format!(
-                "iterations {}..{}: the trace has fewer iterations with {slots} slots",
-                range.start, range.end
+                "iterations {}..{}: the trace has only {} iterations from {} with {slots} slots",
+                range.start,
+                range.end,
+                its.len(),
+                range.start
             )));
         }
         Ok(its)

@@ -94,7 +94,8 @@ impl NetworkConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.router.validate(PORTS)?;
         let classes = self.effective_classes();
-        let total: usize = classes.iter().map(|c| c.vcs).sum();
+        // Saturating: huge per-class counts must not wrap around to num_vcs.
+        let total = classes.iter().fold(0usize, |t, c| t.saturating_add(c.vcs));
         if total != self.router.num_vcs {
             return Err(ConfigError::Other {
                 key: "classes".into(),
@@ -118,6 +119,14 @@ impl NetworkConfig {
                 });
             }
         }
+        for (i, c) in classes.iter().enumerate() {
+            if classes[..i].iter().any(|d| d.name == c.name) {
+                return Err(ConfigError::Other {
+                    key: "classes".into(),
+                    reason: format!("class name `{}` is used twice", c.name),
+                });
+            }
+        }
         if classes.len() > 16 {
             return Err(ConfigError::Other {
                 key: "classes".into(),
@@ -125,5 +134,36 @@ impl NetworkConfig {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_classes(classes: &[(&str, usize)]) -> NetworkConfig {
+        NetworkConfig {
+            classes: classes
+                .iter()
+                .map(|&(name, vcs)| ClassSpec {
+                    name: name.into(),
+                    vcs,
+                    priority: 0,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn class_vc_sums_do_not_wrap_and_names_are_unique() {
+        // usize::MAX + 5 wraps to num_vcs = 4 with a plain sum.
+        let e = with_classes(&[("a", usize::MAX), ("b", 5)])
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("add up to"), "{e}");
+        let e = with_classes(&[("a", 2), ("a", 2)]).validate().unwrap_err();
+        assert!(e.to_string().contains("`a` is used twice"), "{e}");
+        with_classes(&[("a", 2), ("b", 2)]).validate().unwrap();
     }
 }

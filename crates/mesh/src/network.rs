@@ -81,6 +81,13 @@ use crate::deadlock::{DeadlockReport, WaitingVc};
 use crate::routing::Routing;
 use crate::topology::{Topology, LOCAL, PORTS};
 
+/// Most virtual channels (routers × ports × VCs) in one network: 2^25,
+/// about 1.6 GB of per-VC state.
+pub const MAX_VCS: usize = 1 << 25;
+/// Most input-buffer flit slots (virtual channels × `vc_buf_size`) in one
+/// network: 2^28, 2 GiB of 8-byte flits.
+pub const MAX_BUFFER_FLITS: usize = 1 << 28;
+
 const IDLE: u8 = 0;
 const ROUTING: u8 = 1;
 const VC_ALLOC: u8 = 2;
@@ -606,6 +613,31 @@ impl Network {
         let r_n = topo.nodes();
         let v = cfg.router.num_vcs;
         let pv = PORTS * v;
+        // Memory guard: refuse a network whose VC state or input buffers
+        // would take gigabytes (r_n <= 2^20, pv <= 128, depth <= 4096: no
+        // overflow). docs/configuration.md states the limits.
+        if r_n * pv > MAX_VCS {
+            return Err(ConfigError::Other {
+                key: "mesh".into(),
+                reason: format!(
+                    "{r_n} routers × {PORTS} ports × {v} VCs = {} virtual channels is more \
+                     than the supported {MAX_VCS} (2^25)",
+                    r_n * pv
+                ),
+            });
+        }
+        if r_n * pv * cfg.router.vc_buf_size > MAX_BUFFER_FLITS {
+            return Err(ConfigError::Other {
+                key: "vc_buf_size".into(),
+                reason: format!(
+                    "{} virtual channels × {} flits = {} buffered flits is more than the \
+                     supported {MAX_BUFFER_FLITS} (2^28, 2 GiB of flits)",
+                    r_n * pv,
+                    cfg.router.vc_buf_size,
+                    r_n * pv * cfg.router.vc_buf_size
+                ),
+            });
+        }
         let classes = cfg.effective_classes();
         let mut class_lo = Vec::new();
         let mut class_hi = Vec::new();

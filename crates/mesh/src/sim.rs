@@ -83,6 +83,38 @@ impl Default for SimControl {
     }
 }
 
+impl SimControl {
+    /// Check the measurement keys: at least one sample period of at least
+    /// one cycle, and thresholds that are finite and non-negative (a NaN
+    /// threshold would silently never, or always, trigger).
+    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+        let err = |key: &str, reason: String| {
+            Err(crate::ConfigError::Other {
+                key: key.into(),
+                reason,
+            })
+        };
+        if self.sample_period == 0 {
+            return err("sample_period", "must be at least 1 cycle".into());
+        }
+        if self.max_samples == 0 {
+            return err("max_samples", "must be at least 1 sample period".into());
+        }
+        for (key, v) in [
+            ("latency_thres", self.latency_thres),
+            ("warmup_thres", self.warmup_thres),
+            ("acc_warmup_thres", self.acc_warmup_thres),
+            ("stopping_thres", self.stopping_thres),
+            ("acc_stopping_thres", self.acc_stopping_thres),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return err(key, format!("{v} is not a finite non-negative number"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Outcome of a measured run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -472,4 +504,54 @@ pub fn run_measured_observed(
         link_utilization,
         flit_hops: net.counters().flit_hops,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measurement_keys_are_checked() {
+        SimControl::default().validate().unwrap();
+        let key = |c: SimControl| match c.validate().unwrap_err() {
+            crate::ConfigError::Other { key, .. } => key,
+            e => panic!("{e}"),
+        };
+        let d = SimControl::default;
+        assert_eq!(
+            key(SimControl {
+                sample_period: 0,
+                ..d()
+            }),
+            "sample_period"
+        );
+        assert_eq!(
+            key(SimControl {
+                max_samples: 0,
+                ..d()
+            }),
+            "max_samples"
+        );
+        assert_eq!(
+            key(SimControl {
+                latency_thres: f64::NAN,
+                ..d()
+            }),
+            "latency_thres"
+        );
+        assert_eq!(
+            key(SimControl {
+                warmup_thres: -0.1,
+                ..d()
+            }),
+            "warmup_thres"
+        );
+        assert_eq!(
+            key(SimControl {
+                acc_stopping_thres: f64::INFINITY,
+                ..d()
+            }),
+            "acc_stopping_thres"
+        );
+    }
 }

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 pub const PORTS: usize = 5;
 /// The local (injection/ejection) port.
 pub const LOCAL: usize = 4;
+/// Most routers in one network (all wafers): 2^20, e.g. 1024×1024. Each
+/// router costs a few kilobytes of engine state, so this bounds a network
+/// to a few GB; larger meshes are refused rather than exhausting memory.
+pub const MAX_ROUTERS: usize = 1 << 20;
 
 /// A 2D mesh of `wafers_x × wafers_y` wafers of `rows × cols` dies each,
 /// joined edge to edge. Links that cross a wafer edge have their own latency
@@ -95,14 +99,25 @@ impl Topology {
                 return e(k, "must be at least 1".into());
             }
         }
-        let height = spec.rows * spec.wafers_y;
-        let width = spec.cols * spec.wafers_x;
-        if height * width > (1 << 24) {
-            return e(
-                "rows",
-                format!("{width}×{height} routers is more than the supported 2^24"),
-            );
-        }
+        // Checked: `rows = 2^32, wafers_y = 2^32` must not wrap to a small mesh.
+        let size = spec
+            .rows
+            .checked_mul(spec.wafers_y)
+            .zip(spec.cols.checked_mul(spec.wafers_x))
+            .and_then(|(h, w)| Some((h, w, h.checked_mul(w)?)));
+        let (height, width) = match size {
+            Some((h, w, n)) if n <= MAX_ROUTERS => (h, w),
+            _ => {
+                return e(
+                    "rows",
+                    format!(
+                        "{} rows × {} wafers_y by {} cols × {} wafers_x routers is more than \
+                         the supported {MAX_ROUTERS} (2^20)",
+                        spec.rows, spec.wafers_y, spec.cols, spec.wafers_x
+                    ),
+                )
+            }
+        };
         for (k, v) in [
             ("link_latency", spec.link_latency),
             ("link_cycles_per_flit", spec.link_cycles_per_flit),
@@ -244,6 +259,25 @@ mod tests {
         assert!(t.crosses_wafer(t.node(2, 0), 1));
         assert!(t.crosses_wafer(t.node(0, 1), 2));
         assert_eq!(t.link_params(t.node(1, 0), 0), (4, 2));
+    }
+
+    #[test]
+    fn router_counts_that_overflow_or_exceed_the_limit_are_refused() {
+        // 2^32 × 2^32 wraps to 0 without checked arithmetic.
+        let e = Topology::new(MeshSpec {
+            rows: 1 << 32,
+            wafers_y: 1 << 32,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.key, "rows");
+        let e = Topology::new(MeshSpec {
+            rows: 1025,
+            cols: 1024,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.reason.contains("2^20"), "{}", e.reason);
     }
 
     #[test]

@@ -155,7 +155,10 @@ pub fn iterations(trace: &RoutingTrace, batching: Batching) -> Result<Iterations
             ))
         }
         Batching::Continuous { slots } => State::Continuous {
-            slots: vec![None; slots],
+            // Slot s is only ever taken when slots 0..s are busy, so slots
+            // beyond the request count stay empty: not allocating them keeps
+            // the schedule identical and `--slots 1000000000` cheap.
+            slots: vec![None; slots.min(trace.requests.len())],
             next_request: 0,
             started: false,
         },
@@ -220,7 +223,8 @@ impl Iterator for Iterations<'_> {
                 request,
                 token,
             } => {
-                let mut toks = Vec::with_capacity(*chunk);
+                // Not `with_capacity(chunk)`: the chunk size is user input.
+                let mut toks = Vec::new();
                 while toks.len() < *chunk && *request < reqs.len() {
                     let n = reqs[*request].tokens.len();
                     if *token >= n {

@@ -904,6 +904,21 @@ fn continuous_batching_refills_freed_slots_in_the_next_iteration() {
     let s = schedule(&t, Batching::Continuous { slots: 8 });
     assert_eq!(s[0], vec![(0, 0), (10, 0), (20, 0), (30, 0)]);
     assert_eq!(s.len(), 3);
+    // More slots than requests: the same schedule, and no per-slot cost
+    // (10^12 slots used to be allocated and walked every iteration).
+    assert_eq!(schedule(&t, Batching::Continuous { slots: 1 << 40 }), s);
+    assert_eq!(
+        schedule(&t, Batching::Chunked { chunk: 1 << 40 }),
+        vec![vec![
+            (0, 0),
+            (0, 1),
+            (0, 2),
+            (10, 0),
+            (20, 0),
+            (20, 1),
+            (30, 0)
+        ]]
+    );
 }
 
 #[test]

@@ -573,6 +573,10 @@ fn copy_steps(
 // The run
 // ---------------------------------------------------------------------------
 
+/// Most routing counts (iterations × layers × DP groups × experts) a serving
+/// study holds in memory: 2^27, about 1 GB.
+pub const MAX_ROUTING_COUNTS: usize = 1 << 27;
+
 /// Replicas that went live, as `(phases finished, layer, expert, device)`.
 type CompletionLog = Vec<(u64, usize, ExpertId, DeviceId)>;
 
@@ -626,6 +630,22 @@ pub fn run_serving(
     let layout = spec.plan.layout(&spec.wafer, spec.model.experts)?;
     check_hbm_capacity(&spec.model, &spec.die, &layout)?;
     let dp = layout.dp();
+    // The routing of every (iteration, layer) is held in memory: refuse a
+    // study whose counts alone would take gigabytes (and `--iterations
+    // 1000000000000`, which would abort on allocation).
+    let entries = [spec.layers, dp, spec.model.experts]
+        .iter()
+        .try_fold(spec.iterations, |n, &m| n.checked_mul(m));
+    if entries.is_none_or(|n| n > MAX_ROUTING_COUNTS) {
+        return Err(CollectiveError::Param {
+            param: "iterations",
+            reason: format!(
+                "{} iterations x {} layers x {dp} DP groups x {} experts is more than the \
+                 supported {MAX_ROUTING_COUNTS} (2^27) routing counts held in memory",
+                spec.iterations, spec.layers, spec.model.experts
+            ),
+        });
+    }
     // Routing of every (iteration, layer), drawn once (the reference run
     // must see the same).
     let mut routing = Vec::with_capacity(spec.iterations);

@@ -61,3 +61,59 @@ pub fn csv(p: &Path) -> Vec<Vec<u64>> {
         .map(|l| l.split(',').map(|x| x.parse().unwrap()).collect())
         .collect()
 }
+
+/// Run the `wafernoc` binary like [`wafernoc`], but kill it and fail the
+/// test if it takes longer than `secs` seconds (a hang on tiny input is a
+/// bug, and a test must not hang with it).
+pub fn wafernoc_within(secs: u64, args: &[&str]) -> Output {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wafernoc"))
+        .args(args)
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wafernoc");
+    // Drain the pipes on threads so a chatty child cannot block on them.
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut out_pipe, &mut b).unwrap();
+        b
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut err_pipe, &mut b).unwrap();
+        b
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("wafernoc {args:?} did not finish within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
+}
+
+/// Assert a clean input error: exit status 2, no panic, and a message on
+/// stderr mentioning every needle.
+pub fn input_error(o: &Output, needles: &[&str]) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "exit status {:?}: {e}", o.status);
+    assert!(!e.contains("panicked"), "panic: {e}");
+    for n in needles {
+        assert!(e.contains(n), "error `{e}` does not mention `{n}`");
+    }
+}

@@ -1,0 +1,414 @@
+//! Bad input found by the robustness audit (docs/NOTES.md, "Session 4"):
+//! each case used to panic, hang, abort on allocation or be silently
+//! accepted; now it is an error naming the problem (exit status 2), and
+//! absurd sizes are refused quickly instead of exhausting memory.
+
+mod common;
+use common::*;
+
+const SMALL: &str = "tests/data/small.toml";
+const GPT: &str = "traces/gpt-oss-20b/decode_128req.wnrt";
+
+fn run_set(sets: &[&str]) -> std::process::Output {
+    let mut args = vec!["run", SMALL, "--quiet"];
+    for s in sets {
+        args.push("--set");
+        args.push(s);
+    }
+    wafernoc_within(60, &args)
+}
+
+#[test]
+fn traffic_class_beyond_the_network_classes_is_an_error() {
+    // Was: panic "traffic source produced an impossible packet".
+    input_error(&run_set(&["traffic.class=5"]), &["traffic.class", "5"]);
+    input_error(
+        &run_set(&[
+            "network.classes=[{name=\"a\",vcs=1},{name=\"b\",vcs=1}]",
+            "traffic.class=2",
+        ]),
+        &["traffic.class"],
+    );
+}
+
+#[test]
+fn mesh_sizes_that_overflow_or_exhaust_memory_are_refused() {
+    // Was: rows × wafers_y wrapped to 0, then an index panic.
+    input_error(
+        &run_set(&[
+            "network.mesh.rows=4294967296",
+            "network.mesh.wafers_y=4294967296",
+        ]),
+        &["rows", "2^20"],
+    );
+    // Was: a 4096×4096 mesh allocated 8+ GB and ran for minutes.
+    input_error(
+        &run_set(&["network.mesh.rows=4096", "network.mesh.cols=4096"]),
+        &["rows", "2^20"],
+    );
+    // Was: abort "memory allocation of ... bytes failed".
+    input_error(
+        &run_set(&[
+            "network.mesh.rows=1024",
+            "network.mesh.cols=1024",
+            "network.router.num_vcs=25",
+            "network.router.vc_buf_size=4096",
+        ]),
+        &["virtual channels", "2^25"],
+    );
+    input_error(
+        &run_set(&[
+            "network.mesh.rows=256",
+            "network.mesh.cols=256",
+            "network.router.vc_buf_size=4096",
+        ]),
+        &["vc_buf_size", "2^28"],
+    );
+}
+
+#[test]
+fn class_vc_counts_cannot_wrap_around_or_repeat_names() {
+    // Was: the VC sum wrapped to num_vcs (2), then an index panic.
+    input_error(
+        &run_set(&["network.classes=[{name=\"a\",vcs=9223372036854775807},\
+             {name=\"b\",vcs=9223372036854775807},{name=\"c\",vcs=4}]"]),
+        &["classes", "num_vcs"],
+    );
+    input_error(
+        &run_set(&["network.classes=[{name=\"a\",vcs=1},{name=\"a\",vcs=1}]"]),
+        &["classes", "`a`", "twice"],
+    );
+}
+
+#[test]
+fn impossible_measurement_keys_are_errors() {
+    // Were: a zero-cycle "measurement" printed as a result, NaN thresholds
+    // that never trigger.
+    for (set, key) in [
+        ("sim.sample_period=0", "sample_period"),
+        ("sim.max_samples=0", "max_samples"),
+        ("sim.latency_thres=nan", "latency_thres"),
+        ("sim.latency_thres=-1", "latency_thres"),
+        ("sim.warmup_thres=nan", "warmup_thres"),
+        ("sim.stopping_thres=inf", "stopping_thres"),
+    ] {
+        input_error(&run_set(&[set]), &[key]);
+    }
+    // BookSim: sample_period = 0 was silently raised to 1.
+    let cfg = "../shared/reference/booksim/configs/uniform_k8_v2_b4_p1_r0.2_latency.cfg";
+    if root().join(cfg).exists() {
+        let o = wafernoc_within(60, &["booksim", cfg, "sample_period=0", "--quiet"]);
+        input_error(&o, &["sample_period"]);
+    }
+}
+
+#[test]
+fn replay_skips_idle_gaps_and_refuses_cycles_beyond_its_limit() {
+    let d = tmp("replay-gap");
+    let head =
+        "{\"wafernoc_packet_trace\": 1, \"nodes\": 16, \"unit\": \"flits\", \"meta\": \"\"}\n";
+    // A 10^12-cycle idle gap: was stepped one cycle at a time (hours).
+    let gap = d.join("gap.jsonl");
+    std::fs::write(
+        &gap,
+        format!(
+            "{head}{{\"id\": 0, \"cycle\": 0, \"src\": 0, \"dst\": 1, \"size\": 4}}\n\
+             {{\"id\": 1, \"cycle\": 1000000000000, \"src\": 0, \"dst\": 1, \"size\": 4}}\n"
+        ),
+    )
+    .unwrap();
+    for mode in ["open", "closed"] {
+        let o = wafernoc_within(
+            30,
+            &[
+                "replay-packets",
+                s(&gap),
+                "--config",
+                SMALL,
+                "--mode",
+                mode,
+                "--json",
+                "--quiet",
+            ],
+        );
+        ok(&o);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["stats"]["packets"], 2);
+        let cycles = v["stats"]["cycles"].as_u64().unwrap();
+        assert!(
+            (1_000_000_000_000..1_000_000_000_100).contains(&cycles),
+            "{cycles}"
+        );
+    }
+    // A cycle near u64::MAX: was a hang (and clock overflow).
+    let far = d.join("far.jsonl");
+    std::fs::write(
+        &far,
+        format!("{head}{{\"id\": 0, \"cycle\": 18446744073709551615, \"src\": 0, \"dst\": 1, \"size\": 4}}\n"),
+    )
+    .unwrap();
+    let o = wafernoc_within(
+        30,
+        &["replay-packets", s(&far), "--config", SMALL, "--quiet"],
+    );
+    input_error(&o, &["record 0", "2^48"]);
+}
+
+#[test]
+fn huge_slot_and_chunk_counts_do_not_hang() {
+    // Was: every iteration walked 10^9 empty slots (a hang); a 10^12-token
+    // chunk aborted on allocation. With more slots than requests the
+    // schedule is the same as with one slot per request.
+    let stats = |extra: &[&str]| {
+        let mut args = vec!["trace", "stats", GPT, "--json"];
+        args.extend_from_slice(extra);
+        let o = wafernoc_within(30, &args);
+        ok(&o);
+        let mut v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v.as_object_mut().unwrap().remove("batching");
+        v
+    };
+    assert_eq!(
+        stats(&["--slots", "1000000000"]),
+        stats(&["--slots", "128"])
+    );
+    let o = wafernoc_within(
+        30,
+        &[
+            "trace",
+            "stats",
+            "traces/deepseek-esft/intent.wnrt",
+            "--chunk",
+            "1000000000000",
+        ],
+    );
+    ok(&o);
+}
+
+#[test]
+fn serving_runs_too_large_to_hold_are_refused() {
+    // Was: abort "memory allocation of 24000000000000 bytes failed".
+    let o = wafernoc_within(
+        30,
+        &[
+            "balance",
+            "--model",
+            "gpt-oss-20b",
+            "--mesh",
+            "4x8",
+            "--tp",
+            "4",
+            "--dp",
+            "8",
+            "--routing",
+            "zipf:1.2",
+            "--iterations",
+            "1000000000000",
+            "--layers",
+            "1",
+            "--quiet",
+        ],
+    );
+    input_error(&o, &["iterations", "2^27"]);
+}
+
+#[test]
+fn demo_and_moe_reject_empty_meshes_and_missing_iterations() {
+    // Was: a division by zero panic (0 devices).
+    input_error(
+        &wafernoc_within(30, &["demo", "--mesh", "0x4", "--quiet"]),
+        &["--mesh", "0x4"],
+    );
+    // Was: silently 1 iteration.
+    input_error(
+        &wafernoc_within(30, &["demo", "--iterations", "0", "--quiet"]),
+        &["--iterations"],
+    );
+    // Were: silently cut to the trace's 982 iterations.
+    input_error(
+        &wafernoc_within(
+            30,
+            &["demo", "--start", "900", "--iterations", "200", "--quiet"],
+        ),
+        &["900..1100", "only 82 iterations"],
+    );
+    let o = wafernoc_within(
+        30,
+        &[
+            "moe",
+            "--model",
+            "gpt-oss-20b",
+            "--mesh",
+            "4x8",
+            "--tp",
+            "4",
+            "--dp",
+            "8",
+            "--mapping",
+            "er",
+            "--routing",
+            &format!("trace:{GPT}"),
+            "--iterations",
+            "0..1000000000",
+            "--quiet",
+        ],
+    );
+    input_error(&o, &["0..1000000000", "only 982 iterations"]);
+}
+
+#[test]
+fn sweep_merge_checks_the_manifest_point_count() {
+    let d = tmp("merge-points");
+    let sweep = d.join("one.toml");
+    std::fs::write(
+        &sweep,
+        format!(
+            "command = \"run\"\nconfig = \"{}\"\n[fixed]\n\"sim.sample_period\" = 100\n\
+             \"sim.max_samples\" = 2\n[[param]]\nname = \"traffic.rate\"\nvalues = [0.1]\n",
+            s(&root().join(SMALL))
+        ),
+    )
+    .unwrap();
+    let out = d.join("out");
+    ok(&wafernoc_within(
+        60,
+        &[
+            "sweep",
+            s(&sweep),
+            "--out",
+            s(&out),
+            "--quiet",
+            "--jobs",
+            "1",
+        ],
+    ));
+    ok(&wafernoc_within(30, &["sweep", "merge", s(&out)]));
+    // A corrupted count: was a loop over 10^12 point files.
+    let m = out.join("sweep.json");
+    let text = std::fs::read_to_string(&m).unwrap();
+    assert!(text.contains("\"points\": 1"), "{text}");
+    std::fs::write(
+        &m,
+        text.replace("\"points\": 1", "\"points\": 1000000000000"),
+    )
+    .unwrap();
+    input_error(
+        &wafernoc_within(30, &["sweep", "merge", s(&out)]),
+        &["sweep.json", "`points` is 1000000000000", "has 1 points"],
+    );
+}
+
+#[test]
+fn flags_that_were_silently_ignored_are_errors() {
+    let out = tmp("ignored");
+    // sweep-rates: --rates was ignored under --to-saturation, --reference
+    // under a TOML configuration.
+    let o = wafernoc_within(
+        30,
+        &[
+            "sweep-rates",
+            SMALL,
+            "--rates",
+            "0.1",
+            "--to-saturation",
+            "--out",
+            s(&out),
+            "--quiet",
+        ],
+    );
+    input_error(&o, &["--to-saturation"]);
+    let o = wafernoc_within(
+        30,
+        &[
+            "sweep-rates",
+            SMALL,
+            "--rates",
+            "0.1",
+            "--reference",
+            "/nonexistent",
+            "--out",
+            s(&out),
+            "--quiet",
+        ],
+    );
+    input_error(&o, &["--reference"]);
+    // validate: --seeds 0 and --jobs 0 were raised to 1; a statistical rule
+    // without seeds was refused only after the whole comparison had run.
+    let r = "../shared/reference/booksim";
+    for (flags, needle) in [
+        (&["--seeds", "0"][..], "--seeds"),
+        (&["--jobs", "0"][..], "--jobs"),
+        (&["--rule", "statistical"][..], "--seeds 2"),
+    ] {
+        let mut args = vec!["validate", r, "--out", s(&out), "--quiet"];
+        args.extend_from_slice(flags);
+        input_error(&wafernoc_within(20, &args), &[needle]);
+    }
+    // bench: an --only that matched nothing ran nothing and succeeded.
+    input_error(
+        &wafernoc_within(20, &["bench", "--only", "nosuch"]),
+        &["--only", "nosuch"],
+    );
+}
+
+#[test]
+fn bench_decode_record_counts_are_bounded() {
+    // Was: --records 0 printed "0 records/s"; 10^11 records were generated
+    // in memory until the machine ran out of it.
+    for n in ["0", "100000000000"] {
+        input_error(
+            &wafernoc_within(20, &["trace", "bench-decode", "--records", n]),
+            &["--records", "20000000"],
+        );
+    }
+    // sweep-rates: --step was ignored with --rates.
+    let out = tmp("step");
+    input_error(
+        &wafernoc_within(
+            20,
+            &[
+                "sweep-rates",
+                SMALL,
+                "--rates",
+                "0.1",
+                "--step",
+                "0.5",
+                "--out",
+                s(&out),
+            ],
+        ),
+        &["--step"],
+    );
+}
+
+#[test]
+fn moe_errors_name_only_flags_that_exist() {
+    // Was: "invalid `num_vcs` (--num-vcs)": neither the key nor the flag
+    // exists; the VCs come from the [noc] table.
+    let d = tmp("moe-noc");
+    let cfg = d.join("noc.toml");
+    std::fs::write(&cfg, "[noc]\ncollective_vcs = 30\nmigration_vcs = 30\n").unwrap();
+    let o = wafernoc_within(
+        20,
+        &[
+            "moe",
+            "--model",
+            "gpt-oss-20b",
+            "--mesh",
+            "4x8",
+            "--tp",
+            "4",
+            "--dp",
+            "8",
+            "--mapping",
+            "er",
+            "--tokens-per-group",
+            "4",
+            "--quiet",
+            "--config",
+            s(&cfg),
+        ],
+    );
+    input_error(&o, &["noc.collective_vcs + noc.migration_vcs", "60"]);
+    assert!(!stderr(&o).contains("--num-vcs"), "{}", stderr(&o));
+}
