@@ -212,6 +212,9 @@ pub fn run(a: ReplayArgs) -> CmdResult {
             header.nodes
         )));
     }
+    if let Some(p) = &a.per_packet {
+        crate::cmd_sim::check_output_file(p, "--per-packet")?;
+    }
     let closed = a.mode != ReplayMode::Open;
     let gapless = a.mode == ReplayMode::Deps;
     let scale = a.time_scale;

@@ -254,6 +254,18 @@ impl TrafficSource for Capture<'_> {
     }
 }
 
+/// Fail now, not after a long simulation, if an output file cannot be
+/// written: create (or truncate) it. The caller writes it at the end.
+pub fn check_output_file(p: &Path, flag: &str) -> Result<(), CliError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(p)
+        .map(drop)
+        .map_err(|e| CliError::new(format!("{flag} {}: cannot write: {e}", p.display())))
+}
+
 /// Write delivered packets as CSV (`src,dst,size,ctime,itime,atime,latency`).
 fn write_delivered_csv(path: &Path, rows: &[Delivered]) -> Result<(), CliError> {
     use std::fmt::Write as _;
@@ -296,6 +308,9 @@ pub fn simulate_with(
     }
     let nodes = net.topology().nodes() as u32;
     let mut delivered: Vec<Delivered> = Vec::new();
+    if let Some(p) = outputs.per_packet {
+        check_output_file(p, "--per-packet")?;
+    }
     let keep = outputs.per_packet.is_some();
     let mut prog = Progress::new(quiet, "simulating");
     let mut go = |source: &mut dyn TrafficSource| {

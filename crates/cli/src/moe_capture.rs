@@ -100,6 +100,22 @@ impl MoeCapture {
             wafernoc_trace::encoding_for_path(p, wafernoc_trace::TraceKind::Packet)
                 .map_err(|e| CliError::new(format!("--capture: {e}")))?;
         }
+        // The files are written phase by phase, named after the base: fail
+        // now, not after the simulation, if their directory does not exist.
+        for (flag, base) in [("--capture", trace_base), ("--per-packet", csv_base)] {
+            let Some(base) = base else { continue };
+            let dir = match base.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            if !dir.is_dir() {
+                return Err(CliError::new(format!(
+                    "{flag} {}: {} is not a directory",
+                    base.display(),
+                    dir.display()
+                )));
+            }
+        }
         Ok(MoeCapture {
             trace_base: trace_base.map(Path::to_path_buf),
             csv_base: csv_base.map(Path::to_path_buf),

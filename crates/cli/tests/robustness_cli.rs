@@ -412,3 +412,62 @@ fn moe_errors_name_only_flags_that_exist() {
     input_error(&o, &["noc.collective_vcs + noc.migration_vcs", "60"]);
     assert!(!stderr(&o).contains("--num-vcs"), "{}", stderr(&o));
 }
+
+#[test]
+fn an_unwritable_output_file_is_refused_before_the_simulation() {
+    // Was: the whole simulation ran (here minutes: 64×64 routers, samples
+    // of 10^6 cycles), then writing the CSV failed.
+    input_error(
+        &wafernoc_within(
+            20,
+            &[
+                "run",
+                SMALL,
+                "--quiet",
+                "--set",
+                "network.mesh.rows=64",
+                "--set",
+                "network.mesh.cols=64",
+                "--set",
+                "sim.sample_period=1000000",
+                "--per-packet",
+                "no-such-dir/packets.csv",
+            ],
+        ),
+        &["--per-packet", "no-such-dir/packets.csv", "cannot write"],
+    );
+}
+
+#[test]
+fn moe_outputs_in_a_missing_directory_are_refused_before_the_simulation() {
+    for flag in ["--capture", "--per-packet"] {
+        let path = if flag == "--capture" {
+            "no-such-dir/cap.wnpt"
+        } else {
+            "no-such-dir/packets.csv"
+        };
+        let o = wafernoc_within(
+            20,
+            &[
+                "moe",
+                "--model",
+                "DeepSeek-V3",
+                "--mesh",
+                "4x4",
+                "--tp",
+                "4",
+                "--dp",
+                "4",
+                "--mapping",
+                "er",
+                "--tokens-per-group",
+                "8",
+                "--quiet",
+                flag,
+                path,
+            ],
+        );
+        input_error(&o, &[flag, path, "not a directory"]);
+        assert!(o.stdout.is_empty(), "a report was printed before the error");
+    }
+}
