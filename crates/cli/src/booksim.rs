@@ -47,7 +47,8 @@ impl BooksimCfg {
             clean.push('\n');
         }
         let mut line_no = 1usize;
-        for stmt in clean.split(';') {
+        let n_stmts = clean.split(';').count();
+        for (i, stmt) in clean.split(';').enumerate() {
             let here = line_no
                 + stmt
                     .chars()
@@ -58,6 +59,12 @@ impl BooksimCfg {
             let s = stmt.trim();
             if s.is_empty() {
                 continue;
+            }
+            if i + 1 == n_stmts {
+                // BookSim's parser requires the `;` (a syntax error there).
+                return Err(CliError::new(format!(
+                    "{origin}:{here}: missing `;` after `{s}`"
+                )));
             }
             let Some((k, v)) = s.split_once('=') else {
                 return Err(CliError::new(format!(
@@ -418,6 +425,19 @@ mod tests {
         assert_eq!(r.network.mesh.rows, 4);
         assert_eq!(r.network.router.num_vcs, 2);
         assert_eq!(r.traffic.pattern, Pattern::Transpose);
+    }
+
+    #[test]
+    fn a_statement_without_its_semicolon_is_an_error() {
+        let e = BooksimCfg::parse("k = 4;\nnum_vcs = 2", "x.cfg")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.cfg:2") && e.contains("missing `;`"), "{e}");
+        // Two statements run together fail on the value.
+        let c = BooksimCfg::parse("k = 4\nnum_vcs = 2;", "x.cfg").unwrap();
+        assert!(c.resolve().is_err());
+        // Trailing whitespace and comments after the last `;` are fine.
+        BooksimCfg::parse("k = 4; // end\n\n", "x.cfg").unwrap();
     }
 
     #[test]
