@@ -471,3 +471,31 @@ fn moe_outputs_in_a_missing_directory_are_refused_before_the_simulation() {
         assert!(o.stdout.is_empty(), "a report was printed before the error");
     }
 }
+
+#[test]
+fn a_link_too_long_in_cycles_names_the_flit_size_that_sets_the_cycle() {
+    // Was: "gives 45000 cycles; the engine supports 1..=4096", blaming the
+    // latency when the cause was a 1-byte flit (a 0.001 ns cycle).
+    let o = wafernoc_within(
+        20,
+        &[
+            "moe",
+            "--model",
+            "DeepSeek-V3",
+            "--mesh",
+            "4x4",
+            "--tp",
+            "4",
+            "--dp",
+            "4",
+            "--mapping",
+            "er",
+            "--tokens-per-group",
+            "8",
+            "--flit-bytes",
+            "1",
+            "--quiet",
+        ],
+    );
+    input_error(&o, &["cross_wafer_latency_ns", "1-byte flit", "flit_bytes"]);
+}

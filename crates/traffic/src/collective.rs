@@ -244,13 +244,23 @@ impl From<ConfigError> for CollectiveError {
 /// Result alias of this module.
 pub type Result<T> = std::result::Result<T, CollectiveError>;
 
-fn cycles_u32(param: &'static str, v: u64) -> Result<u32> {
+/// A link timing in cycles, checked against the engine's 1..=4096. The
+/// cycle is the time of one flit on an on-wafer link (`flit_bytes /
+/// link_gbps_per_dir`), so the message says so: a tiny flit size turns a
+/// latency in ns into very many cycles.
+fn cycles_u32(param: &'static str, v: u64, spec: &WaferSpec) -> Result<u32> {
     if (1..=4096).contains(&v) {
         Ok(v as u32)
     } else {
         Err(CollectiveError::Param {
             param,
-            reason: format!("gives {v} cycles; the engine supports 1..=4096"),
+            reason: format!(
+                "gives {v} cycles of {:.3} ns (one {}-byte flit at {} GB/s); the engine \
+                 supports 1..=4096 cycles: change flit_bytes or the link parameters",
+                spec.cycle_ns(),
+                spec.flit_bytes,
+                spec.link_gbps_per_dir
+            ),
         })
     }
 }
@@ -297,10 +307,18 @@ pub fn network_config(spec: &WaferSpec, noc: &NocParams) -> Result<NetworkConfig
         cols: spec.cols,
         wafers_x: spec.wafers_x,
         wafers_y: spec.wafers_y,
-        link_latency: cycles_u32("hop_latency_ns", spec.link_latency_cycles())?,
+        link_latency: cycles_u32("hop_latency_ns", spec.link_latency_cycles(), spec)?,
         link_cycles_per_flit: 1,
-        cross_latency: cycles_u32("cross_wafer_latency_ns", spec.cross_wafer_latency_cycles())?,
-        cross_cycles_per_flit: cycles_u32("cross_wafer_gbps", spec.cross_wafer_cycles_per_flit())?,
+        cross_latency: cycles_u32(
+            "cross_wafer_latency_ns",
+            spec.cross_wafer_latency_cycles(),
+            spec,
+        )?,
+        cross_cycles_per_flit: cycles_u32(
+            "cross_wafer_gbps",
+            spec.cross_wafer_cycles_per_flit(),
+            spec,
+        )?,
         local_latency: noc.local_latency,
     };
     let depth = if noc.vc_buf_size == 0 {
