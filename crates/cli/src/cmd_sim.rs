@@ -473,6 +473,33 @@ pub fn run(a: RunArgs) -> CmdResult {
     finish(outcome, a.json, config, "run", wall)
 }
 
+/// The configuration checks of `run` without simulating (`sweep
+/// --dry-run`): the file with its `--set`s parses into a [`RunConfig`]
+/// (unknown keys and wrong types are named), and the network and
+/// measurement keys validate.
+pub fn check_run(a: &RunArgs) -> Result<(), CliError> {
+    let cfg: RunConfig = load_toml(&a.config, &a.set)?;
+    check_resolved(&cfg.network, &cfg.sim)
+}
+
+/// The configuration checks of `booksim` without simulating.
+pub fn check_booksim(a: &BooksimArgs) -> Result<(), CliError> {
+    let text = read_text(&a.config)?;
+    let mut cfg = BooksimCfg::parse(&text, &a.config.display().to_string())?;
+    for o in &a.overrides {
+        cfg.set(o)?;
+    }
+    let res = cfg.resolve()?;
+    check_resolved(&res.network, &res.sim)
+}
+
+fn check_resolved(network: &NetworkConfig, sim: &SimControl) -> Result<(), CliError> {
+    let e = |e: &dyn std::fmt::Display| CliError::new(e.to_string());
+    network.validate().map_err(|x| e(&x))?;
+    wafernoc_mesh::Topology::new(network.mesh.clone()).map_err(|x| e(&x))?;
+    sim.validate().map_err(|x| e(&x))
+}
+
 /// `wafernoc booksim`.
 pub fn booksim(a: BooksimArgs) -> CmdResult {
     let wall = Instant::now();

@@ -663,6 +663,10 @@ fn run_sweep(a: SweepRunArgs) -> CmdResult {
     let mine: Vec<usize> = (shard.index..sweep.points).step_by(shard.count).collect();
     if a.dry_run {
         for &i in &mine {
+            // What the point's subprocess would refuse at once (a flag, a
+            // configuration key or value) is an error now.
+            crate::check_point_args(&sweep.point_args(i))
+                .map_err(|e| CliError::new(format!("point {i} ({}): {e}", describe(&sweep, i))))?;
             let args: Vec<String> = sweep.point_args(i).iter().map(|s| sh_quote(s)).collect();
             println!(
                 "point {i}: {}\n    wafernoc {}",

@@ -68,6 +68,28 @@ enum Command {
     ReplayPackets(cmd_replay::ReplayArgs),
 }
 
+/// Check a sweep point's command line without simulating: its flags (as
+/// the subprocess would parse them) and, for `run` and `booksim`, its
+/// configuration (unknown or mistyped keys, impossible values). Used by
+/// `sweep --dry-run`.
+pub(crate) fn check_point_args(args: &[String]) -> Result<(), CliError> {
+    let argv = std::iter::once("wafernoc".to_string()).chain(args.iter().cloned());
+    let cli = Cli::try_parse_from(argv).map_err(|e| {
+        let msg = e.to_string();
+        let first = msg
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ");
+        CliError::new(first.to_string())
+    })?;
+    match cli.command {
+        Command::Run(a) => cmd_sim::check_run(&a),
+        Command::Booksim(a) => cmd_sim::check_booksim(&a),
+        _ => Ok(()),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     wafernoc_mesh::network::set_default_threads(cli.threads as usize);

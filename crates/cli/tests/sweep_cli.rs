@@ -322,3 +322,42 @@ fn example_sweep_parses() {
         .collect();
     assert_eq!(ids, ["2", "7"]);
 }
+
+/// `--dry-run` checks every point as its subprocess would, without
+/// simulating: a key the run configuration does not have, or a value the
+/// network refuses, is an error naming the point and the key (it used to
+/// pass the dry run and fail every point of the real sweep).
+#[test]
+fn dry_run_checks_each_point_configuration() {
+    let d = tmp("sweep-dry-check");
+    let bad_key = d.join("bad_key.toml");
+    std::fs::write(
+        &bad_key,
+        format!(
+            "command = \"run\"\nconfig = \"{}\"\n\
+             [[param]]\nname = \"traffic.nosuch\"\nvalues = [1, 2]\n",
+            small_toml()
+        ),
+    )
+    .unwrap();
+    fails_with(
+        &wafernoc(&["sweep", s(&bad_key), "--dry-run"]),
+        2,
+        &["point 0", "traffic.nosuch=1", "unknown field `nosuch`"],
+    );
+    let bad_value = d.join("bad_value.toml");
+    std::fs::write(
+        &bad_value,
+        format!(
+            "command = \"run\"\nconfig = \"{}\"\n\
+             [[param]]\nname = \"network.router.num_vcs\"\nvalues = [2, 0]\n",
+            small_toml()
+        ),
+    )
+    .unwrap();
+    fails_with(
+        &wafernoc(&["sweep", s(&bad_value), "--dry-run"]),
+        2,
+        &["point 1", "num_vcs"],
+    );
+}
