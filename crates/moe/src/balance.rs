@@ -27,7 +27,9 @@
 //!    the smallest predicted share (lowest expert id on ties), only if that
 //!    share is below the new replica's share (so the eviction is a net gain),
 //!    it is live (a copy still running is never cancelled), it was neither
-//!    placed nor used as a copy source in this round, and no holder of the
+//!    placed nor used as a copy source in this round, it is not the source
+//!    of a copy still running from an earlier round
+//!    ([`crate::Placement::is_copy_source`]), and no holder of the
 //!    victim's other replicas would reach the current maximum. Candidates are ranked as in
 //!    step 3 with the load after eviction;
 //! 5. if none of `m`'s experts has a target, stop.
@@ -345,6 +347,7 @@ impl Balancer {
                 }
                 let from_device = nearest_live(placement, expert, cand.device).unwrap_or(m_dev);
                 placement.add_replica(expert, cand.device)?;
+                placement.set_copy_source(expert, cand.device, from_device)?;
                 fresh.push((expert, cand.device));
                 fresh.push((expert, from_device));
                 plan.ratios.push(r);
@@ -471,7 +474,14 @@ impl Balancer {
             // predictions would otherwise thrash copies that take several
             // iterations (seen on the GPT-OSS trace: 1,600 copies planned
             // in 10 iterations, almost all cancelled).
-            if rep.home || rep.state == ReplicaState::Pending || fresh.contains(&(v, d)) {
+            // Nor is the source of a copy still running (from an earlier
+            // round: this round's sources are in `fresh`): its weights are
+            // being read.
+            if rep.home
+                || rep.state == ReplicaState::Pending
+                || fresh.contains(&(v, d))
+                || placement.is_copy_source(v, d)
+            {
                 continue;
             }
             let k = rs.len() as f64;
@@ -668,6 +678,67 @@ mod tests {
             assert!(p.shadow_used(d).unwrap() <= 1);
         }
         assert!(plan.ratio_after < plan.ratio_before);
+    }
+
+    #[test]
+    fn never_evicts_the_source_of_a_running_copy() {
+        // 2x2 mesh, expert e's home on device e, one shadow slot each:
+        // device 0 holds a live copy of expert 1, device 1 of expert 2,
+        // device 2 of expert 3, and device 3 a pending copy of expert 2.
+        // Expert 0 is hot; the only device that can make room for it is
+        // device 1, by evicting its replica of expert 2 (expert 3 is too
+        // hot to evict from device 2; device 3 holds a home and a pending
+        // copy).
+        let setup = |pin: bool| {
+            let mut p = placement(2, 2, 2, 2, 4);
+            for (e, d) in [(1, 0), (2, 1), (3, 2)] {
+                p.add_replica(e, d).unwrap();
+                p.mark_live(e, d).unwrap();
+            }
+            p.add_replica(2, 3).unwrap();
+            if pin {
+                // The pending copy reads device 1's replica.
+                p.set_copy_source(2, 3, 1).unwrap();
+            }
+            p
+        };
+        let pred = vec![10.0, 1.0, 1.0, 12.0];
+        let plan_of =
+            |p: &mut Placement| balancer(BalancePolicy::Topology).plan(p, &pred, 7).unwrap();
+        // Not a copy source: evicted, as the coldest replica of a full device.
+        let mut p = setup(false);
+        let plan = plan_of(&mut p);
+        assert!(
+            plan.evictions
+                .iter()
+                .any(|v| (v.expert, v.device) == (2, 1)),
+            "{:?}",
+            plan.evictions
+        );
+        // The source of the running copy: kept.
+        let mut p = setup(true);
+        assert!(p.is_copy_source(2, 1) && !p.is_copy_source(2, 3));
+        let plan = plan_of(&mut p);
+        assert!(
+            plan.evictions
+                .iter()
+                .all(|v| (v.expert, v.device) != (2, 1)),
+            "{:?}",
+            plan.evictions
+        );
+        assert!(p.hosts(1, 2) && p.is_copy_source(2, 1));
+        // The copy completes: the source is free again.
+        p.mark_live(2, 3).unwrap();
+        assert!(!p.is_copy_source(2, 1));
+        // A source must be live and a target pending.
+        let mut q = placement(2, 2, 2, 2, 4);
+        q.add_replica(2, 3).unwrap();
+        assert!(q.set_copy_source(2, 3, 0).is_err());
+        assert!(q.set_copy_source(2, 2, 3).is_err());
+        q.set_copy_source(2, 3, 2).unwrap();
+        // Evicting the pending target cancels the copy and frees its source.
+        q.evict(2, 3).unwrap();
+        assert!(!q.is_copy_source(2, 2));
     }
 
     #[test]

@@ -56,6 +56,12 @@ pub struct Placement {
     replicas: Vec<Vec<Replica>>,
     hosted: Vec<Vec<ExpertId>>,
     shadow_used: Vec<usize>,
+    /// Copies still running: (expert, target device, source device). The
+    /// source is pinned (the balancer never evicts it) until the target's
+    /// replica is marked live or evicted. Not serialised (the result
+    /// files describe replicas, not copies).
+    #[serde(skip)]
+    copies: Vec<(ExpertId, DeviceId, DeviceId)>,
 }
 
 impl Placement {
@@ -84,6 +90,7 @@ impl Placement {
             replicas,
             hosted,
             shadow_used: vec![0; n],
+            copies: Vec::new(),
         }
     }
 
@@ -207,8 +214,54 @@ impl Placement {
         Ok(())
     }
 
+    /// Records that the pending replica of `expert` on `target` is being
+    /// copied from the replica on `source`, which stays pinned (see
+    /// [`Placement::is_copy_source`]) until the copy completes
+    /// ([`Placement::mark_live`]) or its target is evicted. Errors unless
+    /// `target` holds a pending shadow replica and `source` a live one.
+    pub fn set_copy_source(
+        &mut self,
+        expert: ExpertId,
+        target: DeviceId,
+        source: DeviceId,
+    ) -> Result<()> {
+        self.check(expert, target)?;
+        self.check(expert, source)?;
+        let state = |d: DeviceId| {
+            self.replicas[expert]
+                .iter()
+                .find(|r| r.device == d)
+                .map(|r| r.state)
+        };
+        if state(target) != Some(ReplicaState::Pending) {
+            return Err(MoeError::NoSuchReplica {
+                expert,
+                device: target,
+            });
+        }
+        if state(source) != Some(ReplicaState::Live) {
+            return Err(MoeError::NoSuchReplica {
+                expert,
+                device: source,
+            });
+        }
+        self.copies.retain(|&(e, t, _)| (e, t) != (expert, target));
+        self.copies.push((expert, target, source));
+        Ok(())
+    }
+
+    /// Whether the replica of `expert` on `device` is the source of a copy
+    /// still running (the balancer must not evict it: its weights are
+    /// being read).
+    pub fn is_copy_source(&self, expert: ExpertId, device: DeviceId) -> bool {
+        self.copies
+            .iter()
+            .any(|&(e, _, s)| e == expert && s == device)
+    }
+
     /// Marks the shadow replica of `expert` on `device` live (its copy has
-    /// completed). Marking a live replica again is a no-op.
+    /// completed, which unpins its source). Marking a live replica again is
+    /// a no-op.
     pub fn mark_live(&mut self, expert: ExpertId, device: DeviceId) -> Result<()> {
         self.check(expert, device)?;
         let r = self.replicas[expert]
@@ -216,6 +269,7 @@ impl Placement {
             .find(|r| r.device == device && !r.home)
             .ok_or(MoeError::NoSuchReplica { expert, device })?;
         r.state = ReplicaState::Live;
+        self.copies.retain(|&(e, t, _)| (e, t) != (expert, device));
         Ok(())
     }
 
@@ -230,6 +284,8 @@ impl Placement {
         self.replicas[expert].remove(i);
         self.hosted[device].retain(|&e| e != expert);
         self.shadow_used[device] -= 1;
+        // A pending replica evicted: its copy is cancelled, its source freed.
+        self.copies.retain(|&(e, t, _)| (e, t) != (expert, device));
         Ok(())
     }
 
