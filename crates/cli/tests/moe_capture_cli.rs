@@ -275,10 +275,13 @@ fn bad_capture_paths_are_errors_naming_the_path() {
     let o = wafernoc(&args);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
+    // Refused before simulating, naming the path given and its missing
+    // directory (the per-phase files are named after it).
     assert!(
-        e.contains(s(&d.join("no/such/dir/c.allreduce.wnpt"))),
+        e.contains(s(&bad)) && e.contains("is not a directory"),
         "{e}"
     );
+    assert!(o.stdout.is_empty(), "a report was printed before the error");
     assert!(!e.contains("panicked"), "{e}");
 
     let mut args = LAYER.to_vec();
@@ -295,10 +298,11 @@ fn bad_capture_paths_are_errors_naming_the_path() {
     let o = wafernoc(&args);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains(s(&d.join("nope/pp.allreduce.csv"))),
+        stderr(&o).contains(s(&pp)) && stderr(&o).contains("is not a directory"),
         "{}",
         stderr(&o)
     );
+    assert!(o.stdout.is_empty(), "a report was printed before the error");
 
     let o = wafernoc(&[
         "moe",
