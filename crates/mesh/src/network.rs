@@ -74,7 +74,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 
 use crossbeam::utils::CachePadded;
-use wafernoc_router::{Allocator, AllocatorKind, Flit, LinkTiming, VcBuffers};
+use wafernoc_router::{Allocator, AllocatorKind, Flit, LinkTiming, SmallIslip, VcBuffers};
 
 use crate::config::{ConfigError, NetworkConfig};
 use crate::deadlock::{DeadlockReport, WaitingVc};
@@ -331,6 +331,8 @@ struct Consts {
     speculative: bool,
     /// The switch allocator is iSLIP (uncontested requests skip it).
     sa_islip: bool,
+    /// iSLIP iterations of the switch allocator (when `sa_islip`).
+    sa_iters: u32,
     /// Every flit link takes one flit per cycle. A router output then never
     /// finds its link busy (it sends at most once per cycle, at a fixed
     /// offset from the grant), so switch requests skip the link check.
@@ -397,8 +399,14 @@ struct Part {
     /// with its own round-robin state, so traffic of a lower level never
     /// moves the pointers that order a higher level's requests (the
     /// migration class cannot perturb collective traffic through arbiter
-    /// state). With one level this is BookSim's single allocator.
+    /// state). With one level this is BookSim's single allocator. Empty
+    /// when the switch allocator is iSLIP (`sa_small` then).
     sa: Vec<Allocator>,
+    /// The switch allocators when they are iSLIP ([`Consts::sa_islip`]),
+    /// same index: 16 bytes each, four routers' to a cache line, where an
+    /// [`Allocator`] takes about 416 bytes (one line missed per visit on a
+    /// large mesh). Empty otherwise.
+    sa_small: Vec<SmallIslip>,
     /// Round-robin VC offset per (input port, priority level): index
     /// `(lr * PORTS + port) * nlev + level`.
     sw_rr: Vec<u8>,
@@ -832,6 +840,10 @@ impl Network {
             },
             speculative: rc.speculative,
             sa_islip: matches!(rc.sw_allocator, AllocatorKind::Islip { .. }),
+            sa_iters: match rc.sw_allocator {
+                AllocatorKind::Islip { iters } => iters,
+                _ => 0,
+            },
             fast_links,
             step_all: cfg.step_all,
             simple: false,
@@ -881,9 +893,18 @@ impl Network {
                     va: (0..nr)
                         .map(|_| Allocator::new(rc.vc_allocator, rc.arbiter, pv, pv))
                         .collect(),
-                    sa: (0..nr * nlev)
-                        .map(|_| Allocator::new(rc.sw_allocator, rc.arbiter, PORTS, PORTS))
-                        .collect(),
+                    sa: if c.sa_islip {
+                        Vec::new()
+                    } else {
+                        (0..nr * nlev)
+                            .map(|_| Allocator::new(rc.sw_allocator, rc.arbiter, PORTS, PORTS))
+                            .collect()
+                    },
+                    sa_small: if c.sa_islip {
+                        vec![SmallIslip::default(); nr * nlev]
+                    } else {
+                        Vec::new()
+                    },
                     sw_rr: vec![0; nr * PORTS * nlev],
                     router_on: vec![0; words],
                     credits: vec![depth; nr * pv],
@@ -1966,16 +1987,16 @@ impl Part {
                 // No output asked for by two inputs: each input gets the
                 // output its iSLIP accept pointer picks (what allocate_fixed
                 // would give, without the request scan).
-                let sa = &mut self.sa[lr * nlev];
+                let sa = &mut self.sa_small[lr * nlev];
                 for (i, &m) in sa_req[..PORTS].iter().enumerate() {
                     if m != 0 {
-                        let o = sa.grant_uncontested(i as u32, m);
+                        let o = sa.grant_uncontested::<PORTS>(i as u32, m);
                         sw[n_sw] = (i as u8, o as u8);
                         n_sw += 1;
                     }
                 }
             } else if !multi_prio {
-                n_sw = self.sa[lr * nlev].allocate_fixed(&ports5(&sa_req), 0, 0, &mut sw);
+                n_sw = self.sa_fixed(c, lr * nlev, &ports5(&sa_req), 0, 0, &mut sw);
             } else {
                 let mut busy_in = 0u8;
                 let mut busy_out = 0u8;
@@ -1999,12 +2020,8 @@ impl Part {
                         continue;
                     }
                     let start = n_sw;
-                    n_sw += self.sa[lr * nlev + li].allocate_fixed(
-                        &req,
-                        busy_in,
-                        busy_out,
-                        &mut sw[start..],
-                    );
+                    n_sw +=
+                        self.sa_fixed(c, lr * nlev + li, &req, busy_in, busy_out, &mut sw[start..]);
                     for &(i, o) in &sw[start..n_sw] {
                         busy_in |= 1 << i;
                         busy_out |= 1 << o;
@@ -2020,7 +2037,9 @@ impl Part {
                 busy_in |= 1 << i;
                 busy_out |= 1 << o;
             }
-            n_sw += self.sa[lr * nlev].allocate_fixed(
+            n_sw += self.sa_fixed(
+                c,
+                lr * nlev,
                 &ports5(&spec_req),
                 busy_in,
                 busy_out,
@@ -2071,6 +2090,25 @@ impl Part {
                 }
             }
             self.switch_flit::<D>(t, c, pk, lr, i, o, g, vc);
+        }
+    }
+
+    /// Switch allocation by allocator `k` (`lr * nlev + level`), whichever
+    /// kind it is: [`Allocator::allocate_fixed`].
+    #[inline]
+    fn sa_fixed(
+        &mut self,
+        c: &Consts,
+        k: usize,
+        req: &[u8; PORTS],
+        busy_in: u8,
+        busy_out: u8,
+        out: &mut [(u8, u8)],
+    ) -> usize {
+        if c.sa_islip {
+            self.sa_small[k].allocate_fixed::<PORTS>(c.sa_iters, req, busy_in, busy_out, out)
+        } else {
+            self.sa[k].allocate_fixed(req, busy_in, busy_out, out)
         }
     }
 
