@@ -174,20 +174,22 @@ struct RemoteEv {
 }
 
 /// The two links leaving one router port: where they go and their delays
-/// (one small record, so that a switched flit reads each of its ports once
-/// and a router's five records share two cache lines).
+/// (one 16-byte record, so that a switched flit reads each of its ports
+/// once; a router's five records take 80 bytes, and routers visited in
+/// ascending order share lines).
 #[derive(Clone, Copy, Debug)]
 struct PortLinks {
-    /// Arrival delay (latency + cycles per item, [`LinkTiming::arrival`])
-    /// of the flit link out of the output port.
-    out_delay: u32,
-    /// Arrival delay of the credit link out of the input port.
-    cred_delay: u32,
     /// Flit target the output port feeds ([`Consts::out_link`]).
     out_target: u32,
     /// Credit target the input port feeds (an output port `r*PORTS + o`,
     /// or `R*PORTS + node` for the interface).
     cred_target: u32,
+    /// Arrival delay (latency + cycles per item, [`LinkTiming::arrival`])
+    /// of the flit link out of the output port (at most 2 × 4096 cycles,
+    /// the topology's limits).
+    out_delay: u16,
+    /// Arrival delay of the credit link out of the input port.
+    cred_delay: u16,
     /// Part receiving the flits.
     out_part: u16,
     /// Part receiving the credits.
@@ -911,8 +913,10 @@ impl Network {
                     owner: vec![u32::MAX; nr * pv],
                     links: (r0 * PORTS..r1 * PORTS)
                         .map(|q| PortLinks {
-                            out_delay: out_timing[q].arrival(0) as u32,
-                            cred_delay: cred_timing[q].arrival(0) as u32,
+                            out_delay: u16::try_from(out_timing[q].arrival(0))
+                                .expect("link delays are at most 8192 cycles"),
+                            cred_delay: u16::try_from(cred_timing[q].arrival(0))
+                                .expect("link delays are at most 8192 cycles"),
                             out_target: c.out_link[q],
                             cred_target: in_credit_link[q],
                             out_part: out_part[q],
