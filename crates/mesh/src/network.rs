@@ -2058,7 +2058,11 @@ impl Part {
             let bit = 1u128 << oi;
             debug_assert!(self.ovc_in_use[lr] & bit == 0);
             self.ovc_in_use[lr] |= bit;
-            self.ovc_tail_sent[lr] &= !bit;
+            // Tail-sent marks are only ever set with `wait_tail` or atomic
+            // output VCs; otherwise the word is zero and is not touched.
+            if !D && (c.wait_tail || c.atomic_ovc != 0) {
+                self.ovc_tail_sent[lr] &= !bit;
+            }
             self.owner[base + oi as usize] = gbase + li;
             self.bufs.vcs[g].out = oi as u8;
             self.bufs.vcs[g].st = ACTIVE;
