@@ -56,6 +56,13 @@
 //! `step_all` evaluates everything instead and must give identical results
 //! (tested).
 //!
+//! A part of more than `BAND` (128) routers keeps its wheel per band of
+//! `BAND` routers and simulates a cycle band by band (arrivals,
+//! interfaces, routers), so that what the arrivals at a router write is
+//! still cached when the router is stepped; results are the same as in
+//! one pass (arrivals at a router touch only its state and are applied
+//! before its step; deliveries and injections stay in ascending node order).
+//!
 //! # State layout
 //! Per input VC (part-local index `(lr*PORTS + port)*V + vc`, `lr` the
 //! router's index in its part) the pipeline state (next cycle, stage,
@@ -74,7 +81,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 
 use crossbeam::utils::CachePadded;
-use wafernoc_router::{Allocator, AllocatorKind, Flit, LinkTiming, VcBuffers};
+use wafernoc_router::{Allocator, AllocatorKind, Flit, LinkTiming, SmallIslip, VcBuffers};
 
 use crate::config::{ConfigError, NetworkConfig};
 use crate::deadlock::{DeadlockReport, WaitingVc};
@@ -174,20 +181,22 @@ struct RemoteEv {
 }
 
 /// The two links leaving one router port: where they go and their delays
-/// (one small record, so that a switched flit reads each of its ports once
-/// and a router's five records share two cache lines).
+/// (one 16-byte record, so that a switched flit reads each of its ports
+/// once; a router's five records take 80 bytes, and routers visited in
+/// ascending order share lines).
 #[derive(Clone, Copy, Debug)]
 struct PortLinks {
-    /// Arrival delay (latency + cycles per item, [`LinkTiming::arrival`])
-    /// of the flit link out of the output port.
-    out_delay: u32,
-    /// Arrival delay of the credit link out of the input port.
-    cred_delay: u32,
     /// Flit target the output port feeds ([`Consts::out_link`]).
     out_target: u32,
     /// Credit target the input port feeds (an output port `r*PORTS + o`,
     /// or `R*PORTS + node` for the interface).
     cred_target: u32,
+    /// Arrival delay (latency + cycles per item, [`LinkTiming::arrival`])
+    /// of the flit link out of the output port (at most 2 × 4096 cycles,
+    /// the topology's limits).
+    out_delay: u16,
+    /// Arrival delay of the credit link out of the input port.
+    cred_delay: u16,
     /// Part receiving the flits.
     out_part: u16,
     /// Part receiving the credits.
@@ -331,6 +340,8 @@ struct Consts {
     speculative: bool,
     /// The switch allocator is iSLIP (uncontested requests skip it).
     sa_islip: bool,
+    /// iSLIP iterations of the switch allocator (when `sa_islip`).
+    sa_iters: u32,
     /// Every flit link takes one flit per cycle. A router output then never
     /// finds its link busy (it sends at most once per cycle, at a fixed
     /// offset from the grant), so switch requests skip the link check.
@@ -372,6 +383,13 @@ struct Consts {
     wheel_mask: u64,
 }
 
+/// Routers per band: a cycle of a part applies the arrivals of one band,
+/// steps its interfaces and routers, then goes on to the next band, so
+/// that a large part's router state written by arrivals is still cached
+/// when the router step reads it (one band's state is a few hundred KiB).
+/// A multiple of 64 (bands are whole words of the activity bitmaps).
+const BAND: usize = 128;
+
 /// A contiguous range of routers and their interfaces, with everything
 /// they write during a cycle (module docs, "Partitions and threads").
 /// Indices are part-local: router `lr = r − r0`, input VC
@@ -397,8 +415,14 @@ struct Part {
     /// with its own round-robin state, so traffic of a lower level never
     /// moves the pointers that order a higher level's requests (the
     /// migration class cannot perturb collective traffic through arbiter
-    /// state). With one level this is BookSim's single allocator.
+    /// state). With one level this is BookSim's single allocator. Empty
+    /// when the switch allocator is iSLIP (`sa_small` then).
     sa: Vec<Allocator>,
+    /// The switch allocators when they are iSLIP ([`Consts::sa_islip`]),
+    /// same index: 16 bytes each, four routers' to a cache line, where an
+    /// [`Allocator`] takes about 416 bytes (one line missed per visit on a
+    /// large mesh). Empty otherwise.
+    sa_small: Vec<SmallIslip>,
     /// Round-robin VC offset per (input port, priority level): index
     /// `(lr * PORTS + port) * nlev + level`.
     sw_rr: Vec<u8>,
@@ -416,7 +440,12 @@ struct Part {
     inj_timing: Vec<LinkTiming>,
     /// Per node: the credit link from the interface to the router's LOCAL output.
     ej_cred_timing: Vec<LinkTiming>,
+    /// Items in flight to this part's routers and interfaces, per (arrival
+    /// cycle mod the wheel length, band): index `bucket * nbands + band`,
+    /// band `lr / BAND` of the receiving router or node.
     wheel: Vec<Vec<Ev>>,
+    /// Bands of [`BAND`] routers (one for a part of at most `BAND` routers).
+    nbands: usize,
     /// Number of parts.
     np: usize,
     /// Items sent this cycle to the part before (0) and after (1) this one
@@ -832,6 +861,10 @@ impl Network {
             },
             speculative: rc.speculative,
             sa_islip: matches!(rc.sw_allocator, AllocatorKind::Islip { .. }),
+            sa_iters: match rc.sw_allocator {
+                AllocatorKind::Islip { iters } => iters,
+                _ => 0,
+            },
             fast_links,
             step_all: cfg.step_all,
             simple: false,
@@ -881,17 +914,28 @@ impl Network {
                     va: (0..nr)
                         .map(|_| Allocator::new(rc.vc_allocator, rc.arbiter, pv, pv))
                         .collect(),
-                    sa: (0..nr * nlev)
-                        .map(|_| Allocator::new(rc.sw_allocator, rc.arbiter, PORTS, PORTS))
-                        .collect(),
+                    sa: if c.sa_islip {
+                        Vec::new()
+                    } else {
+                        (0..nr * nlev)
+                            .map(|_| Allocator::new(rc.sw_allocator, rc.arbiter, PORTS, PORTS))
+                            .collect()
+                    },
+                    sa_small: if c.sa_islip {
+                        vec![SmallIslip::default(); nr * nlev]
+                    } else {
+                        Vec::new()
+                    },
                     sw_rr: vec![0; nr * PORTS * nlev],
                     router_on: vec![0; words],
                     credits: vec![depth; nr * pv],
                     owner: vec![u32::MAX; nr * pv],
                     links: (r0 * PORTS..r1 * PORTS)
                         .map(|q| PortLinks {
-                            out_delay: out_timing[q].arrival(0) as u32,
-                            cred_delay: cred_timing[q].arrival(0) as u32,
+                            out_delay: u16::try_from(out_timing[q].arrival(0))
+                                .expect("link delays are at most 8192 cycles"),
+                            cred_delay: u16::try_from(cred_timing[q].arrival(0))
+                                .expect("link delays are at most 8192 cycles"),
                             out_target: c.out_link[q],
                             cred_target: in_credit_link[q],
                             out_part: out_part[q],
@@ -906,7 +950,8 @@ impl Network {
                         .collect(),
                     inj_timing: inj_timing[r0..r1].to_vec(),
                     ej_cred_timing: ej_cred_timing[r0..r1].to_vec(),
-                    wheel: vec![Vec::new(); wheel_len as usize],
+                    wheel: vec![Vec::new(); wheel_len as usize * nr.div_ceil(BAND)],
+                    nbands: nr.div_ceil(BAND),
                     np: nparts,
                     outbox: [Vec::new(), Vec::new()],
                     ni: (0..nr)
@@ -1486,16 +1531,26 @@ impl Part {
                 let mut m = mail[k].lock().expect("a simulation thread panicked");
                 for re in m.drain(..) {
                     debug_assert!(re.at > t, "an item arrives before it is collected");
-                    self.wheel[(re.at & c.wheel_mask) as usize].push(re.ev);
+                    let k = self.wheel_slot(c, re.at, re.ev.target);
+                    self.wheel[k].push(re.ev);
                 }
             }
         }
-        self.process_arrivals(t, c, pk);
-        self.process_interfaces(t, c, pk);
-        if c.simple {
-            self.process_routers::<true>(t, c, pk);
-        } else {
-            self.process_routers::<false>(t, c, pk);
+        // Band by band (see `BAND`): each router's arrivals are applied
+        // before its step as before, and routers and interfaces of other
+        // bands touch none of its state (module docs, "Evaluate / commit");
+        // deliveries and injections are still listed in ascending node order.
+        let words = self.router_on.len();
+        for band in 0..self.nbands {
+            let (w0, w1) = (band * (BAND / 64), ((band + 1) * (BAND / 64)).min(words));
+            self.process_arrivals(t, c, pk, band);
+            self.process_interfaces(t, c, pk, w0, w1);
+            match (c.simple, self.nbands > 1) {
+                (true, false) => self.process_routers::<true, 0>(t, c, pk, w0, w1),
+                (true, true) => self.process_routers::<true, 1>(t, c, pk, w0, w1),
+                (false, false) => self.process_routers::<false, 0>(t, c, pk, w0, w1),
+                (false, true) => self.process_routers::<false, 1>(t, c, pk, w0, w1),
+            }
         }
         if np > 1 {
             let par = (t & 1) as usize;
@@ -1512,12 +1567,47 @@ impl Part {
         }
     }
 
-    /// Put an item on its way: into this part's wheel, or into the outbox
-    /// of the part that receives it.
+    /// Index in `wheel` of an item for `target` (a router port or a node
+    /// of this part) arriving in cycle `at`. `B`: the part has several
+    /// bands (without `B` it has one, and the band computation is compiled
+    /// out).
     #[inline]
-    fn schedule(&mut self, c: &Consts, at: u64, ev: Ev, to: u16) {
+    fn wheel_slot_b<const B: bool>(&self, c: &Consts, at: u64, target: u32) -> usize {
+        let bucket = (at & c.wheel_mask) as usize;
+        if !B {
+            debug_assert_eq!(self.nbands, 1);
+            return bucket;
+        }
+        let lr = if target < c.rp {
+            target as usize / PORTS
+        } else {
+            (target - c.rp) as usize
+        } - self.r0;
+        bucket * self.nbands + lr / BAND
+    }
+
+    /// [`Part::wheel_slot_b`] for any number of bands.
+    #[inline]
+    fn wheel_slot(&self, c: &Consts, at: u64, target: u32) -> usize {
+        if self.nbands == 1 {
+            self.wheel_slot_b::<false>(c, at, target)
+        } else {
+            self.wheel_slot_b::<true>(c, at, target)
+        }
+    }
+
+    /// Put an item on its way: into this part's wheel, or into the outbox
+    /// of the part that receives it. `S`: the part has one band (0),
+    /// several (1), or either (2).
+    #[inline]
+    fn schedule<const S: u8>(&mut self, c: &Consts, at: u64, ev: Ev, to: u16) {
         if to == self.id {
-            self.wheel[(at & c.wheel_mask) as usize].push(ev);
+            let k = match S {
+                0 => self.wheel_slot_b::<false>(c, at, ev.target),
+                1 => self.wheel_slot_b::<true>(c, at, ev.target),
+                _ => self.wheel_slot(c, at, ev.target),
+            };
+            self.wheel[k].push(ev);
         } else {
             debug_assert!(to.abs_diff(self.id) == 1, "an item for a part not adjacent");
             self.outbox[(to > self.id) as usize].push(RemoteEv { at, ev });
@@ -1525,8 +1615,8 @@ impl Part {
     }
 
     #[inline(never)]
-    fn process_arrivals(&mut self, t: u64, c: &Consts, pk: &[Packet]) {
-        let bucket = (t & c.wheel_mask) as usize;
+    fn process_arrivals(&mut self, t: u64, c: &Consts, pk: &[Packet], band: usize) {
+        let bucket = (t & c.wheel_mask) as usize * self.nbands + band;
         let mut evs = std::mem::take(&mut self.wheel[bucket]);
         let rp = c.rp;
         let port0 = (self.r0 * PORTS) as u32;
@@ -1622,7 +1712,7 @@ impl Part {
         // The interface consumes every flit at once and returns its credit.
         let a = self.ej_cred_timing[ln].send(t);
         let n = self.r0 + ln;
-        self.schedule(
+        self.schedule::<2>(
             c,
             a,
             Ev {
@@ -1671,9 +1761,8 @@ impl Part {
     }
 
     #[inline(never)]
-    fn process_interfaces(&mut self, t: u64, c: &Consts, pk: &[Packet]) {
-        let words = self.ni_on.len();
-        for w in 0..words {
+    fn process_interfaces(&mut self, t: u64, c: &Consts, pk: &[Packet], w0: usize, w1: usize) {
+        for w in w0..w1 {
             let mut bits = if c.step_all { !0u64 } else { self.ni_on[w] };
             while bits != 0 {
                 let b = bits.trailing_zeros() as usize;
@@ -1771,7 +1860,7 @@ impl Part {
             q.next_seq = seq + 1;
         }
         let a = self.inj_timing[ln].send(t);
-        self.schedule(
+        self.schedule::<2>(
             c,
             a,
             Ev {
@@ -1790,9 +1879,15 @@ impl Part {
     /// `D`: the configuration is [`Consts::simple`] (its delays and flags
     /// are then constants in the router step).
     #[inline(never)]
-    fn process_routers<const D: bool>(&mut self, t: u64, c: &Consts, pk: &[Packet]) {
-        let words = self.router_on.len();
-        for w in 0..words {
+    fn process_routers<const D: bool, const B: u8>(
+        &mut self,
+        t: u64,
+        c: &Consts,
+        pk: &[Packet],
+        w0: usize,
+        w1: usize,
+    ) {
+        for w in w0..w1 {
             let mut bits = if c.step_all { !0u64 } else { self.router_on[w] };
             while bits != 0 {
                 let b = bits.trailing_zeros() as usize;
@@ -1801,7 +1896,7 @@ impl Part {
                 if lr >= self.nr {
                     break;
                 }
-                self.router_step::<D>(t, c, pk, lr);
+                self.router_step::<D, B>(t, c, pk, lr);
                 if self.work[lr] == [0, 0] {
                     self.router_on[w] &= !(1 << b);
                 }
@@ -1809,7 +1904,13 @@ impl Part {
         }
     }
 
-    fn router_step<const D: bool>(&mut self, t: u64, c: &Consts, pk: &[Packet], lr: usize) {
+    fn router_step<const D: bool, const B: u8>(
+        &mut self,
+        t: u64,
+        c: &Consts,
+        pk: &[Packet],
+        lr: usize,
+    ) {
         let v = c.v;
         // With `D` these are constants (see `Consts::simple`).
         let speculative = !D && c.speculative;
@@ -1966,16 +2067,16 @@ impl Part {
                 // No output asked for by two inputs: each input gets the
                 // output its iSLIP accept pointer picks (what allocate_fixed
                 // would give, without the request scan).
-                let sa = &mut self.sa[lr * nlev];
+                let sa = &mut self.sa_small[lr * nlev];
                 for (i, &m) in sa_req[..PORTS].iter().enumerate() {
                     if m != 0 {
-                        let o = sa.grant_uncontested(i as u32, m);
+                        let o = sa.grant_uncontested::<PORTS>(i as u32, m);
                         sw[n_sw] = (i as u8, o as u8);
                         n_sw += 1;
                     }
                 }
             } else if !multi_prio {
-                n_sw = self.sa[lr * nlev].allocate_fixed(&ports5(&sa_req), 0, 0, &mut sw);
+                n_sw = self.sa_fixed(c, lr * nlev, &ports5(&sa_req), 0, 0, &mut sw);
             } else {
                 let mut busy_in = 0u8;
                 let mut busy_out = 0u8;
@@ -1999,12 +2100,8 @@ impl Part {
                         continue;
                     }
                     let start = n_sw;
-                    n_sw += self.sa[lr * nlev + li].allocate_fixed(
-                        &req,
-                        busy_in,
-                        busy_out,
-                        &mut sw[start..],
-                    );
+                    n_sw +=
+                        self.sa_fixed(c, lr * nlev + li, &req, busy_in, busy_out, &mut sw[start..]);
                     for &(i, o) in &sw[start..n_sw] {
                         busy_in |= 1 << i;
                         busy_out |= 1 << o;
@@ -2020,7 +2117,9 @@ impl Part {
                 busy_in |= 1 << i;
                 busy_out |= 1 << o;
             }
-            n_sw += self.sa[lr * nlev].allocate_fixed(
+            n_sw += self.sa_fixed(
+                c,
+                lr * nlev,
                 &ports5(&spec_req),
                 busy_in,
                 busy_out,
@@ -2035,7 +2134,11 @@ impl Part {
             let bit = 1u128 << oi;
             debug_assert!(self.ovc_in_use[lr] & bit == 0);
             self.ovc_in_use[lr] |= bit;
-            self.ovc_tail_sent[lr] &= !bit;
+            // Tail-sent marks are only ever set with `wait_tail` or atomic
+            // output VCs; otherwise the word is zero and is not touched.
+            if !D && (c.wait_tail || c.atomic_ovc != 0) {
+                self.ovc_tail_sent[lr] &= !bit;
+            }
             self.owner[base + oi as usize] = gbase + li;
             self.bufs.vcs[g].out = oi as u8;
             self.bufs.vcs[g].st = ACTIVE;
@@ -2070,12 +2173,31 @@ impl Part {
                     continue;
                 }
             }
-            self.switch_flit::<D>(t, c, pk, lr, i, o, g, vc);
+            self.switch_flit::<D, B>(t, c, pk, lr, i, o, g, vc);
+        }
+    }
+
+    /// Switch allocation by allocator `k` (`lr * nlev + level`), whichever
+    /// kind it is: [`Allocator::allocate_fixed`].
+    #[inline]
+    fn sa_fixed(
+        &mut self,
+        c: &Consts,
+        k: usize,
+        req: &[u8; PORTS],
+        busy_in: u8,
+        busy_out: u8,
+        out: &mut [(u8, u8)],
+    ) -> usize {
+        if c.sa_islip {
+            self.sa_small[k].allocate_fixed::<PORTS>(c.sa_iters, req, busy_in, busy_out, out)
+        } else {
+            self.sa[k].allocate_fixed(req, busy_in, busy_out, out)
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn switch_flit<const D: bool>(
+    fn switch_flit<const D: bool, const B: u8>(
         &mut self,
         t: u64,
         c: &Consts,
@@ -2104,7 +2226,7 @@ impl Part {
             self.timing[lr * PORTS + i].cred.send(dep)
         };
         let (target, to) = (li.cred_target, li.cred_part);
-        self.schedule(
+        self.schedule::<B>(
             c,
             a,
             Ev {
@@ -2149,7 +2271,7 @@ impl Part {
             self.timing[lr * PORTS + o].out.send(dep + xd_od)
         };
         let (target, to) = (lo.out_target, lo.out_part);
-        self.schedule(
+        self.schedule::<B>(
             c,
             a,
             Ev {

@@ -52,6 +52,105 @@ pub struct Allocator {
 /// One request row: an input and the mask of outputs it asks for.
 pub type RequestRow = (u32, u128);
 
+/// The pointers of an iSLIP allocator, as the small-mask algorithm reads
+/// and moves them (shared by [`Allocator`] and [`SmallIslip`]).
+trait IslipPtrs {
+    /// Grant pointer of output `o`.
+    fn grant_ptr(&self, o: usize) -> u32;
+    /// Accept pointer of input `i`.
+    fn accept_ptr(&self, i: usize) -> u32;
+    /// Move output `o`'s grant pointer to `g` and input `i`'s accept pointer to `a`.
+    fn set_ptrs(&mut self, i: usize, o: usize, g: u8, a: u8);
+}
+
+impl IslipPtrs for Allocator {
+    #[inline]
+    fn grant_ptr(&self, o: usize) -> u32 {
+        self.ptr[o & 127] as u32
+    }
+    #[inline]
+    fn accept_ptr(&self, i: usize) -> u32 {
+        self.ptr[self.ai(i)] as u32
+    }
+    #[inline]
+    fn set_ptrs(&mut self, i: usize, o: usize, g: u8, a: u8) {
+        self.ptr[o & 127] = g;
+        let ai = self.ai(i);
+        self.ptr[ai] = a;
+    }
+}
+
+/// The whole state of an iSLIP allocator with `N ≤ 8` inputs and `N`
+/// outputs (`N` given to every call): its grant and accept pointers in 16
+/// bytes, so that a mesh keeps one per router in a dense array (four per
+/// cache line) instead of an [`Allocator`] of about 416 bytes. Calls give
+/// exactly the matches and pointer moves of an [`Allocator`] of kind
+/// [`AllocatorKind::Islip`] with `N` inputs and outputs (tested).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SmallIslip {
+    /// Grant pointer of output `o` at `o`, accept pointer of input `i` at `8 + i`.
+    ptr: [u8; 16],
+}
+
+impl IslipPtrs for SmallIslip {
+    #[inline]
+    fn grant_ptr(&self, o: usize) -> u32 {
+        self.ptr[o & 7] as u32
+    }
+    #[inline]
+    fn accept_ptr(&self, i: usize) -> u32 {
+        self.ptr[8 + (i & 7)] as u32
+    }
+    #[inline]
+    fn set_ptrs(&mut self, i: usize, o: usize, g: u8, a: u8) {
+        self.ptr[o & 7] = g;
+        self.ptr[8 + (i & 7)] = a;
+    }
+}
+
+impl SmallIslip {
+    /// [`Allocator::allocate_fixed`] of an iSLIP allocator with `iters`
+    /// iterations and `N` inputs and outputs.
+    #[inline]
+    pub fn allocate_fixed<const N: usize>(
+        &mut self,
+        iters: u32,
+        req: &[u8; N],
+        busy_in: u8,
+        busy_out: u8,
+        out: &mut [(u8, u8)],
+    ) -> usize {
+        debug_assert!(N <= 8);
+        let mut k = 0;
+        islip_small(
+            self,
+            N as u32,
+            N as u32,
+            iters,
+            req,
+            busy_in,
+            busy_out,
+            |i, o| {
+                out[k] = (i as u8, o as u8);
+                k += 1;
+            },
+        );
+        k
+    }
+
+    /// [`Allocator::grant_uncontested`] with `N` inputs and outputs.
+    #[inline]
+    pub fn grant_uncontested<const N: usize>(&mut self, i: u32, mask: u8) -> u32 {
+        debug_assert!(mask != 0 && (i as usize) < N);
+        let o = first8(mask, self.accept_ptr(i as usize));
+        let n = N as u32;
+        let g = if i + 1 >= n { 0 } else { i + 1 };
+        let a = if o + 1 >= n { 0 } else { o + 1 };
+        self.set_ptrs(i as usize, o as usize, g as u8, a as u8);
+        o
+    }
+}
+
 /// First set bit of a non-empty byte mask at or after `ptr` (cyclically).
 #[inline]
 fn first8(mask: u8, ptr: u32) -> u32 {
@@ -184,92 +283,10 @@ impl Allocator {
         req: &[u8; N],
         busy_in: u8,
         busy_out: u8,
-        mut emit: impl FnMut(u32, u32),
+        emit: impl FnMut(u32, u32),
     ) {
-        // Per input: its requests that are still possible.
-        let mut m_in = [0u8; 8];
-        let mut ins = 0u8;
-        // Outputs requested so far, and outputs requested by two inputs.
-        let mut seen = 0u8;
-        let mut dup = 0u8;
-        // Branch-free over a fixed number of inputs (unrolled).
-        for (i, &m0) in req.iter().enumerate() {
-            let m = if busy_in >> i & 1 == 1 {
-                0
-            } else {
-                m0 & !busy_out
-            };
-            m_in[i & 7] = m;
-            ins |= ((m != 0) as u8) << i;
-            dup |= seen & m;
-            seen |= m;
-        }
         let (n_in, n_out) = (self.n_in, self.n_out);
-        let wrap = |x: u32, n: u32| if x + 1 >= n { 0 } else { x + 1 };
-        // No output asked for by two inputs: every output grants its only
-        // requester and each input accepts by its pointer; later iterations
-        // cannot add matches.
-        if dup == 0 {
-            let mut im = ins;
-            while im != 0 {
-                let i = im.trailing_zeros() as usize;
-                im &= im - 1;
-                let o = first8(m_in[i], self.ptr[self.ai(i)] as u32);
-                emit(i as u32, o);
-                self.ptr[o as usize & 127] = (wrap(i as u32, n_in)) as u8;
-                self.ptr[self.ai(i)] = (wrap(o, n_out)) as u8;
-            }
-            return;
-        }
-        let mut by_out = [0u8; 8];
-        let mut im = ins;
-        while im != 0 {
-            let i = im.trailing_zeros() as usize;
-            im &= im - 1;
-            let mut mm = m_in[i];
-            while mm != 0 {
-                let o = mm.trailing_zeros() as usize;
-                mm &= mm - 1;
-                by_out[o] |= 1 << i;
-            }
-        }
-        let outs = seen;
-        let mut in_matched = busy_in;
-        let mut out_matched = busy_out;
-        for iter in 0..iters {
-            let mut grants_to = [0u8; 8];
-            let mut any = false;
-            let mut om = outs & !out_matched;
-            while om != 0 {
-                let o = om.trailing_zeros() as usize;
-                om &= om - 1;
-                let cand = by_out[o] & !in_matched;
-                if cand != 0 {
-                    let i = first8(cand, self.ptr[o & 127] as u32) as usize;
-                    grants_to[i] |= 1 << o;
-                    any = true;
-                }
-            }
-            if !any {
-                break;
-            }
-            let mut im = ins & !in_matched;
-            while im != 0 {
-                let i = im.trailing_zeros() as usize;
-                im &= im - 1;
-                let g = grants_to[i];
-                if g != 0 {
-                    let o = first8(g, self.ptr[self.ai(i)] as u32);
-                    in_matched |= 1 << i;
-                    out_matched |= 1 << o;
-                    emit(i as u32, o);
-                    if iter == 0 {
-                        self.ptr[o as usize & 127] = (wrap(i as u32, n_in)) as u8;
-                        self.ptr[self.ai(i)] = (wrap(o, n_out)) as u8;
-                    }
-                }
-            }
-        }
+        islip_small(self, n_in, n_out, iters, req, busy_in, busy_out, emit);
     }
 
     /// Match `reqs` (inputs listed at most once, in any order), skipping
@@ -470,6 +487,113 @@ impl Allocator {
     }
 }
 
+/// iSLIP on byte masks over the pointers `p` of an allocator with `n_in`
+/// inputs and `n_out` outputs; every match is passed to `emit` in order.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn islip_small<P: IslipPtrs, const N: usize>(
+    p: &mut P,
+    n_in: u32,
+    n_out: u32,
+    iters: u32,
+    req: &[u8; N],
+    busy_in: u8,
+    busy_out: u8,
+    mut emit: impl FnMut(u32, u32),
+) {
+    // Per input: its requests that are still possible.
+    let mut m_in = [0u8; 8];
+    let mut ins = 0u8;
+    // Outputs requested so far, and outputs requested by two inputs.
+    let mut seen = 0u8;
+    let mut dup = 0u8;
+    // Branch-free over a fixed number of inputs (unrolled).
+    for (i, &m0) in req.iter().enumerate() {
+        let m = if busy_in >> i & 1 == 1 {
+            0
+        } else {
+            m0 & !busy_out
+        };
+        m_in[i & 7] = m;
+        ins |= ((m != 0) as u8) << i;
+        dup |= seen & m;
+        seen |= m;
+    }
+    let wrap = |x: u32, n: u32| if x + 1 >= n { 0 } else { x + 1 };
+    // No output asked for by two inputs: every output grants its only
+    // requester and each input accepts by its pointer; later iterations
+    // cannot add matches.
+    if dup == 0 {
+        let mut im = ins;
+        while im != 0 {
+            let i = im.trailing_zeros() as usize;
+            im &= im - 1;
+            let o = first8(m_in[i], p.accept_ptr(i));
+            emit(i as u32, o);
+            p.set_ptrs(
+                i,
+                o as usize,
+                wrap(i as u32, n_in) as u8,
+                wrap(o, n_out) as u8,
+            );
+        }
+        return;
+    }
+    let mut by_out = [0u8; 8];
+    let mut im = ins;
+    while im != 0 {
+        let i = im.trailing_zeros() as usize;
+        im &= im - 1;
+        let mut mm = m_in[i];
+        while mm != 0 {
+            let o = mm.trailing_zeros() as usize;
+            mm &= mm - 1;
+            by_out[o] |= 1 << i;
+        }
+    }
+    let outs = seen;
+    let mut in_matched = busy_in;
+    let mut out_matched = busy_out;
+    for iter in 0..iters {
+        let mut grants_to = [0u8; 8];
+        let mut any = false;
+        let mut om = outs & !out_matched;
+        while om != 0 {
+            let o = om.trailing_zeros() as usize;
+            om &= om - 1;
+            let cand = by_out[o] & !in_matched;
+            if cand != 0 {
+                let i = first8(cand, p.grant_ptr(o)) as usize;
+                grants_to[i] |= 1 << o;
+                any = true;
+            }
+        }
+        if !any {
+            break;
+        }
+        let mut im = ins & !in_matched;
+        while im != 0 {
+            let i = im.trailing_zeros() as usize;
+            im &= im - 1;
+            let g = grants_to[i];
+            if g != 0 {
+                let o = first8(g, p.accept_ptr(i));
+                in_matched |= 1 << i;
+                out_matched |= 1 << o;
+                emit(i as u32, o);
+                if iter == 0 {
+                    p.set_ptrs(
+                        i,
+                        o as usize,
+                        wrap(i as u32, n_in) as u8,
+                        wrap(o, n_out) as u8,
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,6 +670,35 @@ mod tests {
                     x.sort_unstable(); y.sort_unstable();
                     prop_assert_eq!(x, y);
                 }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn small_islip_equals_allocator(rounds in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 5), 0u8..32, 0u8..32, any::<bool>()), 1..30), iters in 1u32..4) {
+            let mut a = Allocator::new(AllocatorKind::Islip { iters }, ArbiterKind::RoundRobin, 5, 5);
+            let mut s = SmallIslip::default();
+            for (req, bi, bo, uncontested) in &rounds {
+                let req: [u8; 5] = std::array::from_fn(|k| req[k] & 0x1f);
+                if *uncontested {
+                    // Each output kept by the first input asking for it.
+                    let mut taken = 0u8;
+                    for (i, &m) in req.iter().enumerate() {
+                        let m = m & !taken;
+                        taken |= m;
+                        if m != 0 {
+                            prop_assert_eq!(s.grant_uncontested::<5>(i as u32, m), a.grant_uncontested(i as u32, m));
+                        }
+                    }
+                } else {
+                    let (mut x, mut y) = ([(0u8, 0u8); 5], [(0u8, 0u8); 5]);
+                    let nx = a.allocate_fixed(&req, *bi, *bo, &mut x);
+                    let ny = s.allocate_fixed::<5>(iters, &req, *bi, *bo, &mut y);
+                    prop_assert_eq!(&x[..nx], &y[..ny]);
+                }
+                prop_assert_eq!(&a.ptr[..5], &s.ptr[..5]);
+                prop_assert_eq!(&a.ptr[5..10], &s.ptr[8..13]);
             }
         }
     }

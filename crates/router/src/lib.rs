@@ -35,7 +35,7 @@ pub mod config;
 pub mod flit;
 pub mod link;
 
-pub use allocator::{Allocator, AllocatorKind};
+pub use allocator::{Allocator, AllocatorKind, SmallIslip};
 pub use arbiter::{Arbiter, ArbiterKind};
 pub use buffer::{VcBuffers, VcState};
 pub use config::{ConfigError, RouterConfig};

@@ -133,6 +133,28 @@ fn xy_near_saturation() {
     check("xy", cfg, 12, 3_000);
 }
 
+/// Parts of more than one band of 128 routers (the engine steps a part
+/// band by band): one thread has three bands, two threads two bands each,
+/// more threads one (20 × 14 = 280 routers); both router steps.
+#[test]
+fn parts_of_several_bands() {
+    let cfg = NetworkConfig {
+        mesh: mesh(20, 14),
+        router: router(2, 4),
+        ..Default::default()
+    };
+    check("bands", cfg.clone(), 4, 1_500);
+    let mut r = router(4, 4);
+    r.speculative = true;
+    r.wait_for_tail_credit = true;
+    let cfg = NetworkConfig {
+        router: r,
+        routing: Routing::AdaptiveEscape,
+        ..cfg
+    };
+    check("bands, general step", cfg, 4, 1_000);
+}
+
 #[test]
 fn adaptive_speculative_wait_for_tail_credit_step_all() {
     let mut r = router(4, 4);
