@@ -8,6 +8,22 @@ use common::*;
 
 const SMALL: &str = "tests/data/small.toml";
 const GPT: &str = "traces/gpt-oss-20b/decode_128req.wnrt";
+/// One small MoE layer (DeepSeek-V3 on 4x4, ER, 8 tokens per group).
+const DSV3_4X4: &[&str] = &[
+    "moe",
+    "--model",
+    "DeepSeek-V3",
+    "--mesh",
+    "4x4",
+    "--tp",
+    "4",
+    "--dp",
+    "4",
+    "--mapping",
+    "er",
+    "--tokens-per-group",
+    "8",
+];
 
 fn run_set(sets: &[&str]) -> std::process::Output {
     let mut args = vec!["run", SMALL, "--quiet"];
@@ -446,27 +462,9 @@ fn moe_outputs_in_a_missing_directory_are_refused_before_the_simulation() {
         } else {
             "no-such-dir/packets.csv"
         };
-        let o = wafernoc_within(
-            20,
-            &[
-                "moe",
-                "--model",
-                "DeepSeek-V3",
-                "--mesh",
-                "4x4",
-                "--tp",
-                "4",
-                "--dp",
-                "4",
-                "--mapping",
-                "er",
-                "--tokens-per-group",
-                "8",
-                "--quiet",
-                flag,
-                path,
-            ],
-        );
+        let mut args = DSV3_4X4.to_vec();
+        args.extend(["--quiet", flag, path]);
+        let o = wafernoc_within(20, &args);
         input_error(&o, &[flag, path, "not a directory"]);
         assert!(o.stdout.is_empty(), "a report was printed before the error");
     }
@@ -476,26 +474,8 @@ fn moe_outputs_in_a_missing_directory_are_refused_before_the_simulation() {
 fn a_link_too_long_in_cycles_names_the_flit_size_that_sets_the_cycle() {
     // Was: "gives 45000 cycles; the engine supports 1..=4096", blaming the
     // latency when the cause was a 1-byte flit (a 0.001 ns cycle).
-    let o = wafernoc_within(
-        20,
-        &[
-            "moe",
-            "--model",
-            "DeepSeek-V3",
-            "--mesh",
-            "4x4",
-            "--tp",
-            "4",
-            "--dp",
-            "4",
-            "--mapping",
-            "er",
-            "--tokens-per-group",
-            "8",
-            "--flit-bytes",
-            "1",
-            "--quiet",
-        ],
-    );
+    let mut args = DSV3_4X4.to_vec();
+    args.extend(["--flit-bytes", "1", "--quiet"]);
+    let o = wafernoc_within(20, &args);
     input_error(&o, &["cross_wafer_latency_ns", "1-byte flit", "flit_bytes"]);
 }

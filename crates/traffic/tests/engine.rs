@@ -22,6 +22,25 @@ fn net(k: usize, vcs: usize, buf: usize) -> Network {
     Network::new(cfg).unwrap()
 }
 
+/// An 8x8 mesh with `vcs` VCs of `buf` flits, activity-driven or stepping
+/// everything (`step_all`).
+fn cfg8(vcs: usize, buf: usize, step_all: bool) -> NetworkConfig {
+    NetworkConfig {
+        mesh: MeshSpec {
+            rows: 8,
+            cols: 8,
+            ..Default::default()
+        },
+        router: RouterConfig {
+            num_vcs: vcs,
+            vc_buf_size: buf,
+            ..Default::default()
+        },
+        step_all,
+        ..Default::default()
+    }
+}
+
 /// A lone packet of P flits over H hops: T0 = 7 + 5H + (P − 1).
 #[test]
 fn zero_load_latency_closed_form() {
@@ -213,21 +232,7 @@ fn step_all_mode_is_identical() {
     ] {
         let mut outs = Vec::new();
         for step_all in [false, true] {
-            let cfg = NetworkConfig {
-                mesh: MeshSpec {
-                    rows: 8,
-                    cols: 8,
-                    ..Default::default()
-                },
-                router: RouterConfig {
-                    num_vcs: 2,
-                    vc_buf_size: 4,
-                    ..Default::default()
-                },
-                step_all,
-                ..Default::default()
-            };
-            let mut n = Network::new(cfg).unwrap();
+            let mut n = Network::new(cfg8(2, 4, step_all)).unwrap();
             let spec = SyntheticSpec {
                 pattern: pattern.clone(),
                 rate,
@@ -274,21 +279,7 @@ fn more_than_64_vcs_per_router() {
     }
     let mut outs = Vec::new();
     for step_all in [false, true] {
-        let cfg = NetworkConfig {
-            mesh: MeshSpec {
-                rows: 8,
-                cols: 8,
-                ..Default::default()
-            },
-            router: RouterConfig {
-                num_vcs: 16,
-                vc_buf_size: 4,
-                ..Default::default()
-            },
-            step_all,
-            ..Default::default()
-        };
-        let mut n = Network::new(cfg).unwrap();
+        let mut n = Network::new(cfg8(16, 4, step_all)).unwrap();
         let spec = SyntheticSpec {
             rate: 0.3,
             sizes: vec![4],
