@@ -15,7 +15,9 @@
 //!   each VC's ring position beside its pipeline state ([`buffer::VcState`]).
 //! - [`arbiter`]: round-robin and matrix arbiters over bit masks.
 //! - [`allocator`]: separable input-first, separable output-first and iSLIP
-//!   (1..n iterations) allocators over bit-mask request matrices.
+//!   (1..n iterations) allocators over bit-mask request matrices, and
+//!   [`allocator::SmallIslip`], the 16-byte state of an iSLIP allocator of
+//!   up to 8 ports (a mesh router's switch) giving the same matches.
 //! - [`link::LinkTiming`]: a link of latency ≥ 1 cycle with a bandwidth of
 //!   one flit every `n` cycles; credits travel on a link of their own. The
 //!   mesh keeps items in flight in its timing wheel.
