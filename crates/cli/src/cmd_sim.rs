@@ -484,31 +484,31 @@ pub fn check_run(a: &RunArgs) -> Result<(), CliError> {
 
 /// The configuration checks of `booksim` without simulating.
 pub fn check_booksim(a: &BooksimArgs) -> Result<(), CliError> {
+    let (_, res) = load_booksim(a)?;
+    check_resolved(&res.network, &res.sim)
+}
+
+/// A BookSim2 file with its command-line overrides, and what it resolves to.
+fn load_booksim(a: &BooksimArgs) -> Result<(BooksimCfg, crate::booksim::Resolved), CliError> {
     let text = read_text(&a.config)?;
     let mut cfg = BooksimCfg::parse(&text, &a.config.display().to_string())?;
     for o in &a.overrides {
         cfg.set(o)?;
     }
     let res = cfg.resolve()?;
-    check_resolved(&res.network, &res.sim)
+    Ok((cfg, res))
 }
 
 fn check_resolved(network: &NetworkConfig, sim: &SimControl) -> Result<(), CliError> {
     let e = |e: &dyn std::fmt::Display| CliError::new(e.to_string());
-    network.validate().map_err(|x| e(&x))?;
-    wafernoc_mesh::Topology::new(network.mesh.clone()).map_err(|x| e(&x))?;
+    Network::check_config(network).map_err(|x| e(&x))?;
     sim.validate().map_err(|x| e(&x))
 }
 
 /// `wafernoc booksim`.
 pub fn booksim(a: BooksimArgs) -> CmdResult {
     let wall = Instant::now();
-    let text = read_text(&a.config)?;
-    let mut cfg = BooksimCfg::parse(&text, &a.config.display().to_string())?;
-    for o in &a.overrides {
-        cfg.set(o)?;
-    }
-    let res = cfg.resolve()?;
+    let (cfg, res) = load_booksim(&a)?;
     let config = serde_json::json!({ "booksim": cfg.echo(), "resolved": res });
     let outputs = RunOutputs {
         capture: a.capture.as_deref().map(|p| (p, config.to_string())),

@@ -621,10 +621,11 @@ impl Network {
         Self::with_threads(cfg, default_threads())
     }
 
-    /// Build a network simulated by `threads` threads (fewer if the mesh
-    /// has fewer rows). Results are the same for every
-    /// thread count.
-    pub fn with_threads(cfg: NetworkConfig, threads: usize) -> Result<Self, ConfigError> {
+    /// Everything [`Network::new`] refuses, without building the network:
+    /// the configuration's own rules, the topology, the path-length limit
+    /// of the hop count and the memory guard (docs/configuration.md, "Size
+    /// limits"). Returns the topology.
+    pub fn check_config(cfg: &NetworkConfig) -> Result<Topology, ConfigError> {
         cfg.validate()?;
         let topo = Topology::new(cfg.mesh.clone())?;
         if topo.width + topo.height - 1 > Flit::MAX_HOPS as usize {
@@ -667,6 +668,17 @@ impl Network {
                 ),
             });
         }
+        Ok(topo)
+    }
+
+    /// Build a network simulated by `threads` threads (fewer if the mesh
+    /// has fewer rows). Results are the same for every
+    /// thread count.
+    pub fn with_threads(cfg: NetworkConfig, threads: usize) -> Result<Self, ConfigError> {
+        let topo = Self::check_config(&cfg)?;
+        let r_n = topo.nodes();
+        let v = cfg.router.num_vcs;
+        let pv = PORTS * v;
         let classes = cfg.effective_classes();
         let mut class_lo = Vec::new();
         let mut class_hi = Vec::new();
