@@ -142,13 +142,19 @@ impl SmallIslip {
     #[inline]
     pub fn grant_uncontested<const N: usize>(&mut self, i: u32, mask: u8) -> u32 {
         debug_assert!(mask != 0 && (i as usize) < N);
-        let o = first8(mask, self.accept_ptr(i as usize));
-        let n = N as u32;
-        let g = if i + 1 >= n { 0 } else { i + 1 };
-        let a = if o + 1 >= n { 0 } else { o + 1 };
-        self.set_ptrs(i as usize, o as usize, g as u8, a as u8);
-        o
+        grant_uncontested(self, N as u32, N as u32, i, mask)
     }
+}
+
+/// iSLIP's match for input `i` alone asking for the outputs in `mask`
+/// (see [`Allocator::grant_uncontested`]), on either pointer store.
+#[inline]
+fn grant_uncontested<P: IslipPtrs>(p: &mut P, n_in: u32, n_out: u32, i: u32, mask: u8) -> u32 {
+    let o = first8(mask, p.accept_ptr(i as usize));
+    let g = if i + 1 >= n_in { 0 } else { i + 1 };
+    let a = if o + 1 >= n_out { 0 } else { o + 1 };
+    p.set_ptrs(i as usize, o as usize, g as u8, a as u8);
+    o
 }
 
 /// First set bit of a non-empty byte mask at or after `ptr` (cyclically).
@@ -258,10 +264,8 @@ impl Allocator {
     #[inline]
     pub fn grant_uncontested(&mut self, i: u32, mask: u8) -> u32 {
         debug_assert!(matches!(self.kind, AllocatorKind::Islip { .. }) && mask != 0);
-        let o = first8(mask, self.ptr[self.ai(i as usize)] as u32);
-        self.ptr[o as usize & 127] = (if i + 1 >= self.n_in { 0 } else { i + 1 }) as u8;
-        self.ptr[self.ai(i as usize)] = (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
-        o
+        let (n_in, n_out) = (self.n_in, self.n_out);
+        grant_uncontested(self, n_in, n_out, i, mask)
     }
 
     /// The general path on byte-mask requests (separable allocators).
