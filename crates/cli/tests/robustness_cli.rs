@@ -8,6 +8,20 @@ use common::*;
 
 const SMALL: &str = "tests/data/small.toml";
 const GPT: &str = "traces/gpt-oss-20b/decode_128req.wnrt";
+/// GPT-OSS-20B on 4x8 (TP4 x DP8, ER), the routing still to give.
+const GPT_4X8: &[&str] = &[
+    "moe",
+    "--model",
+    "gpt-oss-20b",
+    "--mesh",
+    "4x8",
+    "--tp",
+    "4",
+    "--dp",
+    "8",
+    "--mapping",
+    "er",
+];
 /// One small MoE layer (DeepSeek-V3 on 4x4, ER, 8 tokens per group).
 const DSV3_4X4: &[&str] = &[
     "moe",
@@ -248,27 +262,16 @@ fn demo_and_moe_reject_empty_meshes_and_missing_iterations() {
         ),
         &["900..1100", "only 82 iterations"],
     );
-    let o = wafernoc_within(
-        30,
-        &[
-            "moe",
-            "--model",
-            "gpt-oss-20b",
-            "--mesh",
-            "4x8",
-            "--tp",
-            "4",
-            "--dp",
-            "8",
-            "--mapping",
-            "er",
-            "--routing",
-            &format!("trace:{GPT}"),
-            "--iterations",
-            "0..1000000000",
-            "--quiet",
-        ],
-    );
+    let routing = format!("trace:{GPT}");
+    let mut args = GPT_4X8.to_vec();
+    args.extend([
+        "--routing",
+        &routing,
+        "--iterations",
+        "0..1000000000",
+        "--quiet",
+    ]);
+    let o = wafernoc_within(30, &args);
     input_error(&o, &["0..1000000000", "only 982 iterations"]);
 }
 
@@ -404,27 +407,9 @@ fn moe_errors_name_only_flags_that_exist() {
     let d = tmp("moe-noc");
     let cfg = d.join("noc.toml");
     std::fs::write(&cfg, "[noc]\ncollective_vcs = 30\nmigration_vcs = 30\n").unwrap();
-    let o = wafernoc_within(
-        20,
-        &[
-            "moe",
-            "--model",
-            "gpt-oss-20b",
-            "--mesh",
-            "4x8",
-            "--tp",
-            "4",
-            "--dp",
-            "8",
-            "--mapping",
-            "er",
-            "--tokens-per-group",
-            "4",
-            "--quiet",
-            "--config",
-            s(&cfg),
-        ],
-    );
+    let mut args = GPT_4X8.to_vec();
+    args.extend(["--tokens-per-group", "4", "--quiet", "--config", s(&cfg)]);
+    let o = wafernoc_within(20, &args);
     input_error(&o, &["noc.collective_vcs + noc.migration_vcs", "60"]);
     assert!(!stderr(&o).contains("--num-vcs"), "{}", stderr(&o));
 }

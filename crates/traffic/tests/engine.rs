@@ -5,8 +5,10 @@ use wafernoc_mesh::{MeshSpec, Network, NetworkConfig, NewPacket, Routing};
 use wafernoc_router::RouterConfig;
 use wafernoc_traffic::{Pattern, Synthetic, SyntheticSpec};
 
-fn net(k: usize, vcs: usize, buf: usize) -> Network {
-    let cfg = NetworkConfig {
+/// A k×k mesh with `vcs` VCs of `buf` flits, activity-driven or stepping
+/// everything (`step_all`).
+fn cfg(k: usize, vcs: usize, buf: usize, step_all: bool) -> NetworkConfig {
+    NetworkConfig {
         mesh: MeshSpec {
             rows: k,
             cols: k,
@@ -17,28 +19,34 @@ fn net(k: usize, vcs: usize, buf: usize) -> Network {
             vc_buf_size: buf,
             ..Default::default()
         },
-        ..Default::default()
-    };
-    Network::new(cfg).unwrap()
-}
-
-/// An 8x8 mesh with `vcs` VCs of `buf` flits, activity-driven or stepping
-/// everything (`step_all`).
-fn cfg8(vcs: usize, buf: usize, step_all: bool) -> NetworkConfig {
-    NetworkConfig {
-        mesh: MeshSpec {
-            rows: 8,
-            cols: 8,
-            ..Default::default()
-        },
-        router: RouterConfig {
-            num_vcs: vcs,
-            vc_buf_size: buf,
-            ..Default::default()
-        },
         step_all,
         ..Default::default()
     }
+}
+
+fn net(k: usize, vcs: usize, buf: usize) -> Network {
+    Network::new(cfg(k, vcs, buf, false)).unwrap()
+}
+
+/// Send one packet of `size` flits from `src` to `dst` into an empty
+/// network and return its delivery (within 500 cycles).
+fn lone_packet(n: &mut Network, src: u32, dst: u32, size: u16) -> wafernoc_mesh::Delivered {
+    n.enqueue(NewPacket {
+        src,
+        dst,
+        size,
+        class: 0,
+        ctime: 0,
+        tag: 7,
+    })
+    .unwrap();
+    for _ in 0..500 {
+        n.step().unwrap();
+        if let Some(d) = n.drain_delivered().next() {
+            return d;
+        }
+    }
+    panic!("{src} -> {dst} not delivered in 500 cycles");
 }
 
 /// A lone packet of P flits over H hops: T0 = 7 + 5H + (P − 1).
@@ -55,24 +63,7 @@ fn zero_load_latency_closed_form() {
                 (9, 14),
             ] {
                 let mut n = net(8, vcs, buf);
-                n.enqueue(NewPacket {
-                    src: src as u32,
-                    dst: dst as u32,
-                    size: p,
-                    class: 0,
-                    ctime: 0,
-                    tag: 7,
-                })
-                .unwrap();
-                let mut got = None;
-                for _ in 0..500 {
-                    n.step().unwrap();
-                    if let Some(d) = n.drain_delivered().next() {
-                        got = Some(d);
-                        break;
-                    }
-                }
-                let d = got.expect("delivered");
+                let d = lone_packet(&mut n, src as u32, dst as u32, p);
                 let h = n.topology().hops(src, dst) as u64;
                 let mut t0 = 7 + 5 * h + (p as u64 - 1);
                 // With P > buffer depth the credit loop (5 cycles) throttles
@@ -232,7 +223,7 @@ fn step_all_mode_is_identical() {
     ] {
         let mut outs = Vec::new();
         for step_all in [false, true] {
-            let mut n = Network::new(cfg8(2, 4, step_all)).unwrap();
+            let mut n = Network::new(cfg(8, 2, 4, step_all)).unwrap();
             let spec = SyntheticSpec {
                 pattern: pattern.clone(),
                 rate,
@@ -256,30 +247,13 @@ fn step_all_mode_is_identical() {
 fn more_than_64_vcs_per_router() {
     for (src, dst) in [(0u32, 63u32), (27, 36), (9, 14)] {
         let mut n = net(8, 16, 4);
-        n.enqueue(NewPacket {
-            src,
-            dst,
-            size: 4,
-            class: 0,
-            ctime: 0,
-            tag: 1,
-        })
-        .unwrap();
-        let mut got = None;
-        for _ in 0..500 {
-            n.step().unwrap();
-            if let Some(d) = n.drain_delivered().next() {
-                got = Some(d);
-                break;
-            }
-        }
-        let d = got.expect("delivered");
+        let d = lone_packet(&mut n, src, dst, 4);
         let h = n.topology().hops(src as usize, dst as usize) as u64;
         assert_eq!(d.atime - d.ctime, 7 + 5 * h + 3, "{src} -> {dst}");
     }
     let mut outs = Vec::new();
     for step_all in [false, true] {
-        let mut n = Network::new(cfg8(16, 4, step_all)).unwrap();
+        let mut n = Network::new(cfg(8, 16, 4, step_all)).unwrap();
         let spec = SyntheticSpec {
             rate: 0.3,
             sizes: vec![4],
