@@ -8,7 +8,10 @@
 //! link `crossbar_delay + output_delay` cycles later; a link of latency `L`
 //! writes it into the next buffer `L + 1` cycles after that (see
 //! [`wafernoc_router::link`]). With 1-cycle stages and links this gives
-//! BookSim's zero-load latency T0 = 7 + 5H + (P − 1).
+//! BookSim's zero-load latency T0 = 7 + 5H + (P − 1). (The route is
+//! computed when the head reaches the front of its VC and the VC waits
+//! `routing_delay` cycles before VC allocation: the same cycles as a
+//! routing stage, since routes depend only on the router and the packet.)
 //!
 //! # Evaluate / commit
 //! Within a cycle every router reads only its own state and items that
@@ -95,8 +98,11 @@ pub const MAX_VCS: usize = 1 << 25;
 /// network: 2^28, 2 GiB of 8-byte flits.
 pub const MAX_BUFFER_FLITS: usize = 1 << 28;
 
+// Stages of an input VC. There is no routing stage: routes depend only
+// on the router and the packet, so a head is routed when it reaches the
+// front of its VC and enters VC allocation `routing_delay` cycles later
+// (module docs, "Timing").
 const IDLE: u8 = 0;
-const ROUTING: u8 = 1;
 const VC_ALLOC: u8 = 2;
 const ACTIVE: u8 = 3;
 
@@ -1699,21 +1705,25 @@ impl Part {
         self.bufs
             .push(g, f)
             .expect("credit protocol violated: input buffer overflow");
-        match self.bufs.vcs[g].st {
-            IDLE => {
-                debug_assert!(f.is_head());
-                if c.rd > 0 {
-                    self.bufs.vcs[g].st = ROUTING;
-                } else {
-                    self.routes[g] = Self::compute_route(c, pk, self.r0 + lr, f.pkt);
-                    self.bufs.vcs[g].st = VC_ALLOC;
-                }
-                self.bufs.vcs[g].next = t;
-            }
-            ACTIVE if self.bufs.len(g) == 1 && self.bufs.vcs[g].next < t => {
-                self.bufs.vcs[g].next = t
-            }
-            _ => {}
+        let was_empty = self.bufs.len(g) == 1;
+        let s = &mut self.bufs.vcs[g];
+        if s.st == IDLE {
+            // A head into an empty VC: routed now (routes depend only on
+            // the router and the packet), it asks for an output VC from
+            // cycle t + routing_delay, as if it had spent the routing
+            // stage in a ROUTING state (module docs, "Timing").
+            debug_assert!(f.is_head());
+            s.st = VC_ALLOC;
+            s.next = t + c.rd;
+            self.routes[g] = Self::compute_route(c, pk, self.r0 + lr, f.pkt);
+        } else {
+            // An ACTIVE VC whose buffer was empty: its flit takes part in
+            // switch allocation from this cycle (it was last granted at
+            // `next − 1 < t`). VCs in VC allocation hold their head, so
+            // their buffer was not empty. Without a branch: whether the
+            // buffer was empty is not predictable.
+            debug_assert!(!was_empty || s.st == ACTIVE);
+            s.next = if was_empty { s.next.max(t) } else { s.next };
         }
         let x = g - lr * c.pv;
         self.work[lr][(x >> 6) & 1] |= 1 << (x & 63);
@@ -1927,7 +1937,6 @@ impl Part {
         // With `D` these are constants (see `Consts::simple`).
         let speculative = !D && c.speculative;
         let fast_links = D || c.fast_links;
-        let rd = if D { 1 } else { c.rd };
         let vad = if D { 1 } else { c.vad };
         let sad = if D { 1 } else { c.sad };
         let xd_od = if D { 1 } else { c.xd_od };
@@ -1944,6 +1953,8 @@ impl Part {
         // (Eight entries per dimension, indexed `& 7`: ports are below
         // PORTS ≤ 8, and the mask spares the bounds checks.)
         let mut sa_req = [0u8; 8];
+        // Inputs with a switch request (bit per input port).
+        let mut sa_in = 0u8;
         let mut sa_vc = [[0u8; 8]; 8];
         let mut sa_pri = [[0u8; 8]; 8];
         // Speculative requests (heads still in VC allocation).
@@ -1970,12 +1981,6 @@ impl Part {
                     continue;
                 }
                 match s.st {
-                    ROUTING if t + 1 >= s.next + rd => {
-                        let f = self.bufs.front(g).expect("routing VC holds its head");
-                        self.routes[g] = Self::compute_route(c, pk, r, f.pkt);
-                        self.bufs.vcs[g].st = VC_ALLOC;
-                        self.bufs.vcs[g].next = t + 1;
-                    }
                     VC_ALLOC => {
                         let route = self.routes[g];
                         let req = route & !in_use;
@@ -2054,6 +2059,7 @@ impl Part {
                                     }
                                 }
                                 sa_req[i] |= 1 << o;
+                                sa_in |= 1 << i;
                                 any_sa = true;
                             }
                         }
@@ -2068,6 +2074,35 @@ impl Part {
         if !self.scratch_va.is_empty() {
             self.va[lr].allocate(&self.scratch_va, 0, 0, &mut self.scratch_grants);
         }
+        // Commit VC allocation. (Before switch allocation, which reads none
+        // of what this writes: the output VCs granted here were free at the
+        // start of the cycle, the ones switching flits below were held, and
+        // only speculative grants, checked after this, look at the result.)
+        let gbase = (r * pv) as u32;
+        for &(li, oi) in &self.scratch_grants {
+            let g = base + li as usize;
+            let bit = 1u128 << oi;
+            debug_assert!(self.ovc_in_use[lr] & bit == 0);
+            self.ovc_in_use[lr] |= bit;
+            // Tail-sent marks are only ever set with `wait_tail` or atomic
+            // output VCs; otherwise the word is zero and is not touched.
+            if !D && (c.wait_tail || c.atomic_ovc != 0) {
+                self.ovc_tail_sent[lr] &= !bit;
+            }
+            self.owner[base + oi as usize] = gbase + li;
+            self.bufs.vcs[g].out = oi as u8;
+            self.bufs.vcs[g].st = ACTIVE;
+            self.bufs.vcs[g].next = t + vad;
+        }
+        // VCs that asked and got nothing retry after the allocator's delay.
+        if vad > 1 {
+            for &(li, _) in &self.scratch_va {
+                let g = base + li as usize;
+                if self.bufs.vcs[g].st == VC_ALLOC {
+                    self.bufs.vcs[g].next = t + vad;
+                }
+            }
+        }
 
         // Switch allocation, one pass per priority level, then speculation.
         // Every pass excludes the inputs already matched, so there are at
@@ -2079,12 +2114,22 @@ impl Part {
                 // No output asked for by two inputs: each input gets the
                 // output its iSLIP accept pointer picks (what allocate_fixed
                 // would give, without the request scan).
-                let sa = &mut self.sa_small[lr * nlev];
-                for (i, &m) in sa_req[..PORTS].iter().enumerate() {
-                    if m != 0 {
-                        let o = sa.grant_uncontested::<PORTS>(i as u32, m);
+                // Without speculation the grants are committed at once, in
+                // ascending input order as below (one loop over the inputs
+                // that asked instead of a test per port and a second loop).
+                let mut ins = sa_in;
+                while ins != 0 {
+                    let i = ins.trailing_zeros() as usize;
+                    ins &= ins - 1;
+                    let o = self.sa_small[lr * nlev]
+                        .grant_uncontested::<PORTS>(i as u32, sa_req[i & 7])
+                        as usize;
+                    if speculative {
                         sw[n_sw] = (i as u8, o as u8);
                         n_sw += 1;
+                    } else {
+                        let vc = sa_vc[i & 7][o & 7] as usize;
+                        self.switch_flit::<D, B>(t, c, pk, lr, i, o, base + i * v + vc, vc);
                     }
                 }
             } else if !multi_prio {
@@ -2139,32 +2184,6 @@ impl Part {
             );
         }
 
-        // Commit VC allocation.
-        let gbase = (r * pv) as u32;
-        for &(li, oi) in &self.scratch_grants {
-            let g = base + li as usize;
-            let bit = 1u128 << oi;
-            debug_assert!(self.ovc_in_use[lr] & bit == 0);
-            self.ovc_in_use[lr] |= bit;
-            // Tail-sent marks are only ever set with `wait_tail` or atomic
-            // output VCs; otherwise the word is zero and is not touched.
-            if !D && (c.wait_tail || c.atomic_ovc != 0) {
-                self.ovc_tail_sent[lr] &= !bit;
-            }
-            self.owner[base + oi as usize] = gbase + li;
-            self.bufs.vcs[g].out = oi as u8;
-            self.bufs.vcs[g].st = ACTIVE;
-            self.bufs.vcs[g].next = t + vad;
-        }
-        // VCs that asked and got nothing retry after the allocator's delay.
-        if vad > 1 {
-            for &(li, _) in &self.scratch_va {
-                let g = base + li as usize;
-                if self.bufs.vcs[g].st == VC_ALLOC {
-                    self.bufs.vcs[g].next = t + vad;
-                }
-            }
-        }
         // Commit switch allocation.
         for (k, &(gi, go)) in sw[..n_sw].iter().enumerate() {
             let (i, o) = (gi as usize & 7, go as usize & 7);
@@ -2208,7 +2227,10 @@ impl Part {
         }
     }
 
+    // Inlined into both of its call sites in `router_step` (a call costs
+    // about 20 instructions per switched flit: callgrind).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn switch_flit<const D: bool, const B: u8>(
         &mut self,
         t: u64,
@@ -2253,9 +2275,13 @@ impl Part {
         let oi = self.bufs.vcs[g].out as usize;
         let og = base + oi;
         self.credits[og] -= 1;
-        if f.is_tail() {
+        if D {
+            // A tail frees its output VC (no branch: tails are not predictable).
+            // (With `D` output VC indices are below 64: a 64-bit shift.)
+            self.ovc_in_use[lr] &= !(((f.is_tail() as u64) << (oi & 63)) as u128);
+        } else if f.is_tail() {
             let bit = 1u128 << oi;
-            if !D && (c.wait_tail || c.atomic_ovc & bit != 0) {
+            if c.wait_tail || c.atomic_ovc & bit != 0 {
                 self.ovc_tail_sent[lr] |= bit;
             } else {
                 self.ovc_in_use[lr] &= !bit;
@@ -2264,16 +2290,12 @@ impl Part {
         let lvl = if D { 0 } else { c.vc_lvl[vc] as usize };
         self.sw_rr[(lr * PORTS + i) * nlev + lvl] = (if vc + 1 == v { 0 } else { vc + 1 }) as u8;
         let ovc = c.vc_of[oi & 127];
-        if f.is_head() {
-            f.add_hop();
-        }
+        f.add_hop_if_head();
         // Classes own disjoint VC ranges: the output VC gives the class.
         let class = c.vc_class[ovc as usize & 31] as usize;
         debug_assert_eq!(class, pk[f.pkt as usize].class as usize);
         self.link_flits[(lr * PORTS + o) * c.nclasses + class] += 1;
-        if o != LOCAL {
-            self.cyc.flit_hops += 1;
-        }
+        self.cyc.flit_hops += (o != LOCAL) as u64;
         // With `D` every flit link takes one flit per cycle and is never
         // checked (`Consts::fast_links`): only the arrival is needed.
         let lo = self.links[lr * PORTS + o];
@@ -2295,26 +2317,29 @@ impl Part {
             to,
         );
         self.progressed = true;
-        // Next state of the input VC.
-        if left == 0 {
-            let x = g - base;
-            self.work[lr][(x >> 6) & 1] &= !(1 << (x & 63));
-            if f.is_tail() {
-                self.bufs.vcs[g].st = IDLE;
-            } else {
-                self.bufs.vcs[g].next = t + sad;
-            }
-        } else if f.is_tail() {
-            if D || c.rd > 0 {
-                self.bufs.vcs[g].st = ROUTING;
-            } else {
-                let nf = self.bufs.front(g).expect("non-empty");
-                self.routes[g] = Self::compute_route(c, pk, r, nf.pkt);
-                self.bufs.vcs[g].st = VC_ALLOC;
-            }
-            self.bufs.vcs[g].next = t + sad;
+        // Next state of the input VC: empty (its work bit cleared; IDLE
+        // after a tail), the next flit of the packet in switch allocation
+        // from the next cycle, or the next packet's head routed now and in
+        // VC allocation after the routing delay (as in `flit_arrives`).
+        // Without branches on the common path: whether the buffer emptied
+        // is not predictable. An IDLE VC's `next` is never read.
+        let tail = f.is_tail();
+        let empty = left == 0;
+        let x = g - base;
+        self.work[lr][if D { 0 } else { (x >> 6) & 1 }] &= !((empty as u64) << (x & 63));
+        // A tail with flits behind it: one branch, rarely taken (written
+        // as a product: `tail && !empty` compiles to a branch on the tail).
+        if (f.flags >> 1 & 1) as usize * left != 0 {
+            let nf = self.bufs.front(g).expect("non-empty");
+            self.routes[g] = Self::compute_route(c, pk, r, nf.pkt);
+            let s = &mut self.bufs.vcs[g];
+            s.st = VC_ALLOC;
+            s.next = t + sad + if D { 1 } else { c.rd };
         } else {
-            self.bufs.vcs[g].next = t + sad;
+            let s = &mut self.bufs.vcs[g];
+            // IDLE after a tail (IDLE is 0; arithmetic, not a branch).
+            s.st &= (tail as u8).wrapping_sub(1);
+            s.next = t + sad;
         }
     }
 }

@@ -57,6 +57,17 @@ impl Flit {
         debug_assert!(self.hops() < Self::MAX_HOPS, "hop count overflow");
         self.flags += 4;
     }
+    /// [`Flit::add_hop`] on a head flit, nothing on others (without a
+    /// branch: a router switches heads and body flits in no predictable
+    /// order).
+    #[inline]
+    pub fn add_hop_if_head(&mut self) {
+        debug_assert!(
+            !self.is_head() || self.hops() < Self::MAX_HOPS,
+            "hop count overflow"
+        );
+        self.flags += (self.flags & Self::HEAD) << 2;
+    }
 }
 
 #[cfg(test)]
@@ -70,6 +81,17 @@ mod tests {
         assert!(!g.is_head() && !g.is_tail());
         assert!(Flit::new(3, 3, 4).is_tail());
         assert_eq!(std::mem::size_of::<Flit>(), 8);
+    }
+    #[test]
+    fn add_hop_if_head_counts_heads_only() {
+        let mut h = Flit::new(7, 0, 4);
+        let mut b = Flit::new(7, 1, 4);
+        for k in 1..=5u16 {
+            h.add_hop_if_head();
+            b.add_hop_if_head();
+            assert_eq!((h.hops(), b.hops()), (k, 0));
+        }
+        assert!(h.is_head() && !h.is_tail() && !b.is_head() && !b.is_tail());
     }
     #[test]
     fn hop_count_leaves_head_and_tail_bits_alone() {
