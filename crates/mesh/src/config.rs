@@ -40,7 +40,9 @@ pub struct NetworkConfig {
     /// max(1000, 8 × the slowest link round trip).
     pub deadlock_timeout: u64,
     /// Check mode: evaluate every router and interface every cycle instead of
-    /// only the active ones. Results must be identical (tested).
+    /// only the active ones, always with the general router step (not the
+    /// one specialised for the default pipeline). Results must be identical
+    /// (tested).
     pub step_all: bool,
 }
 

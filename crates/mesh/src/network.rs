@@ -56,8 +56,9 @@
 //! are evaluated; arrivals are found through a timing wheel, so an idle
 //! router or link costs nothing per cycle (with several threads every
 //! cycle still costs two barriers, a few locks per band and the merge).
-//! `step_all` evaluates everything instead and must give identical results
-//! (tested).
+//! `step_all` evaluates everything instead, with the general router step
+//! rather than the one specialised for the default pipeline, and must give
+//! identical results (tested).
 //!
 //! A part of more than `BAND` (128) routers keeps its wheel per band of
 //! `BAND` routers and simulates a cycle band by band (arrivals,
@@ -905,7 +906,10 @@ impl Network {
             wheel_mask: wheel_len - 1,
             topo,
         };
-        c.simple = c.rd == 1
+        // The check mode takes the general step, so that comparing it with
+        // the activity-driven run also checks the specialised one.
+        c.simple = !c.step_all
+            && c.rd == 1
             && c.vad == 1
             && c.sad == 1
             && c.xd_od == 1
@@ -1953,6 +1957,11 @@ impl Part {
         // (Eight entries per dimension, indexed `& 7`: ports are below
         // PORTS ≤ 8, and the mask spares the bounds checks.)
         let mut sa_req = [0u8; 8];
+        // With `D`: the switch requests as bits `input * 8 + output`, and
+        // per (input, output) the best requesting VC: its round-robin distance
+        // after the input's offset and the VC, as one key `d << 4 | vc`.
+        let mut rq = 0u64;
+        let mut best = [u8::MAX; 64];
         // Inputs with a switch request (bit per input port).
         let mut sa_in = 0u8;
         let mut sa_vc = [[0u8; 8]; 8];
@@ -2023,6 +2032,30 @@ impl Part {
                             }
                         }
                     }
+                    ACTIVE if D => {
+                        // The default pipeline, without branches: one
+                        // priority level, links always free. Per (input,
+                        // output) the request bit in `rq` and the smallest
+                        // round-robin distance of a requesting VC after the
+                        // input's offset (BookSim's `supersedes` for one
+                        // level picks the VC of smallest distance).
+                        let oi = s.out as usize;
+                        let ok = self.credits[base + oi] > 0;
+                        let o = c.port_of[oi & 127] as usize & 7;
+                        let i = c.port_of[li & 127] as usize & 7;
+                        let vc = c.vc_of[li & 127];
+                        let off = self.sw_rr[lr * PORTS + i];
+                        let d = if vc >= off {
+                            vc - off
+                        } else {
+                            vc + v as u8 - off
+                        };
+                        let k = i * 8 + o;
+                        // Distance in the high bits, the VC (< 16 with `D`) in the low.
+                        let key = d << 4 | vc;
+                        best[k] = best[k].min(if ok { key } else { u8::MAX });
+                        rq |= (ok as u64) << k;
+                    }
                     ACTIVE => {
                         let oi = s.out as usize;
                         if self.credits[base + oi] > 0 {
@@ -2068,6 +2101,26 @@ impl Part {
                 }
             }
         }
+
+        if D {
+            debug_assert!(v < 16, "Consts::simple: 5 ports x V <= 64 VCs");
+            // What the general scan builds, from `rq`.
+            sa_req = rq.to_le_bytes();
+            for (i, &m) in sa_req[..PORTS].iter().enumerate() {
+                sa_dup |= sa_seen & m;
+                sa_seen |= m;
+                sa_in |= ((m != 0) as u8) << i;
+            }
+            any_sa = rq != 0;
+        }
+        // The VC input `i` switches to output `o` if granted.
+        let vc_for = |sa_vc: &[[u8; 8]; 8], i: usize, o: usize| -> usize {
+            if D {
+                (best[(i * 8 + o) & 63] & 15) as usize
+            } else {
+                sa_vc[i & 7][o & 7] as usize
+            }
+        };
 
         // VC allocation (evaluated on the state at the start of the cycle).
         self.scratch_grants.clear();
@@ -2128,7 +2181,7 @@ impl Part {
                         sw[n_sw] = (i as u8, o as u8);
                         n_sw += 1;
                     } else {
-                        let vc = sa_vc[i & 7][o & 7] as usize;
+                        let vc = vc_for(&sa_vc, i, o);
                         self.switch_flit::<D, B>(t, c, pk, lr, i, o, base + i * v + vc, vc);
                     }
                 }
@@ -2189,10 +2242,10 @@ impl Part {
             let (i, o) = (gi as usize & 7, go as usize & 7);
             let speculative_grant = k >= sa_end;
             let vc = if speculative_grant {
-                spec_vc[i][o]
+                spec_vc[i][o] as usize
             } else {
-                sa_vc[i][o]
-            } as usize;
+                vc_for(&sa_vc, i, o)
+            };
             let g = base + i * v + vc;
             if speculative_grant {
                 // Valid only if this cycle's VC allocation gave the head an
