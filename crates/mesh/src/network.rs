@@ -22,13 +22,15 @@
 //! [`Part`] each; a part owns everything its routers and interfaces write
 //! in a cycle: input VCs, output-VC credits, allocators, the links its
 //! routers *send* on (so a link's bandwidth state has one writer), its
-//! interfaces, its own timing wheel of arrivals, its link and injection
-//! counters. Items sent to another part's routers go to a mailbox and are
-//! moved into that part's wheel at the start of the next cycle, which is
-//! early enough because they arrive two or more cycles after they are
-//! sent. The packet table is read-only during a cycle: injection times
-//! are reported by the source part, deliveries by the destination part,
-//! and the table is updated after the cycle, parts in ascending order.
+//! interfaces, its own timing wheels of arrivals (one for flits, one for
+//! credits to routers, one for credits to interfaces: `Part::wheel`,
+//! `Part::cwheel`), its link and injection counters. Items sent to
+//! another part's routers go to a mailbox and are moved into that part's
+//! wheels at the start of the next cycle, which is early enough because
+//! they arrive two or more cycles after they are sent. The packet table
+//! is read-only during a cycle: injection times are reported by the
+//! source part, deliveries by the destination part, and the table is
+//! updated after the cycle, parts in ascending order.
 //!
 //! With one thread there is one part. With `N > 1` threads (at most one
 //! per row) each thread gets an equal share of the rows cut into bands of
@@ -40,9 +42,12 @@
 //! which thread simulates which band:
 //! - within a cycle, arrivals at one router commute (one flit per input
 //!   VC per cycle; flits, credits and interface credits touch disjoint
-//!   state), so a part's wheel order does not matter except for
-//!   ejections, which never cross parts and are scheduled by the ejecting
-//!   routers in ascending id order in one cycle;
+//!   state), so neither the order within a part's wheels nor the order
+//!   in which its credit and flit wheels are applied matters (see
+//!   `Part::process_arrivals`), except for ejections, which never
+//!   cross parts, stay in the flit wheel in the order they were pushed
+//!   and are scheduled by the ejecting routers in ascending id order in
+//!   one cycle;
 //! - deliveries are merged in part order, that is ascending destination
 //!   node, exactly the order of one part, and freed packet slots are
 //!   reused in that order;
@@ -56,7 +61,7 @@
 //! `step_all` evaluates everything instead and must give identical results
 //! (tested).
 //!
-//! A part of more than `BAND` (128) routers keeps its wheel per band of
+//! A part of more than `BAND` (128) routers keeps its wheels per band of
 //! `BAND` routers and simulates a cycle band by band (arrivals,
 //! interfaces, routers), so that what the arrivals at a router write is
 //! still cached when the router is stepped; results are the same as in
@@ -1694,10 +1699,11 @@ impl Part {
     /// commute with each other (increments, and clearing of distinct bits
     /// or of the same bit by the one credit that fills the counter), and
     /// so do flit arrivals (one flit per input VC per cycle, bit sets).
-    /// Only ejections are order-sensitive (`delivered`, `freed`), and
-    /// they keep their order: flits are still pushed into the flit wheel
-    /// in the order they were before and only credits were taken out of
-    /// it.
+    /// Only ejections are order-sensitive (`delivered`, in ascending node
+    /// order, and `freed`, both merged in part order by [`Network::step`]),
+    /// and they keep the order they had when credits shared the flit
+    /// wheel: flits are pushed into it in the same order as then, and
+    /// taking the credits out of a list does not reorder the flits left.
     #[inline(never)]
     fn process_arrivals(&mut self, t: u64, c: &Consts, pk: &[Packet], band: usize) {
         let bucket = (t & c.wheel_mask) as usize * self.nbands + band;
