@@ -25,13 +25,15 @@
 //! [`Part`] each; a part owns everything its routers and interfaces write
 //! in a cycle: input VCs, output-VC credits, allocators, the links its
 //! routers *send* on (so a link's bandwidth state has one writer), its
-//! interfaces, its own timing wheel of arrivals, its link and injection
-//! counters. Items sent to another part's routers go to a mailbox and are
-//! moved into that part's wheel at the start of the next cycle, which is
-//! early enough because they arrive two or more cycles after they are
-//! sent. The packet table is read-only during a cycle: injection times
-//! are reported by the source part, deliveries by the destination part,
-//! and the table is updated after the cycle, parts in ascending order.
+//! interfaces, its own timing wheels of arrivals (one for flits, one for
+//! credits to routers, one for credits to interfaces: `Part::wheel`,
+//! `Part::cwheel`), its link and injection counters. Items sent to
+//! another part's routers go to a mailbox and are moved into that part's
+//! wheels at the start of the next cycle, which is early enough because
+//! they arrive two or more cycles after they are sent. The packet table
+//! is read-only during a cycle: injection times are reported by the
+//! source part, deliveries by the destination part, and the table is
+//! updated after the cycle, parts in ascending order.
 //!
 //! With one thread there is one part. With `N > 1` threads (at most one
 //! per row) each thread gets an equal share of the rows cut into bands of
@@ -43,9 +45,12 @@
 //! which thread simulates which band:
 //! - within a cycle, arrivals at one router commute (one flit per input
 //!   VC per cycle; flits, credits and interface credits touch disjoint
-//!   state), so a part's wheel order does not matter except for
-//!   ejections, which never cross parts and are scheduled by the ejecting
-//!   routers in ascending id order in one cycle;
+//!   state), so neither the order within a part's wheels nor the order
+//!   in which its credit and flit wheels are applied matters (see
+//!   `Part::process_arrivals`), except for ejections, which never
+//!   cross parts, stay in the flit wheel in the order they were pushed
+//!   and are scheduled by the ejecting routers in ascending id order in
+//!   one cycle;
 //! - deliveries are merged in part order, that is ascending destination
 //!   node, exactly the order of one part, and freed packet slots are
 //!   reused in that order;
@@ -60,7 +65,7 @@
 //! rather than the one specialised for the default pipeline, and must give
 //! identical results (tested).
 //!
-//! A part of more than `BAND` (128) routers keeps its wheel per band of
+//! A part of more than `BAND` (128) routers keeps its wheels per band of
 //! `BAND` routers and simulates a cycle band by band (arrivals,
 //! interfaces, routers), so that what the arrivals at a router write is
 //! still cached when the router is stepped; results are the same as in
@@ -165,26 +170,27 @@ pub struct Delivered {
     pub flit_latency_sum: u64,
 }
 
-/// An item in flight, stored in the timing wheel until it arrives.
+/// A flit in flight, stored in the flit wheel ([`Part::wheel`]) until it
+/// arrives. Credits have wheels of their own ([`Part::cwheel`]).
 #[derive(Clone, Copy, Debug)]
 struct Ev {
-    /// Flit link or credit link id (ids of the receiving side: input port
-    /// `r*PORTS + i` or `R*PORTS + node` for flits, output port or
-    /// `R*PORTS + node` for credits).
+    /// Flit link id (id of the receiving side: input port `r*PORTS + i`,
+    /// or `R*PORTS + node` for an ejection).
     target: u32,
-    /// VC of the flit or credit.
+    /// VC of the flit.
     vc: u8,
-    /// True for a credit.
-    credit: bool,
-    /// The flit (unused for credits).
+    /// The flit.
     flit: Flit,
 }
 
-/// An item for another part's routers, with its arrival cycle.
+/// An item for another part's routers, with its arrival cycle `at`.
 #[derive(Clone, Copy, Debug)]
-struct RemoteEv {
-    at: u64,
-    ev: Ev,
+enum RemoteEv {
+    /// A flit.
+    Flit { at: u64, ev: Ev },
+    /// A credit for output VC `vc` of output port `target` (global id
+    /// `r*PORTS + o`; interface credits never leave their part).
+    Credit { at: u64, target: u32, vc: u8 },
 }
 
 /// The two links leaving one router port: where they go and their delays
@@ -447,10 +453,17 @@ struct Part {
     inj_timing: Vec<LinkTiming>,
     /// Per node: the credit link from the interface to the router's LOCAL output.
     ej_cred_timing: Vec<LinkTiming>,
-    /// Items in flight to this part's routers and interfaces, per (arrival
+    /// Flits in flight to this part's routers and interfaces, per (arrival
     /// cycle mod the wheel length, band): index `bucket * nbands + band`,
     /// band `lr / BAND` of the receiving router or node.
     wheel: Vec<Vec<Ev>>,
+    /// Credits in flight to this part, same indexing as `wheel`, without
+    /// the flit a credit does not need and in two wheels so that the
+    /// arrival loops do not branch on the kind of item: `cwheel[0]` holds
+    /// credits for routers' output VCs (the part-local output-VC index
+    /// `(lr*PORTS + port)*V + vc`), `cwheel[1]` credits for interfaces
+    /// (`ln << 8 | vc`). See [`Part::schedule_credit`].
+    cwheel: [Vec<Vec<u32>>; 2],
     /// Bands of [`BAND`] routers (one for a part of at most `BAND` routers).
     nbands: usize,
     /// Number of parts.
@@ -973,6 +986,9 @@ impl Network {
                     inj_timing: inj_timing[r0..r1].to_vec(),
                     ej_cred_timing: ej_cred_timing[r0..r1].to_vec(),
                     wheel: vec![Vec::new(); wheel_len as usize * nr.div_ceil(BAND)],
+                    cwheel: std::array::from_fn(|_| {
+                        vec![Vec::new(); wheel_len as usize * nr.div_ceil(BAND)]
+                    }),
                     nbands: nr.div_ceil(BAND),
                     np: nparts,
                     outbox: [Vec::new(), Vec::new()],
@@ -1119,7 +1135,10 @@ impl Network {
     pub fn is_quiescent(&self) -> bool {
         self.packets_outstanding() == 0
             && self.in_flight_flits == 0
-            && (0..self.core.parts.len()).all(|p| self.core.lock(p).wheel.iter().all(Vec::is_empty))
+            && (0..self.core.parts.len()).all(|p| {
+                let p = self.core.lock(p);
+                p.wheel.iter().all(Vec::is_empty) && p.cwheel.iter().flatten().all(Vec::is_empty)
+            })
             && self
                 .core
                 .mail
@@ -1503,11 +1522,14 @@ impl Network {
                     }
                 }
             }
-            on_links += p.wheel.iter().flatten().filter(|e| !e.credit).count() as u64;
+            on_links += p.wheel.iter().map(Vec::len).sum::<usize>() as u64;
         }
         for m in &self.core.mail {
             let m = m.lock().expect("a simulation thread panicked");
-            on_links += m.iter().filter(|e| !e.ev.credit).count() as u64;
+            on_links += m
+                .iter()
+                .filter(|e| matches!(e, RemoteEv::Flit { .. }))
+                .count() as u64;
         }
         if on_links + in_buffers != self.in_flight_flits {
             return Err(format!(
@@ -1552,9 +1574,17 @@ impl Part {
             for k in from_before.into_iter().chain(from_after) {
                 let mut m = mail[k].lock().expect("a simulation thread panicked");
                 for re in m.drain(..) {
-                    debug_assert!(re.at > t, "an item arrives before it is collected");
-                    let k = self.wheel_slot(c, re.at, re.ev.target);
-                    self.wheel[k].push(re.ev);
+                    match re {
+                        RemoteEv::Flit { at, ev } => {
+                            debug_assert!(at > t, "an item arrives before it is collected");
+                            let k = self.wheel_slot(c, at, ev.target);
+                            self.wheel[k].push(ev);
+                        }
+                        RemoteEv::Credit { at, target, vc } => {
+                            debug_assert!(at > t, "an item arrives before it is collected");
+                            self.schedule_credit::<2>(c, at, target, vc, self.id);
+                        }
+                    }
                 }
             }
         }
@@ -1589,7 +1619,7 @@ impl Part {
         }
     }
 
-    /// Index in `wheel` of an item for `target` (a router port or a node
+    /// Index in `wheel` (and in each of `cwheel`) of an item for `target` (a router port or a node
     /// of this part) arriving in cycle `at`. `B`: the part has several
     /// bands (without `B` it has one, and the band computation is compiled
     /// out).
@@ -1618,8 +1648,8 @@ impl Part {
         }
     }
 
-    /// Put an item on its way: into this part's wheel, or into the outbox
-    /// of the part that receives it. `S`: the part has one band (0),
+    /// Put a flit on its way: into this part's flit wheel, or into the
+    /// outbox of the part that receives it. `S`: the part has one band (0),
     /// several (1), or either (2).
     #[inline]
     fn schedule<const S: u8>(&mut self, c: &Consts, at: u64, ev: Ev, to: u16) {
@@ -1632,52 +1662,102 @@ impl Part {
             self.wheel[k].push(ev);
         } else {
             debug_assert!(to.abs_diff(self.id) == 1, "an item for a part not adjacent");
-            self.outbox[(to > self.id) as usize].push(RemoteEv { at, ev });
+            self.outbox[(to > self.id) as usize].push(RemoteEv::Flit { at, ev });
         }
     }
 
+    /// Put a credit for VC `vc` of credit target `target` (an output port
+    /// `r*PORTS + o`, or `R*PORTS + node` for an interface) on its way:
+    /// into this part's credit wheel of its kind ([`Part::cwheel`]), or into
+    /// the outbox of the part that receives it. `S` as for
+    /// [`Part::schedule`].
+    #[inline]
+    fn schedule_credit<const S: u8>(&mut self, c: &Consts, at: u64, target: u32, vc: u8, to: u16) {
+        if to == self.id {
+            let k = match S {
+                0 => self.wheel_slot_b::<false>(c, at, target),
+                1 => self.wheel_slot_b::<true>(c, at, target),
+                _ => self.wheel_slot(c, at, target),
+            };
+            let ni = target >= c.rp;
+            let code = if ni {
+                (target - c.rp - self.r0 as u32) << 8 | vc as u32
+            } else {
+                (target - (self.r0 * PORTS) as u32) * c.v as u32 + vc as u32
+            };
+            self.cwheel[ni as usize][k].push(code);
+        } else {
+            debug_assert!(to.abs_diff(self.id) == 1, "an item for a part not adjacent");
+            debug_assert!(target < c.rp, "an interface credit for another part");
+            self.outbox[(to > self.id) as usize].push(RemoteEv::Credit { at, target, vc });
+        }
+    }
+
+    /// Apply the items arriving in cycle `t` at the routers and interfaces
+    /// of band `band`: router credits, interface credits, then flits.
+    ///
+    /// The order of the three lists does not change any result. A credit
+    /// writes only its output VC's counter and, when that is full again,
+    /// its router's `ovc_tail_sent` / `ovc_in_use` bits (an interface
+    /// credit: its interface's `credits`, `tail_sent`, `in_use`); a flit
+    /// arrival writes only its input VC (`bufs`, `routes`), its router's
+    /// `work` bits and `router_on`, and reads the packet table; an ejection
+    /// writes its node's ejection-credit link, `ejecting` record, the
+    /// counters and the `delivered` / `freed` lists, and schedules a credit
+    /// for a later cycle (every delay is at least 2). None of them reads
+    /// what another kind writes, so credits and flits commute; credits
+    /// commute with each other (increments, and clearing of distinct bits
+    /// or of the same bit by the one credit that fills the counter), and
+    /// so do flit arrivals (one flit per input VC per cycle, bit sets).
+    /// Only ejections are order-sensitive (`delivered`, in ascending node
+    /// order, and `freed`, both merged in part order by [`Network::step`]),
+    /// and they keep the order they had when credits shared the flit
+    /// wheel: flits are pushed into it in the same order as then, and
+    /// taking the credits out of a list does not reorder the flits left.
     #[inline(never)]
     fn process_arrivals(&mut self, t: u64, c: &Consts, pk: &[Packet], band: usize) {
         let bucket = (t & c.wheel_mask) as usize * self.nbands + band;
+        let release = c.wait_tail || c.atomic_ovc != 0;
+        for &o in &self.cwheel[0][bucket] {
+            let o = o as usize;
+            self.credits[o] += 1;
+            debug_assert!(self.credits[o] <= c.depth, "credits exceed buffer depth");
+            if release && self.credits[o] == c.depth {
+                let lr = o / c.pv;
+                let bit = 1u128 << (o - lr * c.pv);
+                if self.ovc_tail_sent[lr] & bit != 0 {
+                    self.ovc_tail_sent[lr] &= !bit;
+                    self.ovc_in_use[lr] &= !bit;
+                }
+            }
+        }
+        self.cwheel[0][bucket].clear();
+        for &x in &self.cwheel[1][bucket] {
+            let vc = (x & 255) as usize;
+            let ni = &mut self.ni[(x >> 8) as usize];
+            ni.credits[vc] += 1;
+            debug_assert!(ni.credits[vc] <= c.depth);
+            if c.wait_tail && ni.credits[vc] == c.depth && ni.tail_sent >> vc & 1 == 1 {
+                ni.tail_sent &= !(1 << vc);
+                ni.in_use &= !(1 << vc);
+            }
+        }
+        self.cwheel[1][bucket].clear();
         let mut evs = std::mem::take(&mut self.wheel[bucket]);
         let rp = c.rp;
         let port0 = (self.r0 * PORTS) as u32;
         let node0 = rp + self.r0 as u32;
         for &ev in &evs {
-            if !ev.credit {
-                if ev.target < rp {
-                    self.flit_arrives(t, c, pk, (ev.target - port0) as usize, ev.flit, ev.vc);
-                } else {
-                    self.eject(t, c, pk, (ev.target - node0) as usize, ev.flit, ev.vc);
-                }
-            } else if ev.target < rp {
-                let lc = (ev.target - port0) as usize;
-                let o = lc * c.v + ev.vc as usize;
-                self.credits[o] += 1;
-                debug_assert!(self.credits[o] <= c.depth, "credits exceed buffer depth");
-                if (c.wait_tail || c.atomic_ovc != 0) && self.credits[o] == c.depth {
-                    let lr = lc / PORTS;
-                    let bit = 1u128 << (o - lr * c.pv);
-                    if self.ovc_tail_sent[lr] & bit != 0 {
-                        self.ovc_tail_sent[lr] &= !bit;
-                        self.ovc_in_use[lr] &= !bit;
-                    }
-                }
+            if ev.target < rp {
+                self.flit_arrives(t, c, pk, (ev.target - port0) as usize, ev.flit, ev.vc);
             } else {
-                let vc = ev.vc;
-                let ni = &mut self.ni[(ev.target - node0) as usize];
-                ni.credits[vc as usize] += 1;
-                debug_assert!(ni.credits[vc as usize] <= c.depth);
-                if c.wait_tail && ni.credits[vc as usize] == c.depth && ni.tail_sent >> vc & 1 == 1
-                {
-                    ni.tail_sent &= !(1 << vc);
-                    ni.in_use &= !(1 << vc);
-                }
+                self.eject(t, c, pk, (ev.target - node0) as usize, ev.flit, ev.vc);
             }
         }
         // Every delay is at least 2 cycles, so nothing was scheduled into
-        // the bucket being processed: it is empty again.
+        // the buckets being processed: they are empty again.
         debug_assert!(self.wheel[bucket].is_empty());
+        debug_assert!(self.cwheel.iter().all(|w| w[bucket].is_empty()));
         evs.clear();
         self.wheel[bucket] = evs;
     }
@@ -1738,17 +1818,7 @@ impl Part {
         // The interface consumes every flit at once and returns its credit.
         let a = self.ej_cred_timing[ln].send(t);
         let n = self.r0 + ln;
-        self.schedule::<2>(
-            c,
-            a,
-            Ev {
-                target: (n * PORTS + LOCAL) as u32,
-                vc,
-                credit: true,
-                flit: f,
-            },
-            self.id,
-        );
+        self.schedule_credit::<2>(c, a, (n * PORTS + LOCAL) as u32, vc, self.id);
         self.cyc.ejected_flits += 1;
         self.progressed = true;
         let e = &mut self.ejecting[ln * c.v + vc as usize];
@@ -1892,7 +1962,6 @@ impl Part {
             Ev {
                 target: ((self.r0 + ln) * PORTS + LOCAL) as u32,
                 vc,
-                credit: false,
                 flit: f,
             },
             self.id,
@@ -2313,17 +2382,7 @@ impl Part {
             self.timing[lr * PORTS + i].cred.send(dep)
         };
         let (target, to) = (li.cred_target, li.cred_part);
-        self.schedule::<B>(
-            c,
-            a,
-            Ev {
-                target,
-                vc: vc as u8,
-                credit: true,
-                flit: f,
-            },
-            to,
-        );
+        self.schedule_credit::<B>(c, a, target, vc as u8, to);
         // Downstream buffer state.
         let oi = self.bufs.vcs[g].out as usize;
         let og = base + oi;
@@ -2364,7 +2423,6 @@ impl Part {
             Ev {
                 target,
                 vc: ovc,
-                credit: false,
                 flit: f,
             },
             to,
