@@ -36,7 +36,7 @@ proptest-long:
 ## Simulation speed on fixed reference configurations: every case on one
 ## thread, then 32x32 at 0.05 on two (the parallel engine's speed-up).
 bench: build
-	$(WAFERNOC) bench
+	$(WAFERNOC) bench --repeat 5
 	$(WAFERNOC) --threads 2 bench --only 32x32_uniform_0.05 --speedup 5
 
 ## Full BookSim2 comparison table (docs/validation.md).

@@ -257,6 +257,28 @@ fn outputs_do_not_depend_on_the_thread_count() {
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["threads"], 2, "{r}");
+    // --repeat: every run's time, the figures of the median one.
+    let o = wafernoc(&[
+        "bench",
+        "--only",
+        "8x8_uniform_0.2",
+        "--scale",
+        "0.001",
+        "--repeat",
+        "3",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut runs: Vec<f64> = r["runs_seconds"]
+        .as_array()
+        .expect("runs_seconds with --repeat")
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(runs.len(), 3, "{r}");
+    runs.sort_by(f64::total_cmp);
+    assert_eq!(r["seconds"].as_f64().unwrap(), runs[1], "{r}");
     let o = wafernoc(&["--threads=0", "run", "tests/data/small.toml"]);
     assert_clean_error(&o, &["--threads", "0"]);
 }

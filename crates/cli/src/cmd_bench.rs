@@ -39,6 +39,12 @@ pub struct BenchArgs {
     /// run), and print the medians and their ratio.
     #[arg(long, value_name = "N")]
     pub speedup: Option<u32>,
+    /// Run every selected case N times, in rounds (each round runs every
+    /// case once, so a drift in this machine's speed touches all cases),
+    /// and report each case's median run. Results of the simulation are
+    /// the same in every run; only the time differs.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub repeat: u32,
 }
 
 /// One benchmark case.
@@ -122,6 +128,10 @@ pub struct BenchResult {
     pub us_per_cycle: f64,
     /// Peak resident memory of the process so far, MiB.
     pub peak_rss_mib: f64,
+    /// With `--repeat N`: the timed seconds of every run, in run order
+    /// (the figures above are those of the median run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runs_seconds: Vec<f64>,
 }
 
 fn peak_rss_mib() -> f64 {
@@ -197,7 +207,25 @@ pub fn run_case(
         flit_hops_per_s: hops as f64 / s,
         us_per_cycle: 1e6 * s / cycles as f64,
         peak_rss_mib: peak_rss_mib(),
+        runs_seconds: Vec::new(),
     })
+}
+
+/// The run of median time among `runs` of one case, in run order (for an
+/// even count the faster of the two middle runs: a reported run is a real
+/// one), with every run's seconds attached. Its peak memory is the first
+/// run's: the process's peak when the case first ran, as without
+/// `--repeat` (later rounds come after every case has run once).
+fn median_run(mut runs: Vec<BenchResult>) -> BenchResult {
+    let secs: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
+    let first_peak = runs[0].peak_rss_mib;
+    runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    let mut r = runs.swap_remove((runs.len() - 1) / 2);
+    if secs.len() > 1 {
+        r.runs_seconds = secs;
+    }
+    r.peak_rss_mib = first_peak;
+    r
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -267,6 +295,14 @@ pub fn run(a: BenchArgs) -> CmdResult {
             a.scale
         )));
     }
+    if a.repeat == 0 {
+        return Err(CliError::new("--repeat 0: give at least one run per case"));
+    }
+    if a.repeat > 1 && a.speedup.is_some() {
+        return Err(CliError::new(
+            "--repeat with --speedup: --speedup N already runs each case N times per thread count",
+        ));
+    }
     if a.speedup == Some(0) || (a.speedup.is_some() && default_threads() < 2) {
         return Err(CliError::new(
             "--speedup N needs N >= 1 and --threads of 2 or more (it compares them with one thread)",
@@ -297,12 +333,35 @@ pub fn run(a: BenchArgs) -> CmdResult {
             );
         }
     }
-    for c in cases {
-        if let Some(n) = a.speedup {
+    if let Some(n) = a.speedup {
+        for c in cases {
             speedup(c, &a, n)?;
-            continue;
         }
-        let r = run_case(c, a.scale, a.step_all, default_threads())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut runs: Vec<Vec<BenchResult>> = cases.iter().map(|_| Vec::new()).collect();
+    for round in 0..a.repeat {
+        for (c, rs) in cases.iter().zip(&mut runs) {
+            let r = run_case(c, a.scale, a.step_all, default_threads())?;
+            if a.repeat > 1 && !a.json {
+                eprintln!(
+                    "round {}/{}: {} {:.2} s",
+                    round + 1,
+                    a.repeat,
+                    c.name,
+                    r.seconds
+                );
+            }
+            rs.push(r);
+        }
+    }
+    if a.repeat > 1 && !a.json {
+        println!("(median of {} runs per case; all runs on stderr)", a.repeat);
+    }
+    let mut us = std::collections::HashMap::new();
+    for rs in runs {
+        let r = median_run(rs);
+        us.insert(r.name.clone(), r.us_per_cycle);
         if a.json {
             println!("{}", serde_json::to_string(&r).expect("serialisable"));
         } else {
@@ -317,6 +376,17 @@ pub fn run(a: BenchArgs) -> CmdResult {
                 r.peak_rss_mib
             );
         }
+    }
+    // The speed issue's load-proportionality figure, when both cases ran.
+    if let (Some(lo), Some(hi), false) = (
+        us.get("32x32_uniform_0.01"),
+        us.get("32x32_uniform_0.1"),
+        a.json,
+    ) {
+        println!(
+            "cost per cycle, 32x32 at 0.01 / at 0.1: {:.3} (target <= 0.1)",
+            lo / hi
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

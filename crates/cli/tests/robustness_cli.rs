@@ -368,6 +368,17 @@ fn flags_that_were_silently_ignored_are_errors() {
         &wafernoc_within(20, &["bench", "--only", "nosuch"]),
         &["--only", "nosuch"],
     );
+    input_error(
+        &wafernoc_within(20, &["bench", "--repeat", "0"]),
+        &["--repeat", "0"],
+    );
+    input_error(
+        &wafernoc_within(
+            20,
+            &["--threads", "2", "bench", "--repeat", "2", "--speedup", "2"],
+        ),
+        &["--repeat", "--speedup"],
+    );
 }
 
 #[test]
