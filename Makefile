@@ -6,7 +6,7 @@ PROPTEST_CASES ?= 64
 OUT          ?= out
 REF          ?= ../shared/reference/booksim
 
-.PHONY: all build test fmt-check clippy unit proptest-long bench validate \
+.PHONY: all build test fmt-check clippy doc unit proptest-long bench validate \
         sweep-synthetic sweep-mapping sweep-balancer paper traces demo clean
 
 all: build
@@ -16,15 +16,19 @@ build:
 
 $(WAFERNOC): build
 
-## make test: formatting, lints, then every unit/integration/property test
+## make test: formatting, lints, rustdoc, then every unit/integration/property test
 ## (release mode: the BookSim2 validation runs real simulations).
-test: fmt-check clippy unit
+test: fmt-check clippy doc unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
 	$(CARGO) clippy --profile ci --workspace --all-targets -- -D warnings
+
+## Rustdoc of the workspace's crates, warnings (broken or private links) as errors.
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 unit:
 	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO) test --profile ci --workspace

@@ -22,7 +22,7 @@
 //!
 //! # Partitions and threads
 //! The routers are split into contiguous ranges of mesh rows, one
-//! [`Part`] each; a part owns everything its routers and interfaces write
+//! `Part` each; a part owns everything its routers and interfaces write
 //! in a cycle: input VCs, output-VC credits, allocators, the links its
 //! routers *send* on (so a link's bandwidth state has one writer), its
 //! interfaces, its own timing wheels of arrivals (one for flits, one for
