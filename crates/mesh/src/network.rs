@@ -1577,7 +1577,7 @@ impl Part {
                     match re {
                         RemoteEv::Flit { at, ev } => {
                             debug_assert!(at > t, "an item arrives before it is collected");
-                            let k = self.wheel_slot(c, at, ev.target);
+                            let k = self.wheel_slot::<2>(c, at, ev.target);
                             self.wheel[k].push(ev);
                         }
                         RemoteEv::Credit { at, target, vc } => {
@@ -1619,14 +1619,14 @@ impl Part {
         }
     }
 
-    /// Index in `wheel` (and in each of `cwheel`) of an item for `target` (a router port or a node
-    /// of this part) arriving in cycle `at`. `B`: the part has several
-    /// bands (without `B` it has one, and the band computation is compiled
-    /// out).
+    /// Index in `wheel` (and in each of `cwheel`) of an item for `target`
+    /// (a router port or a node of this part) arriving in cycle `at`. `S`:
+    /// the part has one band (0: the band computation is compiled out),
+    /// several (1), or either (2: decided at run time).
     #[inline]
-    fn wheel_slot_b<const B: bool>(&self, c: &Consts, at: u64, target: u32) -> usize {
+    fn wheel_slot<const S: u8>(&self, c: &Consts, at: u64, target: u32) -> usize {
         let bucket = (at & c.wheel_mask) as usize;
-        if !B {
+        if S == 0 || (S == 2 && self.nbands == 1) {
             debug_assert_eq!(self.nbands, 1);
             return bucket;
         }
@@ -1638,27 +1638,13 @@ impl Part {
         bucket * self.nbands + lr / BAND
     }
 
-    /// [`Part::wheel_slot_b`] for any number of bands.
-    #[inline]
-    fn wheel_slot(&self, c: &Consts, at: u64, target: u32) -> usize {
-        if self.nbands == 1 {
-            self.wheel_slot_b::<false>(c, at, target)
-        } else {
-            self.wheel_slot_b::<true>(c, at, target)
-        }
-    }
-
     /// Put a flit on its way: into this part's flit wheel, or into the
     /// outbox of the part that receives it. `S`: the part has one band (0),
     /// several (1), or either (2).
     #[inline]
     fn schedule<const S: u8>(&mut self, c: &Consts, at: u64, ev: Ev, to: u16) {
         if to == self.id {
-            let k = match S {
-                0 => self.wheel_slot_b::<false>(c, at, ev.target),
-                1 => self.wheel_slot_b::<true>(c, at, ev.target),
-                _ => self.wheel_slot(c, at, ev.target),
-            };
+            let k = self.wheel_slot::<S>(c, at, ev.target);
             self.wheel[k].push(ev);
         } else {
             debug_assert!(to.abs_diff(self.id) == 1, "an item for a part not adjacent");
@@ -1674,11 +1660,7 @@ impl Part {
     #[inline]
     fn schedule_credit<const S: u8>(&mut self, c: &Consts, at: u64, target: u32, vc: u8, to: u16) {
         if to == self.id {
-            let k = match S {
-                0 => self.wheel_slot_b::<false>(c, at, target),
-                1 => self.wheel_slot_b::<true>(c, at, target),
-                _ => self.wheel_slot(c, at, target),
-            };
+            let k = self.wheel_slot::<S>(c, at, target);
             let ni = target >= c.rp;
             let code = if ni {
                 (target - c.rp - self.r0 as u32) << 8 | vc as u32
