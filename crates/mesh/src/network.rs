@@ -2414,29 +2414,28 @@ impl Part {
             to,
         );
         self.progressed = true;
-        // Next state of the input VC: empty (its work bit cleared; IDLE
+        // Next state of the input VC: empty (its work bit cleared, without
+        // a branch: whether the buffer emptied is not predictable; IDLE
         // after a tail), the next flit of the packet in switch allocation
         // from the next cycle, or the next packet's head routed now and in
-        // VC allocation after the routing delay (as in `flit_arrives`).
-        // Without branches on the common path: whether the buffer emptied
-        // is not predictable. An IDLE VC's `next` is never read.
-        let tail = f.is_tail();
+        // VC allocation after the routing delay (as in `flit_arrives`). An
+        // IDLE VC's `next` is never read. (The tail test stays a branch:
+        // the compiler made one of every branch-free form tried, a product
+        // and a mask included; cachegrind, session 5.)
         let empty = left == 0;
         let x = g - base;
         self.work[lr][if D { 0 } else { (x >> 6) & 1 }] &= !((empty as u64) << (x & 63));
-        // A tail with flits behind it: one branch, rarely taken (written
-        // as a product: `tail && !empty` compiles to a branch on the tail).
-        if (f.flags >> 1 & 1) as usize * left != 0 {
-            let nf = self.bufs.front(g).expect("non-empty");
-            self.routes[g] = Self::compute_route(c, pk, r, nf.pkt);
-            let s = &mut self.bufs.vcs[g];
-            s.st = VC_ALLOC;
-            s.next = t + sad + if D { 1 } else { c.rd };
-        } else {
-            let s = &mut self.bufs.vcs[g];
-            // IDLE after a tail (IDLE is 0; arithmetic, not a branch).
-            s.st &= (tail as u8).wrapping_sub(1);
-            s.next = t + sad;
+        self.bufs.vcs[g].next = t + sad;
+        if f.is_tail() {
+            if empty {
+                self.bufs.vcs[g].st = IDLE;
+            } else {
+                let nf = self.bufs.front(g).expect("non-empty");
+                self.routes[g] = Self::compute_route(c, pk, r, nf.pkt);
+                let s = &mut self.bufs.vcs[g];
+                s.st = VC_ALLOC;
+                s.next = t + sad + if D { 1 } else { c.rd };
+            }
         }
     }
 }
