@@ -1,0 +1,37 @@
+#!/bin/bash
+# Wall-clock comparison of wafernoc binaries on a noisy machine: runs
+# `BIN bench --only CASE --scale SCALE` for every binary in turn, ROUNDS
+# times (so that a drift in the machine's speed touches every binary
+# alike), pinned to one CPU, and prints each binary's median flit-hops/s
+# with its range.
+#
+#   tests/rotate.sh CASE SCALE ROUNDS BIN...
+#   tests/rotate.sh 8x8_uniform_0.3 0.1 25 /tmp/old/wafernoc target/release/wafernoc
+#
+# CPU (default 0) picks the CPU. docs/performance.md records where it was
+# used ("rotated medians").
+set -euo pipefail
+if [ $# -lt 4 ]; then
+  echo "usage: $0 CASE SCALE ROUNDS BIN..." >&2
+  exit 2
+fi
+CASE=$1; SCALE=$2; ROUNDS=$3; shift 3
+CPU=${CPU:-0}
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+for _ in $(seq "$ROUNDS"); do
+  for b in "$@"; do
+    r=$(taskset -c "$CPU" "$b" bench --only "$CASE" --scale "$SCALE" --json |
+      sed -n 's/.*"flit_hops_per_s":\([0-9.e+]*\).*/\1/p')
+    [ -n "$r" ] || { echo "$b: no flit_hops_per_s in its bench output" >&2; exit 1; }
+    echo "$b $r" >> "$out"
+  done
+done
+for b in "$@"; do
+  awk -v b="$b" '$1 == b {print $2}' "$out" | sort -g | awk -v b="$b" '
+    { a[NR] = $1 }
+    END {
+      m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+      printf "%s: median %.3f M flit-hops/s (min %.3f, max %.3f, %d runs)\n", b, m / 1e6, a[1] / 1e6, a[NR] / 1e6, NR
+    }'
+done
