@@ -2002,6 +2002,32 @@ impl Part {
         if work == [0, 0] {
             return;
         }
+        // With `D` and an iSLIP switch allocator, a router whose flits are
+        // all in one input VC (most router visits at low load): that VC's
+        // request, if it makes one, is uncontested, so the step is the
+        // general one's uncontested grant without the scan's set-up; a head
+        // in VC allocation takes the general step.
+        if D && c.sa_islip && work[0] & work[0].wrapping_sub(1) == 0 {
+            let li = work[0].trailing_zeros() as usize;
+            let g = base + li;
+            let s = self.bufs.vcs[g];
+            if s.next > t {
+                return;
+            }
+            if s.st == ACTIVE {
+                let oi = s.out as usize;
+                if self.credits[base + oi] == 0 {
+                    return;
+                }
+                let o = c.port_of[oi & 127] as usize & 7;
+                let i = c.port_of[li & 127] as usize & 7;
+                let vc = c.vc_of[li & 127] as usize;
+                let granted = self.sa_small[lr].grant_uncontested::<PORTS>(i as u32, 1 << o);
+                debug_assert_eq!(granted as usize, o);
+                self.switch_flit::<D, B>(t, c, pk, lr, i, o, g, vc);
+                return;
+            }
+        }
         self.scratch_va.clear();
         // Switch requests: per input port the mask of requested outputs, and
         // per (input, output) the winning VC and its class priority.
