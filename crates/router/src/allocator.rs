@@ -541,8 +541,105 @@ impl Allocator {
                 }
                 return;
             }
+            // The general path on u64 masks in stack rows, for allocators
+            // of up to 64 ports (a mesh's VC allocators: 5 ports × V).
+            if let AllocatorKind::Islip { iters } = self.kind {
+                let fits = |n: u32| n <= 32;
+                if fits(self.n_in) && fits(self.n_out) {
+                    return self.islip_u64::<32>(iters, reqs, busy_in, busy_out, out);
+                }
+                if self.n_in <= 64 && self.n_out <= 64 {
+                    return self.islip_u64::<64>(iters, reqs, busy_in, busy_out, out);
+                }
+            }
         }
         self.allocate_general(reqs, busy_in, busy_out, out);
+    }
+
+    /// iSLIP as [`Allocator::allocate_general`] computes it, for at most
+    /// `S ≤ 64` inputs and outputs (`S` a power of two): masks in `u64`,
+    /// per-output requesters and per-input grants in stack rows indexed
+    /// without bounds checks. Same matches, order and pointer moves
+    /// (tested).
+    fn islip_u64<const S: usize>(
+        &mut self,
+        iters: u32,
+        reqs: &[RequestRow],
+        busy_in: u128,
+        busy_out: u128,
+        out: &mut Vec<(u32, u32)>,
+    ) {
+        debug_assert!(S.is_power_of_two() && S <= 64);
+        debug_assert!(self.n_in as usize <= S && self.n_out as usize <= S);
+        let (busy_in, busy_out) = (busy_in as u64, busy_out as u64);
+        // Per output, the mask of requesting inputs.
+        let mut by_out = [0u64; S];
+        let mut outs_requested = 0u64;
+        let mut ins_requesting = 0u64;
+        for &(i, m) in reqs {
+            let m = m as u64 & !busy_out;
+            if m == 0 || busy_in >> (i & 63) & 1 == 1 {
+                continue;
+            }
+            ins_requesting |= 1 << (i & 63);
+            outs_requested |= m;
+            let mut mm = m;
+            while mm != 0 {
+                let o = mm.trailing_zeros() as usize;
+                mm &= mm - 1;
+                by_out[o % S] |= 1 << (i & 63);
+            }
+        }
+        // First set bit of a non-empty mask at or after p < 64, cyclically.
+        let first = |mask: u64, p: u32| {
+            let hi = mask & (u64::MAX << (p & 63));
+            if hi != 0 {
+                hi.trailing_zeros()
+            } else {
+                mask.trailing_zeros()
+            }
+        };
+        // Per input: the outputs granting it (cleared by its accept).
+        let mut grants_to = [0u64; S];
+        let mut in_matched = busy_in;
+        let mut out_matched = busy_out;
+        for iter in 0..iters {
+            // Grant phase: each unmatched output grants one unmatched input.
+            let mut any = false;
+            let mut om = outs_requested & !out_matched;
+            while om != 0 {
+                let o = om.trailing_zeros();
+                om &= om - 1;
+                let cand = by_out[o as usize % S] & !in_matched;
+                if cand != 0 {
+                    let i = first(cand, self.ptr[o as usize & 127] as u32);
+                    grants_to[i as usize % S] |= 1 << o;
+                    any = true;
+                }
+            }
+            if !any {
+                break;
+            }
+            // Accept phase: each input accepts one grant.
+            let mut im = ins_requesting & !in_matched;
+            while im != 0 {
+                let i = im.trailing_zeros();
+                im &= im - 1;
+                let g = std::mem::take(&mut grants_to[i as usize % S]);
+                if g != 0 {
+                    let ai = self.ai(i as usize);
+                    let o = first(g, self.ptr[ai] as u32);
+                    in_matched |= 1 << i;
+                    out_matched |= 1 << o;
+                    out.push((i, o));
+                    if iter == 0 {
+                        self.ptr[o as usize & 127] =
+                            (if i + 1 >= self.n_in { 0 } else { i + 1 }) as u8;
+                        self.ptr[ai] = (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
+                    }
+                }
+            }
+        }
     }
 
     /// [`Allocator::allocate`] without the short paths: the reference
