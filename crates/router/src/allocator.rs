@@ -87,7 +87,7 @@ impl IslipPtrs for Allocator {
 /// cache line) instead of an [`Allocator`] of about 416 bytes. Calls give
 /// exactly the matches and pointer moves of an [`Allocator`] of kind
 /// [`AllocatorKind::Islip`] with `N` inputs and outputs (tested), for
-/// request masks below bit `N`.
+/// request masks below bit `N` (higher bits are ignored).
 ///
 /// A pointer `p` is kept as the mask of the positions below it,
 /// `(1 << p) - 1` (so the all-zero default is every pointer at 0): the
@@ -129,11 +129,21 @@ fn lanes_fill(h: u64) -> u64 {
 /// (`below` holds, per lane, the mask of the positions under it), else the
 /// lowest set bit of `x`; `0` in lanes where `x` is zero. This is
 /// [`first8`] on all eight lanes at once, as a one-hot mask.
+/// With `small` (a constant where inlined), every lane of `x` is below
+/// 0x80 (bit 7 never set).
 #[inline(always)]
-fn pick_lanes(x: u64, below: u64) -> u64 {
+fn pick_lanes(x: u64, below: u64, small: bool) -> u64 {
     let hi = x & !below;
-    // Lanes with a request at or above the pointer drop the ones below it.
-    let sel = x & !(below & lanes_fill(lanes_nonzero_hi(hi)));
+    // 0x80 in the lanes with a request at or above the pointer (a lane
+    // below 0x80 plus 0x7f carries into its high bit exactly when non-zero).
+    let h = if small {
+        (hi + !LANE_HI) & LANE_HI
+    } else {
+        lanes_nonzero_hi(hi)
+    };
+    // Those lanes drop the requests below the pointer ("below" masks are
+    // at most 0x7f: 0x7f in the lane covers them).
+    let sel = x & !(below & (h - (h >> 7)));
     // Lowest set bit per lane: sel & !(sel - 1), with the high bit set
     // before subtracting so that no borrow crosses into the next lane (a
     // lane of just 0x80 gives 0x7f, and keeps its bit).
@@ -197,7 +207,8 @@ impl<const N: usize> Past<N> {
 
 impl SmallIslip {
     /// [`Allocator::allocate_fixed`] of an iSLIP allocator with `iters`
-    /// iterations and `N` inputs and outputs (request masks below bit `N`).
+    /// iterations and `N` inputs and outputs (request bits from `N` on are
+    /// ignored).
     /// All rows at once: per iteration, a transpose to columns, every
     /// output's grant by its pointer, a transpose back, every input's
     /// accept by its pointer; matches are listed in ascending input order
@@ -214,8 +225,9 @@ impl SmallIslip {
         debug_assert!((1..=8).contains(&N));
         let mut rows = [0u8; 8];
         rows[..N].copy_from_slice(req);
-        // Row i (input i) in byte i: the outputs it asks for.
-        let mut r = u64::from_le_bytes(rows);
+        // Row i (input i) in byte i: the outputs it asks for (bits from N
+        // on dropped, so that every lane stays below 1 << N).
+        let mut r = u64::from_le_bytes(rows) & (((1u64 << N) - 1) * LANE_LO);
         if busy_in | busy_out != 0 {
             r &= !spread_bits(busy_in) & !((busy_out as u64) * LANE_LO);
         }
@@ -228,9 +240,9 @@ impl SmallIslip {
                 break;
             }
             // Grant: per output (lane), one requesting input (bit).
-            let grants = pick_lanes(transpose8(r), grant_below);
+            let grants = pick_lanes(transpose8(r), grant_below, N < 8);
             // Accept: per input (lane), one granting output (bit).
-            let matched = pick_lanes(transpose8(grants), accept_below);
+            let matched = pick_lanes(transpose8(grants), accept_below, N < 8);
             let mut m = matched;
             while m != 0 {
                 let b = m.trailing_zeros();
@@ -250,6 +262,9 @@ impl SmallIslip {
                 // that output past its input.
                 accept_below = (accept_below & !in_lanes) | next_below(matched, N as u32);
                 grant_below = (grant_below & !out_lanes) | next_below(grants & out_lanes, N as u32);
+            }
+            if iter + 1 == iters {
+                break;
             }
             r &= !in_lanes & !((outs & 0xff) * LANE_LO);
         }
