@@ -53,7 +53,8 @@ pub struct Allocator {
 pub type RequestRow = (u32, u128);
 
 /// The pointers of an iSLIP allocator, as the small-mask algorithm reads
-/// and moves them (shared by [`Allocator`] and [`SmallIslip`]).
+/// and moves them (an [`Allocator`]'s; the tests' reference for
+/// [`SmallIslip`] too).
 trait IslipPtrs {
     /// Grant pointer of output `o`.
     fn grant_ptr(&self, o: usize) -> u32;
@@ -85,32 +86,133 @@ impl IslipPtrs for Allocator {
 /// bytes, so that a mesh keeps one per router in a dense array (four per
 /// cache line) instead of an [`Allocator`] of about 416 bytes. Calls give
 /// exactly the matches and pointer moves of an [`Allocator`] of kind
-/// [`AllocatorKind::Islip`] with `N` inputs and outputs (tested).
+/// [`AllocatorKind::Islip`] with `N` inputs and outputs (tested), for
+/// request masks below bit `N` (higher bits are ignored).
+///
+/// A pointer `p` is kept as the mask of the positions below it,
+/// `(1 << p) - 1` (so the all-zero default is every pointer at 0): the
+/// allocation then works on all eight rows at once, one byte each in a
+/// `u64` (SWAR), with no loop over inputs or outputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SmallIslip {
-    /// Grant pointer of output `o` at `o`, accept pointer of input `i` at `8 + i`.
-    ptr: [u8; 16],
+    /// Grant pointer of output `o` at byte `o`, accept pointer of input `i`
+    /// at byte `8 + i`, each as the mask of the positions below it.
+    below: [u8; 16],
 }
 
-impl IslipPtrs for SmallIslip {
-    #[inline]
-    fn grant_ptr(&self, o: usize) -> u32 {
-        self.ptr[o & 7] as u32
-    }
-    #[inline]
-    fn accept_ptr(&self, i: usize) -> u32 {
-        self.ptr[8 + (i & 7)] as u32
-    }
-    #[inline]
-    fn set_ptrs(&mut self, i: usize, o: usize, g: u8, a: u8) {
-        self.ptr[o & 7] = g;
-        self.ptr[8 + (i & 7)] = a;
-    }
+/// The byte `0x01` in every lane of a `u64` of eight byte lanes.
+const LANE_LO: u64 = 0x0101_0101_0101_0101;
+/// The byte `0x80` in every lane.
+const LANE_HI: u64 = 0x8080_8080_8080_8080;
+
+/// `0x80` in the byte lanes of `x` that are non-zero, `0` elsewhere.
+#[inline(always)]
+fn lanes_nonzero_hi(x: u64) -> u64 {
+    (((x & !LANE_HI) + !LANE_HI) | x) & LANE_HI
+}
+
+/// [`lanes_nonzero_hi`] for lanes with at most one bit set: adding 0x7f to
+/// a lane of at most 0x80 sets its high bit exactly where it is non-zero,
+/// with no carry out of the lane.
+#[inline(always)]
+fn lanes_one_hot_hi(x: u64) -> u64 {
+    (x + !LANE_HI) & LANE_HI
+}
+
+/// `0xff` in the byte lanes whose high bit is set in `h` (`h` has no other bits).
+#[inline(always)]
+fn lanes_fill(h: u64) -> u64 {
+    (h - (h >> 7)) | h
+}
+
+/// Per byte lane: the lowest set bit of `x` at or above the lane's pointer
+/// (`below` holds, per lane, the mask of the positions under it), else the
+/// lowest set bit of `x`; `0` in lanes where `x` is zero. This is
+/// [`first8`] on all eight lanes at once, as a one-hot mask.
+/// With `small` (a constant where inlined), every lane of `x` is below
+/// 0x80 (bit 7 never set).
+#[inline(always)]
+fn pick_lanes(x: u64, below: u64, small: bool) -> u64 {
+    let hi = x & !below;
+    // 0x80 in the lanes with a request at or above the pointer (a lane
+    // below 0x80 plus 0x7f carries into its high bit exactly when non-zero).
+    let h = if small {
+        (hi + !LANE_HI) & LANE_HI
+    } else {
+        lanes_nonzero_hi(hi)
+    };
+    // Those lanes drop the requests below the pointer ("below" masks are
+    // at most 0x7f: 0x7f in the lane covers them).
+    let sel = x & !(below & (h - (h >> 7)));
+    // Lowest set bit per lane: sel & !(sel - 1), with the high bit set
+    // before subtracting so that no borrow crosses into the next lane (a
+    // lane of just 0x80 gives 0x7f, and keeps its bit).
+    sel & !((sel | LANE_HI) - LANE_LO)
+}
+
+/// Transpose of an 8×8 bit matrix, row `r` in byte `r` (bit `8r + c` goes
+/// to bit `8c + r`; Hacker's Delight, 7-3).
+#[inline(always)]
+fn transpose8(mut x: u64) -> u64 {
+    let t = (x ^ (x >> 7)) & 0x00aa_00aa_00aa_00aa;
+    x ^= t ^ (t << 7);
+    let t = (x ^ (x >> 14)) & 0x0000_cccc_0000_cccc;
+    x ^= t ^ (t << 14);
+    let t = (x ^ (x >> 28)) & 0x0000_0000_f0f0_f0f0;
+    x ^ t ^ (t << 28)
+}
+
+/// The byte mask `b` spread over the byte lanes: `0xff` in lane `k` if bit
+/// `k` of `b` is set.
+#[inline(always)]
+fn spread_bits(b: u8) -> u64 {
+    // Lane k keeps bit k of b.
+    let x = (b as u64).wrapping_mul(LANE_LO) & 0x8040_2010_0804_0201;
+    lanes_fill(lanes_one_hot_hi(x))
+}
+
+/// New pointers, as "below" masks, of the lanes of `one_hot` (at most one
+/// bit per lane, below bit `n`): the position after the set bit, modulo `n`.
+/// Lanes without a bit give 0 (callers keep their old pointer).
+#[inline(always)]
+fn next_below(one_hot: u64, n: u32) -> u64 {
+    // Bits below n - 1 move on (the mask of the positions up to the bit);
+    // bit n - 1 wraps to pointer 0, an empty mask.
+    let keep = one_hot & (((1u64 << (n - 1)) - 1) * LANE_LO);
+    // keep's lanes are below 0x80: shifting stays within the lane, and
+    // subtracting 1 from the non-zero ones borrows nothing.
+    (keep << 1) - (lanes_one_hot_hi(keep) >> 7)
+}
+
+/// Pointer moves of an allocator with `N` ports.
+struct Past<const N: usize>;
+
+impl<const N: usize> Past<N> {
+    /// At `x`: the "below" mask of the position after `x` (mod `N`),
+    /// `(1 << ((x + 1) mod N)) - 1`.
+    const BELOW: [u8; 8] = {
+        let mut t = [0u8; 8];
+        let mut x = 0;
+        while x < 8 {
+            t[x] = if x + 1 >= N {
+                0
+            } else {
+                ((2u32 << x) - 1) as u8
+            };
+            x += 1;
+        }
+        t
+    };
 }
 
 impl SmallIslip {
     /// [`Allocator::allocate_fixed`] of an iSLIP allocator with `iters`
-    /// iterations and `N` inputs and outputs.
+    /// iterations and `N` inputs and outputs (request bits from `N` on are
+    /// ignored).
+    /// All rows at once: per iteration, a transpose to columns, every
+    /// output's grant by its pointer, a transpose back, every input's
+    /// accept by its pointer; matches are listed in ascending input order
+    /// per iteration, as [`Allocator::allocate_small`] lists them.
     #[inline]
     pub fn allocate_fixed<const N: usize>(
         &mut self,
@@ -120,21 +222,58 @@ impl SmallIslip {
         busy_out: u8,
         out: &mut [(u8, u8)],
     ) -> usize {
-        debug_assert!(N <= 8);
+        debug_assert!((1..=8).contains(&N));
+        let mut rows = [0u8; 8];
+        rows[..N].copy_from_slice(req);
+        // Row i (input i) in byte i: the outputs it asks for (bits from N
+        // on dropped, so that every lane stays below 1 << N).
+        let mut r = u64::from_le_bytes(rows) & (((1u64 << N) - 1) * LANE_LO);
+        if busy_in | busy_out != 0 {
+            r &= !spread_bits(busy_in) & !((busy_out as u64) * LANE_LO);
+        }
+        let [g0, g1, g2, g3, g4, g5, g6, g7, a0, a1, a2, a3, a4, a5, a6, a7] = self.below;
+        let mut grant_below = u64::from_le_bytes([g0, g1, g2, g3, g4, g5, g6, g7]);
+        let mut accept_below = u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]);
         let mut k = 0;
-        islip_small(
-            self,
-            N as u32,
-            N as u32,
-            iters,
-            req,
-            busy_in,
-            busy_out,
-            |i, o| {
-                out[k] = (i as u8, o as u8);
+        for iter in 0..iters {
+            if r == 0 {
+                break;
+            }
+            // Grant: per output (lane), one requesting input (bit).
+            let grants = pick_lanes(transpose8(r), grant_below, N < 8);
+            // Accept: per input (lane), one granting output (bit).
+            let matched = pick_lanes(transpose8(grants), accept_below, N < 8);
+            let mut m = matched;
+            while m != 0 {
+                let b = m.trailing_zeros();
+                m &= m - 1;
+                out[k] = ((b >> 3) as u8, (b & 7) as u8);
                 k += 1;
-            },
-        );
+            }
+            // Inputs (lanes) matched, and outputs (bits) matched.
+            let in_lanes = lanes_fill(lanes_one_hot_hi(matched));
+            let mut outs = matched | matched >> 32;
+            outs |= outs >> 16;
+            outs |= outs >> 8;
+            let out_lanes = spread_bits(outs as u8);
+            if iter == 0 {
+                // Pointers move only on a first-iteration accept: the
+                // accept pointer past the output taken, the grant pointer of
+                // that output past its input.
+                accept_below = (accept_below & !in_lanes) | next_below(matched, N as u32);
+                grant_below = (grant_below & !out_lanes) | next_below(grants & out_lanes, N as u32);
+            }
+            if iter + 1 == iters {
+                break;
+            }
+            r &= !in_lanes & !((outs & 0xff) * LANE_LO);
+        }
+        let g = grant_below.to_le_bytes();
+        let a = accept_below.to_le_bytes();
+        self.below = [
+            g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], a[0], a[1], a[2], a[3], a[4], a[5],
+            a[6], a[7],
+        ];
         k
     }
 
@@ -142,7 +281,19 @@ impl SmallIslip {
     #[inline]
     pub fn grant_uncontested<const N: usize>(&mut self, i: u32, mask: u8) -> u32 {
         debug_assert!(mask != 0 && (i as usize) < N);
-        grant_uncontested(self, N as u32, N as u32, i, mask)
+        let hi = mask & !self.below[8 + (i as usize & 7)];
+        let o = if hi != 0 { hi } else { mask }.trailing_zeros();
+        // The pointers past i and o (mod N), as "below" masks, by table:
+        // computing them costs about ten instructions more a call.
+        self.below[o as usize & 7] = Past::<N>::BELOW[i as usize & 7];
+        self.below[8 + (i as usize & 7)] = Past::<N>::BELOW[o as usize & 7];
+        o
+    }
+
+    /// The grant pointers (by output, `0..8`) and accept pointers (by
+    /// input, `8..16`) as positions.
+    pub fn pointers(&self) -> [u8; 16] {
+        self.below.map(|b| b.count_ones() as u8)
     }
 }
 
@@ -165,6 +316,24 @@ fn first8(mask: u8, ptr: u32) -> u32 {
         hi.trailing_zeros()
     } else {
         mask.trailing_zeros()
+    }
+}
+
+/// [`first_from`] on a non-empty mask, with a short path for masks and
+/// pointers below 64 (a mesh's VC allocators: 5 ports × V VCs).
+#[inline(always)]
+fn first_from_nonzero(mask: u128, ptr: u32) -> u32 {
+    debug_assert!(mask != 0);
+    let lo = mask as u64;
+    if mask >> 64 == 0 && ptr < 64 {
+        let hi = lo & (u64::MAX << ptr);
+        if hi != 0 {
+            hi.trailing_zeros()
+        } else {
+            lo.trailing_zeros()
+        }
+    } else {
+        first_from(mask, ptr).unwrap_or(0)
     }
 }
 
@@ -297,6 +466,11 @@ impl Allocator {
     /// inputs in `busy_in` and outputs in `busy_out`. Matches are appended
     /// to `out` as (input, output). Deterministic: the result depends only on
     /// the request set and the allocator state, never on the order of `reqs`.
+    // Inlined for the lone requester, the commonest case of a mesh's VC
+    // allocation: as a call it cost 95 instructions (the general path's
+    // register saves and argument spills), 60 in a function of its own
+    // (callgrind); inlined, the mesh's constant-zero busy masks fold away.
+    #[inline]
     pub fn allocate(
         &mut self,
         reqs: &[RequestRow],
@@ -308,14 +482,50 @@ impl Allocator {
         // accepts by its accept pointer (exactly iSLIP's first iteration).
         if let (AllocatorKind::Islip { .. }, [(i, m)]) = (self.kind, reqs) {
             let m = *m & !busy_out;
-            if m == 0 || busy_in >> i & 1 == 1 {
-                return;
+            if m != 0 && busy_in >> i & 1 == 0 {
+                self.accept_alone(*i, m, out);
             }
-            let o = first_from(m, self.ptr[self.ai(*i as usize)] as u32).expect("non-empty mask");
-            out.push((*i, o));
-            // (x + 1) mod n for x < n, without a division.
-            self.ptr[o as usize & 127] = (if *i + 1 >= self.n_in { 0 } else { *i + 1 }) as u8;
-            self.ptr[self.ai(*i as usize)] = (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
+            return;
+        }
+        // Without busy masks (the mesh's VC allocation) the short paths
+        // skip the per-row tests of u128 masks.
+        if busy_in | busy_out == 0 {
+            self.allocate_many::<false>(reqs, 0, 0, out);
+        } else {
+            self.allocate_many::<true>(reqs, busy_in, busy_out, out);
+        }
+    }
+
+    /// iSLIP's match for input `i` whose requested outputs `m` (non-empty)
+    /// no other input asks for: it accepts by its accept pointer, and both
+    /// pointers move past the match.
+    #[inline(always)]
+    fn accept_alone(&mut self, i: u32, m: u128, out: &mut Vec<(u32, u32)>) {
+        let ai = self.ai(i as usize);
+        let o = first_from_nonzero(m, self.ptr[ai] as u32);
+        out.push((i, o));
+        // (x + 1) mod n for x < n, without a division.
+        self.ptr[o as usize & 127] = (if i + 1 >= self.n_in { 0 } else { i + 1 }) as u8;
+        self.ptr[ai] = (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
+    }
+
+    /// [`Allocator::allocate`] for any number of requests; `BUSY` false
+    /// when both busy masks are zero.
+    #[inline(never)]
+    fn allocate_many<const BUSY: bool>(
+        &mut self,
+        reqs: &[RequestRow],
+        busy_in: u128,
+        busy_out: u128,
+        out: &mut Vec<(u32, u32)>,
+    ) {
+        // A lone requester (here only from separable kinds or busy
+        // masks): see `allocate`.
+        if let (AllocatorKind::Islip { .. }, [(i, m)]) = (self.kind, reqs) {
+            let m = if BUSY { *m & !busy_out } else { *m };
+            if m != 0 && (!BUSY || busy_in >> i & 1 == 0) {
+                self.accept_alone(*i, m, out);
+            }
             return;
         }
         // No output asked for by two inputs (requests in ascending input
@@ -327,32 +537,135 @@ impl Allocator {
             let mut seen = 0u128;
             let mut dup = 0u128;
             let mut ascending = true;
-            let mut prev = None;
+            let mut prev = -1i64;
             for &(i, m) in reqs {
-                ascending &= prev.is_none_or(|p| p < i);
-                prev = Some(i);
-                if busy_in >> i & 1 == 0 {
-                    let m = m & !busy_out;
+                ascending &= prev < i as i64;
+                prev = i as i64;
+                if !BUSY || busy_in >> i & 1 == 0 {
+                    let m = if BUSY { m & !busy_out } else { m };
                     dup |= seen & m;
                     seen |= m;
                 }
             }
             if dup == 0 && ascending {
                 for &(i, m) in reqs {
-                    let m = m & !busy_out;
-                    if m == 0 || busy_in >> i & 1 == 1 {
-                        continue;
+                    let m = if BUSY { m & !busy_out } else { m };
+                    if m != 0 && (!BUSY || busy_in >> i & 1 == 0) {
+                        self.accept_alone(i, m, out);
                     }
-                    let o = first_from(m, self.ptr[self.ai(i as usize)] as u32)
-                        .expect("non-empty mask");
-                    out.push((i, o));
-                    self.ptr[o as usize & 127] = (if i + 1 >= self.n_in { 0 } else { i + 1 }) as u8;
-                    self.ptr[self.ai(i as usize)] =
-                        (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
                 }
                 return;
             }
+            // The general path on u64 masks in stack rows, for allocators
+            // of up to 64 ports (a mesh's VC allocators: 5 ports × V).
+            if let AllocatorKind::Islip { iters } = self.kind {
+                let fits = |n: u32| n <= 32;
+                if fits(self.n_in) && fits(self.n_out) {
+                    return self.islip_u64::<32>(iters, reqs, busy_in, busy_out, out);
+                }
+                if self.n_in <= 64 && self.n_out <= 64 {
+                    return self.islip_u64::<64>(iters, reqs, busy_in, busy_out, out);
+                }
+            }
         }
+        self.allocate_general(reqs, busy_in, busy_out, out);
+    }
+
+    /// iSLIP as [`Allocator::allocate_general`] computes it, for at most
+    /// `S ≤ 64` inputs and outputs (`S` a power of two): masks in `u64`,
+    /// per-output requesters and per-input grants in stack rows indexed
+    /// without bounds checks. Same matches, order and pointer moves
+    /// (tested).
+    fn islip_u64<const S: usize>(
+        &mut self,
+        iters: u32,
+        reqs: &[RequestRow],
+        busy_in: u128,
+        busy_out: u128,
+        out: &mut Vec<(u32, u32)>,
+    ) {
+        debug_assert!(S.is_power_of_two() && S <= 64);
+        debug_assert!(self.n_in as usize <= S && self.n_out as usize <= S);
+        let (busy_in, busy_out) = (busy_in as u64, busy_out as u64);
+        // Per output, the mask of requesting inputs.
+        let mut by_out = [0u64; S];
+        let mut outs_requested = 0u64;
+        let mut ins_requesting = 0u64;
+        for &(i, m) in reqs {
+            let m = m as u64 & !busy_out;
+            if m == 0 || busy_in >> (i & 63) & 1 == 1 {
+                continue;
+            }
+            ins_requesting |= 1 << (i & 63);
+            outs_requested |= m;
+            let mut mm = m;
+            while mm != 0 {
+                let o = mm.trailing_zeros() as usize;
+                mm &= mm - 1;
+                by_out[o % S] |= 1 << (i & 63);
+            }
+        }
+        // First set bit of a non-empty mask at or after p < 64, cyclically.
+        let first = |mask: u64, p: u32| {
+            let hi = mask & (u64::MAX << (p & 63));
+            if hi != 0 {
+                hi.trailing_zeros()
+            } else {
+                mask.trailing_zeros()
+            }
+        };
+        // Per input: the outputs granting it (cleared by its accept).
+        let mut grants_to = [0u64; S];
+        let mut in_matched = busy_in;
+        let mut out_matched = busy_out;
+        for iter in 0..iters {
+            // Grant phase: each unmatched output grants one unmatched input.
+            let mut any = false;
+            let mut om = outs_requested & !out_matched;
+            while om != 0 {
+                let o = om.trailing_zeros();
+                om &= om - 1;
+                let cand = by_out[o as usize % S] & !in_matched;
+                if cand != 0 {
+                    let i = first(cand, self.ptr[o as usize & 127] as u32);
+                    grants_to[i as usize % S] |= 1 << o;
+                    any = true;
+                }
+            }
+            if !any {
+                break;
+            }
+            // Accept phase: each input accepts one grant.
+            let mut im = ins_requesting & !in_matched;
+            while im != 0 {
+                let i = im.trailing_zeros();
+                im &= im - 1;
+                let g = std::mem::take(&mut grants_to[i as usize % S]);
+                if g != 0 {
+                    let ai = self.ai(i as usize);
+                    let o = first(g, self.ptr[ai] as u32);
+                    in_matched |= 1 << i;
+                    out_matched |= 1 << o;
+                    out.push((i, o));
+                    if iter == 0 {
+                        self.ptr[o as usize & 127] =
+                            (if i + 1 >= self.n_in { 0 } else { i + 1 }) as u8;
+                        self.ptr[ai] = (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Allocator::allocate`] without the short paths: the reference
+    /// they are tested against.
+    fn allocate_general(
+        &mut self,
+        reqs: &[RequestRow],
+        busy_in: u128,
+        busy_out: u128,
+        out: &mut Vec<(u32, u32)>,
+    ) {
         // Transpose: per output, the mask of requesting inputs.
         let mut by_out = std::mem::take(&mut self.by_out);
         let mut by_in = std::mem::take(&mut self.by_in);
@@ -701,8 +1014,9 @@ mod tests {
                     let ny = s.allocate_fixed::<5>(iters, &req, *bi, *bo, &mut y);
                     prop_assert_eq!(&x[..nx], &y[..ny]);
                 }
-                prop_assert_eq!(&a.ptr[..5], &s.ptr[..5]);
-                prop_assert_eq!(&a.ptr[5..10], &s.ptr[8..13]);
+                let sp = s.pointers();
+                prop_assert_eq!(&a.ptr[..5], &sp[..5]);
+                prop_assert_eq!(&a.ptr[5..10], &sp[8..13]);
             }
         }
     }
@@ -721,6 +1035,203 @@ mod tests {
                 a.allocate(&rows, (*bi & 0xfffff) as u128, (*bo & 0xfffff) as u128, &mut x);
                 b.allocate(&rev, (*bi & 0xfffff) as u128, (*bo & 0xfffff) as u128, &mut y);
                 prop_assert_eq!(&x, &y, "same matches in the same order");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn first_from_nonzero_equals_first_from(mask in any::<u128>(), small in any::<bool>(), ptr in 0u32..160) {
+            let mask = if small { mask as u64 as u128 } else { mask };
+            prop_assume!(mask != 0);
+            prop_assert_eq!(Some(first_from_nonzero(mask, ptr)), first_from(mask, ptr));
+        }
+
+        /// `allocate` (lone requester, conflict-free and general paths)
+        /// against the general path alone, from random pointers: same
+        /// matches in the same order, same pointers.
+        #[test]
+        fn allocate_equals_general_path(
+            n in 1usize..=128,
+            seed_ptr in proptest::collection::vec(any::<u8>(), 256),
+            iters in 1u32..4,
+            rounds in proptest::collection::vec(
+                (proptest::collection::vec((any::<u128>(), 0u32..4), 1..10), any::<u128>(), any::<u128>(), 0u8..4, any::<u64>()),
+                1..20,
+            ),
+        ) {
+            let mut a = Allocator::new(AllocatorKind::Islip { iters }, ArbiterKind::RoundRobin, n, n);
+            for (p, &s) in a.ptr.iter_mut().zip(&seed_ptr).take(2 * n) {
+                *p = (s as usize % n) as u8;
+            }
+            let mut b = a.clone();
+            let all = if n == 128 { u128::MAX } else { (1u128 << n) - 1 };
+            for (rows, bi, bo, busy, pick) in &rounds {
+                // Rows in ascending input order (the conflict-free path's
+                // condition), sparse masks (few bits: often conflict-free),
+                // dense ones, or random inputs in any order.
+                let mut used = 0u128;
+                let mut reqs = Vec::new();
+                for (k, &(m, density)) in rows.iter().enumerate() {
+                    let i = ((*pick >> (k * 6 % 60)) as usize + k * 7) % n;
+                    if used >> i & 1 == 1 {
+                        continue;
+                    }
+                    used |= 1 << i;
+                    let m = match density {
+                        0 => m & all,
+                        1 => (1u128 << (m % n as u128)) | (1u128 << ((m >> 64) % n as u128)),
+                        _ => 1u128 << (m % n as u128),
+                    };
+                    reqs.push((i as u32, m));
+                }
+                if pick & 1 == 0 {
+                    reqs.sort_unstable();
+                }
+                let (bi, bo) = match busy {
+                    0 => (0, 0),
+                    1 => (bi & all, 0),
+                    2 => (0, bo & all),
+                    _ => (bi & bi >> 7 & all, bo & bo >> 7 & all),
+                };
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                a.allocate(&reqs, bi, bo, &mut x);
+                b.allocate_general(&reqs, bi, bo, &mut y);
+                prop_assert_eq!(&x, &y, "matches and their order");
+                prop_assert_eq!(&a.ptr[..], &b.ptr[..], "pointers");
+            }
+        }
+    }
+
+    /// The former [`SmallIslip`]: pointers as positions, allocation by
+    /// [`islip_small`] (loops over inputs and outputs), the reference for
+    /// the all-rows-at-once version.
+    #[derive(Clone, Copy, Debug, Default)]
+    struct RefSmall {
+        ptr: [u8; 16],
+    }
+
+    impl IslipPtrs for RefSmall {
+        fn grant_ptr(&self, o: usize) -> u32 {
+            self.ptr[o & 7] as u32
+        }
+        fn accept_ptr(&self, i: usize) -> u32 {
+            self.ptr[8 + (i & 7)] as u32
+        }
+        fn set_ptrs(&mut self, i: usize, o: usize, g: u8, a: u8) {
+            self.ptr[o & 7] = g;
+            self.ptr[8 + (i & 7)] = a;
+        }
+    }
+
+    /// A [`SmallIslip`] with the given pointer positions (each below 8).
+    fn small_at(ptr: [u8; 16]) -> SmallIslip {
+        SmallIslip {
+            below: ptr.map(|p| ((1u32 << p) - 1) as u8),
+        }
+    }
+
+    /// Rounds of `allocate_fixed` (or, with `uncontested`, of
+    /// `grant_uncontested` per input on conflict-free requests) on both
+    /// versions from the same pointers: same matches, same order, same
+    /// pointers after every round.
+    fn small_vs_ref<const N: usize>(
+        ptr: [u8; 16],
+        iters: u32,
+        rounds: &[(Vec<u8>, u8, u8, bool)],
+    ) -> Result<(), TestCaseError> {
+        let n = N as u8;
+        // Pointers below N (the only positions iSLIP gives them).
+        let ptr: [u8; 16] = std::array::from_fn(|k| ptr[k] % n);
+        let mut s = small_at(ptr);
+        let mut r = RefSmall { ptr };
+        prop_assert_eq!(s.pointers(), r.ptr);
+        let lanes = ((1u32 << N) - 1) as u8;
+        for (req, bi, bo, uncontested) in rounds {
+            let req: [u8; N] = std::array::from_fn(|k| req[k] & lanes);
+            if *uncontested {
+                let mut taken = 0u8;
+                for (i, &m) in req.iter().enumerate() {
+                    let m = m & !taken;
+                    taken |= m;
+                    if m != 0 {
+                        let o = s.grant_uncontested::<N>(i as u32, m);
+                        prop_assert_eq!(
+                            o,
+                            grant_uncontested(&mut r, n as u32, n as u32, i as u32, m)
+                        );
+                    }
+                }
+            } else {
+                let mut x = [(0u8, 0u8); 8];
+                let nx = s.allocate_fixed::<N>(iters, &req, *bi, *bo, &mut x);
+                let mut y = Vec::new();
+                islip_small(&mut r, n as u32, n as u32, iters, &req, *bi, *bo, |i, o| {
+                    y.push((i as u8, o as u8))
+                });
+                prop_assert_eq!(&x[..nx], &y[..], "matches and their order");
+            }
+            prop_assert_eq!(s.pointers(), r.ptr, "pointers");
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn small_islip_equals_reference(
+            ptr in any::<[u8; 16]>(),
+            iters in 1u32..4,
+            rounds in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 8), any::<u8>(), any::<u8>(), proptest::bool::weighted(0.2)),
+                1..40,
+            ),
+        ) {
+            small_vs_ref::<1>(ptr, iters, &rounds)?;
+            small_vs_ref::<2>(ptr, iters, &rounds)?;
+            small_vs_ref::<3>(ptr, iters, &rounds)?;
+            small_vs_ref::<4>(ptr, iters, &rounds)?;
+            small_vs_ref::<5>(ptr, iters, &rounds)?;
+            small_vs_ref::<6>(ptr, iters, &rounds)?;
+            small_vs_ref::<7>(ptr, iters, &rounds)?;
+            small_vs_ref::<8>(ptr, iters, &rounds)?;
+        }
+
+        #[test]
+        fn transpose8_transposes(x in any::<u64>()) {
+            let t = transpose8(x);
+            for r in 0..8 {
+                for c in 0..8 {
+                    prop_assert_eq!(t >> (8 * c + r) & 1, x >> (8 * r + c) & 1);
+                }
+            }
+        }
+    }
+
+    /// Dense requests (every input asking for most outputs) with the
+    /// pointers at every position: the rows-at-once version against the
+    /// reference, exhaustively over the pointers of a 3×3 allocator.
+    #[test]
+    fn small_islip_all_pointer_states_3x3() {
+        for code in 0..3u32.pow(6) {
+            let mut ptr = [0u8; 16];
+            for k in 0..6 {
+                let p = (code / 3u32.pow(k as u32) % 3) as u8;
+                ptr[if k < 3 { k } else { 8 + k - 3 }] = p;
+            }
+            for req in 0..512u32 {
+                let rows = vec![
+                    (req & 7) as u8,
+                    (req >> 3 & 7) as u8,
+                    (req >> 6 & 7) as u8,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                ];
+                for iters in 1..3 {
+                    small_vs_ref::<3>(ptr, iters, &[(rows.clone(), 0, 0, false)]).unwrap();
+                }
             }
         }
     }
