@@ -509,8 +509,9 @@ impl Allocator {
         self.ptr[ai] = (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
     }
 
-    /// [`Allocator::allocate`] for any number of requests; `BUSY` false
-    /// when both busy masks are zero.
+    /// [`Allocator::allocate`] for anything but an iSLIP allocator's lone
+    /// requester (which `allocate` matches itself); `BUSY` false when both
+    /// busy masks are zero.
     #[inline(never)]
     fn allocate_many<const BUSY: bool>(
         &mut self,
@@ -519,21 +520,12 @@ impl Allocator {
         busy_out: u128,
         out: &mut Vec<(u32, u32)>,
     ) {
-        // A lone requester (here only from separable kinds or busy
-        // masks): see `allocate`.
-        if let (AllocatorKind::Islip { .. }, [(i, m)]) = (self.kind, reqs) {
-            let m = if BUSY { *m & !busy_out } else { *m };
-            if m != 0 && (!BUSY || busy_in >> i & 1 == 0) {
-                self.accept_alone(*i, m, out);
-            }
-            return;
-        }
         // No output asked for by two inputs (requests in ascending input
         // order, as the mesh gives them): every output grants its only
         // requester and each input accepts by its pointer, as in the first
         // iteration; later iterations cannot add matches. Matches are
         // listed in ascending input order, as the general path lists them.
-        if let AllocatorKind::Islip { .. } = self.kind {
+        if let AllocatorKind::Islip { iters } = self.kind {
             let mut seen = 0u128;
             let mut dup = 0u128;
             let mut ascending = true;
@@ -558,14 +550,11 @@ impl Allocator {
             }
             // The general path on u64 masks in stack rows, for allocators
             // of up to 64 ports (a mesh's VC allocators: 5 ports × V).
-            if let AllocatorKind::Islip { iters } = self.kind {
-                let fits = |n: u32| n <= 32;
-                if fits(self.n_in) && fits(self.n_out) {
-                    return self.islip_u64::<32>(iters, reqs, busy_in, busy_out, out);
-                }
-                if self.n_in <= 64 && self.n_out <= 64 {
-                    return self.islip_u64::<64>(iters, reqs, busy_in, busy_out, out);
-                }
+            if self.n_in <= 32 && self.n_out <= 32 {
+                return self.islip_u64::<32>(iters, reqs, busy_in, busy_out, out);
+            }
+            if self.n_in <= 64 && self.n_out <= 64 {
+                return self.islip_u64::<64>(iters, reqs, busy_in, busy_out, out);
             }
         }
         self.allocate_general(reqs, busy_in, busy_out, out);
