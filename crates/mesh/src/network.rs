@@ -1597,11 +1597,12 @@ impl Part {
             let (w0, w1) = (band * (BAND / 64), ((band + 1) * (BAND / 64)).min(words));
             self.process_arrivals(t, c, pk, band);
             self.process_interfaces(t, c, pk, w0, w1);
-            match (c.simple, self.nbands > 1) {
-                (true, false) => self.process_routers::<true, 0>(t, c, pk, w0, w1),
-                (true, true) => self.process_routers::<true, 1>(t, c, pk, w0, w1),
-                (false, false) => self.process_routers::<false, 0>(t, c, pk, w0, w1),
-                (false, true) => self.process_routers::<false, 1>(t, c, pk, w0, w1),
+            match (c.simple, self.nbands > 1, np > 1) {
+                (true, false, false) => self.process_routers::<true, 3>(t, c, pk, w0, w1),
+                (true, false, true) => self.process_routers::<true, 0>(t, c, pk, w0, w1),
+                (true, true, _) => self.process_routers::<true, 1>(t, c, pk, w0, w1),
+                (false, false, _) => self.process_routers::<false, 0>(t, c, pk, w0, w1),
+                (false, true, _) => self.process_routers::<false, 1>(t, c, pk, w0, w1),
             }
         }
         if np > 1 {
@@ -1622,11 +1623,12 @@ impl Part {
     /// Index in `wheel` (and in each of `cwheel`) of an item for `target`
     /// (a router port or a node of this part) arriving in cycle `at`. `S`:
     /// the part has one band (0: the band computation is compiled out),
-    /// several (1), or either (2: decided at run time).
+    /// several (1), either (2: decided at run time), or one band and is
+    /// the only part (3).
     #[inline]
     fn wheel_slot<const S: u8>(&self, c: &Consts, at: u64, target: u32) -> usize {
         let bucket = (at & c.wheel_mask) as usize;
-        if S == 0 || (S == 2 && self.nbands == 1) {
+        if S == 0 || S == 3 || (S == 2 && self.nbands == 1) {
             debug_assert_eq!(self.nbands, 1);
             return bucket;
         }
@@ -1640,10 +1642,11 @@ impl Part {
 
     /// Put a flit on its way: into this part's flit wheel, or into the
     /// outbox of the part that receives it. `S`: the part has one band (0),
-    /// several (1), or either (2).
+    /// several (1), either (2), or one band and is the only part (3: every
+    /// item stays in it, and the outbox code is compiled out).
     #[inline]
     fn schedule<const S: u8>(&mut self, c: &Consts, at: u64, ev: Ev, to: u16) {
-        if to == self.id {
+        if S == 3 || to == self.id {
             let k = self.wheel_slot::<S>(c, at, ev.target);
             self.wheel[k].push(ev);
         } else {
@@ -1659,7 +1662,7 @@ impl Part {
     /// [`Part::schedule`].
     #[inline]
     fn schedule_credit<const S: u8>(&mut self, c: &Consts, at: u64, target: u32, vc: u8, to: u16) {
-        if to == self.id {
+        if S == 3 || to == self.id {
             let k = self.wheel_slot::<S>(c, at, target);
             let ni = target >= c.rp;
             let code = if ni {
@@ -1954,7 +1957,9 @@ impl Part {
     }
 
     /// `D`: the configuration is [`Consts::simple`] (its delays and flags
-    /// are then constants in the router step).
+    /// are then constants in the router step). `B`: the bands and parts,
+    /// as `S` of [`Part::schedule`] (3, one band and one part, only with
+    /// `D`: the single-thread runs of the default pipeline).
     #[inline(never)]
     fn process_routers<const D: bool, const B: u8>(
         &mut self,
