@@ -1209,48 +1209,58 @@ impl Network {
     /// Queue a packet at its source. Returns an error naming the field if it
     /// is impossible (node or class out of range, empty packet).
     pub fn enqueue(&mut self, p: NewPacket) -> Result<(), ConfigError> {
+        self.enqueue_all(std::slice::from_ref(&p))
+    }
+
+    /// Queue packets at their sources, in order: the same as
+    /// [`Network::enqueue`] of each in turn, with the packet table locked
+    /// once. If one is impossible, returns its error and queues none.
+    pub fn enqueue_all(&mut self, ps: &[NewPacket]) -> Result<(), ConfigError> {
         let n = self.core.c.topo.nodes() as u32;
-        if p.src >= n || p.dst >= n {
-            return Err(ConfigError::Other {
-                key: "node".into(),
-                reason: format!(
-                    "packet {}→{} but the network has nodes 0..{}",
-                    p.src, p.dst, n
-                ),
-            });
+        let nclasses = self.core.c.nclasses;
+        for p in ps {
+            if p.src >= n || p.dst >= n {
+                return Err(ConfigError::Other {
+                    key: "node".into(),
+                    reason: format!(
+                        "packet {}→{} but the network has nodes 0..{}",
+                        p.src, p.dst, n
+                    ),
+                });
+            }
+            if p.class as usize >= nclasses {
+                return Err(ConfigError::Other {
+                    key: "class".into(),
+                    reason: format!("class {} but the network has {} classes", p.class, nclasses),
+                });
+            }
+            if p.size == 0 {
+                return Err(ConfigError::Other {
+                    key: "packet_size".into(),
+                    reason: "a packet has at least one flit".into(),
+                });
+            }
         }
-        if p.class as usize >= self.core.c.nclasses {
-            return Err(ConfigError::Other {
-                key: "class".into(),
-                reason: format!(
-                    "class {} but the network has {} classes",
-                    p.class, self.core.c.nclasses
-                ),
-            });
+        if ps.is_empty() {
+            return Ok(());
         }
-        if p.size == 0 {
-            return Err(ConfigError::Other {
-                key: "packet_size".into(),
-                reason: "a packet has at least one flit".into(),
-            });
-        }
-        let pk = Packet {
-            src: p.src,
-            dst: p.dst,
-            size: p.size,
-            class: p.class,
-            ctime: p.ctime,
-            tag: p.tag,
-            live: true,
-            ..Default::default()
-        };
-        let slot = {
-            let mut pkts = self
-                .core
-                .pkts
-                .write()
-                .expect("a simulation thread panicked");
-            match self.free.pop() {
+        let mut pkts = self
+            .core
+            .pkts
+            .write()
+            .expect("a simulation thread panicked");
+        for p in ps {
+            let pk = Packet {
+                src: p.src,
+                dst: p.dst,
+                size: p.size,
+                class: p.class,
+                ctime: p.ctime,
+                tag: p.tag,
+                live: true,
+                ..Default::default()
+            };
+            let slot = match self.free.pop() {
                 Some(s) => {
                     pkts[s as usize] = pk;
                     s
@@ -1259,13 +1269,13 @@ impl Network {
                     pkts.push(pk);
                     (pkts.len() - 1) as u32
                 }
-            }
-        };
-        self.pending[self.core.c.part_of[p.src as usize] as usize].push(Queued {
-            node: p.src,
-            class: p.class,
-            slot,
-        });
+            };
+            self.pending[self.core.c.part_of[p.src as usize] as usize].push(Queued {
+                node: p.src,
+                class: p.class,
+                slot,
+            });
+        }
         Ok(())
     }
 
