@@ -182,9 +182,8 @@ pub fn run_case(
         for _ in 0..cycles {
             buf.clear();
             src.generate(net.now(), &mut buf);
-            for p in &buf {
-                net.enqueue(*p).map_err(|e| CliError::new(e.to_string()))?;
-            }
+            net.enqueue_all(&buf)
+                .map_err(|e| CliError::new(e.to_string()))?;
             net.step()
                 .map_err(|d| CliError::with_code(d.to_string(), 3))?;
             net.drain_delivered().for_each(drop);

@@ -1209,48 +1209,58 @@ impl Network {
     /// Queue a packet at its source. Returns an error naming the field if it
     /// is impossible (node or class out of range, empty packet).
     pub fn enqueue(&mut self, p: NewPacket) -> Result<(), ConfigError> {
+        self.enqueue_all(std::slice::from_ref(&p))
+    }
+
+    /// Queue packets at their sources, in order: the same as
+    /// [`Network::enqueue`] of each in turn, with the packet table locked
+    /// once. If one is impossible, returns its error and queues none.
+    pub fn enqueue_all(&mut self, ps: &[NewPacket]) -> Result<(), ConfigError> {
         let n = self.core.c.topo.nodes() as u32;
-        if p.src >= n || p.dst >= n {
-            return Err(ConfigError::Other {
-                key: "node".into(),
-                reason: format!(
-                    "packet {}→{} but the network has nodes 0..{}",
-                    p.src, p.dst, n
-                ),
-            });
+        let nclasses = self.core.c.nclasses;
+        for p in ps {
+            if p.src >= n || p.dst >= n {
+                return Err(ConfigError::Other {
+                    key: "node".into(),
+                    reason: format!(
+                        "packet {}→{} but the network has nodes 0..{}",
+                        p.src, p.dst, n
+                    ),
+                });
+            }
+            if p.class as usize >= nclasses {
+                return Err(ConfigError::Other {
+                    key: "class".into(),
+                    reason: format!("class {} but the network has {} classes", p.class, nclasses),
+                });
+            }
+            if p.size == 0 {
+                return Err(ConfigError::Other {
+                    key: "packet_size".into(),
+                    reason: "a packet has at least one flit".into(),
+                });
+            }
         }
-        if p.class as usize >= self.core.c.nclasses {
-            return Err(ConfigError::Other {
-                key: "class".into(),
-                reason: format!(
-                    "class {} but the network has {} classes",
-                    p.class, self.core.c.nclasses
-                ),
-            });
+        if ps.is_empty() {
+            return Ok(());
         }
-        if p.size == 0 {
-            return Err(ConfigError::Other {
-                key: "packet_size".into(),
-                reason: "a packet has at least one flit".into(),
-            });
-        }
-        let pk = Packet {
-            src: p.src,
-            dst: p.dst,
-            size: p.size,
-            class: p.class,
-            ctime: p.ctime,
-            tag: p.tag,
-            live: true,
-            ..Default::default()
-        };
-        let slot = {
-            let mut pkts = self
-                .core
-                .pkts
-                .write()
-                .expect("a simulation thread panicked");
-            match self.free.pop() {
+        let mut pkts = self
+            .core
+            .pkts
+            .write()
+            .expect("a simulation thread panicked");
+        for p in ps {
+            let pk = Packet {
+                src: p.src,
+                dst: p.dst,
+                size: p.size,
+                class: p.class,
+                ctime: p.ctime,
+                tag: p.tag,
+                live: true,
+                ..Default::default()
+            };
+            let slot = match self.free.pop() {
                 Some(s) => {
                     pkts[s as usize] = pk;
                     s
@@ -1259,13 +1269,13 @@ impl Network {
                     pkts.push(pk);
                     (pkts.len() - 1) as u32
                 }
-            }
-        };
-        self.pending[self.core.c.part_of[p.src as usize] as usize].push(Queued {
-            node: p.src,
-            class: p.class,
-            slot,
-        });
+            };
+            self.pending[self.core.c.part_of[p.src as usize] as usize].push(Queued {
+                node: p.src,
+                class: p.class,
+                slot,
+            });
+        }
         Ok(())
     }
 
@@ -1843,6 +1853,28 @@ impl Part {
 
     #[inline(never)]
     fn process_interfaces(&mut self, t: u64, c: &Consts, pk: &[Packet], w0: usize, w1: usize) {
+        // One class outside the check mode: the interfaces take
+        // `inject_single`; the check mode always takes the general
+        // `inject_one`, so comparing the two modes checks one against the
+        // other (`step_all_mode_is_identical`, whose runs have one class).
+        if c.nclasses == 1 && !c.step_all {
+            self.interfaces::<true>(t, c, pk, w0, w1);
+        } else {
+            self.interfaces::<false>(t, c, pk, w0, w1);
+        }
+    }
+
+    /// The interfaces of words `w0..w1` of `ni_on`; `ONE`: take
+    /// [`Part::inject_single`].
+    #[inline(always)]
+    fn interfaces<const ONE: bool>(
+        &mut self,
+        t: u64,
+        c: &Consts,
+        pk: &[Packet],
+        w0: usize,
+        w1: usize,
+    ) {
         for w in w0..w1 {
             let mut bits = if c.step_all { !0u64 } else { self.ni_on[w] };
             while bits != 0 {
@@ -1852,7 +1884,11 @@ impl Part {
                 if ln >= self.nr {
                     break;
                 }
-                self.inject_one(t, c, pk, ln);
+                if ONE {
+                    self.inject_single(t, c, pk, ln);
+                } else {
+                    self.inject_one(t, c, pk, ln);
+                }
                 if self.ni[ln].queued == 0 {
                     self.ni_on[w] &= !(1 << b);
                 }
@@ -1882,17 +1918,7 @@ impl Part {
                 let vc = if q.cur_vc >= 0 {
                     q.cur_vc as u8
                 } else {
-                    let lo = c.class_lo[cl];
-                    let cnt = c.class_hi[cl] - lo;
-                    let mut found = None;
-                    for i in 0..cnt {
-                        let vc = lo + (q.last_vc - lo + 1 + i) % cnt;
-                        if ni.in_use >> vc & 1 == 0 && ni.credits[vc as usize] > 0 {
-                            found = Some(vc);
-                            break;
-                        }
-                    }
-                    match found {
+                    match Self::head_vc(c, ni, cl) {
                         Some(v) => v,
                         None => continue,
                     }
@@ -1905,6 +1931,50 @@ impl Part {
             }
         }
         let Some((cl, vc)) = chosen else { return };
+        self.send_flit(t, c, pk, ln, cl, vc);
+    }
+
+    /// [`Part::inject_one`] with one class (so one priority level): the
+    /// class is always the one chosen, its queue holds the interface's
+    /// packets, and `last_class` stays 0.
+    #[inline(always)]
+    fn inject_single(&mut self, t: u64, c: &Consts, pk: &[Packet], ln: usize) {
+        let ni = &self.ni[ln];
+        let q = &ni.classes[0];
+        if q.queue.is_empty() {
+            return;
+        }
+        let vc = if q.cur_vc >= 0 {
+            q.cur_vc as u8
+        } else {
+            match Self::head_vc(c, ni, 0) {
+                Some(v) => v,
+                None => return,
+            }
+        };
+        if ni.credits[vc as usize] == 0 {
+            return;
+        }
+        self.send_flit(t, c, pk, ln, 0, vc);
+    }
+
+    /// The VC a head of class `cl` takes at interface `ni`: the first of
+    /// the class's VCs, round-robin after the last one a head took, that
+    /// is free and not full.
+    #[inline(always)]
+    fn head_vc(c: &Consts, ni: &Ni, cl: usize) -> Option<u8> {
+        let q = &ni.classes[cl];
+        let lo = c.class_lo[cl];
+        let cnt = c.class_hi[cl] - lo;
+        (0..cnt)
+            .map(|i| lo + (q.last_vc - lo + 1 + i) % cnt)
+            .find(|&vc| ni.in_use >> vc & 1 == 0 && ni.credits[vc as usize] > 0)
+    }
+
+    /// Inject the next flit of class `cl` of interface `ln` on VC `vc`
+    /// (chosen by [`Part::inject_one`] or [`Part::inject_single`]).
+    #[inline(always)]
+    fn send_flit(&mut self, t: u64, c: &Consts, pk: &[Packet], ln: usize, cl: usize, vc: u8) {
         let ni = &mut self.ni[ln];
         ni.last_class = cl as u8;
         ni.credits[vc as usize] -= 1;
@@ -1941,16 +2011,16 @@ impl Part {
             q.next_seq = seq + 1;
         }
         let a = self.inj_timing[ln].send(t);
-        self.schedule::<2>(
-            c,
-            a,
-            Ev {
-                target: ((self.r0 + ln) * PORTS + LOCAL) as u32,
-                vc,
-                flit: f,
-            },
-            self.id,
-        );
+        let target = ((self.r0 + ln) * PORTS + LOCAL) as u32;
+        // `schedule` for a flit of this part's router `ln` (an interface
+        // and its router are in the same part), in band `ln / BAND`.
+        let k = (a & c.wheel_mask) as usize * self.nbands + ln / BAND;
+        debug_assert_eq!(k, self.wheel_slot::<2>(c, a, target));
+        self.wheel[k].push(Ev {
+            target,
+            vc,
+            flit: f,
+        });
         self.cyc.injected_flits += 1;
         self.inj_node[ln] += 1;
         self.progressed = true;

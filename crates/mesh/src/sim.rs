@@ -303,9 +303,9 @@ pub fn run_measured_observed(
                 if measured {
                     *measured_outstanding += 1;
                 }
-                net.enqueue(*p)
-                    .expect("traffic source produced an impossible packet");
             }
+            net.enqueue_all(&newp)
+                .expect("traffic source produced an impossible packet");
         }
         net.step()?;
         for d in net.drain_delivered() {

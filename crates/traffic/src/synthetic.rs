@@ -214,14 +214,110 @@ struct OnOffState {
     until: u64,
 }
 
+/// Each node's next packet time, popped in (time, node) order.
+///
+/// Times within `len` cycles of the next expected cycle sit in a calendar
+/// of node bitmaps, one slot per cycle (`len` a power of 2): scanning the
+/// slot of cycle `t` word by word yields its nodes in ascending order, the
+/// order a binary heap of `(time, node)` would pop them in, for a few
+/// instructions per packet where each heap push and pop takes about a
+/// hundred. Later times wait in a heap (`far`) and move into the calendar
+/// when they come within range. If a caller skips cycles, everything moves
+/// into `far` for good and the heap alone is used, as before the calendar.
+struct Calendar {
+    /// Next cycle `pop_due` expects (every time held is `>= next`).
+    next: u64,
+    /// `len - 1`.
+    mask: u64,
+    /// 64-bit words per slot (`nodes.div_ceil(64)`).
+    words: usize,
+    /// Slot `time & mask`, word `w`: bit `node & 63` of node `w * 64 + (node & 63)`.
+    bits: Vec<u64>,
+    /// Times at least `len` cycles ahead (all times after a skipped cycle).
+    far: BinaryHeap<Reverse<(u64, u32)>>,
+    /// A cycle was skipped: only `far` is used.
+    heap_only: bool,
+}
+
+impl Calendar {
+    fn new(nodes: usize, p: f64) -> Self {
+        let words = nodes.div_ceil(64).max(1);
+        // About four mean gaps, so that few times go to `far`; at most
+        // 16 Ki words (128 KiB) of bitmaps.
+        let want = if p > 0.0 {
+            (4.0 / p).min(1024.0) as usize
+        } else {
+            64
+        };
+        let cap = (16384 / words).max(64);
+        let len = want.clamp(64, 1024).min(cap).next_power_of_two();
+        Calendar {
+            next: 0,
+            mask: len as u64 - 1,
+            words,
+            bits: vec![0; len * words],
+            far: BinaryHeap::with_capacity(nodes),
+            heap_only: false,
+        }
+    }
+
+    /// Add `node`'s next packet time `at` (`at >= next`).
+    #[inline]
+    fn push(&mut self, at: u64, node: u32) {
+        if !self.heap_only && at - self.next <= self.mask {
+            let i = (at & self.mask) as usize * self.words + (node >> 6) as usize;
+            self.bits[i] |= 1 << (node & 63);
+        } else {
+            self.far.push(Reverse((at, node)));
+        }
+    }
+
+    /// Called with `t == next`: move the times of `far` that are now within
+    /// range into the calendar.
+    #[inline]
+    fn admit(&mut self, t: u64) {
+        while let Some(&Reverse((at, node))) = self.far.peek() {
+            if at - t > self.mask {
+                break;
+            }
+            self.far.pop();
+            let i = (at & self.mask) as usize * self.words + (node >> 6) as usize;
+            self.bits[i] |= 1 << (node & 63);
+        }
+    }
+
+    /// Give up the calendar (a cycle was skipped): move its times to `far`.
+    fn spill_to_heap(&mut self) {
+        let len = self.mask as usize + 1;
+        for slot in 0..len {
+            // The time in [next, next + len) of this slot.
+            let at = self.next + ((slot as u64).wrapping_sub(self.next) & self.mask);
+            for w in 0..self.words {
+                let mut b = std::mem::take(&mut self.bits[slot * self.words + w]);
+                while b != 0 {
+                    let node = (w * 64) as u32 + b.trailing_zeros();
+                    b &= b - 1;
+                    self.far.push(Reverse((at, node)));
+                }
+            }
+        }
+        self.heap_only = true;
+    }
+}
+
 /// A [`TrafficSource`] for a [`SyntheticSpec`].
 pub struct Synthetic {
     spec: SyntheticSpec,
     topo: Topology,
     rngs: Vec<Xoshiro256PlusPlus>,
-    heap: BinaryHeap<Reverse<(u64, u32)>>,
+    cal: Calendar,
     p_packet: f64,
     p_on: f64,
+    /// `ln(1 - p)` of `p_packet`, `p_on`, alpha and beta (see `Synthetic::geometric`).
+    ln_packet: f64,
+    ln_on: f64,
+    ln_alpha: f64,
+    ln_beta: f64,
     onoff: Vec<OnOffState>,
     cum_weights: Vec<f64>,
 }
@@ -311,11 +407,19 @@ impl Synthetic {
             );
         }
         let n = topo.nodes();
+        let (alpha, beta) = match spec.process {
+            Process::OnOff { alpha, beta } => (alpha, beta),
+            Process::Bernoulli => (0.0, 0.0),
+        };
         let mut s = Synthetic {
             rngs: (0..n).map(|i| stream_rng(spec.seed, i as u64)).collect(),
-            heap: BinaryHeap::with_capacity(n),
+            cal: Calendar::new(n, p_packet),
             p_packet,
             p_on,
+            ln_packet: (1.0 - p_packet).ln(),
+            ln_on: (1.0 - p_on).ln(),
+            ln_alpha: (1.0 - alpha).ln(),
+            ln_beta: (1.0 - beta).ln(),
             onoff: vec![
                 OnOffState {
                     on: false,
@@ -339,7 +443,7 @@ impl Synthetic {
                 s.onoff[node].until = until;
             }
             if let Some(t) = s.next_packet_time(node, 0) {
-                s.heap.push(Reverse((t, node as u32)));
+                s.cal.push(t, node as u32);
             }
         }
         Ok(s)
@@ -353,8 +457,9 @@ impl Synthetic {
     }
 
     /// Number of cycles until the first success of a p-coin, counting the
-    /// current cycle as 0.
-    fn geometric(rng: &mut Xoshiro256PlusPlus, p: f64) -> Option<u64> {
+    /// current cycle as 0. `ln_q` is `(1 - p).ln()`, computed once.
+    #[inline]
+    fn geometric(rng: &mut Xoshiro256PlusPlus, p: f64, ln_q: f64) -> Option<u64> {
         if p <= 0.0 {
             return None;
         }
@@ -362,11 +467,15 @@ impl Synthetic {
             return Some(0);
         }
         let u: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
-        let k = (u.ln() / (1.0 - p).ln()).floor();
-        if k > 1e15 {
+                                                // ⌊k⌋ as an integer: the saturating cast truncates, which is the
+                                                // floor for k ≥ 0 and gives 0 (as did ⌊k⌋ cast) for k < 0 or NaN;
+                                                // ⌊k⌋ > 1e15 exactly when the truncated k > 10^15 (the cast of a
+                                                // k ≥ 2^64 saturates), without a call to `floor`.
+        let k = (u.ln() / ln_q) as u64;
+        if k > 1_000_000_000_000_000 {
             None
         } else {
-            Some(k as u64)
+            Some(k)
         }
     }
 
@@ -376,15 +485,20 @@ impl Synthetic {
             Process::Bernoulli => return u64::MAX,
         };
         // A phase lasts until the switching coin succeeds (at least 1 cycle).
-        let p = if on { beta } else { alpha };
-        Self::geometric(&mut self.rngs[node], p).map_or(u64::MAX, |k| k + 1)
+        let (p, ln_q) = if on {
+            (beta, self.ln_beta)
+        } else {
+            (alpha, self.ln_alpha)
+        };
+        Self::geometric(&mut self.rngs[node], p, ln_q).map_or(u64::MAX, |k| k + 1)
     }
 
     /// First cycle ≥ `from` at which `node` creates a packet.
     fn next_packet_time(&mut self, node: usize, from: u64) -> Option<u64> {
         match self.spec.process {
             Process::Bernoulli => {
-                Self::geometric(&mut self.rngs[node], self.p_packet).map(|k| from + k)
+                Self::geometric(&mut self.rngs[node], self.p_packet, self.ln_packet)
+                    .map(|k| from + k)
             }
             Process::OnOff { .. } => {
                 let mut t = from;
@@ -400,7 +514,9 @@ impl Synthetic {
                         continue;
                     }
                     if st.on {
-                        if let Some(k) = Self::geometric(&mut self.rngs[node], self.p_on) {
+                        if let Some(k) =
+                            Self::geometric(&mut self.rngs[node], self.p_on, self.ln_on)
+                        {
                             if t + k < phase_end {
                                 return Some(t + k);
                             }
@@ -434,30 +550,63 @@ impl Synthetic {
     }
 }
 
+impl Synthetic {
+    /// A packet of `node` created in cycle `t`, and the node's next packet time.
+    #[inline]
+    fn emit(&mut self, t: u64, node: usize, out: &mut Vec<NewPacket>) {
+        let size = self.packet_size(node);
+        let dst = self
+            .spec
+            .pattern
+            .dest(&self.topo, node, &mut self.rngs[node]);
+        out.push(NewPacket {
+            src: node as u32,
+            dst: dst as u32,
+            size,
+            class: self.spec.class,
+            ctime: t,
+            tag: 0,
+        });
+        if let Some(nt) = self.next_packet_time(node, t + 1) {
+            self.cal.push(nt, node as u32);
+        }
+    }
+}
+
 impl TrafficSource for Synthetic {
     fn generate(&mut self, t: u64, out: &mut Vec<NewPacket>) {
-        while let Some(&Reverse((when, node))) = self.heap.peek() {
-            if when > t {
-                break;
+        if !self.cal.heap_only {
+            if t < self.cal.next {
+                // Every time held is at least `next`: nothing is due.
+                return;
             }
-            self.heap.pop();
-            let node = node as usize;
-            debug_assert_eq!(when, t, "a packet time was skipped");
-            let size = self.packet_size(node);
-            let dst = self
-                .spec
-                .pattern
-                .dest(&self.topo, node, &mut self.rngs[node]);
-            out.push(NewPacket {
-                src: node as u32,
-                dst: dst as u32,
-                size,
-                class: self.spec.class,
-                ctime: t,
-                tag: 0,
-            });
-            if let Some(nt) = self.next_packet_time(node, t + 1) {
-                self.heap.push(Reverse((nt, node as u32)));
+            if t > self.cal.next {
+                self.cal.spill_to_heap();
+            }
+        }
+        if self.cal.heap_only {
+            // Pop in (time, node) order everything due by `t`.
+            while let Some(&Reverse((when, node))) = self.cal.far.peek() {
+                if when > t {
+                    break;
+                }
+                self.cal.far.pop();
+                self.emit(t, node as usize, out);
+            }
+            return;
+        }
+        self.cal.admit(t);
+        self.cal.next = t + 1;
+        let base = (t & self.cal.mask) as usize * self.cal.words;
+        for w in 0..self.cal.words {
+            // A time pushed while the slot is scanned is in (t, t + len]:
+            // t + len falls in this slot, but in the word of its node,
+            // already taken.
+            let mut b = std::mem::take(&mut self.cal.bits[base + w]);
+            while b != 0 {
+                let node = w * 64 + b.trailing_zeros() as usize;
+                b &= b - 1;
+                self.emit(t, node, out);
             }
         }
     }
@@ -520,6 +669,58 @@ mod tests {
         let rate = flits as f64 / 16.0 / cycles as f64;
         assert!((rate - 0.2).abs() < 0.004, "rate {rate}");
         assert!(out.windows(2).all(|w| w[0].ctime <= w[1].ctime));
+    }
+
+    /// The calendar pops the same packets in the same order as the heap
+    /// alone (a source switched to it from the start), over several words
+    /// of nodes, far times, on/off phases, and calls that skip cycles or
+    /// repeat one.
+    #[test]
+    fn calendar_matches_heap() {
+        let cases = [
+            (12, 0.3, Process::Bernoulli, vec![4]),
+            (12, 0.002, Process::Bernoulli, vec![1, 4]),
+            (3, 1.0, Process::Bernoulli, vec![1]),
+            (
+                9,
+                0.05,
+                Process::OnOff {
+                    alpha: 0.01,
+                    beta: 0.2,
+                },
+                vec![2],
+            ),
+        ];
+        for (k, rate, process, sizes) in cases {
+            let t = topo(k);
+            let spec = SyntheticSpec {
+                rate,
+                process,
+                sizes,
+                seed: 3,
+                ..Default::default()
+            };
+            for skip in [None, Some(1500), Some(2000)] {
+                let mut cal = Synthetic::new(spec.clone(), &t).unwrap();
+                let mut heap = Synthetic::new(spec.clone(), &t).unwrap();
+                heap.cal.spill_to_heap();
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                // Cycles 0..6000; with 1500, 700 of them skipped; with
+                // 2000, cycles 1998 and 1999 called again.
+                let calls: Vec<u64> = match skip {
+                    None => (0..6000).collect(),
+                    Some(1500) => (0..1500).chain(2200..6000).collect(),
+                    Some(_) => (0..2000).chain(1998..6000).collect(),
+                };
+                for c in calls {
+                    cal.generate(c, &mut a);
+                    heap.generate(c, &mut b);
+                }
+                assert!(!a.is_empty());
+                assert_eq!(a, b, "{k}x{k} rate {rate} skip {skip:?}");
+                assert_eq!(cal.cal.heap_only, skip == Some(1500));
+            }
+        }
     }
 
     #[test]
