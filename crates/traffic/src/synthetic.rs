@@ -466,11 +466,12 @@ impl Synthetic {
         if p >= 1.0 {
             return Some(0);
         }
-        let u: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
-                                                // ⌊k⌋ as an integer: the saturating cast truncates, which is the
-                                                // floor for k ≥ 0 and gives 0 (as did ⌊k⌋ cast) for k < 0 or NaN;
-                                                // ⌊k⌋ > 1e15 exactly when the truncated k > 10^15 (the cast of a
-                                                // k ≥ 2^64 saturates), without a call to `floor`.
+        // u in (0, 1].
+        let u: f64 = 1.0 - rng.random::<f64>();
+        // ⌊k⌋ as an integer: the saturating cast truncates, which is the
+        // floor for k ≥ 0 and gives 0 (as did ⌊k⌋ cast) for k < 0 or NaN;
+        // ⌊k⌋ > 1e15 exactly when the truncated k > 10^15 (the cast of a
+        // k ≥ 2^64 saturates), without a call to `floor`.
         let k = (u.ln() / ln_q) as u64;
         if k > 1_000_000_000_000_000 {
             None
