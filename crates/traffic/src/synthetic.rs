@@ -305,6 +305,19 @@ impl Calendar {
     }
 }
 
+/// `ln(1 - p)` for a probability `p`: `(1 - p).ln()` as the draws have
+/// always used it, except where `1 - p` rounds to 1 (`p` below about
+/// 1.1e-16), whose logarithm would be 0 and make every gap 0 (a packet
+/// every cycle instead of almost never); there `ln_1p(-p)`, which keeps
+/// such a rate's gaps astronomically long.
+fn ln_one_minus(p: f64) -> f64 {
+    if 1.0 - p == 1.0 && p > 0.0 {
+        (-p).ln_1p()
+    } else {
+        (1.0 - p).ln()
+    }
+}
+
 /// A [`TrafficSource`] for a [`SyntheticSpec`].
 pub struct Synthetic {
     spec: SyntheticSpec,
@@ -416,10 +429,10 @@ impl Synthetic {
             cal: Calendar::new(n, p_packet),
             p_packet,
             p_on,
-            ln_packet: (1.0 - p_packet).ln(),
-            ln_on: (1.0 - p_on).ln(),
-            ln_alpha: (1.0 - alpha).ln(),
-            ln_beta: (1.0 - beta).ln(),
+            ln_packet: ln_one_minus(p_packet),
+            ln_on: ln_one_minus(p_on),
+            ln_alpha: ln_one_minus(alpha),
+            ln_beta: ln_one_minus(beta),
             onoff: vec![
                 OnOffState {
                     on: false,
@@ -457,7 +470,8 @@ impl Synthetic {
     }
 
     /// Number of cycles until the first success of a p-coin, counting the
-    /// current cycle as 0. `ln_q` is `(1 - p).ln()`, computed once.
+    /// current cycle as 0. `ln_q` is `ln(1 - p)` ([`ln_one_minus`]),
+    /// computed once.
     #[inline]
     fn geometric(rng: &mut Xoshiro256PlusPlus, p: f64, ln_q: f64) -> Option<u64> {
         if p <= 0.0 {
@@ -670,6 +684,22 @@ mod tests {
         let rate = flits as f64 / 16.0 / cycles as f64;
         assert!((rate - 0.2).abs() < 0.004, "rate {rate}");
         assert!(out.windows(2).all(|w| w[0].ctime <= w[1].ctime));
+    }
+
+    /// A rate so small that `1 - p` rounds to 1 makes (almost) no packets;
+    /// its logarithm taken as `(1 - p).ln() = 0` made one every cycle.
+    #[test]
+    fn vanishing_rate_makes_no_packets() {
+        let spec = SyntheticSpec {
+            rate: 1e-17,
+            ..Default::default()
+        };
+        let mut s = Synthetic::new(spec, &topo(4)).unwrap();
+        let mut out = Vec::new();
+        for t in 0..1000 {
+            s.generate(t, &mut out);
+        }
+        assert!(out.is_empty(), "{} packets at rate 1e-17", out.len());
     }
 
     /// The calendar pops the same packets in the same order as the heap
