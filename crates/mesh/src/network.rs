@@ -2012,10 +2012,9 @@ impl Part {
         }
         let a = self.inj_timing[ln].send(t);
         let target = ((self.r0 + ln) * PORTS + LOCAL) as u32;
-        // `schedule` for a flit of this part's router `ln` (an interface
-        // and its router are in the same part), in band `ln / BAND`.
-        let k = (a & c.wheel_mask) as usize * self.nbands + ln / BAND;
-        debug_assert_eq!(k, self.wheel_slot::<2>(c, a, target));
+        // Straight into this part's wheel: an interface and its router
+        // are in the same part (`schedule` without the part test).
+        let k = self.wheel_slot::<2>(c, a, target);
         self.wheel[k].push(Ev {
             target,
             vc,
