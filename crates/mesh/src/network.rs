@@ -456,7 +456,11 @@ struct Part {
     /// Flits in flight to this part's routers and interfaces, per (arrival
     /// cycle mod the wheel length, band): index `bucket * nbands + band`,
     /// band `lr / BAND` of the receiving router or node.
-    wheel: Vec<Vec<Ev>>,
+    ///
+    /// Two wheels, so that the arrival loop does not branch on the kind
+    /// of flit (which is not predictable): `wheel[0]` holds flits for
+    /// routers' input ports, `wheel[1]` flits for ejection at interfaces.
+    wheel: [Vec<Vec<Ev>>; 2],
     /// Credits in flight to this part, same indexing as `wheel`, without
     /// the flit a credit does not need and in two wheels so that the
     /// arrival loops do not branch on the kind of item: `cwheel[0]` holds
@@ -485,6 +489,8 @@ struct Part {
     /// A flit moved this cycle.
     progressed: bool,
     inj_node: Vec<u64>,
+    /// Flits switched per output VC, index `(lr*PORTS + port)*V + vc`
+    /// (as `credits`).
     link_flits: Vec<u64>,
     scratch_va: Vec<(u32, u128)>,
     scratch_grants: Vec<(u32, u32)>,
@@ -985,7 +991,9 @@ impl Network {
                         .collect(),
                     inj_timing: inj_timing[r0..r1].to_vec(),
                     ej_cred_timing: ej_cred_timing[r0..r1].to_vec(),
-                    wheel: vec![Vec::new(); wheel_len as usize * nr.div_ceil(BAND)],
+                    wheel: std::array::from_fn(|_| {
+                        vec![Vec::new(); wheel_len as usize * nr.div_ceil(BAND)]
+                    }),
                     cwheel: std::array::from_fn(|_| {
                         vec![Vec::new(); wheel_len as usize * nr.div_ceil(BAND)]
                     }),
@@ -1022,7 +1030,7 @@ impl Network {
                     cyc: Counters::default(),
                     progressed: false,
                     inj_node: vec![0; nr],
-                    link_flits: vec![0; nr * PORTS * nclasses],
+                    link_flits: vec![0; nr * pv],
                     scratch_va: Vec::new(),
                     scratch_grants: Vec::new(),
                 })
@@ -1137,7 +1145,8 @@ impl Network {
             && self.in_flight_flits == 0
             && (0..self.core.parts.len()).all(|p| {
                 let p = self.core.lock(p);
-                p.wheel.iter().all(Vec::is_empty) && p.cwheel.iter().flatten().all(Vec::is_empty)
+                p.wheel.iter().flatten().all(Vec::is_empty)
+                    && p.cwheel.iter().flatten().all(Vec::is_empty)
             })
             && self
                 .core
@@ -1162,9 +1171,18 @@ impl Network {
     }
     /// Cumulative flits per (output port, class): index `(r*5 + port)*C + class`.
     pub fn link_flits(&self) -> Vec<u64> {
+        let c = &self.core.c;
         let mut out = Vec::new();
         for p in 0..self.core.parts.len() {
-            out.extend_from_slice(&self.core.lock(p).link_flits);
+            // The parts count per output VC; classes own disjoint VC
+            // ranges, so each VC's count belongs to one class.
+            for per_port in self.core.lock(p).link_flits.chunks(c.v) {
+                let at = out.len();
+                out.resize(at + c.nclasses, 0);
+                for (vc, &n) in per_port.iter().enumerate() {
+                    out[at + c.vc_class[vc] as usize] += n;
+                }
+            }
         }
         out
     }
@@ -1532,7 +1550,7 @@ impl Network {
                     }
                 }
             }
-            on_links += p.wheel.iter().map(Vec::len).sum::<usize>() as u64;
+            on_links += p.wheel.iter().flatten().map(Vec::len).sum::<usize>() as u64;
         }
         for m in &self.core.mail {
             let m = m.lock().expect("a simulation thread panicked");
@@ -1588,7 +1606,7 @@ impl Part {
                         RemoteEv::Flit { at, ev } => {
                             debug_assert!(at > t, "an item arrives before it is collected");
                             let k = self.wheel_slot::<2>(c, at, ev.target);
-                            self.wheel[k].push(ev);
+                            self.wheel[(ev.target >= c.rp) as usize][k].push(ev);
                         }
                         RemoteEv::Credit { at, target, vc } => {
                             debug_assert!(at > t, "an item arrives before it is collected");
@@ -1658,7 +1676,7 @@ impl Part {
     fn schedule<const S: u8>(&mut self, c: &Consts, at: u64, ev: Ev, to: u16) {
         if S == 3 || to == self.id {
             let k = self.wheel_slot::<S>(c, at, ev.target);
-            self.wheel[k].push(ev);
+            self.wheel[(ev.target >= c.rp) as usize][k].push(ev);
         } else {
             debug_assert!(to.abs_diff(self.id) == 1, "an item for a part not adjacent");
             self.outbox[(to > self.id) as usize].push(RemoteEv::Flit { at, ev });
@@ -1689,9 +1707,9 @@ impl Part {
     }
 
     /// Apply the items arriving in cycle `t` at the routers and interfaces
-    /// of band `band`: router credits, interface credits, then flits.
+    /// of band `band`: router credits, interface credits, router flits, then ejections.
     ///
-    /// The order of the three lists does not change any result. A credit
+    /// The order of the four lists does not change any result. A credit
     /// writes only its output VC's counter and, when that is full again,
     /// its router's `ovc_tail_sent` / `ovc_in_use` bits (an interface
     /// credit: its interface's `credits`, `tail_sent`, `in_use`); a flit
@@ -1706,9 +1724,10 @@ impl Part {
     /// so do flit arrivals (one flit per input VC per cycle, bit sets).
     /// Only ejections are order-sensitive (`delivered`, in ascending node
     /// order, and `freed`, both merged in part order by [`Network::step`]),
-    /// and they keep the order they had when credits shared the flit
-    /// wheel: flits are pushed into it in the same order as then, and
-    /// taking the credits out of a list does not reorder the flits left.
+    /// and they keep the order they had when credits and router flits
+    /// shared one wheel with them: ejections are pushed into their own
+    /// wheel in the same order as then, and taking the other items out of
+    /// a list does not reorder the ejections left.
     #[inline(never)]
     fn process_arrivals(&mut self, t: u64, c: &Consts, pk: &[Packet], band: usize) {
         let bucket = (t & c.wheel_mask) as usize * self.nbands + band;
@@ -1738,23 +1757,24 @@ impl Part {
             }
         }
         self.cwheel[1][bucket].clear();
-        let mut evs = std::mem::take(&mut self.wheel[bucket]);
-        let rp = c.rp;
         let port0 = (self.r0 * PORTS) as u32;
-        let node0 = rp + self.r0 as u32;
+        let mut evs = std::mem::take(&mut self.wheel[0][bucket]);
         for &ev in &evs {
-            if ev.target < rp {
-                self.flit_arrives(t, c, pk, (ev.target - port0) as usize, ev.flit, ev.vc);
-            } else {
-                self.eject(t, c, pk, (ev.target - node0) as usize, ev.flit, ev.vc);
-            }
+            self.flit_arrives(t, c, pk, (ev.target - port0) as usize, ev.flit, ev.vc);
         }
+        evs.clear();
+        self.wheel[0][bucket] = evs;
+        let node0 = c.rp + self.r0 as u32;
+        let mut evs = std::mem::take(&mut self.wheel[1][bucket]);
+        for &ev in &evs {
+            self.eject(t, c, pk, (ev.target - node0) as usize, ev.flit, ev.vc);
+        }
+        evs.clear();
+        self.wheel[1][bucket] = evs;
         // Every delay is at least 2 cycles, so nothing was scheduled into
         // the buckets being processed: they are empty again.
-        debug_assert!(self.wheel[bucket].is_empty());
+        debug_assert!(self.wheel.iter().all(|w| w[bucket].is_empty()));
         debug_assert!(self.cwheel.iter().all(|w| w[bucket].is_empty()));
-        evs.clear();
-        self.wheel[bucket] = evs;
     }
 
     /// Candidate output VCs at router `r` (global id) for packet `pkt`.
@@ -2015,7 +2035,7 @@ impl Part {
         // Straight into this part's wheel: an interface and its router
         // are in the same part (`schedule` without the part test).
         let k = self.wheel_slot::<2>(c, a, target);
-        self.wheel[k].push(Ev {
+        self.wheel[0][k].push(Ev {
             target,
             vc,
             flit: f,
@@ -2489,10 +2509,13 @@ impl Part {
         self.sw_rr[(lr * PORTS + i) * nlev + lvl] = (if vc + 1 == v { 0 } else { vc + 1 }) as u8;
         let ovc = c.vc_of[oi & 127];
         f.add_hop_if_head();
-        // Classes own disjoint VC ranges: the output VC gives the class.
-        let class = c.vc_class[ovc as usize & 31] as usize;
-        debug_assert_eq!(class, pk[f.pkt as usize].class as usize);
-        self.link_flits[(lr * PORTS + o) * c.nclasses + class] += 1;
+        // Classes own disjoint VC ranges: the output VC gives the class
+        // (`Network::link_flits` sums the VCs of each class).
+        debug_assert_eq!(
+            c.vc_class[ovc as usize & 31] as usize,
+            pk[f.pkt as usize].class as usize
+        );
+        self.link_flits[og] += 1;
         self.cyc.flit_hops += (o != LOCAL) as u64;
         // With `D` every flit link takes one flit per cycle and is never
         // checked (`Consts::fast_links`): only the arrival is needed.
