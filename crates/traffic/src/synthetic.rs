@@ -392,8 +392,8 @@ impl Synthetic {
             RateUnit::Flits => spec.rate / mean_size,
             RateUnit::Packets => spec.rate,
         };
-        let (p_on, onoff_ok) = match spec.process {
-            Process::Bernoulli => (p_packet, true),
+        let p_on = match spec.process {
+            Process::Bernoulli => p_packet,
             Process::OnOff { alpha, beta } => {
                 if !(alpha > 0.0 && alpha <= 1.0 && (0.0..=1.0).contains(&beta)) {
                     return terr(
@@ -401,10 +401,9 @@ impl Synthetic {
                         format!("alpha {alpha} must be in (0, 1], beta {beta} in [0, 1]"),
                     );
                 }
-                (p_packet * (alpha + beta) / alpha, true)
+                p_packet * (alpha + beta) / alpha
             }
         };
-        let _ = onoff_ok;
         if p_on > 1.0 {
             return terr(
                 "injection_rate",
