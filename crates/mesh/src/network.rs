@@ -489,7 +489,10 @@ struct Part {
     router_on: Vec<u64>,
     // Output VCs, index (lr*PORTS + port)*V + vc.
     credits: Vec<u16>,
-    /// Input VC (global index) holding each output VC, for deadlock reports.
+    /// Input VC (global index) holding each output VC, for deadlock
+    /// reports; written by the general router step only (with
+    /// [`Consts::simple`] [`Network::deadlock_report`] derives it from the
+    /// ACTIVE VCs, which saves a store to a cold line per VC grant).
     owner: Vec<u32>,
     /// Per port `lr*PORTS + p`: the flit link leaving output port `p` and
     /// the credit link leaving input port `p`.
@@ -1421,6 +1424,25 @@ impl Network {
             let p = &parts[c.part_of[g / pv] as usize];
             (p, g - p.r0 * pv)
         };
+        // The input VC holding each output VC (global ids). The default
+        // pipeline does not record it (`Part::owner` is written by the
+        // general step only): there an output VC is in use exactly while
+        // the input VC it was granted to is ACTIVE on it, so the ACTIVE
+        // VCs give the same table.
+        let derived: Vec<u32> = if c.simple {
+            let mut d = vec![u32::MAX; r_n * pv];
+            for p in &parts {
+                for (lg, s) in p.bufs.vcs.iter().enumerate() {
+                    if s.st == ACTIVE {
+                        let g = p.r0 * pv + lg;
+                        d[g / pv * pv + s.out as usize] = g as u32;
+                    }
+                }
+            }
+            d
+        } else {
+            Vec::new()
+        };
         // Edges between input VCs (global ids) that hold flits.
         let mut edges: Vec<Vec<u32>> = vec![Vec::new(); r_n * pv];
         let mut blocked = Vec::new();
@@ -1448,7 +1470,11 @@ impl Network {
                         let oi = m.trailing_zeros() as usize;
                         m &= m - 1;
                         if p.ovc_in_use[lr] >> oi & 1 == 1 {
-                            let ow = p.owner[lr * pv + oi];
+                            let ow = if c.simple {
+                                derived[r * pv + oi]
+                            } else {
+                                p.owner[lr * pv + oi]
+                            };
                             if ow != u32::MAX && ow as usize != g {
                                 edges_g.push(ow);
                             }
@@ -2346,7 +2372,9 @@ impl Part {
             if !D && (c.wait_tail || c.atomic_ovc != 0) {
                 self.ovc_tail_sent[lr] &= !bit;
             }
-            self.owner[base + oi as usize] = gbase + li;
+            if !D {
+                self.owner[base + oi as usize] = gbase + li;
+            }
             self.bufs.vcs[g].out = oi as u8;
             self.bufs.vcs[g].st = ACTIVE;
             self.bufs.vcs[g].next = t + vad;

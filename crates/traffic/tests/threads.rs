@@ -222,6 +222,29 @@ fn deadlock_report_is_the_same() {
     }
 }
 
+/// The default pipeline does not record which input VC holds an output
+/// VC; its deadlock report derives that from the ACTIVE VCs. The check
+/// mode takes the general router step, which records it: both must give
+/// the same report (the waits of heads in VC allocation on held output
+/// VCs are the edges of this deadlock's wait-for graph).
+#[test]
+fn deadlock_report_is_the_same_in_the_check_mode() {
+    let cfg = NetworkConfig {
+        mesh: mesh(6, 6),
+        router: router(1, 2),
+        routing: Routing::AdaptiveUnsafe,
+        deadlock_timeout: 300,
+        ..Default::default()
+    };
+    let fast = run(&cfg, 1, 60, 5_000, 7);
+    assert!(fast.deadlock.is_some(), "expected a deadlock at this load");
+    let check = NetworkConfig {
+        step_all: true,
+        ..cfg
+    };
+    assert_eq!(fast, run(&check, 1, 60, 5_000, 7));
+}
+
 /// Threads beyond the mesh's rows are not started; the count is reported.
 #[test]
 fn thread_count_is_capped_by_rows() {
