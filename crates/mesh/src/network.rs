@@ -193,10 +193,11 @@ enum RemoteEv {
     Credit { at: u64, target: u32, vc: u8 },
 }
 
-/// The two links leaving one router port: where they go and their delays
-/// (one 16-byte record, so that a switched flit reads each of its ports
-/// once; a router's five records take 80 bytes, and routers visited in
-/// ascending order share lines).
+/// The two links leaving one router port: where they go, their delays,
+/// and with one class the output port's flit count (one 24-byte record,
+/// so that a switched flit reads each of its ports once; a router's five
+/// records take 120 bytes, and routers visited in ascending order share
+/// lines).
 #[derive(Clone, Copy, Debug)]
 struct PortLinks {
     /// Flit target the output port feeds ([`Consts::out_link`]).
@@ -214,6 +215,11 @@ struct PortLinks {
     out_part: u16,
     /// Part receiving the credits.
     cred_part: u16,
+    /// With one message class: flits switched out of the output port so
+    /// far (the per-class counters, `Part::link_flits`, are then unused).
+    /// A switched flit has just read this record, so the count costs no
+    /// line of its own (a cold one per hop on a large mesh at low load).
+    flits: u64,
 }
 
 /// Occupancy of the two links leaving one router port, for links slower
@@ -540,7 +546,8 @@ struct Part {
     progressed: bool,
     inj_node: Vec<u64>,
     /// Flits switched per (output port, class), index
-    /// `(lr*PORTS + port)*C + class`.
+    /// `(lr*PORTS + port)*C + class`, with two or more classes (with one,
+    /// [`PortLinks::flits`] counts them).
     link_flits: Vec<u64>,
     scratch_va: Vec<(u32, u128)>,
     scratch_grants: Vec<(u32, u32)>,
@@ -1031,6 +1038,7 @@ impl Network {
                             cred_target: in_credit_link[q],
                             out_part: out_part[q],
                             cred_part: in_credit_part[q],
+                            flits: 0,
                         })
                         .collect(),
                     timing: (r0 * PORTS..r1 * PORTS)
@@ -1080,7 +1088,11 @@ impl Network {
                     cyc: Counters::default(),
                     progressed: false,
                     inj_node: vec![0; nr],
-                    link_flits: vec![0; nr * PORTS * nclasses],
+                    link_flits: if nclasses > 1 {
+                        vec![0; nr * PORTS * nclasses]
+                    } else {
+                        Vec::new()
+                    },
                     scratch_va: Vec::new(),
                     scratch_grants: Vec::new(),
                 })
@@ -1223,7 +1235,12 @@ impl Network {
     pub fn link_flits(&self) -> Vec<u64> {
         let mut out = Vec::new();
         for p in 0..self.core.parts.len() {
-            out.extend_from_slice(&self.core.lock(p).link_flits);
+            let p = self.core.lock(p);
+            if self.core.c.nclasses == 1 {
+                out.extend(p.links.iter().map(|l| l.flits));
+            } else {
+                out.extend_from_slice(&p.link_flits);
+            }
         }
         out
     }
@@ -2572,7 +2589,11 @@ impl Part {
         // misses: cachegrind, session 7.)
         let class = c.vc_class[ovc as usize & 31] as usize;
         debug_assert_eq!(class, pk[f.pkt as usize].class as usize);
-        self.link_flits[(lr * PORTS + o) * c.nclasses + class] += 1;
+        if c.nclasses == 1 {
+            self.links[lr * PORTS + o].flits += 1;
+        } else {
+            self.link_flits[(lr * PORTS + o) * c.nclasses + class] += 1;
+        }
         self.cyc.flit_hops += (o != LOCAL) as u64;
         // With `D` every flit link takes one flit per cycle and is never
         // checked (`Consts::fast_links`): only the arrival is needed.
