@@ -75,11 +75,12 @@
 //! # State layout
 //! Per input VC (part-local index `(lr*PORTS + port)*V + vc`, `lr` the
 //! router's index in its part) the pipeline state (next cycle, stage,
-//! output VC) shares one 16-byte [`wafernoc_router::VcState`] record with
-//! the VC's ring position in [`VcBuffers`], so visiting a VC, writing a
-//! flit into it or switching one out reads one record besides the flit's
-//! slot; the route mask, read only in VC allocation, is kept apart
-//! (`routes`). Per router, `work` marks the VCs holding flits (the only
+//! output VC) and its route mask share one 32-byte
+//! [`wafernoc_router::VcState`] record with the VC's ring position in
+//! [`VcBuffers`], so visiting a VC, writing a flit into it (routing a
+//! head) or switching one out reads one record besides the flit's slot
+//! (the route had an array of its own until session 7; storing it was a
+//! sixth of the L2 misses of 32×32 at 0.01). Per router, `work` marks the VCs holding flits (the only
 //! ones visited) and `ovc_in_use` the reserved output VCs. A packet's hop count travels in its head flit
 //! ([`Flit::hops`]); its per-flit latency sums are kept by the source
 //! interface and by the ejection VC.
@@ -465,10 +466,6 @@ struct Part {
     r0: usize,
     nr: usize,
     bufs: VcBuffers,
-    /// Per input VC: candidate output VCs (bit `port * V + vc`), valid in
-    /// `VC_ALLOC` (read only then, so kept apart from the hot
-    /// [`wafernoc_router::VcState`] records in `bufs`).
-    routes: Vec<u128>,
     /// Per router: input VCs holding flits (the only ones with work to
     /// do), bit `port * V + vc` as two 64-bit words (word operations are
     /// cheaper than `u128` ones; with `Consts::simple` only the first is used).
@@ -1005,7 +1002,6 @@ impl Network {
                     r0,
                     nr,
                     bufs: VcBuffers::new(nr * pv, rc.vc_buf_size),
-                    routes: vec![0; nr * pv],
                     work: vec![[0, 0]; nr],
                     ovc_in_use: vec![0; nr],
                     ovc_tail_sent: vec![0; nr],
@@ -1482,7 +1478,7 @@ impl Network {
                     }
                 }
                 VC_ALLOC => {
-                    let mut m = p.routes[lg];
+                    let mut m = p.bufs.vcs[lg].route;
                     while m != 0 {
                         let oi = m.trailing_zeros() as usize;
                         m &= m - 1;
@@ -1542,7 +1538,8 @@ impl Network {
             let waits = match s.st {
                 ACTIVE => Some((s.out as usize / v, s.out as usize % v)),
                 VC_ALLOC => {
-                    let oi = (p.routes[lg] & p.ovc_in_use[r - p.r0]).trailing_zeros() as usize;
+                    let oi =
+                        (p.bufs.vcs[lg].route & p.ovc_in_use[r - p.r0]).trailing_zeros() as usize;
                     (oi < 128).then_some((oi / v, oi % v))
                 }
                 _ => None,
@@ -1785,7 +1782,7 @@ impl Part {
     /// writes only its output VC's counter and, when that is full again,
     /// its router's `ovc_tail_sent` / `ovc_in_use` bits (an interface
     /// credit: its interface's `credits`, `tail_sent`, `in_use`); a flit
-    /// arrival writes only its input VC (`bufs`, `routes`), its router's
+    /// arrival writes only its input VC (`bufs`), its router's
     /// `work` bits and `router_on`, and reads the packet table; an ejection
     /// writes its node's ejection-credit link, `ejecting` record, the
     /// counters and the `delivered` / `freed` lists, and schedules a credit
@@ -1886,7 +1883,7 @@ impl Part {
             debug_assert!(f.is_head());
             s.st = VC_ALLOC;
             s.next = t + c.rd;
-            self.routes[g] = Self::compute_route(c, pk, self.r0 + lr, f.pkt);
+            s.route = Self::compute_route(c, pk, self.r0 + lr, f.pkt);
         } else {
             // An ACTIVE VC whose buffer was empty: its flit takes part in
             // switch allocation from this cycle (it was last granted at
@@ -2234,7 +2231,7 @@ impl Part {
                 }
                 match s.st {
                     VC_ALLOC => {
-                        let route = self.routes[g];
+                        let route = s.route;
                         let req = route & !in_use;
                         if req != 0 {
                             self.scratch_va.push((li as u32, req));
@@ -2632,8 +2629,8 @@ impl Part {
                 self.bufs.vcs[g].st = IDLE;
             } else {
                 let nf = self.bufs.front(g).expect("non-empty");
-                self.routes[g] = Self::compute_route(c, pk, r, nf.pkt);
                 let s = &mut self.bufs.vcs[g];
+                s.route = Self::compute_route(c, pk, r, nf.pkt);
                 s.st = VC_ALLOC;
                 s.next = t + sad + if D { 1 } else { c.rd };
             }

@@ -5,11 +5,16 @@ use crate::flit::Flit;
 
 /// One input VC's record: the position of its flits in its ring (private:
 /// only [`VcBuffers`] moves them) and the pipeline state the router model
-/// keeps for it. 16 bytes, so that a router visiting a VC, writing a flit
-/// into it or switching a flit out of it touches one small record (four
-/// VCs per cache line) besides the flit's slot.
+/// keeps for it, its route included. 32 bytes, so that a router visiting a
+/// VC, writing a flit into it (and routing a head) or switching a flit out
+/// of it touches one record (two VCs per cache line) besides the flit's
+/// slot.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct VcState {
+    /// Candidate output VCs of the packet at the front, in the router
+    /// model's encoding (the mesh: bit `port * V + vc`), valid while it
+    /// waits for VC allocation.
+    pub route: u128,
     /// First cycle the VC's current pipeline stage may act.
     pub next: u64,
     /// Index of the front slot in the VC's ring.
