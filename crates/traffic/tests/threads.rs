@@ -205,16 +205,22 @@ fn wafers_with_slow_links_and_prioritised_classes() {
     check("wafers+classes", cfg, 10, 2_500);
 }
 
-/// A network that deadlocks gives the same report on every thread count.
-#[test]
-fn deadlock_report_is_the_same() {
-    let cfg = NetworkConfig {
+/// A network that deadlocks under `run`'s traffic at 60% (one VC,
+/// unrestricted adaptive routing).
+fn deadlocking() -> NetworkConfig {
+    NetworkConfig {
         mesh: mesh(6, 6),
         router: router(1, 2),
         routing: Routing::AdaptiveUnsafe,
         deadlock_timeout: 300,
         ..Default::default()
-    };
+    }
+}
+
+/// A network that deadlocks gives the same report on every thread count.
+#[test]
+fn deadlock_report_is_the_same() {
+    let cfg = deadlocking();
     let one = run(&cfg, 1, 60, 5_000, 7);
     assert!(one.deadlock.is_some(), "expected a deadlock at this load");
     for threads in [2, 6] {
@@ -229,13 +235,7 @@ fn deadlock_report_is_the_same() {
 /// VCs are the edges of this deadlock's wait-for graph).
 #[test]
 fn deadlock_report_is_the_same_in_the_check_mode() {
-    let cfg = NetworkConfig {
-        mesh: mesh(6, 6),
-        router: router(1, 2),
-        routing: Routing::AdaptiveUnsafe,
-        deadlock_timeout: 300,
-        ..Default::default()
-    };
+    let cfg = deadlocking();
     let fast = run(&cfg, 1, 60, 5_000, 7);
     assert!(fast.deadlock.is_some(), "expected a deadlock at this load");
     let check = NetworkConfig {
