@@ -80,8 +80,9 @@
 //! [`VcBuffers`], so visiting a VC, writing a flit into it (routing a
 //! head) or switching one out reads one record besides the flit's slot
 //! (the route had an array of its own until session 7; storing it was a
-//! sixth of the L2 misses of 32×32 at 0.01). Per router, `work` marks the VCs holding flits (the only
-//! ones visited) and `ovc_in_use` the reserved output VCs. A packet's hop count travels in its head flit
+//! sixth of the L2 misses of 32×32 at 0.01). Per router, `work` marks
+//! the VCs holding flits (the only ones visited) and `ovc_in_use` the
+//! reserved output VCs. A packet's hop count travels in its head flit
 //! ([`Flit::hops`]); its per-flit latency sums are kept by the source
 //! interface and by the ejection VC.
 
@@ -1776,7 +1777,8 @@ impl Part {
     }
 
     /// Apply the items arriving in cycle `t` at the routers and interfaces
-    /// of band `band`: router credits, interface credits, router flits, then ejections.
+    /// of band `band`: router credits, interface credits, router flits,
+    /// then ejections.
     ///
     /// The order of the four lists does not change any result. A credit
     /// writes only its output VC's counter and, when that is full again,
