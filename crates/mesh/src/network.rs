@@ -652,7 +652,7 @@ impl Core {
         if nt == 1 {
             for p in 0..self.parts.len() {
                 self.lock(p)
-                    .cycle(t, &self.c, &*pk, &self.mail, &self.handoff[p]);
+                    .cycle(t, &self.c, &pk, &self.mail, &self.handoff[p]);
             }
             return;
         }
@@ -661,7 +661,7 @@ impl Core {
         for &p in own.chain(others) {
             if !self.claimed[p].swap(true, Ordering::AcqRel) {
                 self.lock(p)
-                    .cycle(t, &self.c, &*pk, &self.mail, &self.handoff[p]);
+                    .cycle(t, &self.c, &pk, &self.mail, &self.handoff[p]);
             }
         }
     }
