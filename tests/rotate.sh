@@ -3,7 +3,7 @@
 # `BIN bench --only CASE --scale SCALE` for every binary in turn, ROUNDS
 # times (so that a drift in the machine's speed touches every binary
 # alike), pinned to one CPU, and prints each binary's median flit-hops/s
-# with its range.
+# with its range, then each binary's median per-round ratio to the first.
 #
 #   tests/rotate.sh CASE SCALE ROUNDS BIN...
 #   tests/rotate.sh 8x8_uniform_0.3 0.1 25 /tmp/old/wafernoc target/release/wafernoc
@@ -34,4 +34,19 @@ for b in "$@"; do
       m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
       printf "%s: median %.3f M flit-hops/s (min %.3f, max %.3f, %d runs)\n", b, m / 1e6, a[1] / 1e6, a[NR] / 1e6, NR
     }'
+done
+# Each binary against the first, round by round: the runs of one round
+# follow each other within a second or two, so the machine's slower
+# drifts cancel in their ratio (its faster flips do not; see the range).
+n=$#
+for k in $(seq 2 "$n"); do
+  awk -v n="$n" -v k="$k" '
+    { i = NR - 1; r = int(i / n); j = i % n + 1; v[r, j] = $2; rounds = r + 1 }
+    END { for (r = 0; r < rounds; r++) print v[r, k] / v[r, 1] }' "$out" | sort -g |
+    awk -v b="${!k}" -v a="$1" '
+      { x[NR] = $1 }
+      END {
+        m = (NR % 2) ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2
+        printf "%s / %s: median per-round ratio %.3f (range %.3f-%.3f, %d rounds)\n", b, a, m, x[1], x[NR], NR
+      }'
 done
