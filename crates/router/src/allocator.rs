@@ -322,19 +322,26 @@ fn first8(mask: u8, ptr: u32) -> u32 {
     }
 }
 
+/// First set bit of a non-empty 64-bit mask at or after `ptr < 64`
+/// (cyclically).
+#[inline(always)]
+fn first_from_u64(mask: u64, ptr: u32) -> u32 {
+    debug_assert!(mask != 0 && ptr < 64);
+    let hi = mask & (u64::MAX << (ptr & 63));
+    if hi != 0 {
+        hi.trailing_zeros()
+    } else {
+        mask.trailing_zeros()
+    }
+}
+
 /// [`first_from`] on a non-empty mask, with a short path for masks and
 /// pointers below 64 (a mesh's VC allocators: 5 ports × V VCs).
 #[inline(always)]
 fn first_from_nonzero(mask: u128, ptr: u32) -> u32 {
     debug_assert!(mask != 0);
-    let lo = mask as u64;
     if mask >> 64 == 0 && ptr < 64 {
-        let hi = lo & (u64::MAX << ptr);
-        if hi != 0 {
-            hi.trailing_zeros()
-        } else {
-            lo.trailing_zeros()
-        }
+        first_from_u64(mask as u64, ptr)
     } else {
         first_from(mask, ptr).unwrap_or(0)
     }
@@ -504,11 +511,18 @@ impl Allocator {
     /// pointers move past the match.
     #[inline(always)]
     fn accept_alone(&mut self, i: u32, m: u128, out: &mut Vec<(u32, u32)>) {
-        let ai = self.ai(i as usize);
-        let o = first_from_nonzero(m, self.ptr[ai] as u32);
+        let o = first_from_nonzero(m, self.ptr[self.ai(i as usize)] as u32);
         out.push((i, o));
+        self.advance_ptrs(i, o);
+    }
+
+    /// iSLIP's pointer moves on a first-iteration accept of output `o` by
+    /// input `i`: `o`'s grant pointer past `i`, `i`'s accept pointer past `o`.
+    #[inline(always)]
+    fn advance_ptrs(&mut self, i: u32, o: u32) {
         // (x + 1) mod n for x < n, without a division.
         self.ptr[o as usize & 127] = (if i + 1 >= self.n_in { 0 } else { i + 1 }) as u8;
+        let ai = self.ai(i as usize);
         self.ptr[ai] = (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
     }
 
@@ -597,15 +611,6 @@ impl Allocator {
                 by_out[o % S] |= 1 << (i & 63);
             }
         }
-        // First set bit of a non-empty mask at or after p < 64, cyclically.
-        let first = |mask: u64, p: u32| {
-            let hi = mask & (u64::MAX << (p & 63));
-            if hi != 0 {
-                hi.trailing_zeros()
-            } else {
-                mask.trailing_zeros()
-            }
-        };
         // Per input: the outputs granting it (cleared by its accept).
         let mut grants_to = [0u64; S];
         let mut in_matched = busy_in;
@@ -619,7 +624,7 @@ impl Allocator {
                 om &= om - 1;
                 let cand = by_out[o as usize % S] & !in_matched;
                 if cand != 0 {
-                    let i = first(cand, self.ptr[o as usize & 127] as u32);
+                    let i = first_from_u64(cand, self.ptr[o as usize & 127] as u32);
                     grants_to[i as usize % S] |= 1 << o;
                     any = true;
                 }
@@ -634,15 +639,12 @@ impl Allocator {
                 im &= im - 1;
                 let g = std::mem::take(&mut grants_to[i as usize % S]);
                 if g != 0 {
-                    let ai = self.ai(i as usize);
-                    let o = first(g, self.ptr[ai] as u32);
+                    let o = first_from_u64(g, self.ptr[self.ai(i as usize)] as u32);
                     in_matched |= 1 << i;
                     out_matched |= 1 << o;
                     out.push((i, o));
                     if iter == 0 {
-                        self.ptr[o as usize & 127] =
-                            (if i + 1 >= self.n_in { 0 } else { i + 1 }) as u8;
-                        self.ptr[ai] = (if o + 1 >= self.n_out { 0 } else { o + 1 }) as u8;
+                        self.advance_ptrs(i, o);
                     }
                 }
             }
@@ -991,14 +993,8 @@ mod tests {
             for (req, bi, bo, uncontested) in &rounds {
                 let req: [u8; 5] = std::array::from_fn(|k| req[k] & 0x1f);
                 if *uncontested {
-                    // Each output kept by the first input asking for it.
-                    let mut taken = 0u8;
-                    for (i, &m) in req.iter().enumerate() {
-                        let m = m & !taken;
-                        taken |= m;
-                        if m != 0 {
-                            prop_assert_eq!(s.grant_uncontested::<5>(i as u32, m), a.grant_uncontested(i as u32, m));
-                        }
+                    for (i, m) in uncontested_rows(&req) {
+                        prop_assert_eq!(s.grant_uncontested::<5>(i, m), a.grant_uncontested(i, m));
                     }
                 } else {
                     let (mut x, mut y) = ([(0u8, 0u8); 5], [(0u8, 0u8); 5]);
@@ -1095,6 +1091,22 @@ mod tests {
         }
     }
 
+    /// `req` made conflict-free for `grant_uncontested`: each output kept
+    /// by the first input asking for it; the inputs left with a request,
+    /// in ascending order, with their requests.
+    fn uncontested_rows(req: &[u8]) -> Vec<(u32, u8)> {
+        let mut taken = 0u8;
+        let mut rows = Vec::new();
+        for (i, &m) in req.iter().enumerate() {
+            let m = m & !taken;
+            taken |= m;
+            if m != 0 {
+                rows.push((i as u32, m));
+            }
+        }
+        rows
+    }
+
     /// The former [`SmallIslip`]: pointers as positions, allocation by
     /// [`islip_small`] (loops over inputs and outputs), the reference for
     /// the all-rows-at-once version.
@@ -1142,17 +1154,9 @@ mod tests {
         for (req, bi, bo, uncontested) in rounds {
             let req: [u8; N] = std::array::from_fn(|k| req[k] & lanes);
             if *uncontested {
-                let mut taken = 0u8;
-                for (i, &m) in req.iter().enumerate() {
-                    let m = m & !taken;
-                    taken |= m;
-                    if m != 0 {
-                        let o = s.grant_uncontested::<N>(i as u32, m);
-                        prop_assert_eq!(
-                            o,
-                            grant_uncontested(&mut r, n as u32, n as u32, i as u32, m)
-                        );
-                    }
+                for (i, m) in uncontested_rows(&req) {
+                    let o = s.grant_uncontested::<N>(i, m);
+                    prop_assert_eq!(o, grant_uncontested(&mut r, n as u32, n as u32, i, m));
                 }
             } else {
                 let mut x = [(0u8, 0u8); 8];
