@@ -265,8 +265,7 @@ impl Calendar {
     #[inline]
     fn push(&mut self, at: u64, node: u32) {
         if !self.heap_only && at - self.next <= self.mask {
-            let i = (at & self.mask) as usize * self.words + (node >> 6) as usize;
-            self.bits[i] |= 1 << (node & 63);
+            self.mark(at, node);
         } else {
             self.far.push(Reverse((at, node)));
         }
@@ -281,9 +280,15 @@ impl Calendar {
                 break;
             }
             self.far.pop();
-            let i = (at & self.mask) as usize * self.words + (node >> 6) as usize;
-            self.bits[i] |= 1 << (node & 63);
+            self.mark(at, node);
         }
+    }
+
+    /// Set `node`'s bit in the slot of `at` (within `len` cycles of `next`).
+    #[inline]
+    fn mark(&mut self, at: u64, node: u32) {
+        let i = (at & self.mask) as usize * self.words + (node >> 6) as usize;
+        self.bits[i] |= 1 << (node & 63);
     }
 
     /// Give up the calendar (a cycle was skipped): move its times to `far`.
