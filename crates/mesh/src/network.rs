@@ -79,8 +79,8 @@
 //! [`wafernoc_router::VcState`] record with the VC's ring position in
 //! [`VcBuffers`], so visiting a VC, writing a flit into it (routing a
 //! head) or switching one out reads one record besides the flit's slot
-//! (the route had an array of its own until session 7; storing it was a
-//! sixth of the L2 misses of 32×32 at 0.01). Per router, `work` marks
+//! (the route had an array of its own until session 7; storing it was
+//! 15% of the L2 misses of 32×32 at 0.01). Per router, `work` marks
 //! the VCs holding flits (the only ones visited) and `ovc_in_use` the
 //! reserved output VCs. A packet's hop count travels in its head flit
 //! ([`Flit::hops`]); its per-flit latency sums are kept by the source
@@ -494,9 +494,10 @@ struct Part {
     // Output VCs, index (lr*PORTS + port)*V + vc.
     credits: Vec<u16>,
     /// Input VC (global index) holding each output VC, for deadlock
-    /// reports; written by the general router step only (with
-    /// [`Consts::simple`] [`Network::deadlock_report`] derives it from the
-    /// ACTIVE VCs, which saves a store to a cold line per VC grant).
+    /// reports; kept by the general router step only (with
+    /// [`Consts::simple`] it is empty and [`Network::deadlock_report`]
+    /// derives it from the ACTIVE VCs, which saves a store to a cold line
+    /// per VC grant).
     owner: Vec<u32>,
     /// Per port `lr*PORTS + p`: the flit link leaving output port `p` and
     /// the credit link leaving input port `p`.
@@ -1024,7 +1025,11 @@ impl Network {
                     sw_rr: vec![0; nr * PORTS * nlev],
                     router_on: vec![0; words],
                     credits: vec![depth; nr * pv],
-                    owner: vec![u32::MAX; nr * pv],
+                    owner: if c.simple {
+                        Vec::new()
+                    } else {
+                        vec![u32::MAX; nr * pv]
+                    },
                     links: (r0 * PORTS..r1 * PORTS)
                         .map(|q| PortLinks {
                             out_delay: u16::try_from(out_timing[q].arrival(0))
@@ -2586,11 +2591,15 @@ impl Part {
         // (Counted per output VC instead, the counters took four times the
         // memory, and on 32×32 at 0.01 their misses were 8% of all L2
         // misses: cachegrind, session 7.)
-        let class = c.vc_class[ovc as usize & 31] as usize;
-        debug_assert_eq!(class, pk[f.pkt as usize].class as usize);
+        debug_assert_eq!(
+            c.vc_class[ovc as usize & 31],
+            pk[f.pkt as usize].class,
+            "an output VC outside its packet's class"
+        );
         if c.nclasses == 1 {
             self.links[lr * PORTS + o].flits += 1;
         } else {
+            let class = c.vc_class[ovc as usize & 31] as usize;
             self.link_flits[(lr * PORTS + o) * c.nclasses + class] += 1;
         }
         self.cyc.flit_hops += (o != LOCAL) as u64;
