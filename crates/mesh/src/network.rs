@@ -190,9 +190,10 @@ struct Ev {
 enum RemoteEv {
     /// A flit.
     Flit { at: u64, ev: Ev },
-    /// A credit for output VC `vc` of output port `target` (global id
-    /// `r*PORTS + o`; interface credits never leave their part).
-    Credit { at: u64, target: u32, vc: u8 },
+    /// A credit for a router's output VC, as its code in the receiving
+    /// part's credit wheel (`cwheel[0]`; interface credits never leave
+    /// their part).
+    Credit { at: u64, code: u32 },
 }
 
 /// The two links leaving one router port: where they go, their delays,
@@ -204,9 +205,15 @@ enum RemoteEv {
 struct PortLinks {
     /// Flit target the output port feeds ([`Consts::out_link`]).
     out_target: u32,
-    /// Credit target the input port feeds (an output port `r*PORTS + o`,
-    /// or `R*PORTS + node` for the interface).
-    cred_target: u32,
+    /// The credit the input port sends upstream, as its code in the
+    /// receiving part's credit wheel without the VC ([`Part::cwheel`]):
+    /// `(lr*PORTS + o) * V` for output port `o` of router `lr` (part-local
+    /// to the receiving part), `ln << 8` for the interface of node `ln`
+    /// (from the LOCAL input port). The code is precomputed so that a
+    /// switched flit's credit needs neither the target's kind nor any
+    /// arithmetic but `+ vc` (the kind is `i == LOCAL`; a branch on it
+    /// was one of the most mispredicted, cachegrind, session 5).
+    cred_code: u32,
     /// Arrival delay (latency + cycles per item, [`LinkTiming::arrival`])
     /// of the flit link out of the output port (at most 2 × 4096 cycles,
     /// the topology's limits).
@@ -1037,7 +1044,18 @@ impl Network {
                             cred_delay: u16::try_from(cred_timing[q].arrival(0))
                                 .expect("link delays are at most 8192 cycles"),
                             out_target: c.out_link[q],
-                            cred_target: in_credit_link[q],
+                            cred_code: match in_credit_link[q] {
+                                // An edge port: nothing arrives, nothing is sent.
+                                u32::MAX => 0,
+                                l if l >= rp as u32 => {
+                                    (l - rp as u32 - part_start[in_credit_part[q] as usize] as u32)
+                                        << 8
+                                }
+                                l => {
+                                    (l - (part_start[in_credit_part[q] as usize] * PORTS) as u32)
+                                        * v as u32
+                                }
+                            },
                             out_part: out_part[q],
                             cred_part: in_credit_part[q],
                             flits: 0,
@@ -1683,9 +1701,9 @@ impl Part {
                             let k = self.wheel_slot::<2>(c, at, ev.target);
                             self.wheel[(ev.target >= c.rp) as usize][k].push(ev);
                         }
-                        RemoteEv::Credit { at, target, vc } => {
+                        RemoteEv::Credit { at, code } => {
                             debug_assert!(at > t, "an item arrives before it is collected");
-                            self.schedule_credit::<2>(c, at, target, vc, self.id);
+                            self.schedule_credit::<2>(c, at, code, false, self.id);
                         }
                     }
                 }
@@ -1730,17 +1748,26 @@ impl Part {
     /// the only part (3).
     #[inline]
     fn wheel_slot<const S: u8>(&self, c: &Consts, at: u64, target: u32) -> usize {
+        self.bucket::<S>(c, at, || {
+            let r = if target < c.rp {
+                target as usize / PORTS
+            } else {
+                (target - c.rp) as usize
+            };
+            r - self.r0
+        })
+    }
+
+    /// [`Part::wheel_slot`] for an item whose receiving router or node is
+    /// `lr()` (part-local), computed only if the part has several bands.
+    #[inline]
+    fn bucket<const S: u8>(&self, c: &Consts, at: u64, lr: impl FnOnce() -> usize) -> usize {
         let bucket = (at & c.wheel_mask) as usize;
         if S == 0 || S == 3 || (S == 2 && self.nbands == 1) {
             debug_assert_eq!(self.nbands, 1);
             return bucket;
         }
-        let lr = if target < c.rp {
-            target as usize / PORTS
-        } else {
-            (target - c.rp) as usize
-        } - self.r0;
-        bucket * self.nbands + lr / BAND
+        bucket * self.nbands + lr() / BAND
     }
 
     /// Put a flit on its way: into this part's flit wheel, or into the
@@ -1758,26 +1785,26 @@ impl Part {
         }
     }
 
-    /// Put a credit for VC `vc` of credit target `target` (an output port
-    /// `r*PORTS + o`, or `R*PORTS + node` for an interface) on its way:
-    /// into this part's credit wheel of its kind ([`Part::cwheel`]), or into
-    /// the outbox of the part that receives it. `S` as for
-    /// [`Part::schedule`].
+    /// Put a credit on its way: `code` is its code in the receiving part's
+    /// credit wheel of kind `ni` ([`Part::cwheel`]: for a router's output
+    /// VC, `ni` false, or for an interface), `to` the receiving part; into
+    /// this part's wheel, or into the outbox of the part that receives it.
+    /// `S` as for [`Part::schedule`].
     #[inline]
-    fn schedule_credit<const S: u8>(&mut self, c: &Consts, at: u64, target: u32, vc: u8, to: u16) {
+    fn schedule_credit<const S: u8>(&mut self, c: &Consts, at: u64, code: u32, ni: bool, to: u16) {
         if S == 3 || to == self.id {
-            let k = self.wheel_slot::<S>(c, at, target);
-            let ni = target >= c.rp;
-            let code = if ni {
-                (target - c.rp - self.r0 as u32) << 8 | vc as u32
-            } else {
-                (target - (self.r0 * PORTS) as u32) * c.v as u32 + vc as u32
-            };
+            let k = self.bucket::<S>(c, at, || {
+                if ni {
+                    (code >> 8) as usize
+                } else {
+                    code as usize / c.pv
+                }
+            });
             self.cwheel[ni as usize][k].push(code);
         } else {
             debug_assert!(to.abs_diff(self.id) == 1, "an item for a part not adjacent");
-            debug_assert!(target < c.rp, "an interface credit for another part");
-            self.outbox[(to > self.id) as usize].push(RemoteEv::Credit { at, target, vc });
+            debug_assert!(!ni, "an interface credit for another part");
+            self.outbox[(to > self.id) as usize].push(RemoteEv::Credit { at, code });
         }
     }
 
@@ -1909,7 +1936,8 @@ impl Part {
         // The interface consumes every flit at once and returns its credit.
         let a = self.ej_cred_timing[ln].send(t);
         let n = self.r0 + ln;
-        self.schedule_credit::<2>(c, a, (n * PORTS + LOCAL) as u32, vc, self.id);
+        let code = ((ln * PORTS + LOCAL) * c.v) as u32 + vc as u32;
+        self.schedule_credit::<2>(c, a, code, false, self.id);
         self.cyc.ejected_flits += 1;
         self.progressed = true;
         let e = &mut self.ejecting[ln * c.v + vc as usize];
@@ -2565,8 +2593,7 @@ impl Part {
         } else {
             self.timing[lr * PORTS + i].cred.send(dep)
         };
-        let (target, to) = (li.cred_target, li.cred_part);
-        self.schedule_credit::<B>(c, a, target, vc as u8, to);
+        self.schedule_credit::<B>(c, a, li.cred_code + vc as u32, i == LOCAL, li.cred_part);
         // Downstream buffer state.
         let oi = self.bufs.vcs[g].out as usize;
         let og = base + oi;
