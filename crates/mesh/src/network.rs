@@ -438,8 +438,11 @@ struct Consts {
     vc_prio: Vec<u8>,
     /// Class of each VC index (classes own disjoint VC ranges).
     vc_class: [u8; 32],
-    /// Per (class, port): the class's VCs on that port, as a route mask.
-    class_port_mask: Vec<u128>,
+    /// With XY or YX routing, per (class, direction code): the class's VCs
+    /// on the port the route takes, as a route mask; index `class * 16 +
+    /// code`, the code as [`Part::compute_route`] forms it. Empty with
+    /// the adaptive routings.
+    dor_mask: Vec<u128>,
     /// Port of a per-router VC index `port * V + vc` (instead of `/ V`).
     port_of: [u8; 128],
     /// VC of a per-router VC index (instead of `% V`).
@@ -800,14 +803,26 @@ impl Network {
             port_of[li] = (li / v) as u8;
             vc_of[li] = (li % v) as u8;
         }
-        let class_port_mask: Vec<u128> = class_lo
-            .iter()
-            .zip(&class_hi)
-            .flat_map(|(&lo, &hi)| {
-                let m = ((1u128 << (hi - lo)) - 1) << lo;
-                (0..PORTS).map(move |p| m << (p * v))
-            })
-            .collect();
+        // Dimension-order routes by table: per class and direction code
+        // (`dor_code`), the class's VCs on the port XY or YX takes.
+        let dor_mask: Vec<u128> = match cfg.routing {
+            Routing::Xy | Routing::Yx => class_lo
+                .iter()
+                .zip(&class_hi)
+                .flat_map(|(&lo, &hi)| {
+                    let m = ((1u128 << (hi - lo)) - 1) << lo;
+                    let x_first = cfg.routing == Routing::Xy;
+                    (0..16).map(move |code| {
+                        // Ports as `Routing::dor_port` numbers them.
+                        let xp = [None, Some(0), Some(1), None][code >> 2];
+                        let yp = [None, Some(2), Some(3), None][code & 3];
+                        let p = if x_first { xp.or(yp) } else { yp.or(xp) };
+                        m << (p.unwrap_or(LOCAL) * v)
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         let mut prio_levels = class_prio.clone();
         prio_levels.sort_unstable_by(|a, b| b.cmp(a));
         prio_levels.dedup();
@@ -976,7 +991,7 @@ impl Network {
             prio_levels,
             vc_prio,
             vc_class,
-            class_port_mask,
+            dor_mask,
             port_of,
             vc_of,
             nclasses,
@@ -1885,11 +1900,20 @@ impl Part {
     fn compute_route(c: &Consts, pk: &Packets, r: usize, pkt: u32) -> u128 {
         let key = pk.route[pkt as usize];
         let (dst, cl) = ((key >> 8) as usize, (key & 0xff) as usize);
-        if c.routing == Routing::Xy {
-            // What `candidates` gives for XY (LOCAL at the destination),
-            // with the class's VC mask on each port from a table.
-            let port = Routing::dor_port(&c.topo, r, dst, true);
-            return c.class_port_mask[cl * PORTS + port];
+        if !c.dor_mask.is_empty() {
+            // What `candidates` gives for XY or YX (LOCAL at the
+            // destination), without a branch: the signs of the two
+            // coordinate differences (bit 2: east, 3: west, 0: y up, 1: y
+            // down) index a table of the class's route masks. (The port
+            // from `Routing::dor_port`'s branches was mispredicted about
+            // once in six routes: cachegrind, session 8.)
+            let (cx, cy) = c.topo.coord(r);
+            let (dx, dy) = c.topo.coord(dst);
+            let code = ((dx > cx) as usize) << 2
+                | ((dx < cx) as usize) << 3
+                | (dy > cy) as usize
+                | ((dy < cy) as usize) << 1;
+            return c.dor_mask[cl * 16 + code];
         }
         c.routing.candidates(
             &c.topo,
