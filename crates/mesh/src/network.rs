@@ -2722,3 +2722,73 @@ fn supersedes(vc: u8, pri: u8, other: u8, other_pri: u8, offset: u8, v: usize) -
     };
     pri > other_pri || (pri == other_pri && d(vc) < d(other))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ClassSpec;
+    use crate::topology::MeshSpec;
+    use wafernoc_router::RouterConfig;
+
+    /// The dimension-order route table (`Consts::dor_mask`) gives what
+    /// `Routing::candidates` gives, for every router, destination and
+    /// class, with XY and YX, on a mesh of two wafers with three classes.
+    #[test]
+    fn dor_table_matches_candidates() {
+        for routing in [Routing::Xy, Routing::Yx] {
+            let cfg = NetworkConfig {
+                mesh: MeshSpec {
+                    rows: 5,
+                    cols: 7,
+                    wafers_x: 2,
+                    ..Default::default()
+                },
+                router: RouterConfig {
+                    num_vcs: 6,
+                    ..Default::default()
+                },
+                routing,
+                classes: [("a", 1), ("b", 2), ("c", 3)]
+                    .iter()
+                    .map(|&(name, vcs)| ClassSpec {
+                        name: name.into(),
+                        vcs,
+                        priority: 0,
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            let n = Network::new(cfg).unwrap();
+            let c = &n.core.c;
+            assert!(!c.dor_mask.is_empty());
+            let nodes = c.topo.nodes();
+            let mut pk = Packets::default();
+            for dst in 0..nodes {
+                for cl in 0..3u8 {
+                    let p = Packet {
+                        dst: dst as u32,
+                        class: cl,
+                        ..Default::default()
+                    };
+                    let slot = pk.put(None, p);
+                    for r in 0..nodes {
+                        let cl = cl as usize;
+                        let want = routing.candidates(
+                            &c.topo,
+                            r,
+                            dst,
+                            c.class_lo[cl] as usize,
+                            c.class_hi[cl] as usize,
+                            c.v,
+                        );
+                        assert_eq!(
+                            Part::compute_route(c, &pk, r, slot),
+                            want,
+                            "{routing:?}: router {r}, destination {dst}, class {cl}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
