@@ -2260,7 +2260,8 @@ impl Part {
         // per (input, output) the best requesting VC: its round-robin distance
         // after the input's offset and the VC, as one key `d << 4 | vc`.
         let mut rq = 0u64;
-        let mut best = [u8::MAX; 40];
+        // (64 entries, so that `i * 8 + o` with `i, o < 8` needs no bounds check.)
+        let mut best = [u8::MAX; 64];
         // Inputs with a switch request (bit per input port).
         let mut sa_in = 0u8;
         let mut sa_vc = [[0u8; 8]; 8];
@@ -2354,7 +2355,6 @@ impl Part {
                         let key = d << 4 | vc;
                         best[k] = best[k].min(if ok { key } else { u8::MAX });
                         rq |= (ok as u64) << k;
-                        sa_in |= (ok as u8) << i;
                     }
                     ACTIVE => {
                         let oi = s.out as usize;
@@ -2406,6 +2406,7 @@ impl Part {
             debug_assert!(v < 16, "Consts::simple: 5 ports x V <= 64 VCs");
             // What the general scan builds, from `rq`.
             sa_req = rq.to_le_bytes();
+            sa_in = nonzero_bytes(rq);
             // Two inputs can only ask for one output if two inputs asked
             // (rare at low load, where a router visit is mostly one flit).
             if sa_in & sa_in.wrapping_sub(1) != 0 {
@@ -2700,6 +2701,18 @@ impl Part {
     }
 }
 
+/// Bit `i` set for each nonzero byte `i` of `x`, without a loop: the high
+/// bit of each byte is set if the byte is nonzero, shifted to the byte's
+/// low bit, and the eight low bits are gathered into the top byte by one
+/// multiply (the eight partial products land on distinct bits, so there
+/// are no carries).
+#[inline(always)]
+fn nonzero_bytes(x: u64) -> u8 {
+    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let high = ((x & LO7).wrapping_add(LO7) | x) & !LO7;
+    ((high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
+}
+
 /// The first `PORTS` entries of a per-port request array.
 #[inline]
 fn ports5(a: &[u8; 8]) -> [u8; PORTS] {
@@ -2729,6 +2742,33 @@ mod tests {
     use crate::config::ClassSpec;
     use crate::topology::MeshSpec;
     use wafernoc_router::RouterConfig;
+
+    /// `nonzero_bytes` against a byte-by-byte loop.
+    #[test]
+    fn nonzero_bytes_marks_the_nonzero_bytes() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for k in 0..10_000u64 {
+            // Bytes of random values, with zero and 0x80 bytes mixed in.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mask = [0, !0, 0xff00_ff00_ff00_ff00, 0x8000_0000_0000_0080][(k % 4) as usize];
+            let v = if k % 5 == 0 {
+                x & 0x8080_8080_8080_8080
+            } else {
+                x & mask | k
+            };
+            let want = (0..8).fold(0u8, |m, i| m | ((v >> (8 * i) & 0xff != 0) as u8) << i);
+            assert_eq!(nonzero_bytes(v), want, "{v:#x}");
+        }
+        for i in 0..8 {
+            for b in [1u64, 0x80, 0xff] {
+                assert_eq!(nonzero_bytes(b << (8 * i)), 1 << i);
+            }
+        }
+        assert_eq!(nonzero_bytes(0), 0);
+        assert_eq!(nonzero_bytes(!0), 0xff);
+    }
 
     /// The dimension-order route table (`Consts::dor_mask`) gives what
     /// `Routing::candidates` gives, for every router, destination and
