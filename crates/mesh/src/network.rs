@@ -2648,16 +2648,17 @@ impl Part {
             pk[f.pkt as usize].class,
             "an output VC outside its packet's class"
         );
+        let lo = &mut self.links[lr * PORTS + o];
         if c.nclasses == 1 {
-            self.links[lr * PORTS + o].flits += 1;
+            lo.flits += 1;
         } else {
             let class = c.vc_class[ovc as usize & 31] as usize;
             self.link_flits[(lr * PORTS + o) * c.nclasses + class] += 1;
         }
+        let lo = *lo;
         self.cyc.flit_hops += (o != LOCAL) as u64;
         // With `D` every flit link takes one flit per cycle and is never
         // checked (`Consts::fast_links`): only the arrival is needed.
-        let lo = self.links[lr * PORTS + o];
         let a = if D {
             dep + xd_od + lo.out_delay as u64
         } else {
