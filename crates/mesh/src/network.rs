@@ -398,6 +398,8 @@ struct Consts {
     topo: Topology,
     v: usize,
     pv: usize,
+    /// `2^32 / pv + 1`, for [`Consts::div_pv`].
+    pv_inv: u64,
     depth: u16,
     rd: u64,
     vad: u64,
@@ -459,6 +461,19 @@ struct Consts {
     /// Part of each router.
     part_of: Vec<u16>,
     wheel_mask: u64,
+}
+
+impl Consts {
+    /// `n / pv` for a part-local VC index `n` (below `MAX_VCS` = 2^25)
+    /// without a division instruction (tens of cycles, and the credit of
+    /// every switched flit on a part of several bands needed one): with
+    /// `m = 2^32 / pv + 1`, `n * m / 2^32` exceeds `n / pv` by less than
+    /// `n / 2^32 < 2^-7 ≤ 1 / pv`, which never reaches the next integer.
+    #[inline(always)]
+    fn div_pv(&self, n: u32) -> usize {
+        debug_assert!((n as usize) < MAX_VCS && self.pv <= 128);
+        ((n as u64 * self.pv_inv) >> 32) as usize
+    }
 }
 
 /// Routers per band: a cycle of a part applies the arrivals of one band,
@@ -956,6 +971,7 @@ impl Network {
         let mut c = Consts {
             v,
             pv,
+            pv_inv: (1u64 << 32) / pv as u64 + 1,
             depth,
             rd: rc.routing_delay as u64,
             vad: rc.vc_alloc_delay as u64,
@@ -1812,7 +1828,7 @@ impl Part {
                 if ni {
                     (code >> 8) as usize
                 } else {
-                    code as usize / c.pv
+                    c.div_pv(code)
                 }
             });
             self.cwheel[ni as usize][k].push(code);
@@ -2743,6 +2759,42 @@ mod tests {
     use crate::config::ClassSpec;
     use crate::topology::MeshSpec;
     use wafernoc_router::RouterConfig;
+
+    /// `Consts::div_pv` divides exactly: every VC count per router
+    /// (5 ports × 1..=25 VCs, the limit being 128 VCs per router), at
+    /// and next to multiples of the divisor spread up to `MAX_VCS`.
+    #[test]
+    fn div_pv_divides_exactly() {
+        for v in 1..=25usize {
+            let pv = PORTS * v;
+            let cfg = NetworkConfig {
+                mesh: MeshSpec {
+                    rows: 2,
+                    cols: 2,
+                    ..Default::default()
+                },
+                router: RouterConfig {
+                    num_vcs: v,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let n = Network::new(cfg).unwrap();
+            let c = &n.core.c;
+            assert_eq!(c.pv, pv);
+            let mut q = 0;
+            while q * pv < MAX_VCS {
+                for d in [0, 1, pv - 1] {
+                    let x = q * pv + d;
+                    if x < MAX_VCS {
+                        assert_eq!(c.div_pv(x as u32), x / pv, "{x} / {pv}");
+                    }
+                }
+                q += 1 + q / 7;
+            }
+            assert_eq!(c.div_pv((MAX_VCS - 1) as u32), (MAX_VCS - 1) / pv);
+        }
+    }
 
     /// `nonzero_bytes` against a byte-by-byte loop.
     #[test]
