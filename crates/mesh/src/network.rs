@@ -1871,7 +1871,7 @@ impl Part {
             self.credits[o] += 1;
             debug_assert!(self.credits[o] <= c.depth, "credits exceed buffer depth");
             if release && self.credits[o] == c.depth {
-                let lr = o / c.pv;
+                let lr = c.div_pv(o as u32);
                 let bit = 1u128 << (o - lr * c.pv);
                 if self.ovc_tail_sent[lr] & bit != 0 {
                     self.ovc_tail_sent[lr] &= !bit;
@@ -2130,8 +2130,13 @@ impl Part {
         let q = &ni.classes[cl];
         let lo = c.class_lo[cl];
         let cnt = c.class_hi[cl] - lo;
+        // (last_vc − lo + 1 + i) mod cnt, below 2·cnt: a subtraction, not
+        // a division.
         (0..cnt)
-            .map(|i| lo + (q.last_vc - lo + 1 + i) % cnt)
+            .map(|i| {
+                let k = q.last_vc - lo + 1 + i;
+                lo + if k >= cnt { k - cnt } else { k }
+            })
             .find(|&vc| ni.in_use >> vc & 1 == 0 && ni.credits[vc as usize] > 0)
     }
 
