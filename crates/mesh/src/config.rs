@@ -139,20 +139,26 @@ impl NetworkConfig {
     }
 }
 
+/// Classes of priority 0 from (name, VCs) pairs, for tests.
+#[cfg(test)]
+pub(crate) fn test_classes(classes: &[(&str, usize)]) -> Vec<ClassSpec> {
+    classes
+        .iter()
+        .map(|&(name, vcs)| ClassSpec {
+            name: name.into(),
+            vcs,
+            priority: 0,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn with_classes(classes: &[(&str, usize)]) -> NetworkConfig {
         NetworkConfig {
-            classes: classes
-                .iter()
-                .map(|&(name, vcs)| ClassSpec {
-                    name: name.into(),
-                    vcs,
-                    priority: 0,
-                })
-                .collect(),
+            classes: test_classes(classes),
             ..Default::default()
         }
     }

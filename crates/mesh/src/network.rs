@@ -2761,7 +2761,7 @@ fn supersedes(vc: u8, pri: u8, other: u8, other_pri: u8, offset: u8, v: usize) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ClassSpec;
+    use crate::config::test_classes;
     use crate::topology::MeshSpec;
     use wafernoc_router::RouterConfig;
 
@@ -2846,14 +2846,7 @@ mod tests {
                     ..Default::default()
                 },
                 routing,
-                classes: [("a", 1), ("b", 2), ("c", 3)]
-                    .iter()
-                    .map(|&(name, vcs)| ClassSpec {
-                        name: name.into(),
-                        vcs,
-                        priority: 0,
-                    })
-                    .collect(),
+                classes: test_classes(&[("a", 1), ("b", 2), ("c", 3)]),
                 ..Default::default()
             };
             let n = Network::new(cfg).unwrap();
