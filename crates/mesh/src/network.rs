@@ -819,7 +819,8 @@ impl Network {
             vc_of[li] = (li % v) as u8;
         }
         // Dimension-order routes by table: per class and direction code
-        // (`dor_code`), the class's VCs on the port XY or YX takes.
+        // (the signs of the coordinate differences, as `Part::compute_route`
+        // forms it), the class's VCs on the port XY or YX takes.
         let dor_mask: Vec<u128> = match cfg.routing {
             Routing::Xy | Routing::Yx => class_lo
                 .iter()
@@ -1076,8 +1077,11 @@ impl Network {
                                 .expect("link delays are at most 8192 cycles"),
                             out_target: c.out_link[q],
                             cred_code: match in_credit_link[q] {
-                                // An edge port: nothing arrives, nothing is sent.
-                                u32::MAX => 0,
+                                // An edge port: no flit arrives, so no credit
+                                // is sent; a code that fails every lookup
+                                // (and cannot wrap when a VC is added) if
+                                // one ever were.
+                                u32::MAX => u32::MAX - 255,
                                 l if l >= rp as u32 => {
                                     (l - rp as u32 - part_start[in_credit_part[q] as usize] as u32)
                                         << 8
