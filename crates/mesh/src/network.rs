@@ -1979,7 +1979,6 @@ impl Part {
     fn eject(&mut self, t: u64, c: &Consts, pk: &Packets, ln: usize, f: Flit, vc: u8) {
         // The interface consumes every flit at once and returns its credit.
         let a = self.ej_cred_timing[ln].send(t);
-        let n = self.r0 + ln;
         let code = ((ln * PORTS + LOCAL) * c.v) as u32 + vc as u32;
         self.schedule_credit::<2>(c, a, code, false, self.id);
         self.cyc.ejected_flits += 1;
@@ -1999,7 +1998,11 @@ impl Part {
         e.arr_sum += t;
         if f.is_tail() {
             let p = &pk[f.pkt as usize];
-            debug_assert_eq!(p.dst as usize, n, "flit ejected at the wrong node");
+            debug_assert_eq!(
+                p.dst as usize,
+                self.r0 + ln,
+                "flit ejected at the wrong node"
+            );
             let d = Delivered {
                 tag: p.tag,
                 src: p.src,
