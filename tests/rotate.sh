@@ -27,26 +27,27 @@ for _ in $(seq "$ROUNDS"); do
     echo "$b $r" >> "$out"
   done
 done
-for b in "$@"; do
-  awk -v b="$b" '$1 == b {print $2}' "$out" | sort -g | awk -v b="$b" '
-    { a[NR] = $1 }
+# Median, smallest and largest of the numbers on stdin, and their count.
+stats() {
+  sort -g | awk '{ a[NR] = $1 }
     END {
       m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-      printf "%s: median %.3f M flit-hops/s (min %.3f, max %.3f, %d runs)\n", b, m / 1e6, a[1] / 1e6, a[NR] / 1e6, NR
+      printf "%.17g %.17g %.17g %d\n", m, a[1], a[NR], NR
     }'
+}
+for b in "$@"; do
+  read -r m lo hi runs < <(awk -v b="$b" '$1 == b {print $2}' "$out" | stats)
+  awk -v b="$b" -v m="$m" -v lo="$lo" -v hi="$hi" -v n="$runs" 'BEGIN {
+    printf "%s: median %.3f M flit-hops/s (min %.3f, max %.3f, %d runs)\n", b, m / 1e6, lo / 1e6, hi / 1e6, n }'
 done
 # Each binary against the first, round by round: the runs of one round
 # follow each other within a second or two, so the machine's slower
 # drifts cancel in their ratio (its faster flips do not; see the range).
 n=$#
 for k in $(seq 2 "$n"); do
-  awk -v n="$n" -v k="$k" '
+  read -r m lo hi rounds < <(awk -v n="$n" -v k="$k" '
     { i = NR - 1; r = int(i / n); j = i % n + 1; v[r, j] = $2; rounds = r + 1 }
-    END { for (r = 0; r < rounds; r++) print v[r, k] / v[r, 1] }' "$out" | sort -g |
-    awk -v b="${!k}" -v a="$1" '
-      { x[NR] = $1 }
-      END {
-        m = (NR % 2) ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2
-        printf "%s / %s: median per-round ratio %.3f (range %.3f-%.3f, %d rounds)\n", b, a, m, x[1], x[NR], NR
-      }'
+    END { for (r = 0; r < rounds; r++) print v[r, k] / v[r, 1] }' "$out" | stats)
+  awk -v b="${!k}" -v a="$1" -v m="$m" -v lo="$lo" -v hi="$hi" -v n="$rounds" 'BEGIN {
+    printf "%s / %s: median per-round ratio %.3f (range %.3f-%.3f, %d rounds)\n", b, a, m, lo, hi, n }'
 done
