@@ -1038,7 +1038,7 @@ impl PhaseRunner {
             let now = self.net.now();
             if now >= next_report {
                 progress(now, name);
-                next_report = now + self.progress_every.max(1);
+                next_report = now.saturating_add(self.progress_every.max(1));
             }
         }
         // Let nothing of this phase linger (all packets are delivered).
