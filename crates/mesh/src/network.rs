@@ -74,15 +74,16 @@
 //!
 //! # State layout
 //! Per input VC (part-local index `(lr*PORTS + port)*V + vc`, `lr` the
-//! router's index in its part) the pipeline state (next cycle, stage,
-//! output VC) and its route mask share one 32-byte
+//! router's index in its part) the pipeline state (next cycle, output VC)
+//! and its route mask share one 32-byte
 //! [`wafernoc_router::VcState`] record with the VC's ring position in
 //! [`VcBuffers`], so visiting a VC, writing a flit into it (routing a
 //! head) or switching one out reads one record besides the flit's slot
 //! (the route had an array of its own until session 7; storing it was
-//! 15% of the L2 misses of 32×32 at 0.01). Per router, `work` marks
-//! the VCs holding flits (the only ones visited) and `ovc_in_use` the
-//! reserved output VCs. A packet's hop count travels in its head flit
+//! 15% of the L2 misses of 32×32 at 0.01). Per router, one 64-byte
+//! `RtBits` record holds its masks: `work` marks the VCs holding flits
+//! (the only ones visited), `active` the ACTIVE ones (a VC's stage is in
+//! these two masks), `ovc_in_use` the reserved output VCs. A packet's hop count travels in its head flit
 //! ([`Flit::hops`]); its per-flit latency sums are kept by the source
 //! interface and by the ejection VC.
 
@@ -476,6 +477,48 @@ impl Consts {
     }
 }
 
+/// One router's VC masks, bit `port * V + vc` of its VC indices, in one
+/// 64-byte line, so that a router step, an arrival and a switched flit
+/// find all of them with one lookup.
+///
+/// An input VC's stage is in the masks (there is no stage field): ACTIVE
+/// (holding an output VC) if its `active` bit is set, in VC allocation if
+/// it is clear and the VC holds flits (a head waits there at the front of
+/// its VC), IDLE otherwise. So the router step finds its ACTIVE and its
+/// allocating VCs with two mask operations, without reading each VC's
+/// record and branching on its stage (a branch mispredicted often
+/// enough to be the scan's costliest instruction: perf, session 9).
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
+struct RtBits {
+    /// Input VCs holding flits (the only ones with work to do), as two
+    /// 64-bit words (word operations are cheaper than `u128` ones; with
+    /// [`Consts::simple`] only the first is used).
+    work: [u64; 2],
+    /// Input VCs in the ACTIVE stage, same words.
+    active: [u64; 2],
+    /// Output VCs held by a packet.
+    ovc_in_use: u128,
+    /// Output VCs whose tail has been sent, released when its credit
+    /// returns (`wait_for_tail_credit`, atomic VCs).
+    ovc_tail_sent: u128,
+}
+
+impl RtBits {
+    /// Stage of input VC `li` (per-router index).
+    #[inline]
+    fn stage(&self, li: usize) -> u8 {
+        let (w, b) = ((li >> 6) & 1, li & 63);
+        if self.active[w] >> b & 1 == 1 {
+            ACTIVE
+        } else if self.work[w] >> b & 1 == 1 {
+            VC_ALLOC
+        } else {
+            IDLE
+        }
+    }
+}
+
 /// Routers per band: a cycle of a part applies the arrivals of one band,
 /// steps its interfaces and routers, then goes on to the next band, so
 /// that a large part's router state written by arrivals is still cached
@@ -492,12 +535,9 @@ struct Part {
     r0: usize,
     nr: usize,
     bufs: VcBuffers,
-    /// Per router: input VCs holding flits (the only ones with work to
-    /// do), bit `port * V + vc` as two 64-bit words (word operations are
-    /// cheaper than `u128` ones; with `Consts::simple` only the first is used).
-    work: Vec<[u64; 2]>,
-    ovc_in_use: Vec<u128>,
-    ovc_tail_sent: Vec<u128>,
+    /// Per router: its VC masks ([`RtBits`]: the VCs holding flits, the
+    /// ACTIVE ones, the output VCs in use).
+    bits: Vec<RtBits>,
     va: Vec<Allocator>,
     /// Switch allocators, one per (router, priority level): index
     /// `lr * nlev + level`. A strict-priority switch arbitrates each level
@@ -1043,9 +1083,7 @@ impl Network {
                     r0,
                     nr,
                     bufs: VcBuffers::new(nr * pv, rc.vc_buf_size),
-                    work: vec![[0, 0]; nr],
-                    ovc_in_use: vec![0; nr],
-                    ovc_tail_sent: vec![0; nr],
+                    bits: vec![RtBits::default(); nr],
                     va: (0..nr)
                         .map(|_| Allocator::new(rc.vc_allocator, rc.arbiter, pv, pv))
                         .collect(),
@@ -1505,7 +1543,7 @@ impl Network {
             let mut d = vec![u32::MAX; r_n * pv];
             for p in &parts {
                 for (lg, s) in p.bufs.vcs.iter().enumerate() {
-                    if s.st == ACTIVE {
+                    if p.bits[lg / pv].stage(lg % pv) == ACTIVE {
                         let g = p.r0 * pv + lg;
                         d[g / pv * pv + s.out as usize] = g as u32;
                     }
@@ -1525,7 +1563,7 @@ impl Network {
             }
             let r = g / pv;
             let lr = r - p.r0;
-            match p.bufs.vcs[lg].st {
+            match p.bits[lr].stage(lg - lr * pv) {
                 ACTIVE => {
                     let oi = p.bufs.vcs[lg].out as usize;
                     let o = oi / v;
@@ -1541,7 +1579,7 @@ impl Network {
                     while m != 0 {
                         let oi = m.trailing_zeros() as usize;
                         m &= m - 1;
-                        if p.ovc_in_use[lr] >> oi & 1 == 1 {
+                        if p.bits[lr].ovc_in_use >> oi & 1 == 1 {
                             let ow = if c.simple {
                                 derived[r * pv + oi]
                             } else {
@@ -1594,11 +1632,11 @@ impl Network {
             let li = g % pv;
             let (x, y) = c.topo.coord(r);
             let s = p.bufs.vcs[lg];
-            let waits = match s.st {
+            let waits = match p.bits[r - p.r0].stage(li) {
                 ACTIVE => Some((s.out as usize / v, s.out as usize % v)),
                 VC_ALLOC => {
-                    let oi =
-                        (p.bufs.vcs[lg].route & p.ovc_in_use[r - p.r0]).trailing_zeros() as usize;
+                    let oi = (p.bufs.vcs[lg].route & p.bits[r - p.r0].ovc_in_use).trailing_zeros()
+                        as usize;
                     (oi < 128).then_some((oi / v, oi % v))
                 }
                 _ => None,
@@ -1626,7 +1664,10 @@ impl Network {
 
     /// Check internal invariants (used by property tests): credits within
     /// buffer depth, buffers within depth, every buffered flit sequence is a
-    /// contiguous run of one packet per VC segment, and flit conservation.
+    /// contiguous run of one packet per VC segment, the stage masks
+    /// consistent with the buffers (work bits on exactly the VCs holding
+    /// flits, a head at the front of a VC in VC allocation, an output VC in
+    /// use under an ACTIVE VC), and flit conservation.
     pub fn check_invariants(&self) -> Result<(), String> {
         let c = &self.core.c;
         let depth = c.depth;
@@ -1641,6 +1682,22 @@ impl Network {
                     return Err(format!("input VC {g} holds {n} flits > depth {depth}"));
                 }
                 in_buffers += n as u64;
+                // The stage masks (`RtBits`): a work bit exactly on the VCs
+                // holding flits, a head at the front of a VC in VC
+                // allocation, an output VC in use under every ACTIVE VC.
+                let (b, li) = (&p.bits[lg / c.pv], lg % c.pv);
+                if (b.work[li >> 6] >> (li & 63) & 1 == 1) != (n > 0) {
+                    return Err(format!("input VC {g}: work bit disagrees with {n} flits"));
+                }
+                match b.stage(li) {
+                    VC_ALLOC if !p.bufs.front(lg).is_some_and(Flit::is_head) => {
+                        return Err(format!("input VC {g} in VC allocation without a head"));
+                    }
+                    ACTIVE if b.ovc_in_use >> p.bufs.vcs[lg].out & 1 == 0 => {
+                        return Err(format!("input VC {g} is ACTIVE on a free output VC"));
+                    }
+                    _ => {}
+                }
                 // Flits of one VC: a packet's flits are contiguous and in order.
                 let mut prev: Option<Flit> = None;
                 for f in p.bufs.iter(lg) {
@@ -1877,9 +1934,10 @@ impl Part {
             if release && self.credits[o] == c.depth {
                 let lr = c.div_pv(o as u32);
                 let bit = 1u128 << (o - lr * c.pv);
-                if self.ovc_tail_sent[lr] & bit != 0 {
-                    self.ovc_tail_sent[lr] &= !bit;
-                    self.ovc_in_use[lr] &= !bit;
+                let b = &mut self.bits[lr];
+                if b.ovc_tail_sent & bit != 0 {
+                    b.ovc_tail_sent &= !bit;
+                    b.ovc_in_use &= !bit;
                 }
             }
         }
@@ -1952,14 +2010,20 @@ impl Part {
             .push(g, f)
             .expect("credit protocol violated: input buffer overflow");
         let was_empty = self.bufs.len(g) == 1;
+        let x = g - lr * c.pv;
+        let (w, bit) = ((x >> 6) & 1, 1u64 << (x & 63));
+        let b = &mut self.bits[lr];
+        // IDLE: neither holding flits nor ACTIVE (`RtBits`).
+        let idle = (b.work[w] | b.active[w]) & bit == 0;
+        b.work[w] |= bit;
         let s = &mut self.bufs.vcs[g];
-        if s.st == IDLE {
+        if idle {
             // A head into an empty VC: routed now (routes depend only on
             // the router and the packet), it asks for an output VC from
             // cycle t + routing_delay, as if it had spent the routing
-            // stage in a ROUTING state (module docs, "Timing").
+            // stage in a ROUTING state (module docs, "Timing"). Its work
+            // bit, now set, puts it in VC allocation.
             debug_assert!(f.is_head());
-            s.st = VC_ALLOC;
             s.next = t + c.rd;
             s.route = Self::compute_route(c, pk, self.r0 + lr, f.pkt);
         } else {
@@ -1968,11 +2032,9 @@ impl Part {
             // `next − 1 < t`). VCs in VC allocation hold their head, so
             // their buffer was not empty. Without a branch: whether the
             // buffer was empty is not predictable.
-            debug_assert!(!was_empty || s.st == ACTIVE);
+            debug_assert!(!was_empty || self.bits[lr].active[w] & bit != 0);
             s.next = if was_empty { s.next.max(t) } else { s.next };
         }
-        let x = g - lr * c.pv;
-        self.work[lr][(x >> 6) & 1] |= 1 << (x & 63);
         set_bit(&mut self.router_on, lr);
     }
 
@@ -2224,7 +2286,7 @@ impl Part {
                     break;
                 }
                 self.router_step::<D, B>(t, c, pk, lr);
-                if self.work[lr] == [0, 0] {
+                if self.bits[lr].work == [0, 0] {
                     self.router_on[w] &= !(1 << b);
                 }
             }
@@ -2248,7 +2310,12 @@ impl Part {
         let pv = c.pv;
         let r = self.r0 + lr;
         let base = lr * pv;
-        let work = self.work[lr];
+        let RtBits {
+            work,
+            active,
+            ovc_in_use: in_use,
+            ..
+        } = self.bits[lr];
         if work == [0, 0] {
             return;
         }
@@ -2261,10 +2328,11 @@ impl Part {
             let li = work[0].trailing_zeros() as usize;
             let g = base + li;
             let s = self.bufs.vcs[g];
-            if s.next > t {
-                return;
-            }
-            if s.st == ACTIVE {
+            if work[0] & active[0] != 0 {
+                // With `D` an ACTIVE VC holding flits may always switch:
+                // it was last granted (VC or switch) before this cycle,
+                // with delays of 1 (see the scan).
+                debug_assert!(s.next <= t);
                 let oi = s.out as usize;
                 if self.credits[base + oi] == 0 {
                     return;
@@ -2275,6 +2343,9 @@ impl Part {
                 let granted = self.sa_small[lr].grant_uncontested::<PORTS>(i as u32, 1 << o);
                 debug_assert_eq!(granted as usize, o);
                 self.switch_flit::<D, B>(t, c, pk, lr, i, o, g, vc);
+                return;
+            }
+            if s.next > t {
                 return;
             }
         }
@@ -2297,7 +2368,6 @@ impl Part {
         // Speculative requests (heads still in VC allocation).
         let mut spec_req = [0u8; 8];
         let mut spec_vc = [[0u8; 8]; 8];
-        let in_use = self.ovc_in_use[lr];
         let multi_prio = !D && c.prio_levels.len() > 1;
         let mut any_sa = false;
         let mut any_spec = false;
@@ -2308,124 +2378,133 @@ impl Part {
 
         // With `D`, V ≤ 64 per router (`Consts::simple`): one word.
         for (half, &word) in work.iter().enumerate().take(if D { 1 } else { 2 }) {
-            let mut act = word;
+            // ACTIVE VCs holding flits: switch requests.
+            let mut act = word & active[half];
             while act != 0 {
                 let li = half * 64 + act.trailing_zeros() as usize;
                 act &= act - 1;
-                let g = base + li;
-                let s = self.bufs.vcs[g];
+                let s = self.bufs.vcs[base + li];
+                if D {
+                    // With `D` an ACTIVE VC holding flits may always ask:
+                    // its last grant (of its output VC, or of the switch
+                    // for its previous flit) set `next` to that cycle
+                    // plus 1, and a flit arriving in an empty ACTIVE VC
+                    // sets it to at most the arrival cycle.
+                    debug_assert!(s.next <= t);
+                    // The default pipeline, without branches: one
+                    // priority level, links always free. Per (input,
+                    // output) the request bit in `rq` and the smallest
+                    // round-robin distance of a requesting VC after the
+                    // input's offset (BookSim's `supersedes` for one
+                    // level picks the VC of smallest distance).
+                    let oi = s.out as usize;
+                    let ok = self.credits[base + oi] > 0;
+                    let o = c.port_of[oi & 127] as usize & 7;
+                    let i = c.port_of[li & 127] as usize & 7;
+                    let vc = c.vc_of[li & 127];
+                    let off = self.sw_rr[lr * PORTS + i];
+                    let d = if vc >= off {
+                        vc - off
+                    } else {
+                        vc + v as u8 - off
+                    };
+                    let k = i * 8 + o;
+                    // Distance in the high bits, the VC (< 16 with `D`) in the low.
+                    let key = d << 4 | vc;
+                    best[k] = best[k].min(if ok { key } else { u8::MAX });
+                    rq |= (ok as u64) << k;
+                } else {
+                    if s.next > t {
+                        continue;
+                    }
+                    let oi = s.out as usize;
+                    if self.credits[base + oi] > 0 {
+                        let o = c.port_of[oi & 127] as usize & 7;
+                        let send_at = t + sad - 1 + xd_od;
+                        if fast_links || self.timing[lr * PORTS + o].out.can_send(send_at) {
+                            let i = c.port_of[li & 127] as usize & 7;
+                            let vc = c.vc_of[li & 127];
+                            // Classes own disjoint VC ranges, so the VC gives the priority.
+                            let pri = if multi_prio {
+                                c.vc_prio[vc as usize]
+                            } else {
+                                0
+                            };
+                            if sa_req[i] >> o & 1 == 0 {
+                                sa_dup |= sa_seen & (1 << o);
+                                sa_seen |= 1 << o;
+                                sa_vc[i][o] = vc;
+                                if multi_prio {
+                                    sa_pri[i][o] = pri;
+                                }
+                            } else if supersedes(
+                                vc,
+                                pri,
+                                sa_vc[i][o],
+                                if multi_prio { sa_pri[i][o] } else { 0 },
+                                self.sw_rr[(lr * PORTS + i) * nlev
+                                    + if D { 0 } else { c.vc_lvl[vc as usize] as usize }],
+                                v,
+                            ) {
+                                sa_vc[i][o] = vc;
+                                if multi_prio {
+                                    sa_pri[i][o] = pri;
+                                }
+                            }
+                            sa_req[i] |= 1 << o;
+                            sa_in |= 1 << i;
+                            any_sa = true;
+                        }
+                    }
+                }
+            }
+            // VCs in VC allocation (holding flits, not ACTIVE).
+            let mut alloc = word & !active[half];
+            while alloc != 0 {
+                let li = half * 64 + alloc.trailing_zeros() as usize;
+                alloc &= alloc - 1;
+                let s = self.bufs.vcs[base + li];
                 if s.next > t {
                     continue;
                 }
-                match s.st {
-                    VC_ALLOC => {
-                        let route = s.route;
-                        let req = route & !in_use;
-                        if req != 0 {
-                            self.scratch_va.push((li as u32, req));
+                let route = s.route;
+                let req = route & !in_use;
+                if req != 0 {
+                    self.scratch_va.push((li as u32, req));
+                }
+                if speculative {
+                    let i = c.port_of[li & 127] as usize & 7;
+                    let vc = c.vc_of[li & 127];
+                    let mut ports = route;
+                    while ports != 0 {
+                        let o = c.port_of[ports.trailing_zeros() as usize & 127] as usize & 7;
+                        ports &= !(((1u128 << v) - 1) << (o * v));
+                        // A speculative grant sends in this cycle too, so
+                        // its output link must be able to take a flit
+                        // (slow wafer-crossing links), as for ACTIVE VCs.
+                        if !fast_links
+                            && !self.timing[lr * PORTS + o]
+                                .out
+                                .can_send(t + sad - 1 + xd_od)
+                        {
+                            continue;
                         }
-                        if speculative {
-                            let i = c.port_of[li & 127] as usize & 7;
-                            let vc = c.vc_of[li & 127];
-                            let mut ports = route;
-                            while ports != 0 {
-                                let o =
-                                    c.port_of[ports.trailing_zeros() as usize & 127] as usize & 7;
-                                ports &= !(((1u128 << v) - 1) << (o * v));
-                                // A speculative grant sends in this cycle too, so
-                                // its output link must be able to take a flit
-                                // (slow wafer-crossing links), as for ACTIVE VCs.
-                                if !fast_links
-                                    && !self.timing[lr * PORTS + o]
-                                        .out
-                                        .can_send(t + sad - 1 + xd_od)
-                                {
-                                    continue;
-                                }
-                                if spec_req[i] >> o & 1 == 0
-                                    || supersedes(
-                                        vc,
-                                        0,
-                                        spec_vc[i][o],
-                                        0,
-                                        self.sw_rr[(lr * PORTS + i) * nlev
-                                            + c.vc_lvl[vc as usize] as usize],
-                                        v,
-                                    )
-                                {
-                                    spec_vc[i][o] = vc;
-                                }
-                                spec_req[i] |= 1 << o;
-                                any_spec = true;
-                            }
+                        if spec_req[i] >> o & 1 == 0
+                            || supersedes(
+                                vc,
+                                0,
+                                spec_vc[i][o],
+                                0,
+                                self.sw_rr
+                                    [(lr * PORTS + i) * nlev + c.vc_lvl[vc as usize] as usize],
+                                v,
+                            )
+                        {
+                            spec_vc[i][o] = vc;
                         }
+                        spec_req[i] |= 1 << o;
+                        any_spec = true;
                     }
-                    ACTIVE if D => {
-                        // The default pipeline, without branches: one
-                        // priority level, links always free. Per (input,
-                        // output) the request bit in `rq` and the smallest
-                        // round-robin distance of a requesting VC after the
-                        // input's offset (BookSim's `supersedes` for one
-                        // level picks the VC of smallest distance).
-                        let oi = s.out as usize;
-                        let ok = self.credits[base + oi] > 0;
-                        let o = c.port_of[oi & 127] as usize & 7;
-                        let i = c.port_of[li & 127] as usize & 7;
-                        let vc = c.vc_of[li & 127];
-                        let off = self.sw_rr[lr * PORTS + i];
-                        let d = if vc >= off {
-                            vc - off
-                        } else {
-                            vc + v as u8 - off
-                        };
-                        let k = i * 8 + o;
-                        // Distance in the high bits, the VC (< 16 with `D`) in the low.
-                        let key = d << 4 | vc;
-                        best[k] = best[k].min(if ok { key } else { u8::MAX });
-                        rq |= (ok as u64) << k;
-                    }
-                    ACTIVE => {
-                        let oi = s.out as usize;
-                        if self.credits[base + oi] > 0 {
-                            let o = c.port_of[oi & 127] as usize & 7;
-                            let send_at = t + sad - 1 + xd_od;
-                            if fast_links || self.timing[lr * PORTS + o].out.can_send(send_at) {
-                                let i = c.port_of[li & 127] as usize & 7;
-                                let vc = c.vc_of[li & 127];
-                                // Classes own disjoint VC ranges, so the VC gives the priority.
-                                let pri = if multi_prio {
-                                    c.vc_prio[vc as usize]
-                                } else {
-                                    0
-                                };
-                                if sa_req[i] >> o & 1 == 0 {
-                                    sa_dup |= sa_seen & (1 << o);
-                                    sa_seen |= 1 << o;
-                                    sa_vc[i][o] = vc;
-                                    if multi_prio {
-                                        sa_pri[i][o] = pri;
-                                    }
-                                } else if supersedes(
-                                    vc,
-                                    pri,
-                                    sa_vc[i][o],
-                                    if multi_prio { sa_pri[i][o] } else { 0 },
-                                    self.sw_rr[(lr * PORTS + i) * nlev
-                                        + if D { 0 } else { c.vc_lvl[vc as usize] as usize }],
-                                    v,
-                                ) {
-                                    sa_vc[i][o] = vc;
-                                    if multi_prio {
-                                        sa_pri[i][o] = pri;
-                                    }
-                                }
-                                sa_req[i] |= 1 << o;
-                                sa_in |= 1 << i;
-                                any_sa = true;
-                            }
-                        }
-                    }
-                    _ => {}
                 }
             }
         }
@@ -2467,25 +2546,26 @@ impl Part {
         for &(li, oi) in &self.scratch_grants {
             let g = base + li as usize;
             let bit = 1u128 << oi;
-            debug_assert!(self.ovc_in_use[lr] & bit == 0);
-            self.ovc_in_use[lr] |= bit;
+            let b = &mut self.bits[lr];
+            debug_assert!(b.ovc_in_use & bit == 0);
+            b.ovc_in_use |= bit;
             // Tail-sent marks are only ever set with `wait_tail` or atomic
             // output VCs; otherwise the word is zero and is not touched.
             if !D && (c.wait_tail || c.atomic_ovc != 0) {
-                self.ovc_tail_sent[lr] &= !bit;
+                b.ovc_tail_sent &= !bit;
             }
+            b.active[(li as usize >> 6) & 1] |= 1 << (li & 63);
             if !D {
                 self.owner[base + oi as usize] = gbase + li;
             }
             self.bufs.vcs[g].out = oi as u8;
-            self.bufs.vcs[g].st = ACTIVE;
             self.bufs.vcs[g].next = t + vad;
         }
         // VCs that asked and got nothing retry after the allocator's delay.
         if vad > 1 {
             for &(li, _) in &self.scratch_va {
                 let g = base + li as usize;
-                if self.bufs.vcs[g].st == VC_ALLOC {
+                if self.bits[lr].stage(li as usize) == VC_ALLOC {
                     self.bufs.vcs[g].next = t + vad;
                 }
             }
@@ -2584,7 +2664,7 @@ impl Part {
             if speculative_grant {
                 // Valid only if this cycle's VC allocation gave the head an
                 // output VC on this port with a free buffer slot.
-                if self.bufs.vcs[g].st != ACTIVE
+                if self.bits[lr].stage(g - base) != ACTIVE
                     || c.port_of[self.bufs.vcs[g].out as usize & 127] as usize != o
                     || self.credits[base + self.bufs.vcs[g].out as usize] == 0
                 {
@@ -2651,18 +2731,6 @@ impl Part {
         let oi = self.bufs.vcs[g].out as usize;
         let og = base + oi;
         self.credits[og] -= 1;
-        if D {
-            // A tail frees its output VC (no branch: tails are not predictable).
-            // (With `D` output VC indices are below 64: a 64-bit shift.)
-            self.ovc_in_use[lr] &= !(((f.is_tail() as u64) << (oi & 63)) as u128);
-        } else if f.is_tail() {
-            let bit = 1u128 << oi;
-            if c.wait_tail || c.atomic_ovc & bit != 0 {
-                self.ovc_tail_sent[lr] |= bit;
-            } else {
-                self.ovc_in_use[lr] &= !bit;
-            }
-        }
         let lvl = if D { 0 } else { c.vc_lvl[vc] as usize };
         self.sw_rr[(lr * PORTS + i) * nlev + lvl] = (if vc + 1 == v { 0 } else { vc + 1 }) as u8;
         let ovc = c.vc_of[oi & 127];
@@ -2712,20 +2780,33 @@ impl Part {
         // IDLE VC's `next` is never read. (The tail test stays a branch:
         // the compiler made one of every branch-free form tried, a product
         // and a mask included; cachegrind, session 5.)
+        // A tail ends the ACTIVE stage (IDLE if the VC emptied, else VC
+        // allocation for the next head: `RtBits`) and frees its output VC.
         let empty = left == 0;
+        let tail = f.is_tail();
         let x = g - base;
-        self.work[lr][if D { 0 } else { (x >> 6) & 1 }] &= !((empty as u64) << (x & 63));
-        self.bufs.vcs[g].next = t + sad;
-        if f.is_tail() {
-            if empty {
-                self.bufs.vcs[g].st = IDLE;
+        let w = if D { 0 } else { (x >> 6) & 1 };
+        let b = &mut self.bits[lr];
+        if D {
+            // Without branches: tails are not predictable. (With `D`
+            // output VC indices are below 64: a 64-bit shift.)
+            b.ovc_in_use &= !(((tail as u64) << (oi & 63)) as u128);
+        } else if tail {
+            let bit = 1u128 << oi;
+            if c.wait_tail || c.atomic_ovc & bit != 0 {
+                b.ovc_tail_sent |= bit;
             } else {
-                let nf = self.bufs.front(g).expect("non-empty");
-                let s = &mut self.bufs.vcs[g];
-                s.route = Self::compute_route(c, pk, r, nf.pkt);
-                s.st = VC_ALLOC;
-                s.next = t + sad + if D { 1 } else { c.rd };
+                b.ovc_in_use &= !bit;
             }
+        }
+        b.work[w] &= !((empty as u64) << (x & 63));
+        b.active[w] &= !((tail as u64) << (x & 63));
+        self.bufs.vcs[g].next = t + sad;
+        if tail && !empty {
+            let nf = self.bufs.front(g).expect("non-empty");
+            let s = &mut self.bufs.vcs[g];
+            s.route = Self::compute_route(c, pk, r, nf.pkt);
+            s.next = t + sad + if D { 1 } else { c.rd };
         }
     }
 }

@@ -5,7 +5,8 @@ use crate::flit::Flit;
 
 /// One input VC's record: the position of its flits in its ring (private:
 /// only [`VcBuffers`] moves them) and the pipeline state the router model
-/// keeps for it, its route included. 32 bytes, so that a router visiting a
+/// keeps for it, its route included (the VC's stage is the model's own:
+/// the mesh keeps it as bits of per-router masks). 32 bytes, so that a router visiting a
 /// VC, writing a flit into it (and routing a head) or switching a flit out
 /// of it touches one record (two VCs per cache line) besides the flit's
 /// slot.
@@ -21,8 +22,6 @@ pub struct VcState {
     head: u16,
     /// Flits in the ring.
     len: u16,
-    /// Pipeline stage (the router model's code).
-    pub st: u8,
     /// Output VC held by the packet at the front (the router model's index).
     pub out: u8,
 }
@@ -133,7 +132,6 @@ mod tests {
             let mut b = VcBuffers::new(3, depth);
             // The pipeline fields are the caller's: ring operations leave them alone.
             b.vcs[1].next = 77;
-            b.vcs[1].st = 3;
             b.vcs[1].out = 9;
             let mut model = std::collections::VecDeque::new();
             let mut n = 0u32;
@@ -151,7 +149,7 @@ mod tests {
                         prop_assert_eq!(b.pop_len(1), f.map(|f| (f, model.len())));
                     }
                 }
-                prop_assert_eq!((b.vcs[1].next, b.vcs[1].st, b.vcs[1].out), (77, 3, 9));
+                prop_assert_eq!((b.vcs[1].next, b.vcs[1].out), (77, 9));
                 prop_assert_eq!(b.len(1), model.len());
                 prop_assert_eq!(b.front(1), model.front().copied());
                 prop_assert!(b.is_empty(0) && b.is_empty(2));
