@@ -2717,20 +2717,53 @@ impl Part {
         let base = lr * c.pv;
         let (mut f, left) = self.bufs.pop_len(g).expect("switch grant for an empty VC");
         let dep = t + sad - 1;
-        // Credit back upstream for the freed slot.
-        // Credit links are never checked for bandwidth (one credit per
-        // input port per cycle), so with `D` only their arrival is needed.
-        let li = self.links[lr * PORTS + i];
-        let a = if D {
-            dep + li.cred_delay as u64
-        } else {
-            self.timing[lr * PORTS + i].cred.send(dep)
+        // First everything this writes in the router's own state, then the
+        // two items sent: a store into a wheel makes the compiler reload
+        // every vector's address it uses after it, so the input VC's
+        // record, the masks and the counters come before.
+        //
+        // Next state of the input VC: empty (its work bit cleared, without
+        // a branch: whether the buffer emptied is not predictable), the
+        // next flit of the packet in switch allocation from the next cycle,
+        // or after a tail the next packet's head routed now and in VC
+        // allocation after the routing delay (as in `flit_arrives`). A tail
+        // ends the ACTIVE stage (IDLE if the VC emptied, else VC allocation
+        // for the next head: `RtBits`) and frees its output VC. An IDLE
+        // VC's `next` is never read. (The tail test stays a branch: the
+        // compiler made one of every branch-free form tried, a product and
+        // a mask included; cachegrind, session 5.)
+        let empty = left == 0;
+        let tail = f.is_tail();
+        let oi = {
+            let s = &mut self.bufs.vcs[g];
+            s.next = t + sad;
+            s.out as usize
         };
-        self.schedule_credit::<B>(c, a, li.cred_code + vc as u32, i == LOCAL, li.cred_part);
+        if tail && !empty {
+            let nf = self.bufs.front(g).expect("non-empty");
+            let s = &mut self.bufs.vcs[g];
+            s.route = Self::compute_route(c, pk, r, nf.pkt);
+            s.next = t + sad + if D { 1 } else { c.rd };
+        }
+        let x = g - base;
+        let w = if D { 0 } else { (x >> 6) & 1 };
+        let b = &mut self.bits[lr];
+        if D {
+            // Without branches: tails are not predictable. (With `D`
+            // output VC indices are below 64: a 64-bit shift.)
+            b.ovc_in_use &= !(((tail as u64) << (oi & 63)) as u128);
+        } else if tail {
+            let bit = 1u128 << oi;
+            if c.wait_tail || c.atomic_ovc & bit != 0 {
+                b.ovc_tail_sent |= bit;
+            } else {
+                b.ovc_in_use &= !bit;
+            }
+        }
+        b.work[w] &= !((empty as u64) << (x & 63));
+        b.active[w] &= !((tail as u64) << (x & 63));
         // Downstream buffer state.
-        let oi = self.bufs.vcs[g].out as usize;
-        let og = base + oi;
-        self.credits[og] -= 1;
+        self.credits[base + oi] -= 1;
         let lvl = if D { 0 } else { c.vc_lvl[vc] as usize };
         self.sw_rr[(lr * PORTS + i) * nlev + lvl] = (if vc + 1 == v { 0 } else { vc + 1 }) as u8;
         let ovc = c.vc_of[oi & 127];
@@ -2752,7 +2785,18 @@ impl Part {
             self.link_flits[(lr * PORTS + o) * c.nclasses + class] += 1;
         }
         let lo = *lo;
+        let li = self.links[lr * PORTS + i];
         self.cyc.flit_hops += (o != LOCAL) as u64;
+        self.progressed = true;
+        // Credit back upstream for the freed slot.
+        // Credit links are never checked for bandwidth (one credit per
+        // input port per cycle), so with `D` only their arrival is needed.
+        let a = if D {
+            dep + li.cred_delay as u64
+        } else {
+            self.timing[lr * PORTS + i].cred.send(dep)
+        };
+        self.schedule_credit::<B>(c, a, li.cred_code + vc as u32, i == LOCAL, li.cred_part);
         // With `D` every flit link takes one flit per cycle and is never
         // checked (`Consts::fast_links`): only the arrival is needed.
         let a = if D {
@@ -2771,43 +2815,6 @@ impl Part {
             },
             to,
         );
-        self.progressed = true;
-        // Next state of the input VC: empty (its work bit cleared, without
-        // a branch: whether the buffer emptied is not predictable; IDLE
-        // after a tail), the next flit of the packet in switch allocation
-        // from the next cycle, or the next packet's head routed now and in
-        // VC allocation after the routing delay (as in `flit_arrives`). An
-        // IDLE VC's `next` is never read. (The tail test stays a branch:
-        // the compiler made one of every branch-free form tried, a product
-        // and a mask included; cachegrind, session 5.)
-        // A tail ends the ACTIVE stage (IDLE if the VC emptied, else VC
-        // allocation for the next head: `RtBits`) and frees its output VC.
-        let empty = left == 0;
-        let tail = f.is_tail();
-        let x = g - base;
-        let w = if D { 0 } else { (x >> 6) & 1 };
-        let b = &mut self.bits[lr];
-        if D {
-            // Without branches: tails are not predictable. (With `D`
-            // output VC indices are below 64: a 64-bit shift.)
-            b.ovc_in_use &= !(((tail as u64) << (oi & 63)) as u128);
-        } else if tail {
-            let bit = 1u128 << oi;
-            if c.wait_tail || c.atomic_ovc & bit != 0 {
-                b.ovc_tail_sent |= bit;
-            } else {
-                b.ovc_in_use &= !bit;
-            }
-        }
-        b.work[w] &= !((empty as u64) << (x & 63));
-        b.active[w] &= !((tail as u64) << (x & 63));
-        self.bufs.vcs[g].next = t + sad;
-        if tail && !empty {
-            let nf = self.bufs.front(g).expect("non-empty");
-            let s = &mut self.bufs.vcs[g];
-            s.route = Self::compute_route(c, pk, r, nf.pkt);
-            s.next = t + sad + if D { 1 } else { c.rd };
-        }
     }
 }
 
