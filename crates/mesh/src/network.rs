@@ -83,9 +83,9 @@
 //! 15% of the L2 misses of 32×32 at 0.01). Per router, one 64-byte
 //! `RtBits` record holds its masks: `work` marks the VCs holding flits
 //! (the only ones visited), `active` the ACTIVE ones (a VC's stage is in
-//! these two masks), `ovc_in_use` the reserved output VCs. A packet's hop count travels in its head flit
-//! ([`Flit::hops`]); its per-flit latency sums are kept by the source
-//! interface and by the ejection VC.
+//! these two masks), `ovc_in_use` the reserved output VCs. A packet's
+//! hop count travels in its head flit ([`Flit::hops`]); its per-flit
+//! latency sums are kept by the source interface and by the ejection VC.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
