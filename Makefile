@@ -6,7 +6,7 @@ PROPTEST_CASES ?= 64
 OUT          ?= out
 REF          ?= ../shared/reference/booksim
 
-.PHONY: all build test fmt-check clippy doc unit proptest-long bench validate \
+.PHONY: all build test fmt-check clippy doc unit test-dev proptest-long bench validate \
         sweep-synthetic sweep-mapping sweep-balancer paper traces demo clean
 
 all: build
@@ -32,6 +32,14 @@ doc:
 
 unit:
 	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO) test --profile ci --workspace
+
+## The library crates' tests in the dev profile, where debug assertions
+## (the engine's internal checks) and overflow checks are on; about two
+## minutes. Not part of `make test`: the command-line crate's tests run
+## real simulations, far too slow unoptimised.
+test-dev:
+	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO) test -p wafernoc-router -p wafernoc-mesh \
+	    -p wafernoc-traffic -p wafernoc-moe -p wafernoc-trace
 
 ## At least 10,000 cases per property (docs/deadlock.md records count and time).
 proptest-long:
