@@ -93,7 +93,9 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 
 use crossbeam::utils::CachePadded;
-use wafernoc_router::{Allocator, AllocatorKind, Flit, LinkTiming, SmallIslip, VcBuffers};
+use wafernoc_router::{
+    nonzero_bytes, Allocator, AllocatorKind, Flit, LinkTiming, SmallIslip, VcBuffers,
+};
 
 use crate::config::{ConfigError, NetworkConfig};
 use crate::deadlock::{DeadlockReport, WaitingVc};
@@ -2818,18 +2820,6 @@ impl Part {
     }
 }
 
-/// Bit `i` set for each nonzero byte `i` of `x`, without a loop: the high
-/// bit of each byte is set if the byte is nonzero, shifted to the byte's
-/// low bit, and the eight low bits are gathered into the top byte by one
-/// multiply (the eight partial products land on distinct bits, so there
-/// are no carries).
-#[inline(always)]
-fn nonzero_bytes(x: u64) -> u8 {
-    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let high = ((x & LO7).wrapping_add(LO7) | x) & !LO7;
-    ((high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
-}
-
 /// The first `PORTS` entries of a per-port request array.
 #[inline]
 fn ports5(a: &[u8; 8]) -> [u8; PORTS] {
@@ -2894,33 +2884,6 @@ mod tests {
             }
             assert_eq!(c.div_pv((MAX_VCS - 1) as u32), (MAX_VCS - 1) / pv);
         }
-    }
-
-    /// `nonzero_bytes` against a byte-by-byte loop.
-    #[test]
-    fn nonzero_bytes_marks_the_nonzero_bytes() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        for k in 0..10_000u64 {
-            // Bytes of random values, with zero and 0x80 bytes mixed in.
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let mask = [0, !0, 0xff00_ff00_ff00_ff00, 0x8000_0000_0000_0080][(k % 4) as usize];
-            let v = if k % 5 == 0 {
-                x & 0x8080_8080_8080_8080
-            } else {
-                x & mask | k
-            };
-            let want = (0..8).fold(0u8, |m, i| m | ((v >> (8 * i) & 0xff != 0) as u8) << i);
-            assert_eq!(nonzero_bytes(v), want, "{v:#x}");
-        }
-        for i in 0..8 {
-            for b in [1u64, 0x80, 0xff] {
-                assert_eq!(nonzero_bytes(b << (8 * i)), 1 << i);
-            }
-        }
-        assert_eq!(nonzero_bytes(0), 0);
-        assert_eq!(nonzero_bytes(!0), 0xff);
     }
 
     /// The dimension-order route table (`Consts::dor_mask`) gives what

@@ -114,6 +114,17 @@ fn lanes_nonzero_hi(x: u64) -> u64 {
     (((x & !LANE_HI) + !LANE_HI) | x) & LANE_HI
 }
 
+/// Bit `i` set for each nonzero byte `i` of `x`, without a loop: the
+/// lanes' high bits from [`lanes_nonzero_hi`], shifted to the lanes' low
+/// bits and gathered into the top byte by one multiply (the eight partial
+/// products land on distinct bits, so there are no carries). The mesh's
+/// switch requests, one byte of outputs per input, give the inputs that
+/// ask this way.
+#[inline(always)]
+pub fn nonzero_bytes(x: u64) -> u8 {
+    ((lanes_nonzero_hi(x) >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
+}
+
 /// [`lanes_nonzero_hi`] for lanes with at most one bit set: adding 0x7f to
 /// a lane of at most 0x80 sets its high bit exactly where it is non-zero,
 /// with no carry out of the lane.
@@ -908,6 +919,34 @@ fn islip_small<P: IslipPtrs, const N: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `nonzero_bytes` against a byte-by-byte loop.
+    #[test]
+    fn nonzero_bytes_marks_the_nonzero_bytes() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for k in 0..10_000u64 {
+            // Bytes of random values, with zero and 0x80 bytes mixed in.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mask = [0, !0, 0xff00_ff00_ff00_ff00, 0x8000_0000_0000_0080][(k % 4) as usize];
+            let v = if k % 5 == 0 {
+                x & 0x8080_8080_8080_8080
+            } else {
+                x & mask | k
+            };
+            let want = (0..8).fold(0u8, |m, i| m | ((v >> (8 * i) & 0xff != 0) as u8) << i);
+            assert_eq!(nonzero_bytes(v), want, "{v:#x}");
+        }
+        for i in 0..8 {
+            for b in [1u64, 0x80, 0xff] {
+                assert_eq!(nonzero_bytes(b << (8 * i)), 1 << i);
+            }
+        }
+        assert_eq!(nonzero_bytes(0), 0);
+        assert_eq!(nonzero_bytes(!0), 0xff);
+    }
+
     use proptest::prelude::*;
 
     fn kinds() -> Vec<AllocatorKind> {

@@ -37,7 +37,7 @@ pub mod config;
 pub mod flit;
 pub mod link;
 
-pub use allocator::{Allocator, AllocatorKind, SmallIslip};
+pub use allocator::{nonzero_bytes, Allocator, AllocatorKind, SmallIslip};
 pub use arbiter::{Arbiter, ArbiterKind};
 pub use buffer::{VcBuffers, VcState};
 pub use config::{ConfigError, RouterConfig};
