@@ -507,13 +507,20 @@ struct RtBits {
 }
 
 impl RtBits {
+    /// Word and bit of per-router VC index `li` (below 128) in `work` and
+    /// `active`.
+    #[inline(always)]
+    fn at(li: usize) -> (usize, u64) {
+        ((li >> 6) & 1, 1 << (li & 63))
+    }
+
     /// Stage of input VC `li` (per-router index).
     #[inline]
     fn stage(&self, li: usize) -> u8 {
-        let (w, b) = ((li >> 6) & 1, li & 63);
-        if self.active[w] >> b & 1 == 1 {
+        let (w, bit) = Self::at(li);
+        if self.active[w] & bit != 0 {
             ACTIVE
-        } else if self.work[w] >> b & 1 == 1 {
+        } else if self.work[w] & bit != 0 {
             VC_ALLOC
         } else {
             IDLE
@@ -1688,7 +1695,8 @@ impl Network {
                 // holding flits, a head at the front of a VC in VC
                 // allocation, an output VC in use under every ACTIVE VC.
                 let (b, li) = (&p.bits[lg / c.pv], lg % c.pv);
-                if (b.work[li >> 6] >> (li & 63) & 1 == 1) != (n > 0) {
+                let (w, bit) = RtBits::at(li);
+                if (b.work[w] & bit != 0) != (n > 0) {
                     return Err(format!("input VC {g}: work bit disagrees with {n} flits"));
                 }
                 match b.stage(li) {
@@ -2013,7 +2021,7 @@ impl Part {
             .expect("credit protocol violated: input buffer overflow");
         let was_empty = self.bufs.len(g) == 1;
         let x = g - lr * c.pv;
-        let (w, bit) = ((x >> 6) & 1, 1u64 << (x & 63));
+        let (w, bit) = RtBits::at(x);
         let b = &mut self.bits[lr];
         // IDLE: neither holding flits nor ACTIVE (`RtBits`).
         let idle = (b.work[w] | b.active[w]) & bit == 0;
@@ -2556,7 +2564,8 @@ impl Part {
             if !D && (c.wait_tail || c.atomic_ovc != 0) {
                 b.ovc_tail_sent &= !bit;
             }
-            b.active[(li as usize >> 6) & 1] |= 1 << (li & 63);
+            let (w, bit) = RtBits::at(li as usize);
+            b.active[w] |= bit;
             if !D {
                 self.owner[base + oi as usize] = gbase + li;
             }
