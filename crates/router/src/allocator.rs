@@ -115,7 +115,7 @@ fn lanes_nonzero_hi(x: u64) -> u64 {
 }
 
 /// Bit `i` set for each nonzero byte `i` of `x`, without a loop: the
-/// lanes' high bits from [`lanes_nonzero_hi`], shifted to the lanes' low
+/// lanes' high bits from `lanes_nonzero_hi`, shifted to the lanes' low
 /// bits and gathered into the top byte by one multiply (the eight partial
 /// products land on distinct bits, so there are no carries). The mesh's
 /// switch requests, one byte of outputs per input, give the inputs that
