@@ -94,7 +94,8 @@ use std::thread::JoinHandle;
 
 use crossbeam::utils::CachePadded;
 use wafernoc_router::{
-    nonzero_bytes, Allocator, AllocatorKind, Flit, LinkTiming, SmallIslip, VcBuffers,
+    nonzero_bytes, Allocator, AllocatorKind, Flit, LinkTiming, SmallIslip, VcBuffers, VcState,
+    Window,
 };
 
 use crate::config::{ConfigError, NetworkConfig};
@@ -534,6 +535,15 @@ impl RtBits {
 /// when the router step reads it (one band's state is a few hundred KiB).
 /// A multiple of 64 (bands are whole words of the activity bitmaps).
 const BAND: usize = 128;
+
+/// Input or output VCs in one router's window (`VcBuffers::window`, and
+/// the `credits` slice the simple router step takes): per-router arrays
+/// indexed by VC have this many entries of padding after the last router.
+/// With [`Consts::simple`] a router has at most 64 VCs.
+const WIN_VCS: usize = 64;
+/// Ports in one router's window of the per-port arrays (`sw_rr`, `links`),
+/// padded likewise.
+const WIN_PORTS: usize = 8;
 
 /// A contiguous range of routers and their interfaces, with everything
 /// they write during a cycle (module docs, "Partitions and threads").
@@ -1091,7 +1101,7 @@ impl Network {
                     id: p as u16,
                     r0,
                     nr,
-                    bufs: VcBuffers::new(nr * pv, rc.vc_buf_size),
+                    bufs: VcBuffers::padded(nr * pv, rc.vc_buf_size, WIN_VCS),
                     bits: vec![RtBits::default(); nr],
                     va: (0..nr)
                         .map(|_| Allocator::new(rc.vc_allocator, rc.arbiter, pv, pv))
@@ -1108,9 +1118,9 @@ impl Network {
                     } else {
                         Vec::new()
                     },
-                    sw_rr: vec![0; nr * PORTS * nlev],
+                    sw_rr: vec![0; nr * PORTS * nlev + WIN_PORTS],
                     router_on: vec![0; words],
-                    credits: vec![depth; nr * pv],
+                    credits: vec![depth; nr * pv + WIN_VCS],
                     owner: if c.simple {
                         Vec::new()
                     } else {
@@ -1142,6 +1152,16 @@ impl Network {
                             cred_part: in_credit_part[q],
                             flits: 0,
                         })
+                        // Padding for the last router's window (`WIN_PORTS`).
+                        .chain((0..WIN_PORTS).map(|_| PortLinks {
+                            out_target: u32::MAX,
+                            cred_code: u32::MAX - 255,
+                            out_delay: 0,
+                            cred_delay: 0,
+                            out_part: 0,
+                            cred_part: 0,
+                            flits: 0,
+                        }))
                         .collect(),
                     timing: (r0 * PORTS..r1 * PORTS)
                         .map(|q| PortTiming {
@@ -1339,7 +1359,7 @@ impl Network {
         for p in 0..self.core.parts.len() {
             let p = self.core.lock(p);
             if self.core.c.nclasses == 1 {
-                out.extend(p.links.iter().map(|l| l.flits));
+                out.extend(p.links[..p.nr * PORTS].iter().map(|l| l.flits));
             } else {
                 out.extend_from_slice(&p.link_flits);
             }
@@ -1551,7 +1571,7 @@ impl Network {
         let derived: Vec<u32> = if c.simple {
             let mut d = vec![u32::MAX; r_n * pv];
             for p in &parts {
-                for (lg, s) in p.bufs.vcs.iter().enumerate() {
+                for (lg, s) in p.bufs.vcs[..p.nr * pv].iter().enumerate() {
                     if p.bits[lg / pv].stage(lg % pv) == ACTIVE {
                         let g = p.r0 * pv + lg;
                         d[g / pv * pv + s.out as usize] = g as u32;
@@ -1767,6 +1787,88 @@ impl Network {
     }
 }
 
+/// Where a part's items go: its flit and credit wheels and its outboxes,
+/// borrowed from the [`Part`] apart from the rest of it, so that the
+/// router step can schedule while it holds borrows of the router's own
+/// state.
+struct Sched<'a> {
+    id: u16,
+    r0: usize,
+    nbands: usize,
+    wheel: &'a mut [Vec<Vec<Ev>>; 2],
+    cwheel: &'a mut [Vec<Vec<u32>>; 2],
+    outbox: &'a mut [Vec<RemoteEv>; 2],
+}
+
+impl Sched<'_> {
+    /// Index in `wheel` (and in each of `cwheel`) of an item for `target`
+    /// (a router port or a node of this part) arriving in cycle `at`. `S`:
+    /// the part has one band (0: the band computation is compiled out),
+    /// several (1), either (2: decided at run time), or one band and is
+    /// the only part (3).
+    #[inline]
+    fn wheel_slot<const S: u8>(&self, c: &Consts, at: u64, target: u32) -> usize {
+        self.bucket::<S>(c, at, || {
+            let r = if target < c.rp {
+                target as usize / PORTS
+            } else {
+                (target - c.rp) as usize
+            };
+            r - self.r0
+        })
+    }
+
+    /// [`Sched::wheel_slot`] for an item whose receiving router or node is
+    /// `lr()` (part-local), computed only if the part has several bands.
+    #[inline]
+    fn bucket<const S: u8>(&self, c: &Consts, at: u64, lr: impl FnOnce() -> usize) -> usize {
+        let bucket = (at & c.wheel_mask) as usize;
+        if S == 0 || S == 3 || (S == 2 && self.nbands == 1) {
+            debug_assert_eq!(self.nbands, 1);
+            return bucket;
+        }
+        bucket * self.nbands + lr() / BAND
+    }
+
+    /// Put a flit on its way: into this part's flit wheel, or into the
+    /// outbox of the part that receives it. `S`: the part has one band (0),
+    /// several (1), either (2), or one band and is the only part (3: every
+    /// item stays in it, and the outbox code is compiled out).
+    #[inline(always)]
+    fn flit<const S: u8>(&mut self, c: &Consts, at: u64, ev: Ev, to: u16) {
+        if S == 3 || to == self.id {
+            let k = self.wheel_slot::<S>(c, at, ev.target);
+            self.wheel[(ev.target >= c.rp) as usize][k].push(ev);
+        } else {
+            debug_assert!(to.abs_diff(self.id) == 1, "an item for a part not adjacent");
+            self.outbox[(to > self.id) as usize].push(RemoteEv::Flit { at, ev });
+        }
+    }
+
+    /// Put a credit on its way: `code` is its code in the receiving part's
+    /// credit wheel of kind `ni` ([`Part::cwheel`]: for a router's output
+    /// VC, `ni` false, or for an interface), `to` the receiving part; into
+    /// this part's wheel, or into the outbox of the part that receives it.
+    /// `S` as for [`Sched::flit`].
+    #[inline(always)]
+    fn credit<const S: u8>(&mut self, c: &Consts, at: u64, code: u32, ni: bool, to: u16) {
+        if S == 3 || to == self.id {
+            let k = self.bucket::<S>(c, at, || {
+                if ni {
+                    (code >> 8) as usize
+                } else {
+                    c.div_pv(code)
+                }
+            });
+            self.cwheel[ni as usize][k].push(code);
+        } else {
+            debug_assert!(to.abs_diff(self.id) == 1, "an item for a part not adjacent");
+            debug_assert!(!ni, "an interface credit for another part");
+            self.outbox[(to > self.id) as usize].push(RemoteEv::Credit { at, code });
+        }
+    }
+}
+
 impl Part {
     /// Simulate cycle `t` of this part's routers and interfaces.
     fn cycle(
@@ -1800,8 +1902,7 @@ impl Part {
                     match re {
                         RemoteEv::Flit { at, ev } => {
                             debug_assert!(at > t, "an item arrives before it is collected");
-                            let k = self.wheel_slot::<2>(c, at, ev.target);
-                            self.wheel[(ev.target >= c.rp) as usize][k].push(ev);
+                            self.schedule::<2>(c, at, ev, self.id);
                         }
                         RemoteEv::Credit { at, code } => {
                             debug_assert!(at > t, "an item arrives before it is collected");
@@ -1843,71 +1944,29 @@ impl Part {
         }
     }
 
-    /// Index in `wheel` (and in each of `cwheel`) of an item for `target`
-    /// (a router port or a node of this part) arriving in cycle `at`. `S`:
-    /// the part has one band (0: the band computation is compiled out),
-    /// several (1), either (2: decided at run time), or one band and is
-    /// the only part (3).
-    #[inline]
-    fn wheel_slot<const S: u8>(&self, c: &Consts, at: u64, target: u32) -> usize {
-        self.bucket::<S>(c, at, || {
-            let r = if target < c.rp {
-                target as usize / PORTS
-            } else {
-                (target - c.rp) as usize
-            };
-            r - self.r0
-        })
-    }
-
-    /// [`Part::wheel_slot`] for an item whose receiving router or node is
-    /// `lr()` (part-local), computed only if the part has several bands.
-    #[inline]
-    fn bucket<const S: u8>(&self, c: &Consts, at: u64, lr: impl FnOnce() -> usize) -> usize {
-        let bucket = (at & c.wheel_mask) as usize;
-        if S == 0 || S == 3 || (S == 2 && self.nbands == 1) {
-            debug_assert_eq!(self.nbands, 1);
-            return bucket;
+    /// The part's wheels and outboxes, for scheduling ([`Sched`]).
+    #[inline(always)]
+    fn sched(&mut self) -> Sched<'_> {
+        Sched {
+            id: self.id,
+            r0: self.r0,
+            nbands: self.nbands,
+            wheel: &mut self.wheel,
+            cwheel: &mut self.cwheel,
+            outbox: &mut self.outbox,
         }
-        bucket * self.nbands + lr() / BAND
     }
 
-    /// Put a flit on its way: into this part's flit wheel, or into the
-    /// outbox of the part that receives it. `S`: the part has one band (0),
-    /// several (1), either (2), or one band and is the only part (3: every
-    /// item stays in it, and the outbox code is compiled out).
+    /// [`Sched::flit`] on this part.
     #[inline]
     fn schedule<const S: u8>(&mut self, c: &Consts, at: u64, ev: Ev, to: u16) {
-        if S == 3 || to == self.id {
-            let k = self.wheel_slot::<S>(c, at, ev.target);
-            self.wheel[(ev.target >= c.rp) as usize][k].push(ev);
-        } else {
-            debug_assert!(to.abs_diff(self.id) == 1, "an item for a part not adjacent");
-            self.outbox[(to > self.id) as usize].push(RemoteEv::Flit { at, ev });
-        }
+        self.sched().flit::<S>(c, at, ev, to);
     }
 
-    /// Put a credit on its way: `code` is its code in the receiving part's
-    /// credit wheel of kind `ni` ([`Part::cwheel`]: for a router's output
-    /// VC, `ni` false, or for an interface), `to` the receiving part; into
-    /// this part's wheel, or into the outbox of the part that receives it.
-    /// `S` as for [`Part::schedule`].
+    /// [`Sched::credit`] on this part.
     #[inline]
     fn schedule_credit<const S: u8>(&mut self, c: &Consts, at: u64, code: u32, ni: bool, to: u16) {
-        if S == 3 || to == self.id {
-            let k = self.bucket::<S>(c, at, || {
-                if ni {
-                    (code >> 8) as usize
-                } else {
-                    c.div_pv(code)
-                }
-            });
-            self.cwheel[ni as usize][k].push(code);
-        } else {
-            debug_assert!(to.abs_diff(self.id) == 1, "an item for a part not adjacent");
-            debug_assert!(!ni, "an interface credit for another part");
-            self.outbox[(to > self.id) as usize].push(RemoteEv::Credit { at, code });
-        }
+        self.sched().credit::<S>(c, at, code, ni, to);
     }
 
     /// Apply the items arriving in cycle `t` at the routers and interfaces
@@ -2262,7 +2321,7 @@ impl Part {
         let target = ((self.r0 + ln) * PORTS + LOCAL) as u32;
         // Straight into this part's wheel: an interface and its router
         // are in the same part (`schedule` without the part test).
-        let k = self.wheel_slot::<2>(c, a, target);
+        let k = self.sched().wheel_slot::<2>(c, a, target);
         self.wheel[0][k].push(Ev {
             target,
             vc,
@@ -2273,10 +2332,11 @@ impl Part {
         self.progressed = true;
     }
 
-    /// `D`: the configuration is [`Consts::simple`] (its delays and flags
-    /// are then constants in the router step). `B`: the bands and parts,
-    /// as `S` of [`Part::schedule`] (3, one band and one part, only with
-    /// `D`: the single-thread runs of the default pipeline).
+    /// `D`: the configuration is [`Consts::simple`]: its routers take
+    /// [`Part::single_vc_step`] and [`Part::router_step_simple`], the others
+    /// [`Part::router_step`]. `B`: the bands and parts, as `S` of
+    /// [`Sched::flit`] (3, one band and one part, only with `D`: the
+    /// single-thread runs of the default pipeline).
     #[inline(never)]
     fn process_routers<const D: bool, const B: u8>(
         &mut self,
@@ -2295,7 +2355,11 @@ impl Part {
                 if lr >= self.nr {
                     break;
                 }
-                self.router_step::<D, B>(t, c, pk, lr);
+                if !D {
+                    self.router_step::<B>(t, c, pk, lr);
+                } else if !self.single_vc_step::<B>(t, c, pk, lr) {
+                    self.router_step_simple::<B>(t, c, pk, lr);
+                }
                 if self.bits[lr].work == [0, 0] {
                     self.router_on[w] &= !(1 << b);
                 }
@@ -2303,20 +2367,13 @@ impl Part {
         }
     }
 
-    fn router_step<const D: bool, const B: u8>(
-        &mut self,
-        t: u64,
-        c: &Consts,
-        pk: &Packets,
-        lr: usize,
-    ) {
+    /// The router step of every configuration but the default pipeline's
+    /// ([`Part::router_step_simple`]).
+    fn router_step<const B: u8>(&mut self, t: u64, c: &Consts, pk: &Packets, lr: usize) {
         let v = c.v;
-        // With `D` these are constants (see `Consts::simple`).
-        let speculative = !D && c.speculative;
-        let fast_links = D || c.fast_links;
-        let vad = if D { 1 } else { c.vad };
-        let sad = if D { 1 } else { c.sad };
-        let xd_od = if D { 1 } else { c.xd_od };
+        let speculative = c.speculative;
+        let fast_links = c.fast_links;
+        let (vad, sad, xd_od) = (c.vad, c.sad, c.xd_od);
         let pv = c.pv;
         let r = self.r0 + lr;
         let base = lr * pv;
@@ -2329,48 +2386,12 @@ impl Part {
         if work == [0, 0] {
             return;
         }
-        // With `D` and an iSLIP switch allocator, a router whose flits are
-        // all in one input VC (most router visits at low load): that VC's
-        // request, if it makes one, is uncontested, so the step is the
-        // general one's uncontested grant without the scan's set-up; a head
-        // in VC allocation takes the general step.
-        if D && c.sa_islip && work[0] & work[0].wrapping_sub(1) == 0 {
-            let li = work[0].trailing_zeros() as usize;
-            let g = base + li;
-            let s = self.bufs.vcs[g];
-            if work[0] & active[0] != 0 {
-                // With `D` an ACTIVE VC holding flits may always switch:
-                // it was last granted (VC or switch) before this cycle,
-                // with delays of 1 (see the scan).
-                debug_assert!(s.next <= t);
-                let oi = s.out as usize;
-                if self.credits[base + oi] == 0 {
-                    return;
-                }
-                let o = c.port_of[oi & 127] as usize & 7;
-                let i = c.port_of[li & 127] as usize & 7;
-                let vc = c.vc_of[li & 127] as usize;
-                let granted = self.sa_small[lr].grant_uncontested::<PORTS>(i as u32, 1 << o);
-                debug_assert_eq!(granted as usize, o);
-                self.switch_flit::<D, B>(t, c, pk, lr, i, o, g, vc);
-                return;
-            }
-            if s.next > t {
-                return;
-            }
-        }
         self.scratch_va.clear();
         // Switch requests: per input port the mask of requested outputs, and
         // per (input, output) the winning VC and its class priority.
         // (Eight entries per dimension, indexed `& 7`: ports are below
         // PORTS ≤ 8, and the mask spares the bounds checks.)
         let mut sa_req = [0u8; 8];
-        // With `D`: the switch requests as bits `input * 8 + output`, and
-        // per (input, output) the best requesting VC: its round-robin distance
-        // after the input's offset and the VC, as one key `d << 4 | vc`.
-        let mut rq = 0u64;
-        // (64 entries, so that `i * 8 + o` with `i, o < 8` needs no bounds check.)
-        let mut best = [u8::MAX; 64];
         // Inputs with a switch request (bit per input port).
         let mut sa_in = 0u8;
         let mut sa_vc = [[0u8; 8]; 8];
@@ -2378,93 +2399,60 @@ impl Part {
         // Speculative requests (heads still in VC allocation).
         let mut spec_req = [0u8; 8];
         let mut spec_vc = [[0u8; 8]; 8];
-        let multi_prio = !D && c.prio_levels.len() > 1;
+        let multi_prio = c.prio_levels.len() > 1;
         let mut any_sa = false;
         let mut any_spec = false;
         // Outputs asked for by some input, and by two or more inputs.
         let mut sa_seen = 0u8;
         let mut sa_dup = 0u8;
-        let nlev = if D { 1 } else { c.nlev };
+        let nlev = c.nlev;
 
-        // With `D`, V ≤ 64 per router (`Consts::simple`): one word.
-        for (half, &word) in work.iter().enumerate().take(if D { 1 } else { 2 }) {
+        for (half, &word) in work.iter().enumerate() {
             // ACTIVE VCs holding flits: switch requests.
             let mut act = word & active[half];
             while act != 0 {
                 let li = half * 64 + act.trailing_zeros() as usize;
                 act &= act - 1;
                 let s = self.bufs.vcs[base + li];
-                if D {
-                    // With `D` an ACTIVE VC holding flits may always ask:
-                    // its last grant (of its output VC, or of the switch
-                    // for its previous flit) set `next` to that cycle
-                    // plus 1, and a flit arriving in an empty ACTIVE VC
-                    // sets it to at most the arrival cycle.
-                    debug_assert!(s.next <= t);
-                    // The default pipeline, without branches: one
-                    // priority level, links always free. Per (input,
-                    // output) the request bit in `rq` and the smallest
-                    // round-robin distance of a requesting VC after the
-                    // input's offset (BookSim's `supersedes` for one
-                    // level picks the VC of smallest distance).
-                    let oi = s.out as usize;
-                    let ok = self.credits[base + oi] > 0;
+                if s.next > t {
+                    continue;
+                }
+                let oi = s.out as usize;
+                if self.credits[base + oi] > 0 {
                     let o = c.port_of[oi & 127] as usize & 7;
-                    let i = c.port_of[li & 127] as usize & 7;
-                    let vc = c.vc_of[li & 127];
-                    let off = self.sw_rr[lr * PORTS + i];
-                    let d = if vc >= off {
-                        vc - off
-                    } else {
-                        vc + v as u8 - off
-                    };
-                    let k = i * 8 + o;
-                    // Distance in the high bits, the VC (< 16 with `D`) in the low.
-                    let key = d << 4 | vc;
-                    best[k] = best[k].min(if ok { key } else { u8::MAX });
-                    rq |= (ok as u64) << k;
-                } else {
-                    if s.next > t {
-                        continue;
-                    }
-                    let oi = s.out as usize;
-                    if self.credits[base + oi] > 0 {
-                        let o = c.port_of[oi & 127] as usize & 7;
-                        let send_at = t + sad - 1 + xd_od;
-                        if fast_links || self.timing[lr * PORTS + o].out.can_send(send_at) {
-                            let i = c.port_of[li & 127] as usize & 7;
-                            let vc = c.vc_of[li & 127];
-                            // Classes own disjoint VC ranges, so the VC gives the priority.
-                            let pri = if multi_prio {
-                                c.vc_prio[vc as usize]
-                            } else {
-                                0
-                            };
-                            if sa_req[i] >> o & 1 == 0 {
-                                sa_dup |= sa_seen & (1 << o);
-                                sa_seen |= 1 << o;
-                                sa_vc[i][o] = vc;
-                                if multi_prio {
-                                    sa_pri[i][o] = pri;
-                                }
-                            } else if supersedes(
-                                vc,
-                                pri,
-                                sa_vc[i][o],
-                                if multi_prio { sa_pri[i][o] } else { 0 },
-                                self.sw_rr[(lr * PORTS + i) * nlev
-                                    + if D { 0 } else { c.vc_lvl[vc as usize] as usize }],
-                                v,
-                            ) {
-                                sa_vc[i][o] = vc;
-                                if multi_prio {
-                                    sa_pri[i][o] = pri;
-                                }
+                    let send_at = t + sad - 1 + xd_od;
+                    if fast_links || self.timing[lr * PORTS + o].out.can_send(send_at) {
+                        let i = c.port_of[li & 127] as usize & 7;
+                        let vc = c.vc_of[li & 127];
+                        // Classes own disjoint VC ranges, so the VC gives the priority.
+                        let pri = if multi_prio {
+                            c.vc_prio[vc as usize]
+                        } else {
+                            0
+                        };
+                        if sa_req[i] >> o & 1 == 0 {
+                            sa_dup |= sa_seen & (1 << o);
+                            sa_seen |= 1 << o;
+                            sa_vc[i][o] = vc;
+                            if multi_prio {
+                                sa_pri[i][o] = pri;
                             }
-                            sa_req[i] |= 1 << o;
-                            sa_in |= 1 << i;
-                            any_sa = true;
+                        } else if supersedes(
+                            vc,
+                            pri,
+                            sa_vc[i][o],
+                            if multi_prio { sa_pri[i][o] } else { 0 },
+                            self.sw_rr[(lr * PORTS + i) * nlev + c.vc_lvl[vc as usize] as usize],
+                            v,
+                        ) {
+                            sa_vc[i][o] = vc;
+                            if multi_prio {
+                                sa_pri[i][o] = pri;
+                            }
                         }
+                        sa_req[i] |= 1 << o;
+                        sa_in |= 1 << i;
+                        any_sa = true;
                     }
                 }
             }
@@ -2519,29 +2507,9 @@ impl Part {
             }
         }
 
-        if D {
-            debug_assert!(v < 16, "Consts::simple: 5 ports x V <= 64 VCs");
-            // What the general scan builds, from `rq`.
-            sa_req = rq.to_le_bytes();
-            sa_in = nonzero_bytes(rq);
-            // Two inputs can only ask for one output if two inputs asked
-            // (rare at low load, where a router visit is mostly one flit).
-            if sa_in & sa_in.wrapping_sub(1) != 0 {
-                for &m in &sa_req[..PORTS] {
-                    sa_dup |= sa_seen & m;
-                    sa_seen |= m;
-                }
-            }
-            any_sa = rq != 0;
-        }
         // The VC input `i` switches to output `o` if granted.
-        let vc_for = |sa_vc: &[[u8; 8]; 8], i: usize, o: usize| -> usize {
-            if D {
-                (best[i * 8 + o] & 15) as usize
-            } else {
-                sa_vc[i & 7][o & 7] as usize
-            }
-        };
+        let vc_for =
+            |sa_vc: &[[u8; 8]; 8], i: usize, o: usize| -> usize { sa_vc[i & 7][o & 7] as usize };
 
         // VC allocation (evaluated on the state at the start of the cycle).
         self.scratch_grants.clear();
@@ -2561,14 +2529,12 @@ impl Part {
             b.ovc_in_use |= bit;
             // Tail-sent marks are only ever set with `wait_tail` or atomic
             // output VCs; otherwise the word is zero and is not touched.
-            if !D && (c.wait_tail || c.atomic_ovc != 0) {
+            if c.wait_tail || c.atomic_ovc != 0 {
                 b.ovc_tail_sent &= !bit;
             }
             let (w, bit) = RtBits::at(li as usize);
             b.active[w] |= bit;
-            if !D {
-                self.owner[base + oi as usize] = gbase + li;
-            }
+            self.owner[base + oi as usize] = gbase + li;
             self.bufs.vcs[g].out = oi as u8;
             self.bufs.vcs[g].next = t + vad;
         }
@@ -2607,7 +2573,7 @@ impl Part {
                         n_sw += 1;
                     } else {
                         let vc = vc_for(&sa_vc, i, o);
-                        self.switch_flit::<D, B>(t, c, pk, lr, i, o, base + i * v + vc, vc);
+                        self.switch_flit::<false, B>(t, c, pk, lr, i, o, base + i * v + vc, vc);
                     }
                 }
             } else if !multi_prio {
@@ -2682,7 +2648,245 @@ impl Part {
                     continue;
                 }
             }
-            self.switch_flit::<D, B>(t, c, pk, lr, i, o, g, vc);
+            self.switch_flit::<false, B>(t, c, pk, lr, i, o, g, vc);
+        }
+    }
+
+    /// The default pipeline's step of a router whose flits are all in one
+    /// input VC (most router visits at low load), with an iSLIP switch
+    /// allocator: that VC's request, if it makes one, is uncontested, so
+    /// the step is the uncontested grant without the scan's set-up. Returns
+    /// whether the step is done: false for a router with flits in several
+    /// VCs or a head due in VC allocation, which take
+    /// [`Part::router_step_simple`]. (It switches with [`Part::switch_flit`],
+    /// not with the simple step's windows, whose set-up costs a visit of
+    /// one flit more than their cheaper reads save: callgrind,
+    /// docs/performance.md "Router windows".)
+    #[inline(always)]
+    fn single_vc_step<const B: u8>(&mut self, t: u64, c: &Consts, pk: &Packets, lr: usize) -> bool {
+        let base = lr * c.pv;
+        let RtBits { work, active, .. } = self.bits[lr];
+        if c.sa_islip && work[0] & work[0].wrapping_sub(1) == 0 {
+            let li = work[0].trailing_zeros() as usize;
+            let g = base + li;
+            let s = self.bufs.vcs[g];
+            if work[0] & active[0] != 0 {
+                // An ACTIVE VC holding flits may always switch:
+                // it was last granted (VC or switch) before this cycle,
+                // with delays of 1 (see the scan).
+                debug_assert!(s.next <= t);
+                let oi = s.out as usize;
+                if self.credits[base + oi] == 0 {
+                    return true;
+                }
+                let o = c.port_of[oi & 127] as usize & 7;
+                let i = c.port_of[li & 127] as usize & 7;
+                let vc = c.vc_of[li & 127] as usize;
+                let granted = self.sa_small[lr].grant_uncontested::<PORTS>(i as u32, 1 << o);
+                debug_assert_eq!(granted as usize, o);
+                self.switch_flit::<true, B>(t, c, pk, lr, i, o, g, vc);
+                return true;
+            }
+            // A head in VC allocation, alone: no switch request this cycle
+            // (VC grants are committed after the scan), so the step is its
+            // VC allocation.
+            if s.next > t {
+                return true;
+            }
+            let req = s.route & !self.bits[lr].ovc_in_use;
+            if req != 0 {
+                self.scratch_grants.clear();
+                self.va[lr].allocate(&[(li as u32, req)], 0, 0, &mut self.scratch_grants);
+                for &(li, oi) in &self.scratch_grants {
+                    grant_ovc_simple(&mut self.bits[lr], &mut self.bufs.vcs[g], li, oi, t);
+                }
+            }
+            return true;
+        }
+        false
+    }
+
+    /// The router step of the default pipeline ([`Consts::simple`]): what
+    /// [`Part::router_step`] does with its delays and flags as constants,
+    /// on one window per per-router array (`WIN_VCS`, `WIN_PORTS`) taken
+    /// once, so that neither the scan nor the switch looks up a vector or
+    /// checks a bound again after each store (see "Router windows" in
+    /// docs/performance.md).
+    #[inline(always)]
+    fn router_step_simple<const B: u8>(&mut self, t: u64, c: &Consts, pk: &Packets, lr: usize) {
+        let v = c.v;
+        let pv = c.pv;
+        let base = lr * pv;
+        let r = self.r0 + lr;
+        let Part {
+            id,
+            r0,
+            nbands,
+            bufs,
+            bits,
+            va,
+            sa,
+            sa_small,
+            sw_rr,
+            credits,
+            links,
+            wheel,
+            cwheel,
+            outbox,
+            cyc,
+            progressed,
+            link_flits,
+            scratch_va,
+            scratch_grants,
+            ..
+        } = self;
+        let bits = &mut bits[lr];
+        let work = bits.work[0];
+        let active = bits.active[0];
+        let in_use = bits.ovc_in_use;
+        if work == 0 {
+            return;
+        }
+        let mut sw = Switch {
+            t,
+            c,
+            pk,
+            r,
+            lr,
+            win: bufs.window::<WIN_VCS>(base),
+            cr: (&mut credits[base..base + WIN_VCS])
+                .try_into()
+                .expect("WIN_VCS credits"),
+            rr: (&mut sw_rr[lr * PORTS..lr * PORTS + WIN_PORTS])
+                .try_into()
+                .expect("WIN_PORTS offsets"),
+            lk: (&mut links[lr * PORTS..lr * PORTS + WIN_PORTS])
+                .try_into()
+                .expect("WIN_PORTS links"),
+            bits,
+            link_flits,
+            cyc,
+            progressed,
+            sched: Sched {
+                id: *id,
+                r0: *r0,
+                nbands: *nbands,
+                wheel,
+                cwheel,
+                outbox,
+            },
+        };
+        scratch_va.clear();
+        // The switch requests as bits `input * 8 + output`, and per (input,
+        // output) the best requesting VC: its round-robin distance after
+        // the input's offset and the VC, as one key `d << 4 | vc` (64
+        // entries, so that `i * 8 + o` with `i, o < 8` needs no bounds
+        // check).
+        let mut rq = 0u64;
+        let mut best = [u8::MAX; 64];
+        // ACTIVE VCs holding flits: switch requests. Such a VC may always
+        // ask: its last grant (of its output VC, or of the switch for its
+        // previous flit) set `next` to that cycle plus 1, and a flit
+        // arriving in an empty ACTIVE VC sets it to at most the arrival
+        // cycle. One priority level, links always free: per (input,
+        // output) the request bit in `rq` and the smallest round-robin
+        // distance of a requesting VC after the input's offset (BookSim's
+        // `supersedes` for one level picks the VC of smallest distance).
+        let mut act = work & active;
+        while act != 0 {
+            let li = act.trailing_zeros() as usize;
+            act &= act - 1;
+            let s = &sw.win.vcs[li & (WIN_VCS - 1)];
+            debug_assert!(s.next <= t);
+            let oi = s.out as usize;
+            let ok = sw.cr[oi & (WIN_VCS - 1)] > 0;
+            let o = c.port_of[oi & 127] as usize & 7;
+            let i = c.port_of[li & 127] as usize & 7;
+            let vc = c.vc_of[li & 127];
+            let off = sw.rr[i];
+            let d = if vc >= off {
+                vc - off
+            } else {
+                vc + v as u8 - off
+            };
+            let k = i * 8 + o;
+            // Distance in the high bits, the VC (< 16) in the low.
+            let key = d << 4 | vc;
+            best[k] = best[k].min(if ok { key } else { u8::MAX });
+            rq |= (ok as u64) << k;
+        }
+        // VCs in VC allocation (holding flits, not ACTIVE).
+        let mut alloc = work & !active;
+        while alloc != 0 {
+            let li = alloc.trailing_zeros() as usize;
+            alloc &= alloc - 1;
+            let s = &sw.win.vcs[li & (WIN_VCS - 1)];
+            if s.next > t {
+                continue;
+            }
+            let req = s.route & !in_use;
+            if req != 0 {
+                scratch_va.push((li as u32, req));
+            }
+        }
+        debug_assert!(v < 16, "Consts::simple: 5 ports x V <= 64 VCs");
+        let sa_req = rq.to_le_bytes();
+        let sa_in = nonzero_bytes(rq);
+        // Outputs asked for by some input, and by two or more inputs. Two
+        // inputs can only ask for one output if two inputs asked (rare at
+        // low load, where a router visit is mostly one flit).
+        let mut sa_seen = 0u8;
+        let mut sa_dup = 0u8;
+        if sa_in & sa_in.wrapping_sub(1) != 0 {
+            for &m in &sa_req[..PORTS] {
+                sa_dup |= sa_seen & m;
+                sa_seen |= m;
+            }
+        }
+
+        // VC allocation (evaluated on the state at the start of the cycle),
+        // committed before switch allocation, which reads none of what it
+        // writes (the output VCs granted here were free at the start of
+        // the cycle, the ones switching flits below were held).
+        scratch_grants.clear();
+        if !scratch_va.is_empty() {
+            va[lr].allocate(scratch_va, 0, 0, scratch_grants);
+        }
+        for &(li, oi) in scratch_grants.iter() {
+            let s = &mut sw.win.vcs[li as usize & (WIN_VCS - 1)];
+            grant_ovc_simple(sw.bits, s, li, oi, t);
+        }
+
+        // Switch allocation.
+        if rq == 0 {
+            return;
+        }
+        if sa_dup == 0 && c.sa_islip {
+            // No output asked for by two inputs: each input gets the output
+            // its iSLIP accept pointer picks (what allocate_fixed would
+            // give, without the request scan), committed at once in
+            // ascending input order.
+            let mut ins = sa_in;
+            while ins != 0 {
+                let i = ins.trailing_zeros() as usize;
+                ins &= ins - 1;
+                let o = sa_small[lr].grant_uncontested::<PORTS>(i as u32, sa_req[i & 7]) as usize;
+                let vc = (best[i * 8 + o] & 15) as usize;
+                sw.switch::<B>(i, o, i * v + vc, vc);
+            }
+        } else {
+            let mut grants = [(0u8, 0u8); PORTS];
+            let req = ports5(&sa_req);
+            let n = if c.sa_islip {
+                sa_small[lr].allocate_fixed::<PORTS>(c.sa_iters, &req, 0, 0, &mut grants)
+            } else {
+                sa[lr].allocate_fixed(&req, 0, 0, &mut grants)
+            };
+            for &(gi, go) in &grants[..n] {
+                let (i, o) = (gi as usize & 7, go as usize & 7);
+                let vc = (best[i * 8 + o] & 15) as usize;
+                sw.switch::<B>(i, o, i * v + vc, vc);
+            }
         }
     }
 
@@ -2705,8 +2909,12 @@ impl Part {
         }
     }
 
-    // Inlined into both of its call sites in `router_step` (a call costs
-    // about 20 instructions per switched flit: callgrind).
+    /// Switch the front flit of input VC `g` (VC `vc` of input port `i`,
+    /// router `lr`) to output port `o`. `D`: the default pipeline
+    /// ([`Part::single_vc_step`]; its delays are then constants), else
+    /// [`Part::router_step`]'s configurations; the simple step's windows
+    /// have their own copy, [`Switch::switch`]. Inlined into its call sites
+    /// (a call costs about 20 instructions per switched flit: callgrind).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn switch_flit<const D: bool, const B: u8>(
@@ -2827,6 +3035,113 @@ impl Part {
             to,
         );
     }
+}
+
+/// One router's state as the simple router step holds it
+/// ([`Part::router_step_simple`]): windows of its per-router arrays, its
+/// masks, and where its items go.
+struct Switch<'a, 'c> {
+    t: u64,
+    c: &'c Consts,
+    pk: &'c Packets,
+    /// Global router id.
+    r: usize,
+    /// Part-local router id.
+    lr: usize,
+    win: Window<'a, WIN_VCS>,
+    /// Credits of the router's output VCs.
+    cr: &'a mut [u16; WIN_VCS],
+    /// Round-robin VC offset per input port.
+    rr: &'a mut [u8; WIN_PORTS],
+    lk: &'a mut [PortLinks; WIN_PORTS],
+    bits: &'a mut RtBits,
+    link_flits: &'a mut [u64],
+    cyc: &'a mut Counters,
+    progressed: &'a mut bool,
+    sched: Sched<'a>,
+}
+
+impl Switch<'_, '_> {
+    /// Switch the front flit of input VC `li` (VC `vc` of input port `i`)
+    /// to output port `o`: [`Part::switch_flit`] with the default
+    /// pipeline's delays (every one 1 cycle).
+    #[inline(always)]
+    fn switch<const B: u8>(&mut self, i: usize, o: usize, li: usize, vc: usize) {
+        const M: usize = WIN_VCS - 1;
+        let (t, c) = (self.t, self.c);
+        let v = c.v;
+        let (mut f, left) = self.win.pop_len(li).expect("switch grant for an empty VC");
+        // As in `switch_flit`: the router's own state first, then the two
+        // items sent.
+        let empty = left == 0;
+        let tail = f.is_tail();
+        let oi = {
+            let s = &mut self.win.vcs[li & M];
+            s.next = t + 1;
+            s.out as usize
+        };
+        if tail && !empty {
+            let nf = self.win.front(li).expect("non-empty");
+            let s = &mut self.win.vcs[li & M];
+            s.route = Part::compute_route(c, self.pk, self.r, nf.pkt);
+            s.next = t + 2;
+        }
+        let b = &mut *self.bits;
+        b.ovc_in_use &= !(((tail as u64) << (oi & 63)) as u128);
+        b.work[0] &= !((empty as u64) << (li & 63));
+        b.active[0] &= !((tail as u64) << (li & 63));
+        self.cr[oi & M] -= 1;
+        self.rr[i & 7] = (if vc + 1 == v { 0 } else { vc + 1 }) as u8;
+        let ovc = c.vc_of[oi & 127];
+        f.add_hop_if_head();
+        debug_assert_eq!(
+            c.vc_class[ovc as usize & 31],
+            self.pk[f.pkt as usize].class,
+            "an output VC outside its packet's class"
+        );
+        let lo = &mut self.lk[o & 7];
+        if c.nclasses == 1 {
+            lo.flits += 1;
+        } else {
+            let class = c.vc_class[ovc as usize & 31] as usize;
+            self.link_flits[(self.lr * PORTS + o) * c.nclasses + class] += 1;
+        }
+        let lo = *lo;
+        let lin = self.lk[i & 7];
+        self.cyc.flit_hops += (o != LOCAL) as u64;
+        *self.progressed = true;
+        self.sched.credit::<B>(
+            c,
+            t + lin.cred_delay as u64,
+            lin.cred_code + vc as u32,
+            i == LOCAL,
+            lin.cred_part,
+        );
+        self.sched.flit::<B>(
+            c,
+            t + 1 + lo.out_delay as u64,
+            Ev {
+                target: lo.out_target,
+                vc: ovc,
+                flit: f,
+            },
+            lo.out_part,
+        );
+    }
+}
+
+/// Commit the grant of output VC `oi` to input VC `li` (record `s`) of a
+/// router with masks `b`, in cycle `t` of the default pipeline: the
+/// output VC is in use, the input VC ACTIVE and may ask for the switch
+/// from the next cycle.
+#[inline(always)]
+fn grant_ovc_simple(b: &mut RtBits, s: &mut VcState, li: u32, oi: u32, t: u64) {
+    let bit = 1u128 << oi;
+    debug_assert!(b.ovc_in_use & bit == 0);
+    b.ovc_in_use |= bit;
+    b.active[0] |= 1 << (li & 63);
+    s.out = oi as u8;
+    s.next = t + 1;
 }
 
 /// The first `PORTS` entries of a per-port request array.

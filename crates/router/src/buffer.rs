@@ -114,10 +114,77 @@ impl VcBuffers {
         let left = s.len as usize;
         Some((self.slots[b * self.depth + h], left))
     }
+    /// Buffers `base .. base + N` (`N` a power of two) as one window whose
+    /// records are a fixed-size array: a caller indexing it with `b & (N −
+    /// 1)` for `b < N` needs no bounds check, and holds the window's two
+    /// addresses in registers instead of loading the vectors' again after
+    /// each store through another pointer (the mesh's router step takes
+    /// one window per router). The buffers must exist: a caller reaching
+    /// the last ones pads the buffers with [`VcBuffers::padded`].
+    #[inline]
+    pub fn window<const N: usize>(&mut self, base: usize) -> Window<'_, N> {
+        const { assert!(N.is_power_of_two()) };
+        let depth = self.depth;
+        Window {
+            depth,
+            vcs: (&mut self.vcs[base..base + N])
+                .try_into()
+                .expect("a slice of N records"),
+            slots: &mut self.slots[base * depth..(base + N) * depth],
+        }
+    }
+    /// `count` buffers of `depth` flits, followed by `pad` buffers that
+    /// stay empty, so that a [`VcBuffers::window`] of up to `pad` buffers
+    /// may start at any of the first `count`.
+    pub fn padded(count: usize, depth: usize, pad: usize) -> Self {
+        Self::new(count + pad, depth)
+    }
     /// Iterate the flits of buffer `b` front to back.
     pub fn iter(&self, b: usize) -> impl Iterator<Item = Flit> + '_ {
         let (h, len) = (self.vcs[b].head as usize, self.vcs[b].len as usize);
         (0..len).map(move |i| self.slots[b * self.depth + (h + i) % self.depth])
+    }
+}
+
+/// Buffers `base .. base + N` of a [`VcBuffers`] ([`VcBuffers::window`]),
+/// indexed from 0.
+pub struct Window<'a, const N: usize> {
+    depth: usize,
+    /// The buffers' records.
+    pub vcs: &'a mut [VcState; N],
+    slots: &'a mut [Flit],
+}
+
+impl<const N: usize> Window<'_, N> {
+    /// Front flit of buffer `b < N`, if any.
+    #[inline]
+    pub fn front(&self, b: usize) -> Option<Flit> {
+        debug_assert!(b < N);
+        let s = &self.vcs[b & (N - 1)];
+        if s.len == 0 {
+            None
+        } else {
+            Some(self.slots[(b & (N - 1)) * self.depth + s.head as usize])
+        }
+    }
+    /// Remove and return the front flit of buffer `b < N` with the number
+    /// of flits left.
+    #[inline]
+    pub fn pop_len(&mut self, b: usize) -> Option<(Flit, usize)> {
+        debug_assert!(b < N);
+        let s = &mut self.vcs[b & (N - 1)];
+        if s.len == 0 {
+            return None;
+        }
+        let h = s.head as usize;
+        s.head = if h + 1 == self.depth {
+            0
+        } else {
+            (h + 1) as u16
+        };
+        s.len -= 1;
+        let left = s.len as usize;
+        Some((self.slots[(b & (N - 1)) * self.depth + h], left))
     }
 }
 

@@ -39,7 +39,7 @@ pub mod link;
 
 pub use allocator::{nonzero_bytes, Allocator, AllocatorKind, SmallIslip};
 pub use arbiter::{Arbiter, ArbiterKind};
-pub use buffer::{VcBuffers, VcState};
+pub use buffer::{VcBuffers, VcState, Window};
 pub use config::{ConfigError, RouterConfig};
 pub use flit::Flit;
 pub use link::LinkTiming;
