@@ -209,11 +209,20 @@ mod tests {
                     let r = b.push(1, f);
                     if model.len() < depth { prop_assert!(r.is_ok()); model.push_back(f); } else { prop_assert!(r.is_err()); }
                 } else {
-                    if n % 2 == 0 {
-                        prop_assert_eq!(b.pop(1), model.pop_front());
-                    } else {
-                        let f = model.pop_front();
-                        prop_assert_eq!(b.pop_len(1), f.map(|f| (f, model.len())));
+                    // Every way of popping: by index, and through a
+                    // window.
+                    match n % 3 {
+                        0 => prop_assert_eq!(b.pop(1), model.pop_front()),
+                        1 => {
+                            let f = model.pop_front();
+                            prop_assert_eq!(b.pop_len(1), f.map(|f| (f, model.len())));
+                        }
+                        _ => {
+                            let mut w = b.window::<2>(0);
+                            prop_assert_eq!(w.front(1), model.front().copied());
+                            let f = model.pop_front();
+                            prop_assert_eq!(w.pop_len(1), f.map(|f| (f, model.len())));
+                        }
                     }
                 }
                 prop_assert_eq!((b.vcs[1].next, b.vcs[1].out), (77, 9));
