@@ -86,6 +86,19 @@
 //! these two masks), `ovc_in_use` the reserved output VCs. A packet's
 //! hop count travels in its head flit ([`Flit::hops`]); its per-flit
 //! latency sums are kept by the source interface and by the ejection VC.
+//!
+//! # Router steps
+//! The default pipeline (`Consts::simple`) steps a router whose flits
+//! are all in one VC with `Part::single_vc_step` (a switch or a lone
+//! head's VC allocation, indexing the part's arrays directly), and any
+//! other with `Part::router_step_simple`, which first takes fixed-size
+//! windows of the router's VC records and ring slots, credits,
+//! round-robin offsets and port records (`WIN_VCS`, `WIN_PORTS`; the
+//! per-router arrays are padded by one window after the last router) and
+//! indexes them with masks: no bounds checks, and no vector looked up
+//! again after a store. Every other configuration takes `Part::router_step`.
+//! The check mode (`step_all`) always takes the general step, so the
+//! identity test compares the two.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -1754,6 +1767,15 @@ impl Network {
                         p.r0 * c.pv + o
                     ));
                 }
+            }
+            // The windows' padding after the last router (`WIN_VCS`) is
+            // never written: its VCs stay empty, its credits full.
+            let pad = p.nr * c.pv..p.nr * c.pv + WIN_VCS;
+            if pad
+                .clone()
+                .any(|lg| p.bufs.len(lg) != 0 || p.credits[lg] != depth)
+            {
+                return Err(format!("part {q}: a window's padding was written"));
             }
             for (n, ni) in p.ni.iter().enumerate() {
                 for (vc, &cr) in ni.credits.iter().enumerate() {
