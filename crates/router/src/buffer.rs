@@ -26,6 +26,26 @@ pub struct VcState {
     pub out: u8,
 }
 
+impl VcState {
+    /// Ring offset of the front flit, if any.
+    #[inline(always)]
+    fn front_at(&self) -> Option<usize> {
+        (self.len != 0).then_some(self.head as usize)
+    }
+    /// Drop the front flit from a ring of `depth` slots: its ring offset
+    /// and the number of flits left, or `None` if the ring is empty.
+    #[inline(always)]
+    fn advance(&mut self, depth: usize) -> Option<(usize, usize)> {
+        if self.len == 0 {
+            return None;
+        }
+        let h = self.head as usize;
+        self.head = if h + 1 == depth { 0 } else { (h + 1) as u16 };
+        self.len -= 1;
+        Some((h, self.len as usize))
+    }
+}
+
 /// Every input VC buffer of the network in one flat array: buffer `b`
 /// (a global input-VC index) owns slots `b*depth .. (b+1)*depth`.
 /// No allocation after construction.
@@ -69,12 +89,8 @@ impl VcBuffers {
     /// Front flit of buffer `b`, if any.
     #[inline]
     pub fn front(&self, b: usize) -> Option<Flit> {
-        let s = &self.vcs[b];
-        if s.len == 0 {
-            None
-        } else {
-            Some(self.slots[b * self.depth + s.head as usize])
-        }
+        let h = self.vcs[b].front_at()?;
+        Some(self.slots[b * self.depth + h])
     }
     /// Append a flit. Returns `Err(flit)` if the buffer is full (a credit
     /// protocol violation the caller reports).
@@ -100,18 +116,7 @@ impl VcBuffers {
     /// Remove and return the front flit with the number of flits left.
     #[inline]
     pub fn pop_len(&mut self, b: usize) -> Option<(Flit, usize)> {
-        let s = &mut self.vcs[b];
-        if s.len == 0 {
-            return None;
-        }
-        let h = s.head as usize;
-        s.head = if h + 1 == self.depth {
-            0
-        } else {
-            (h + 1) as u16
-        };
-        s.len -= 1;
-        let left = s.len as usize;
+        let (h, left) = self.vcs[b].advance(self.depth)?;
         Some((self.slots[b * self.depth + h], left))
     }
     /// Buffers `base .. base + N` (`N` a power of two) as one window whose
@@ -160,30 +165,15 @@ impl<const N: usize> Window<'_, N> {
     #[inline]
     pub fn front(&self, b: usize) -> Option<Flit> {
         debug_assert!(b < N);
-        let s = &self.vcs[b & (N - 1)];
-        if s.len == 0 {
-            None
-        } else {
-            Some(self.slots[(b & (N - 1)) * self.depth + s.head as usize])
-        }
+        let h = self.vcs[b & (N - 1)].front_at()?;
+        Some(self.slots[(b & (N - 1)) * self.depth + h])
     }
     /// Remove and return the front flit of buffer `b < N` with the number
     /// of flits left.
     #[inline]
     pub fn pop_len(&mut self, b: usize) -> Option<(Flit, usize)> {
         debug_assert!(b < N);
-        let s = &mut self.vcs[b & (N - 1)];
-        if s.len == 0 {
-            return None;
-        }
-        let h = s.head as usize;
-        s.head = if h + 1 == self.depth {
-            0
-        } else {
-            (h + 1) as u16
-        };
-        s.len -= 1;
-        let left = s.len as usize;
+        let (h, left) = self.vcs[b & (N - 1)].advance(self.depth)?;
         Some((self.slots[(b & (N - 1)) * self.depth + h], left))
     }
 }
