@@ -2688,6 +2688,12 @@ impl Part {
     fn single_vc_step<const B: u8>(&mut self, t: u64, c: &Consts, pk: &Packets, lr: usize) -> bool {
         let base = lr * c.pv;
         let RtBits { work, active, .. } = self.bits[lr];
+        // A router is stepped only while it holds flits (its `router_on`
+        // bit is cleared with its last `work` bit); the test keeps the VC
+        // index below 64 should that change.
+        if work[0] == 0 {
+            return true;
+        }
         if c.sa_islip && work[0] & work[0].wrapping_sub(1) == 0 {
             let li = work[0].trailing_zeros() as usize;
             let g = base + li;
