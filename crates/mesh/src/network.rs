@@ -2535,10 +2535,6 @@ impl Part {
             }
         }
 
-        // The VC input `i` switches to output `o` if granted.
-        let vc_for =
-            |sa_vc: &[[u8; 8]; 8], i: usize, o: usize| -> usize { sa_vc[i & 7][o & 7] as usize };
-
         // VC allocation (evaluated on the state at the start of the cycle).
         self.scratch_grants.clear();
         if !self.scratch_va.is_empty() {
@@ -2600,7 +2596,7 @@ impl Part {
                         sw[n_sw] = (i as u8, o as u8);
                         n_sw += 1;
                     } else {
-                        let vc = vc_for(&sa_vc, i, o);
+                        let vc = sa_vc[i & 7][o & 7] as usize;
                         self.switch_flit::<false, B>(t, c, pk, lr, i, o, base + i * v + vc, vc);
                     }
                 }
@@ -2663,7 +2659,7 @@ impl Part {
             let vc = if speculative_grant {
                 spec_vc[i][o] as usize
             } else {
-                vc_for(&sa_vc, i, o)
+                sa_vc[i][o] as usize
             };
             let g = base + i * v + vc;
             if speculative_grant {
