@@ -218,7 +218,7 @@ enum RemoteEv {
 /// so that a switched flit reads each of its ports once; a router's five
 /// records take 120 bytes, and routers visited in ascending order share
 /// lines).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct PortLinks {
     /// Flit target the output port feeds ([`Consts::out_link`]).
     out_target: u32,
@@ -1170,16 +1170,9 @@ impl Network {
                             cred_part: in_credit_part[q],
                             flits: 0,
                         })
-                        // Padding for the last router's window (`WIN_PORTS`).
-                        .chain((0..WIN_PORTS).map(|_| PortLinks {
-                            out_target: u32::MAX,
-                            cred_code: u32::MAX - 255,
-                            out_delay: 0,
-                            cred_delay: 0,
-                            out_part: 0,
-                            cred_part: 0,
-                            flits: 0,
-                        }))
+                        // Padding for the last router's window (`WIN_PORTS`),
+                        // never read.
+                        .chain(std::iter::repeat_n(PortLinks::default(), WIN_PORTS))
                         .collect(),
                     timing: (r0 * PORTS..r1 * PORTS)
                         .map(|q| PortTiming {
@@ -1778,7 +1771,7 @@ impl Network {
             // never written: its VCs stay empty, its credits full.
             let pad = p.nr * c.pv..p.nr * c.pv + WIN_VCS;
             if pad
-                .clone()
+                .into_iter()
                 .any(|lg| p.bufs.len(lg) != 0 || p.credits[lg] != depth)
             {
                 return Err(format!("part {q}: a window's padding was written"));
