@@ -75,17 +75,21 @@
 //! # State layout
 //! Per input VC (part-local index `(lr*PORTS + port)*V + vc`, `lr` the
 //! router's index in its part) the pipeline state (next cycle, output VC)
-//! and its route mask share one 32-byte
-//! [`wafernoc_router::VcState`] record with the VC's ring position in
+//! and its route mask share one 64-byte
+//! [`wafernoc_router::VcState`] record with the VC's ring position and,
+//! for buffers of at most eight flits, the ring itself in
 //! [`VcBuffers`], so visiting a VC, writing a flit into it (routing a
-//! head) or switching one out reads one record besides the flit's slot
-//! (the route had an array of its own until session 7; storing it was
-//! 15% of the L2 misses of 32×32 at 0.01). Per router, one 64-byte
+//! head) or switching one out touches one cache line (the route had an
+//! array of its own until session 7; storing it was 15% of the L2 misses
+//! of 32×32 at 0.01; the flits had one until session 11). Per router, one 64-byte
 //! `RtBits` record holds its masks: `work` marks the VCs holding flits
 //! (the only ones visited), `active` the ACTIVE ones (a VC's stage is in
 //! these two masks), `ovc_in_use` the reserved output VCs. A packet's
-//! hop count travels in its head flit ([`Flit::hops`]); its per-flit
-//! latency sums are kept by the source interface and by the ejection VC.
+//! hop count is derived at ejection (Manhattan distance + 1: every
+//! routing is minimal, test `routes_are_minimal`), so flits carry only
+//! their packet's slot and head/tail bits ([`Flit`], 4 bytes); its
+//! per-flit latency sums are kept by the source interface and by the
+//! ejection VC.
 //!
 //! # Router steps
 //! The default pipeline (`Consts::simple`) steps a router whose flits
@@ -120,7 +124,7 @@ use crate::topology::{Topology, LOCAL, PORTS};
 /// about 1.6 GB of per-VC state.
 pub const MAX_VCS: usize = 1 << 25;
 /// Most input-buffer flit slots (virtual channels × `vc_buf_size`) in one
-/// network: 2^28, 2 GiB of 8-byte flits.
+/// network: 2^28, 1 GiB of 4-byte flits.
 pub const MAX_BUFFER_FLITS: usize = 1 << 28;
 
 // Stages of an input VC. There is no routing stage: routes depend only
@@ -346,7 +350,6 @@ struct Injected {
 struct Ejecting {
     slot: u32,
     arrived: u16,
-    hops: u16,
     arr_sum: u64,
 }
 
@@ -812,15 +815,15 @@ impl Network {
     pub fn check_config(cfg: &NetworkConfig) -> Result<Topology, ConfigError> {
         cfg.validate()?;
         let topo = Topology::new(cfg.mesh.clone())?;
-        if topo.width + topo.height - 1 > Flit::MAX_HOPS as usize {
+        if topo.width + topo.height - 1 > u16::MAX as usize {
             return Err(ConfigError::Other {
                 key: "mesh".into(),
                 reason: format!(
-                    "a {}×{} mesh has paths of {} routers; flits count at most {}",
+                    "a {}×{} mesh has paths of {} routers; hop counts are 16-bit (at most {})",
                     topo.width,
                     topo.height,
                     topo.width + topo.height - 1,
-                    Flit::MAX_HOPS
+                    u16::MAX
                 ),
             });
         }
@@ -845,7 +848,7 @@ impl Network {
                 key: "vc_buf_size".into(),
                 reason: format!(
                     "{} virtual channels × {} flits = {} buffered flits is more than the \
-                     supported {MAX_BUFFER_FLITS} (2^28, 2 GiB of flits)",
+                     supported {MAX_BUFFER_FLITS} (2^28, 1 GiB of flits)",
                     r_n * pv,
                     cfg.router.vc_buf_size,
                     r_n * pv * cfg.router.vc_buf_size
@@ -1459,6 +1462,17 @@ impl Network {
             .pkts
             .write()
             .expect("a simulation thread panicked");
+        // Flits name their packet's slot in 30 bits.
+        let slots = pkts.len() + ps.len().saturating_sub(self.free.len());
+        if slots > Flit::MAX_PACKETS as usize {
+            return Err(ConfigError::Other {
+                key: "packets".into(),
+                reason: format!(
+                    "{slots} packets queued or in flight at once; flits name at most {} (2^30)",
+                    Flit::MAX_PACKETS
+                ),
+            });
+        }
         for p in ps {
             let pk = Packet {
                 src: p.src,
@@ -1704,8 +1718,9 @@ impl Network {
     }
 
     /// Check internal invariants (used by property tests): credits within
-    /// buffer depth, buffers within depth, every buffered flit sequence is a
-    /// contiguous run of one packet per VC segment, the stage masks
+    /// buffer depth, buffers within depth, the flits buffered in a VC are
+    /// runs of one packet each (a head after every tail, one packet
+    /// between a head and its tail), the stage masks
     /// consistent with the buffers (work bits on exactly the VCs holding
     /// flits, a head at the front of a VC in VC allocation, an output VC in
     /// use under an ACTIVE VC), and flit conservation.
@@ -1747,7 +1762,7 @@ impl Network {
                         let ok = if pf.is_tail() {
                             f.is_head()
                         } else {
-                            f.pkt == pf.pkt && f.seq == pf.seq + 1
+                            f.pkt() == pf.pkt()
                         };
                         if !ok {
                             return Err(format!(
@@ -2115,7 +2130,7 @@ impl Part {
             // bit, now set, puts it in VC allocation.
             debug_assert!(f.is_head());
             s.next = t + c.rd;
-            s.route = Self::compute_route(c, pk, self.r0 + lr, f.pkt);
+            s.route = Self::compute_route(c, pk, self.r0 + lr, f.pkt());
         } else {
             // An ACTIVE VC whose buffer was empty: its flit takes part in
             // switch allocation from this cycle (it was last granted at
@@ -2138,23 +2153,22 @@ impl Part {
         let e = &mut self.ejecting[ln * c.v + vc as usize];
         if f.is_head() {
             *e = Ejecting {
-                slot: f.pkt,
+                slot: f.pkt(),
                 arrived: 0,
-                hops: f.hops(),
                 arr_sum: 0,
             };
         }
-        debug_assert_eq!(e.slot, f.pkt, "flits of two packets on one ejection VC");
-        debug_assert_eq!(e.arrived, f.seq, "flits of a packet out of order");
+        debug_assert_eq!(e.slot, f.pkt(), "flits of two packets on one ejection VC");
         e.arrived += 1;
         e.arr_sum += t;
         if f.is_tail() {
-            let p = &pk[f.pkt as usize];
+            let p = &pk[f.pkt() as usize];
             debug_assert_eq!(
                 p.dst as usize,
                 self.r0 + ln,
                 "flit ejected at the wrong node"
             );
+            debug_assert_eq!(e.arrived, p.size, "a packet ejected without all its flits");
             let d = Delivered {
                 tag: p.tag,
                 src: p.src,
@@ -2164,12 +2178,15 @@ impl Part {
                 ctime: p.ctime,
                 itime: p.itime,
                 atime: t,
-                hops: e.hops,
+                // Every routing the mesh offers is minimal (test
+                // `routes_are_minimal`): the packet went through its
+                // Manhattan distance in routers, plus its last one.
+                hops: c.topo.hops(p.src as usize, p.dst as usize) as u16 + 1,
                 flit_latency_sum: e.arr_sum - p.inj_sum,
             };
             *e = Ejecting::default();
             self.delivered.push(d);
-            self.freed.push(f.pkt);
+            self.freed.push(f.pkt());
             self.cyc.delivered_packets += 1;
         }
     }
@@ -2971,7 +2988,7 @@ impl Part {
         let nlev = if D { 1 } else { c.nlev };
         let r = self.r0 + lr;
         let base = lr * c.pv;
-        let (mut f, left) = self.bufs.pop_len(g).expect("switch grant for an empty VC");
+        let (f, left) = self.bufs.pop_len(g).expect("switch grant for an empty VC");
         let dep = t + sad - 1;
         // First everything this writes in the router's own state, then the
         // two items sent: a store into a wheel makes the compiler reload
@@ -2998,7 +3015,7 @@ impl Part {
         if tail && !empty {
             let nf = self.bufs.front(g).expect("non-empty");
             let s = &mut self.bufs.vcs[g];
-            s.route = Self::compute_route(c, pk, r, nf.pkt);
+            s.route = Self::compute_route(c, pk, r, nf.pkt());
             s.next = t + sad + if D { 1 } else { c.rd };
         }
         let x = g - base;
@@ -3023,14 +3040,13 @@ impl Part {
         let lvl = if D { 0 } else { c.vc_lvl[vc] as usize };
         self.sw_rr[(lr * PORTS + i) * nlev + lvl] = (if vc + 1 == v { 0 } else { vc + 1 }) as u8;
         let ovc = c.vc_of[oi & 127];
-        f.add_hop_if_head();
         // Classes own disjoint VC ranges: the output VC gives the class.
         // (Counted per output VC instead, the counters took four times the
         // memory, and on 32×32 at 0.01 their misses were 8% of all L2
         // misses: cachegrind, session 7.)
         debug_assert_eq!(
             c.vc_class[ovc as usize & 31],
-            pk[f.pkt as usize].class,
+            pk[f.pkt() as usize].class,
             "an output VC outside its packet's class"
         );
         let lo = &mut self.links[lr * PORTS + o];
@@ -3107,7 +3123,7 @@ impl Switch<'_, '_> {
         const M: usize = WIN_VCS - 1;
         let (t, c) = (self.t, self.c);
         let v = c.v;
-        let (mut f, left) = self.win.pop_len(li).expect("switch grant for an empty VC");
+        let (f, left) = self.win.pop_len(li).expect("switch grant for an empty VC");
         // As in `switch_flit`: the router's own state first, then the two
         // items sent.
         let empty = left == 0;
@@ -3120,7 +3136,7 @@ impl Switch<'_, '_> {
         if tail && !empty {
             let nf = self.win.front(li).expect("non-empty");
             let s = &mut self.win.vcs[li & M];
-            s.route = Part::compute_route(c, self.pk, self.r, nf.pkt);
+            s.route = Part::compute_route(c, self.pk, self.r, nf.pkt());
             s.next = t + 2;
         }
         let b = &mut *self.bits;
@@ -3130,10 +3146,9 @@ impl Switch<'_, '_> {
         self.cr[oi & M] -= 1;
         self.rr[i & 7] = (if vc + 1 == v { 0 } else { vc + 1 }) as u8;
         let ovc = c.vc_of[oi & 127];
-        f.add_hop_if_head();
         debug_assert_eq!(
             c.vc_class[ovc as usize & 31],
-            self.pk[f.pkt as usize].class,
+            self.pk[f.pkt() as usize].class,
             "an output VC outside its packet's class"
         );
         let lo = &mut self.lk[o & 7];

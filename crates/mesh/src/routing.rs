@@ -174,6 +174,49 @@ mod tests {
         assert_eq!(m, 0b10 << 8);
     }
 
+    /// Every candidate of every routing brings the packet one router
+    /// closer (LOCAL only at the destination), on a mesh of two wafers:
+    /// the mesh derives a packet's hop count from this (`Delivered::hops`).
+    #[test]
+    fn routes_are_minimal() {
+        let t = Topology::new(MeshSpec {
+            rows: 3,
+            cols: 4,
+            wafers_x: 2,
+            wafers_y: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        let (v, n) = (3, t.nodes());
+        assert_eq!(n, 24);
+        for (name, routing) in Routing::ALL {
+            for cur in 0..n {
+                for dst in 0..n {
+                    let m = routing.candidates(&t, cur, dst, 0, v, v);
+                    assert_ne!(m, 0, "{name}: no candidate at {cur} for {dst}");
+                    for bit in 0..128 {
+                        if m >> bit & 1 == 0 {
+                            continue;
+                        }
+                        let p = bit / v;
+                        if cur == dst {
+                            assert_eq!(p, LOCAL, "{name}: {cur} leaves its own packet");
+                            continue;
+                        }
+                        let nb = t.neighbor(cur, p).unwrap_or_else(|| {
+                            panic!("{name}: {cur}→{dst} by port {p}, off the mesh")
+                        });
+                        assert_eq!(
+                            t.hops(nb, dst) + 1,
+                            t.hops(cur, dst),
+                            "{name}: {cur}→{dst} by port {p} is not minimal"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn escape_vc_follows_xy_only() {
         let t = Topology::new(MeshSpec {

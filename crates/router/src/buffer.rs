@@ -1,16 +1,22 @@
-//! Input VC buffers of a whole network, stored as flat rings, with each
-//! input VC's pipeline state beside its ring position.
+//! Input VC buffers of a whole network, with each input VC's ring
+//! position and pipeline state in one record, and its flits in the same
+//! cache line when its buffer holds at most [`INLINE_FLITS`] flits.
 
 use crate::flit::Flit;
 
+/// Buffers of at most this many flits live in their VC's record
+/// ([`VcState`]); deeper ones in an array beside the records.
+pub const INLINE_FLITS: usize = 8;
+
 /// One input VC's record: the position of its flits in its ring (private:
-/// only [`VcBuffers`] moves them) and the pipeline state the router model
-/// keeps for it, its route included (the VC's stage is the model's own:
-/// the mesh keeps it as bits of per-router masks). 32 bytes, so that a router visiting a
-/// VC, writing a flit into it (and routing a head) or switching a flit out
-/// of it touches one record (two VCs per cache line) besides the flit's
-/// slot.
+/// only [`VcBuffers`] moves them), the ring itself when the buffers hold
+/// at most [`INLINE_FLITS`] flits, and the pipeline state the router
+/// model keeps for it, its route included (the VC's stage is the model's
+/// own: the mesh keeps it as bits of per-router masks). One 64-byte
+/// cache line, so that a router visiting a VC, writing a flit into it
+/// (and routing a head) or switching a flit out of it touches one line.
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(align(64))]
 pub struct VcState {
     /// Candidate output VCs of the packet at the front, in the router
     /// model's encoding (the mesh: bit `port * V + vc`), valid while it
@@ -24,7 +30,11 @@ pub struct VcState {
     len: u16,
     /// Output VC held by the packet at the front (the router model's index).
     pub out: u8,
+    /// The ring, if the buffers hold at most [`INLINE_FLITS`] flits.
+    ring: [Flit; INLINE_FLITS],
 }
+
+const _: () = assert!(std::mem::size_of::<VcState>() == 64);
 
 impl VcState {
     /// Ring offset of the front flit, if any.
@@ -46,9 +56,10 @@ impl VcState {
     }
 }
 
-/// Every input VC buffer of the network in one flat array: buffer `b`
-/// (a global input-VC index) owns slots `b*depth .. (b+1)*depth`.
-/// No allocation after construction.
+/// Every input VC buffer of the network: buffer `b` (a global input-VC
+/// index) has record `vcs[b]`, and its flits in the record's ring if
+/// `depth <= INLINE_FLITS`, else in slots `b*depth .. (b+1)*depth` of an
+/// array beside the records. No allocation after construction.
 ///
 /// Invariant: `vcs[b]`'s ring position describes exactly the flits pushed
 /// into buffer `b` and not yet popped; the pipeline fields of `vcs[b]` are
@@ -56,19 +67,40 @@ impl VcState {
 #[derive(Clone, Debug)]
 pub struct VcBuffers {
     depth: usize,
-    slots: Vec<Flit>,
-    /// Per buffer: its record (ring position and pipeline state).
+    /// Per buffer: its record (ring position, pipeline state and, with
+    /// shallow buffers, the ring).
     pub vcs: Vec<VcState>,
+    /// The rings of deep buffers (`depth > INLINE_FLITS`), else empty.
+    ext: Vec<Flit>,
+}
+
+/// Slot `h` of buffer `b`'s ring, given the buffer's record `s`: in the
+/// record if `depth <= INLINE_FLITS` (a branch every caller predicts: the
+/// depth is one for the whole network), else in `ext` (the rings of the
+/// buffers from the first one `ext` starts at).
+macro_rules! slot {
+    ($depth:expr, $s:expr, $ext:expr, $b:expr, $h:expr) => {
+        if $depth <= INLINE_FLITS {
+            $s.ring[$h & (INLINE_FLITS - 1)]
+        } else {
+            $ext[$b * $depth + $h]
+        }
+    };
 }
 
 impl VcBuffers {
     /// `count` buffers of `depth` flits each.
     pub fn new(count: usize, depth: usize) -> Self {
         assert!(depth >= 1 && depth <= u16::MAX as usize);
+        let ext = if depth <= INLINE_FLITS {
+            0
+        } else {
+            count * depth
+        };
         VcBuffers {
             depth,
-            slots: vec![Flit::default(); count * depth],
             vcs: vec![VcState::default(); count],
+            ext: vec![Flit::default(); ext],
         }
     }
     /// Buffer depth in flits.
@@ -89,23 +121,29 @@ impl VcBuffers {
     /// Front flit of buffer `b`, if any.
     #[inline]
     pub fn front(&self, b: usize) -> Option<Flit> {
-        let h = self.vcs[b].front_at()?;
-        Some(self.slots[b * self.depth + h])
+        let s = &self.vcs[b];
+        let h = s.front_at()?;
+        Some(slot!(self.depth, s, self.ext, b, h))
     }
     /// Append a flit. Returns `Err(flit)` if the buffer is full (a credit
     /// protocol violation the caller reports).
     #[inline]
     pub fn push(&mut self, b: usize, f: Flit) -> Result<(), Flit> {
+        let depth = self.depth;
         let s = &mut self.vcs[b];
-        if s.len as usize >= self.depth {
+        if s.len as usize >= depth {
             return Err(f);
         }
         let mut idx = s.head as usize + s.len as usize;
-        if idx >= self.depth {
-            idx -= self.depth;
+        if idx >= depth {
+            idx -= depth;
         }
         s.len += 1;
-        self.slots[b * self.depth + idx] = f;
+        if depth <= INLINE_FLITS {
+            s.ring[idx & (INLINE_FLITS - 1)] = f;
+        } else {
+            self.ext[b * depth + idx] = f;
+        }
         Ok(())
     }
     /// Remove and return the front flit.
@@ -116,12 +154,13 @@ impl VcBuffers {
     /// Remove and return the front flit with the number of flits left.
     #[inline]
     pub fn pop_len(&mut self, b: usize) -> Option<(Flit, usize)> {
-        let (h, left) = self.vcs[b].advance(self.depth)?;
-        Some((self.slots[b * self.depth + h], left))
+        let s = &mut self.vcs[b];
+        let (h, left) = s.advance(self.depth)?;
+        Some((slot!(self.depth, s, self.ext, b, h), left))
     }
     /// Buffers `base .. base + N` (`N` a power of two) as one window whose
     /// records are a fixed-size array: a caller indexing it with `b & (N −
-    /// 1)` for `b < N` needs no bounds check, and holds the window's two
+    /// 1)` for `b < N` needs no bounds check, and holds the window's
     /// addresses in registers instead of loading the vectors' again after
     /// each store through another pointer (the mesh's router step takes
     /// one window per router). The buffers must exist: a caller reaching
@@ -130,12 +169,17 @@ impl VcBuffers {
     pub fn window<const N: usize>(&mut self, base: usize) -> Window<'_, N> {
         const { assert!(N.is_power_of_two()) };
         let depth = self.depth;
+        let ext = if depth <= INLINE_FLITS {
+            &mut self.ext[..]
+        } else {
+            &mut self.ext[base * depth..(base + N) * depth]
+        };
         Window {
             depth,
             vcs: (&mut self.vcs[base..base + N])
                 .try_into()
                 .expect("a slice of N records"),
-            slots: &mut self.slots[base * depth..(base + N) * depth],
+            ext,
         }
     }
     /// `count` buffers of `depth` flits, followed by `pad` buffers that
@@ -146,8 +190,9 @@ impl VcBuffers {
     }
     /// Iterate the flits of buffer `b` front to back.
     pub fn iter(&self, b: usize) -> impl Iterator<Item = Flit> + '_ {
-        let (h, len) = (self.vcs[b].head as usize, self.vcs[b].len as usize);
-        (0..len).map(move |i| self.slots[b * self.depth + (h + i) % self.depth])
+        let s = &self.vcs[b];
+        let (h, len) = (s.head as usize, s.len as usize);
+        (0..len).map(move |i| slot!(self.depth, s, self.ext, b, (h + i) % self.depth))
     }
 }
 
@@ -157,7 +202,8 @@ pub struct Window<'a, const N: usize> {
     depth: usize,
     /// The buffers' records.
     pub vcs: &'a mut [VcState; N],
-    slots: &'a mut [Flit],
+    /// The rings of deep buffers, from buffer `base` on (else empty).
+    ext: &'a mut [Flit],
 }
 
 impl<const N: usize> Window<'_, N> {
@@ -165,16 +211,20 @@ impl<const N: usize> Window<'_, N> {
     #[inline]
     pub fn front(&self, b: usize) -> Option<Flit> {
         debug_assert!(b < N);
-        let h = self.vcs[b & (N - 1)].front_at()?;
-        Some(self.slots[(b & (N - 1)) * self.depth + h])
+        let b = b & (N - 1);
+        let s = &self.vcs[b];
+        let h = s.front_at()?;
+        Some(slot!(self.depth, s, self.ext, b, h))
     }
     /// Remove and return the front flit of buffer `b < N` with the number
     /// of flits left.
     #[inline]
     pub fn pop_len(&mut self, b: usize) -> Option<(Flit, usize)> {
         debug_assert!(b < N);
-        let (h, left) = self.vcs[b & (N - 1)].advance(self.depth)?;
-        Some((self.slots[(b & (N - 1)) * self.depth + h], left))
+        let b = b & (N - 1);
+        let s = &mut self.vcs[b];
+        let (h, left) = s.advance(self.depth)?;
+        Some((slot!(self.depth, s, self.ext, b, h), left))
     }
 }
 
@@ -185,7 +235,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn behaves_like_a_bounded_fifo(ops in proptest::collection::vec(any::<bool>(), 0..200), depth in 1usize..9) {
+        fn behaves_like_a_bounded_fifo(ops in proptest::collection::vec(any::<bool>(), 0..200), depth in 1usize..19) {
             let mut b = VcBuffers::new(3, depth);
             // The pipeline fields are the caller's: ring operations leave them alone.
             b.vcs[1].next = 77;

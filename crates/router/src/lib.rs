@@ -10,7 +10,7 @@
 //!   (BookSim2's `routing_delay`, `vc_alloc_delay`, `sw_alloc_delay`,
 //!   `st_prepare_delay`, `st_final_delay`, `credit_delay`, `output_delay`),
 //!   allocator and arbiter choice, `wait_for_tail_credit`.
-//! - [`flit::Flit`]: an 8-byte flit reference (packet slot, sequence, flags).
+//! - [`flit::Flit`]: a 4-byte flit reference (packet slot, head/tail flags).
 //! - [`buffer::VcBuffers`]: all input VC buffers of a network as flat rings,
 //!   each VC's ring position beside its pipeline state ([`buffer::VcState`]).
 //! - [`arbiter`]: round-robin and matrix arbiters over bit masks.
@@ -39,7 +39,7 @@ pub mod link;
 
 pub use allocator::{nonzero_bytes, Allocator, AllocatorKind, SmallIslip};
 pub use arbiter::{Arbiter, ArbiterKind};
-pub use buffer::{VcBuffers, VcState, Window};
+pub use buffer::{VcBuffers, VcState, Window, INLINE_FLITS};
 pub use config::{ConfigError, RouterConfig};
 pub use flit::Flit;
 pub use link::LinkTiming;
