@@ -6,7 +6,7 @@ PROPTEST_CASES ?= 64
 OUT          ?= out
 REF          ?= ../shared/reference/booksim
 
-.PHONY: all build test fmt-check clippy doc unit test-dev proptest-long bench validate \
+.PHONY: all build test fmt-check clippy doc unit test-dev proptest-long bench bench-booksim validate \
         sweep-synthetic sweep-mapping sweep-balancer paper traces demo clean
 
 all: build
@@ -50,6 +50,16 @@ proptest-long:
 bench: build
 	$(WAFERNOC) bench --repeat 5
 	$(WAFERNOC) --threads 2 bench --only 32x32_uniform_0.05 --speedup 5
+
+## wafernoc against BookSim2 on this machine, alternating in rounds pinned to
+## one CPU (docs/performance.md, "BookSim2 on this machine"). Needs a
+## BookSim2 binary built from github.com/booksim/booksim2 (see the script's
+## header): make bench-booksim BOOKSIM=/path/to/booksim [ROUNDS=21]
+ROUNDS ?= 21
+bench-booksim:
+	@test -n "$(BOOKSIM)" || { echo "set BOOKSIM=/path/to/booksim (tests/booksim_speed.sh says how to build it)" >&2; exit 2; }
+	$(MAKE) build
+	tests/booksim_speed.sh $(BOOKSIM) $(WAFERNOC) $(ROUNDS)
 
 ## Full BookSim2 comparison table (docs/validation.md).
 validate: build
