@@ -21,10 +21,11 @@
 # routing, input-queued VC router, 4 VCs x 8 flits, 4-flit packets, iSLIP
 # VC and switch allocators with 1 iteration, router delays 1/1/1/1, credit
 # delay 0, 1-cycle links, Bernoulli uniform traffic (destination drawn from
-# all 64 nodes, self included) at RATE flits/node/cycle, seed 0. The BookSim2
-# configuration written below is the reference configuration
-# uniform_k8_v4_b8_p4_r<RATE>_latency.cfg with two changes that do not touch
-# the network or the traffic: sample_period = BS_SAMPLE_PERIOD (default 5000
+# all 64 nodes, self included) at RATE flits/node/cycle, seed 0. BookSim2 runs
+# the shared reference configuration uniform_k8_v4_b8_p4_r0.2_latency.cfg
+# (under REF, default ../shared/reference/booksim) with, on its command
+# line, injection_rate = RATE and two changes that do not touch the
+# network or the traffic: sample_period = BS_SAMPLE_PERIOD (default 5000
 # instead of 1000, so a run simulates ~30,000 cycles and lasts several
 # seconds) and print_activity = 1 (each router prints its crossbar-traversal
 # counters when it is destroyed, after the timed simulation has ended).
@@ -51,7 +52,7 @@
 #   timed cycles after its warm-up, divided by the loop's wall-clock time:
 #   "loop"); "wall" uses flit_hops_per_s * seconds / (process time).
 #
-# Environment: CPU (default 1) CPU to pin to with taskset; RATES (default
+# Environment: CPU (default 1) CPU to pin to with taskset; REF (see above); RATES (default
 # "0.2 0.3"); BS_SAMPLE_PERIOD (default 5000); WN_SCALE (default 1, wafernoc
 # --scale). BookSim2 exits with status 255 when its simulation succeeded
 # (main returns -1 on success); the script checks the output instead.
@@ -78,77 +79,19 @@ WN_SCALE=${WN_SCALE:-1}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-# write_cfg RATE FILE: the reference uniform_k8_v4_b8_p4 latency config.
-write_cfg() {
-    cat > "$2" <<EOF
-// ---- topology ----
-topology = mesh;
-k = 8;
-n = 2;
-c = 1;
-use_noc_latency = 1;
-// ---- routing ----
-routing_function = dim_order;
-// ---- router microarchitecture (input-queued VC router) ----
-router = iq;
-num_vcs = 4;
-vc_buf_size = 8;
-buffer_policy = private;
-wait_for_tail_credit = 0;
-vc_busy_when_full = 0;
-vc_prioritize_empty = 0;
-hold_switch_for_packet = 0;
-vc_allocator = islip;
-sw_allocator = islip;
-alloc_iters = 1;
-arb_type = round_robin;
-speculative = 0;
-vct = 0;
-routing_delay = 1;
-vc_alloc_delay = 1;
-sw_alloc_delay = 1;
-st_prepare_delay = 0;
-st_final_delay = 1;
-credit_delay = 0;
-output_delay = 0;
-input_speedup = 1;
-output_speedup = 1;
-internal_speedup = 1.0;
-noq = 0;
-// ---- traffic ----
-classes = 1;
-traffic = uniform;
-packet_size = 4;
-injection_process = bernoulli;
-injection_rate_uses_flits = 1;
-injection_rate = $1;
-include_queuing = 1;
-seed = 0;
-// ---- simulation control ----
-sim_type = latency;
-warmup_periods = 3;
-sample_period = $BS_SAMPLE_PERIOD;
-max_samples = 10;
-latency_thres = 500.0;
-warmup_thres = 0.05;
-acc_warmup_thres = 0.05;
-stopping_thres = 0.05;
-acc_stopping_thres = 0.05;
-sim_count = 1;
-deadlock_warn_timeout = 256;
-// ---- speed measurement only: dump per-router crossbar counters at exit ----
-print_activity = 1;
-EOF
-}
+# The reference configuration; the rate, the sample period and
+# print_activity are set on BookSim2's command line (`key=value`).
+REF_CFG=${REF:-../shared/reference/booksim}/configs/uniform_k8_v4_b8_p4_r0.2_latency.cfg
+[[ -r $REF_CFG ]] || { echo "no reference configuration $REF_CFG (set REF)" >&2; exit 2; }
 
 now() { date +%s.%N; }
 
 # run_booksim RATE -> sets BS_CYC BS_HOPS BS_LOOP BS_WALL BS_EST
 run_booksim() {
-    local rate=$1 cfg="$TMP/booksim_$1.cfg" out="$TMP/booksim_$1.out" t0 t1 rc=0
-    write_cfg "$rate" "$cfg"
+    local rate=$1 out="$TMP/booksim_$1.out" t0 t1 rc=0
     t0=$(now)
-    taskset -c "$CPU" "$BOOKSIM" "$cfg" > "$out" 2>&1 || rc=$?
+    taskset -c "$CPU" "$BOOKSIM" "$REF_CFG" "injection_rate=$rate" \
+        "sample_period=$BS_SAMPLE_PERIOD" print_activity=1 > "$out" 2>&1 || rc=$?
     t1=$(now)
     if [[ $rc -ne 255 && $rc -ne 0 ]] || ! grep -q '^Total run time ' "$out" \
         || grep -qE 'Aborting simulation|Too many sample periods' "$out"; then
