@@ -2823,16 +2823,17 @@ impl Part {
         // entries, so that `i * 8 + o` with `i, o < 8` needs no bounds
         // check).
         let mut rq = 0u64;
-        let mut best = [u8::MAX; 64];
         // ACTIVE VCs holding flits: switch requests. Such a VC may always
         // ask: its last grant (of its output VC, or of the switch for its
         // previous flit) set `next` to that cycle plus 1, and a flit
         // arriving in an empty ACTIVE VC sets it to at most the arrival
         // cycle. One priority level, links always free: per (input,
-        // output) the request bit in `rq` and the smallest round-robin
-        // distance of a requesting VC after the input's offset (BookSim's
-        // `supersedes` for one level picks the VC of smallest distance).
-        let mut act = work & active;
+        // output) one request bit in `rq`; which of the input's VCs
+        // switches is chosen after the allocation (`pick` below), so that
+        // the scan carries no dependence through memory from one VC to the
+        // next.
+        let act0 = work & active;
+        let mut act = act0;
         while act != 0 {
             let li = act.trailing_zeros() as usize;
             act &= act - 1;
@@ -2842,19 +2843,32 @@ impl Part {
             let ok = sw.cr[oi & (WIN_VCS - 1)] > 0;
             let o = c.port_of[oi & 127] as usize & 7;
             let i = c.port_of[li & 127] as usize & 7;
-            let vc = c.vc_of[li & 127];
-            let off = sw.rr[i];
-            let d = if vc >= off {
-                vc - off
-            } else {
-                vc + v as u8 - off
-            };
-            let k = i * 8 + o;
-            // Distance in the high bits, the VC (< 16) in the low.
-            let key = d << 4 | vc;
-            best[k] = best[k].min(if ok { key } else { u8::MAX });
-            rq |= (ok as u64) << k;
+            rq |= (ok as u64) << (i * 8 + o);
         }
+        // The VC of input `i` that switches to output `o`: of its VCs that
+        // asked for `o`, the first in round-robin order from the input's
+        // offset (BookSim's `supersedes` for one level: the smallest
+        // distance). Read before the input's own switch; earlier inputs'
+        // switches touch none of what it reads (their output VCs are
+        // theirs, and VC grants went to VCs outside `act0`).
+        let pick = |sw: &Switch, i: usize, o: usize| -> usize {
+            let mine = act0 >> (i * v) & ((1u64 << v) - 1);
+            let off = sw.rr[i & 7] as usize;
+            // VCs from the offset on, then those below it.
+            let mut order =
+                (mine >> off) | (mine << (v - off)) & (((1u64 << off) - 1) << (v - off));
+            while order != 0 {
+                let r = order.trailing_zeros() as usize;
+                order &= order - 1;
+                let vc = if r + off >= v { r + off - v } else { r + off };
+                let s = &sw.win.vcs[(i * v + vc) & (WIN_VCS - 1)];
+                let oi = s.out as usize;
+                if c.port_of[oi & 127] as usize & 7 == o && sw.cr[oi & (WIN_VCS - 1)] > 0 {
+                    return vc;
+                }
+            }
+            unreachable!("a switch grant without a requesting VC")
+        };
         // VCs in VC allocation (holding flits, not ACTIVE): their
         // requests in `va_rows[..n_va]`. The first one (at most one in most
         // visits) without a branch on whether there is one or whether it
@@ -2925,7 +2939,7 @@ impl Part {
                 let i = ins.trailing_zeros() as usize;
                 ins &= ins - 1;
                 let o = sa_small[lr].grant_uncontested::<PORTS>(i as u32, sa_req[i & 7]) as usize;
-                let vc = (best[i * 8 + o] & 15) as usize;
+                let vc = pick(&sw, i, o);
                 sw.switch::<B>(i, o, i * v + vc, vc);
             }
         } else {
@@ -2938,7 +2952,7 @@ impl Part {
             };
             for &(gi, go) in &grants[..n] {
                 let (i, o) = (gi as usize & 7, go as usize & 7);
-                let vc = (best[i * 8 + o] & 15) as usize;
+                let vc = pick(&sw, i, o);
                 sw.switch::<B>(i, o, i * v + vc, vc);
             }
         }
