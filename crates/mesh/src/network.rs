@@ -2817,11 +2817,7 @@ impl Part {
                 outbox,
             },
         };
-        // The switch requests as bits `input * 8 + output`, and per (input,
-        // output) the best requesting VC: its round-robin distance after
-        // the input's offset and the VC, as one key `d << 4 | vc` (64
-        // entries, so that `i * 8 + o` with `i, o < 8` needs no bounds
-        // check).
+        // The switch requests as bits `input * 8 + output`.
         let mut rq = 0u64;
         // ACTIVE VCs holding flits: switch requests. Such a VC may always
         // ask: its last grant (of its output VC, or of the switch for its
