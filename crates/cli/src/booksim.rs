@@ -170,7 +170,9 @@ impl BooksimCfg {
             }
         };
 
-        let (topology, o) = string!("topology", "mesh");
+        // Defaults are BookSim2's own (booksim_config.cpp): a key left out
+        // means what it means to BookSim2, or is refused.
+        let (topology, o) = string!("topology", "torus");
         if topology != "mesh" {
             return Err(bad(
                 "topology",
@@ -193,7 +195,15 @@ impl BooksimCfg {
         only!("use_noc_latency", [0, 1], 1);
         only!("x", [k], k);
         only!("y", [k], k);
-        let (rf, o) = string!("routing_function", "dim_order");
+        let (rf, o) = string!("routing_function", "none");
+        if rf == "none" {
+            return Err(bad(
+                "routing_function",
+                &o,
+                &rf,
+                "BookSim2 aborts without a routing function; set one (e.g. dim_order)",
+            ));
+        }
         let routing = Routing::from_name(&rf).ok_or_else(|| {
             bad(
                 "routing_function",
@@ -277,7 +287,7 @@ impl BooksimCfg {
             sw_alloc_delay: nonneg("sw_alloc_delay", int!("sw_alloc_delay", 1))?,
             st_prepare_delay: nonneg("st_prepare_delay", int!("st_prepare_delay", 0))?,
             st_final_delay: nonneg("st_final_delay", int!("st_final_delay", 1))?,
-            credit_delay: nonneg("credit_delay", int!("credit_delay", 1))?,
+            credit_delay: nonneg("credit_delay", int!("credit_delay", 0))?,
             output_delay: nonneg("output_delay", int!("output_delay", 0))?,
             speculative,
             wait_for_tail_credit,
@@ -316,6 +326,25 @@ impl BooksimCfg {
                 ))
             }
         };
+        // BookSim2's bit permutations need a power-of-two node count (an
+        // even power for transpose: k × k nodes with k a power of two);
+        // wafernoc's geometric transpose and bitcomp would run anyway.
+        if matches!(
+            pattern,
+            Pattern::Transpose | Pattern::Bitcomp | Pattern::Bitrev | Pattern::Shuffle
+        ) && !(k as u64).is_power_of_two()
+        {
+            return Err(bad(
+                "traffic",
+                &o,
+                &traffic,
+                &format!(
+                    "BookSim2 refuses bit permutations unless the node count is a power of two \
+                     (k = {k} gives {} nodes)",
+                    k * k
+                ),
+            ));
+        }
         let packet_size = int!("packet_size", 1);
         if !(1..=u16::MAX as i64).contains(&packet_size) {
             return Err(bad(
@@ -417,7 +446,8 @@ mod tests {
     #[test]
     fn parses_reference_syntax() {
         let c = BooksimCfg::parse(
-            "k = 4; // comment\nnum_vcs = 2;\n\ntraffic = transpose;",
+            "topology = mesh; routing_function = dim_order;\n\
+             k = 4; // comment\nnum_vcs = 2;\n\ntraffic = transpose;",
             "x.cfg",
         )
         .unwrap();
@@ -425,6 +455,47 @@ mod tests {
         assert_eq!(r.network.mesh.rows, 4);
         assert_eq!(r.network.router.num_vcs, 2);
         assert_eq!(r.traffic.pattern, Pattern::Transpose);
+        // BookSim2's default credit_delay.
+        assert_eq!(r.network.router.credit_delay, 0);
+    }
+
+    #[test]
+    fn bit_permutations_need_a_power_of_two_as_in_booksim() {
+        for t in ["transpose", "bitcomp", "bitrev", "shuffle"] {
+            let cfg =
+                format!("topology = mesh; routing_function = dim_order; k = 6; traffic = {t};");
+            let e = BooksimCfg::parse(&cfg, "x.cfg")
+                .unwrap()
+                .resolve()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("traffic") && e.contains("36 nodes"), "{e}");
+            let cfg =
+                format!("topology = mesh; routing_function = dim_order; k = 4; traffic = {t};");
+            BooksimCfg::parse(&cfg, "x.cfg").unwrap().resolve().unwrap();
+        }
+        // Tornado and neighbor are digit permutations: any k.
+        let cfg = "topology = mesh; routing_function = dim_order; k = 6; traffic = tornado;";
+        BooksimCfg::parse(cfg, "x.cfg").unwrap().resolve().unwrap();
+    }
+
+    /// A key left out means BookSim2's default (booksim_config.cpp), or an
+    /// error where wafernoc cannot model it: BookSim2 defaults to a torus,
+    /// and aborts without a routing function.
+    #[test]
+    fn missing_topology_and_routing_are_booksims_defaults() {
+        let c = BooksimCfg::parse("routing_function = dim_order;", "x.cfg").unwrap();
+        let e = c.resolve().unwrap_err().to_string();
+        assert!(
+            e.contains("topology = torus") && e.contains("default"),
+            "{e}"
+        );
+        let c = BooksimCfg::parse("topology = mesh;", "x.cfg").unwrap();
+        let e = c.resolve().unwrap_err().to_string();
+        assert!(
+            e.contains("routing_function = none") && e.contains("aborts"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -442,17 +513,25 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let c = BooksimCfg::parse("k = 4;\nfrobnicate = 3;", "x.cfg").unwrap();
+        let c = BooksimCfg::parse(
+            "topology = mesh; routing_function = dim_order; k = 4;\nfrobnicate = 3;",
+            "x.cfg",
+        )
+        .unwrap();
         let e = c.resolve().unwrap_err().to_string();
         assert!(e.contains("frobnicate") && e.contains("x.cfg:2"), "{e}");
     }
 
     #[test]
     fn unsupported_value_is_named() {
-        let c = BooksimCfg::parse("vc_busy_when_full = 1;", "x.cfg").unwrap();
+        let c = BooksimCfg::parse(
+            "topology = mesh; routing_function = dim_order; vc_busy_when_full = 1;",
+            "x.cfg",
+        )
+        .unwrap();
         let e = c.resolve().unwrap_err().to_string();
         assert!(e.contains("vc_busy_when_full"), "{e}");
-        let mut c = BooksimCfg::parse("", "x.cfg").unwrap();
+        let mut c = BooksimCfg::parse("topology = mesh;", "x.cfg").unwrap();
         c.set("routing_function=zigzag").unwrap();
         let e = c.resolve().unwrap_err().to_string();
         assert!(
