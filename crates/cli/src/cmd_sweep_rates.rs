@@ -198,13 +198,17 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// BookSim2's stable latency-mode points for the same traffic, VCs, buffer
-/// depth and packet size.
+/// BookSim2's stable latency-mode points for the same mesh, traffic, VCs,
+/// buffer depth and packet size.
 fn booksim_points(dir: &Path, r: &Resolved) -> Result<Vec<(f64, f64)>, CliError> {
     let traffic = match &r.traffic.pattern {
         wafernoc_traffic::Pattern::Uniform => "uniform",
         wafernoc_traffic::Pattern::Transpose => "transpose",
         wafernoc_traffic::Pattern::Bitcomp => "bitcomp",
+        wafernoc_traffic::Pattern::Bitrev => "bitrev",
+        wafernoc_traffic::Pattern::Shuffle => "shuffle",
+        wafernoc_traffic::Pattern::Tornado => "tornado",
+        wafernoc_traffic::Pattern::Neighbor => "neighbor",
         _ => "",
     };
     let rows = read_reference(dir)?;
@@ -212,6 +216,9 @@ fn booksim_points(dir: &Path, r: &Resolved) -> Result<Vec<(f64, f64)>, CliError>
         .iter()
         .filter(|x| {
             x.traffic == traffic
+                && x.topology == "mesh"
+                && x.k as usize == r.network.mesh.rows
+                && x.k as usize == r.network.mesh.cols
                 && x.vcs as usize == r.network.router.num_vcs
                 && x.buf as usize == r.network.router.vc_buf_size
                 && r.traffic.sizes.first().is_some_and(|&s| s as u32 == x.pkt)

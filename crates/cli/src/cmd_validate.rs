@@ -66,6 +66,10 @@ pub enum Rule {
 /// One reference row.
 #[derive(Clone, Debug)]
 pub struct RefRow {
+    /// BookSim2's topology (`mesh`).
+    pub topology: String,
+    /// Mesh radix (k × k routers).
+    pub k: u32,
     /// Traffic pattern.
     pub traffic: String,
     /// VCs.
@@ -88,6 +92,21 @@ pub struct RefRow {
     pub hops: Option<f64>,
     /// Config path relative to DIR.
     pub config: String,
+}
+
+impl RefRow {
+    /// The network and traffic the row ran, all but the rate: rows with
+    /// the same key form one latency–throughput curve.
+    pub fn network(&self) -> (&str, u32, &str, u32, u32, u32) {
+        (
+            self.topology.as_str(),
+            self.k,
+            self.traffic.as_str(),
+            self.vcs,
+            self.buf,
+            self.pkt,
+        )
+    }
 }
 
 /// Our figures for one row (means over seeds).
@@ -129,6 +148,7 @@ pub fn read_reference(dir: &Path) -> Result<Vec<RefRow>, CliError> {
             .ok_or_else(|| CliError::new(format!("{}: no column `{name}`", path.display())))
     };
     let ch = col("avg_hops_routers")?;
+    let (ctop, ck) = (col("topology")?, col("k")?);
     let (ct, cv, cb, cp, cr, cs, cst, cl, ca, cc) = (
         col("traffic")?,
         col("vcs")?,
@@ -159,6 +179,8 @@ pub fn read_reference(dir: &Path) -> Result<Vec<RefRow>, CliError> {
             }
         };
         rows.push(RefRow {
+            topology: f[ctop].to_string(),
+            k: f[ck].parse().map_err(|_| bad("k"))?,
             traffic: f[ct].to_string(),
             vcs: f[cv].parse().map_err(|_| bad("vcs"))?,
             buf: f[cb].parse().map_err(|_| bad("buf"))?,
@@ -271,8 +293,7 @@ fn checked_limit(rows: &[RefRow], r: &RefRow) -> f64 {
         .filter(|x| {
             x.sim_type == "latency"
                 && x.status.starts_with("unstable")
-                && (x.traffic.as_str(), x.vcs, x.buf, x.pkt)
-                    == (r.traffic.as_str(), r.vcs, r.buf, r.pkt)
+                && x.network() == r.network()
         })
         .map(|x| x.rate)
         .fold(f64::INFINITY, f64::min)
@@ -540,6 +561,8 @@ mod tests {
 
     fn row(rate: f64, lat: f64, acc: f64) -> RefRow {
         RefRow {
+            topology: "mesh".into(),
+            k: 8,
             traffic: "uniform".into(),
             vcs: 2,
             buf: 4,
@@ -603,5 +626,21 @@ mod tests {
             c[0]
         );
         assert!(matches!(c[2], Check::PassNoise(_)), "{:?}", c[2]);
+    }
+
+    /// The checked range is per network: an unstable rate of a 4×4 mesh
+    /// does not cut off the 8×8 rows of the same traffic and router.
+    #[test]
+    fn checked_range_is_per_mesh() {
+        let mut small = row(0.3, 0.0, 0.0);
+        small.k = 4;
+        small.status = "unstable(latency>thres)".into();
+        small.lat = None;
+        let big = row(0.3, 50.0, 0.3);
+        let rows = vec![small.clone(), big.clone()];
+        assert!(in_checked_range(&rows, &big));
+        let mut small_ok = row(0.3, 50.0, 0.3);
+        small_ok.k = 4;
+        assert!(!in_checked_range(&rows, &small_ok));
     }
 }
