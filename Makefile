@@ -6,7 +6,7 @@ PROPTEST_CASES ?= 64
 OUT          ?= out
 REF          ?= ../shared/reference/booksim
 
-.PHONY: all build test fmt-check clippy doc unit test-dev proptest-long bench bench-booksim validate \
+.PHONY: all build test fmt-check clippy doc unit test-dev proptest-long bench bench-booksim validate validate-extra \
         sweep-synthetic sweep-mapping sweep-balancer paper traces demo clean
 
 all: build
@@ -64,6 +64,11 @@ bench-booksim:
 ## Full BookSim2 comparison table (docs/validation.md).
 validate: build
 	$(WAFERNOC) validate $(REF) --seeds 8 --rule statistical --out $(OUT)/validation
+
+## The same check on 246 BookSim2 runs outside shared/ (4x4, 8x8, 16x16; seven
+## patterns), made in session 11 (tests/data/booksim-extra/README.md).
+validate-extra: build
+	$(WAFERNOC) validate tests/data/booksim-extra --seeds 8 --rule statistical --out $(OUT)/validation-extra
 
 ## Shipped traces (traces/*/README.md): converted from ../shared/traces by our importer.
 SHARED_TRACES ?= ../shared/traces
