@@ -121,7 +121,7 @@ use crate::routing::Routing;
 use crate::topology::{Topology, LOCAL, PORTS};
 
 /// Most virtual channels (routers × ports × VCs) in one network: 2^25,
-/// about 1.6 GB of per-VC state.
+/// about 2.5 GB of per-VC state (a 64-byte `VcState` each, and more).
 pub const MAX_VCS: usize = 1 << 25;
 /// Most input-buffer flit slots (virtual channels × `vc_buf_size`) in one
 /// network: 2^28, 1 GiB of 4-byte flits.
