@@ -6,7 +6,7 @@ PROPTEST_CASES ?= 64
 OUT          ?= out
 REF          ?= ../shared/reference/booksim
 
-.PHONY: all build test fmt-check clippy doc unit test-dev proptest-long bench bench-booksim validate validate-extra \
+.PHONY: all build test fmt-check clippy doc unit test-dev proptest-long bench bench-booksim validate validate-extra validate-knobs \
         sweep-synthetic sweep-mapping sweep-balancer paper traces demo clean
 
 all: build
@@ -69,6 +69,15 @@ validate: build
 ## patterns), made in session 11 (tests/data/booksim-extra/README.md).
 validate-extra: build
 	$(WAFERNOC) validate tests/data/booksim-extra --seeds 8 --rule statistical --out $(OUT)/validation-extra
+
+## One router knob at a time against BookSim2 (12 knob sets, session 11;
+## tests/data/booksim-knobs/README.md): each set is its own curve.
+KNOBS := cd1 cd2 p1wftc rd0 sepif sepof swsepif swsepof v2b2 vasepif vasepof wftc
+validate-knobs: build
+	for k in $(KNOBS); do \
+	  $(WAFERNOC) validate tests/data/booksim-knobs/$$k --seeds 8 --rule statistical \
+	    --out $(OUT)/validation-knobs/$$k || exit 1; \
+	done
 
 ## Shipped traces (traces/*/README.md): converted from ../shared/traces by our importer.
 SHARED_TRACES ?= ../shared/traces

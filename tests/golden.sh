@@ -18,7 +18,7 @@ run booksim $C/uniform_k8_v4_b8_p4_r0.3_latency.cfg --json --quiet
 run booksim $C/transpose_k8_v2_b4_p1_r0.3_latency.cfg --json --quiet
 run booksim $C/bitcomp_k8_v2_b4_p4_r1.0_throughput.cfg --json --quiet
 run booksim $C/uniform_k8_v2_b4_p1_r0.46_latency.cfg --json --quiet
-run booksim $C/uniform_k8_v4_b8_p4_r0.3_latency.cfg routing_function=adaptive_escape speculative=1 --json --quiet
+run run tests/data/small.toml --set network.mesh.rows=8 --set network.mesh.cols=8 --set network.router.num_vcs=4 --set network.router.vc_buf_size=8 --set network.routing=\"adaptive_escape\" --set network.router.speculative=true --set traffic.rate=0.3 --json --quiet
 run booksim $C/uniform_k8_v4_b8_p4_r0.2_latency.cfg wait_for_tail_credit=1 routing_delay=0 vc_alloc_delay=2 --json --quiet
 run run tests/data/small.toml --json --quiet
 run run tests/data/small.toml --set network.mesh.wafers_x=2 --set network.mesh.wafers_y=2 --set network.router.speculative=true --json --quiet

@@ -252,7 +252,30 @@ impl BooksimCfg {
         only!("vc_busy_when_full", [0], 0);
         only!("vc_prioritize_empty", [0], 0);
         only!("hold_switch_for_packet", [0], 0);
+        // Keys BookSim2 takes but whose meaning wafernoc does not share are
+        // refused, naming why (docs/validation.md, "Router knobs"): a
+        // run that differs from BookSim2 without saying so is worse than
+        // none. Native configs keep wafernoc's own models of them.
+        let differs = |k: &str, v: i64, why: &str| -> CliError {
+            bad(
+                k,
+                get(k).map(|x| x.1).unwrap_or("default"),
+                &v.to_string(),
+                why,
+            )
+        };
+        // BookSim2's iq router builds its allocators without the
+        // configuration (iq_router.cpp, Allocator::NewAllocator with no
+        // config): alloc_iters and arb_type never reach them.
         let alloc_iters = nonneg("alloc_iters", int!("alloc_iters", 1))?;
+        if alloc_iters != 1 {
+            return Err(differs(
+                "alloc_iters",
+                alloc_iters as i64,
+                "BookSim2's iq router ignores alloc_iters (one iSLIP iteration); \
+                 set allocator iterations in a native config",
+            ));
+        }
         let alloc =
             |key: &'static str, name: &str, origin: &str| -> Result<AllocatorKind, CliError> {
                 match name {
@@ -274,21 +297,65 @@ impl BooksimCfg {
         let (arb, o) = string!("arb_type", "round_robin");
         let arbiter = match arb.as_str() {
             "round_robin" => ArbiterKind::RoundRobin,
-            "matrix" => ArbiterKind::Matrix,
-            _ => return Err(bad("arb_type", &o, &arb, "valid: round_robin, matrix")),
+            "matrix" => {
+                return Err(bad(
+                    "arb_type",
+                    &o,
+                    &arb,
+                    "BookSim2's iq router ignores arb_type (its allocators' arbiters are \
+                     round-robin); set matrix arbiters in a native config",
+                ))
+            }
+            _ => return Err(bad("arb_type", &o, &arb, "valid: round_robin")),
         };
         let speculative = only!("speculative", [0, 1], 0) == 1;
+        if speculative {
+            return Err(differs(
+                "speculative",
+                1,
+                "wafernoc's speculation differs from BookSim2's (there, speculative \
+                 requests share the one switch allocator and need a free VC with credit); \
+                 use a native config for wafernoc's",
+            ));
+        }
+        let routing_delay = nonneg("routing_delay", int!("routing_delay", 1))?;
+        if routing_delay > 1 {
+            return Err(differs(
+                "routing_delay",
+                routing_delay as i64,
+                "BookSim2's routing stage is not pipelined for delays above 1 \
+                 (iq_router.cpp); wafernoc's is: use a native config",
+            ));
+        }
+        let st_final_delay = nonneg("st_final_delay", int!("st_final_delay", 1))?;
+        if st_final_delay > 1 {
+            return Err(differs(
+                "st_final_delay",
+                st_final_delay as i64,
+                "BookSim2's crossbar is not pipelined for delays above 1 (flits cross \
+                 in batches, iq_router.cpp); wafernoc's is: use a native config",
+            ));
+        }
+        let output_delay = nonneg("output_delay", int!("output_delay", 0))?;
+        if output_delay != 0 {
+            return Err(differs(
+                "output_delay",
+                output_delay as i64,
+                "BookSim2's iq router never reads output_delay; leave it out or 0 \
+                 (native configs have an output delay)",
+            ));
+        }
         only!("vct", [0], 0);
         let rc = RouterConfig {
             num_vcs,
             vc_buf_size,
-            routing_delay: nonneg("routing_delay", int!("routing_delay", 1))?,
+            routing_delay,
             vc_alloc_delay: nonneg("vc_alloc_delay", int!("vc_alloc_delay", 1))?,
             sw_alloc_delay: nonneg("sw_alloc_delay", int!("sw_alloc_delay", 1))?,
             st_prepare_delay: nonneg("st_prepare_delay", int!("st_prepare_delay", 0))?,
-            st_final_delay: nonneg("st_final_delay", int!("st_final_delay", 1))?,
+            st_final_delay,
             credit_delay: nonneg("credit_delay", int!("credit_delay", 0))?,
-            output_delay: nonneg("output_delay", int!("output_delay", 0))?,
+            output_delay,
             speculative,
             wait_for_tail_credit,
             vc_allocator,
@@ -477,6 +544,34 @@ mod tests {
         // Tornado and neighbor are digit permutations: any k.
         let cfg = "topology = mesh; routing_function = dim_order; k = 6; traffic = tornado;";
         BooksimCfg::parse(cfg, "x.cfg").unwrap().resolve().unwrap();
+    }
+
+    /// Knobs whose BookSim2 meaning wafernoc does not share are refused,
+    /// each naming its key (docs/validation.md, "Router knobs").
+    #[test]
+    fn knobs_booksim_reads_differently_are_refused() {
+        let base = "topology = mesh; routing_function = dim_order;";
+        for (kv, key) in [
+            ("alloc_iters = 2;", "alloc_iters"),
+            ("arb_type = matrix;", "arb_type"),
+            ("speculative = 1;", "speculative"),
+            ("routing_delay = 2;", "routing_delay"),
+            ("st_final_delay = 2;", "st_final_delay"),
+            ("output_delay = 1;", "output_delay"),
+        ] {
+            let c = BooksimCfg::parse(&format!("{base} {kv}"), "x.cfg").unwrap();
+            let e = c.resolve().unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("BookSim2"), "{e}");
+        }
+        // The values BookSim2 and wafernoc agree on still run.
+        for kv in [
+            "routing_delay = 0;",
+            "credit_delay = 2;",
+            "wait_for_tail_credit = 1;",
+        ] {
+            let c = BooksimCfg::parse(&format!("{base} {kv}"), "x.cfg").unwrap();
+            c.resolve().unwrap();
+        }
     }
 
     /// A key left out means BookSim2's default (booksim_config.cpp), or an
