@@ -183,16 +183,17 @@ for rate in $RATES; do
     if [[ $(sort -u "$TMP/hops_$rate" | wc -l) -ne 1 ]]; then
         echo "# WARNING: BookSim2 flit-hop counts differ between rounds at rate $rate" >&2
     fi
-    read -r m lo hi <<< "$(stats "$TMP/bs_$rate")"
-    printf 'rate %s  BookSim2 fh/s (loop): %.4g [%.4g..%.4g]\n' "$rate" "$m" "$lo" "$hi"
-    read -r m lo hi <<< "$(stats "$TMP/wn_$rate")"
-    printf 'rate %s  wafernoc fh/s (loop): %.4g [%.4g..%.4g]\n' "$rate" "$m" "$lo" "$hi"
-    read -r m lo hi <<< "$(stats "$TMP/rl_$rate")"
-    printf 'rate %s  ratio wafernoc/BookSim2 (loop): %.1f [%.1f..%.1f]\n' "$rate" "$m" "$lo" "$hi"
-    read -r m lo hi <<< "$(stats "$TMP/bsw_$rate")"
-    printf 'rate %s  BookSim2 fh/s (wall): %.4g [%.4g..%.4g]\n' "$rate" "$m" "$lo" "$hi"
-    read -r m lo hi <<< "$(stats "$TMP/wnw_$rate")"
-    printf 'rate %s  wafernoc fh/s (wall): %.4g [%.4g..%.4g]\n' "$rate" "$m" "$lo" "$hi"
-    read -r m lo hi <<< "$(stats "$TMP/rw_$rate")"
-    printf 'rate %s  ratio wafernoc/BookSim2 (wall): %.1f [%.1f..%.1f]\n' "$rate" "$m" "$lo" "$hi"
+    # file prefix, label, printf format of the three numbers
+    while IFS='|' read -r f label fmt; do
+        read -r m lo hi <<< "$(stats "$TMP/${f}_$rate")"
+        # shellcheck disable=SC2059
+        printf "rate %s  %s: $fmt [$fmt..$fmt]\n" "$rate" "$label" "$m" "$lo" "$hi"
+    done <<'ROWS'
+bs|BookSim2 fh/s (loop)|%.4g
+wn|wafernoc fh/s (loop)|%.4g
+rl|ratio wafernoc/BookSim2 (loop)|%.1f
+bsw|BookSim2 fh/s (wall)|%.4g
+wnw|wafernoc fh/s (wall)|%.4g
+rw|ratio wafernoc/BookSim2 (wall)|%.1f
+ROWS
 done
