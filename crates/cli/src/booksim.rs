@@ -376,23 +376,19 @@ impl BooksimCfg {
         only!("noq", [0], 0);
         only!("classes", [1], 1);
         let (traffic, o) = string!("traffic", "uniform");
-        let pattern = match traffic.as_str() {
-            "uniform" => Pattern::Uniform,
-            "transpose" => Pattern::Transpose,
-            "bitcomp" => Pattern::Bitcomp,
-            "bitrev" => Pattern::Bitrev,
-            "shuffle" => Pattern::Shuffle,
-            "tornado" => Pattern::Tornado,
-            "neighbor" => Pattern::Neighbor,
-            _ => {
-                return Err(bad(
+        let pattern = booksim_patterns()
+            .into_iter()
+            .find(|(n, _)| *n == traffic)
+            .map(|(_, p)| p)
+            .ok_or_else(|| {
+                let names: Vec<_> = booksim_patterns().iter().map(|x| x.0).collect();
+                bad(
                     "traffic",
                     &o,
                     &traffic,
-                    "valid: uniform, transpose, bitcomp, bitrev, shuffle, tornado, neighbor (hotspot: use a TOML config)",
-                ))
-            }
-        };
+                    &format!("valid: {} (hotspot: use a TOML config)", names.join(", ")),
+                )
+            })?;
         // BookSim2's bit permutations need a power-of-two node count (an
         // even power for transpose: k × k nodes with k a power of two);
         // wafernoc's geometric transpose and bitcomp would run anyway.
@@ -504,6 +500,20 @@ impl BooksimCfg {
             sim,
         })
     }
+}
+
+/// BookSim2's names of the traffic patterns the reader takes, with
+/// wafernoc's pattern for each (the one table for both directions).
+pub fn booksim_patterns() -> [(&'static str, Pattern); 7] {
+    [
+        ("uniform", Pattern::Uniform),
+        ("transpose", Pattern::Transpose),
+        ("bitcomp", Pattern::Bitcomp),
+        ("bitrev", Pattern::Bitrev),
+        ("shuffle", Pattern::Shuffle),
+        ("tornado", Pattern::Tornado),
+        ("neighbor", Pattern::Neighbor),
+    ]
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use wafernoc_mesh::sim::Status;
 
-use crate::booksim::{BooksimCfg, Resolved};
+use crate::booksim::{booksim_patterns, BooksimCfg, Resolved};
 use crate::cmd_sim::{load_toml, read_text, simulate, RunConfig, RunOutcome};
 use crate::cmd_validate::read_reference;
 use crate::plot::{line_chart_svg, LineChart, Series, SeriesStyle};
@@ -201,16 +201,10 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
 /// BookSim2's stable latency-mode points for the same mesh, traffic, VCs,
 /// buffer depth and packet size.
 fn booksim_points(dir: &Path, r: &Resolved) -> Result<Vec<(f64, f64)>, CliError> {
-    let traffic = match &r.traffic.pattern {
-        wafernoc_traffic::Pattern::Uniform => "uniform",
-        wafernoc_traffic::Pattern::Transpose => "transpose",
-        wafernoc_traffic::Pattern::Bitcomp => "bitcomp",
-        wafernoc_traffic::Pattern::Bitrev => "bitrev",
-        wafernoc_traffic::Pattern::Shuffle => "shuffle",
-        wafernoc_traffic::Pattern::Tornado => "tornado",
-        wafernoc_traffic::Pattern::Neighbor => "neighbor",
-        _ => "",
-    };
+    let traffic = booksim_patterns()
+        .into_iter()
+        .find(|(_, p)| *p == r.traffic.pattern)
+        .map_or("", |(n, _)| n);
     let rows = read_reference(dir)?;
     let mut pts: Vec<(f64, f64)> = rows
         .iter()
