@@ -72,7 +72,7 @@ validate-extra: build
 
 ## One router knob at a time against BookSim2 (12 knob sets, session 11;
 ## tests/data/booksim-knobs/README.md): each set is its own curve.
-KNOBS := cd1 cd2 p1wftc rd0 sepif sepof swsepif swsepof v2b2 vasepif vasepof wftc
+KNOBS := $(notdir $(patsubst %/,%,$(dir $(wildcard tests/data/booksim-knobs/*/results.csv))))
 validate-knobs: build
 	for k in $(KNOBS); do \
 	  $(WAFERNOC) validate tests/data/booksim-knobs/$$k --seeds 8 --rule statistical \
