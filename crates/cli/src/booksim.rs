@@ -112,6 +112,15 @@ impl BooksimCfg {
         fn bad(k: &str, origin: &str, v: &str, why: &str) -> CliError {
             CliError::new(format!("{origin}: `{k} = {v}`: {why}"))
         }
+        // [`bad`] for integer key `k` with value `v`, naming where it was set.
+        let bad_int = |k: &str, v: i64, why: &str| -> CliError {
+            bad(
+                k,
+                get(k).map(|x| x.1).unwrap_or("default"),
+                &v.to_string(),
+                why,
+            )
+        };
         macro_rules! int {
             ($k:expr, $def:expr) => {
                 match take($k) {
@@ -150,11 +159,9 @@ impl BooksimCfg {
             ($k:expr, $allowed:expr, $def:expr) => {{
                 let v = int!($k, $def);
                 if !$allowed.contains(&v) {
-                    let o = get($k).map(|x| x.1).unwrap_or("default");
-                    return Err(bad(
+                    return Err(bad_int(
                         $k,
-                        o,
-                        &v.to_string(),
+                        v,
                         &format!("wafernoc supports only {:?}", $allowed),
                     ));
                 }
@@ -163,8 +170,7 @@ impl BooksimCfg {
         }
         let nonneg = |k: &str, v: i64| -> Result<u32, CliError> {
             if v < 0 || v > u32::MAX as i64 {
-                let o = get(k).map(|x| x.1).unwrap_or("default");
-                Err(bad(k, o, &v.to_string(), "expected a non-negative integer"))
+                Err(bad_int(k, v, "expected a non-negative integer"))
             } else {
                 Ok(v as u32)
             }
@@ -183,12 +189,7 @@ impl BooksimCfg {
         }
         let k = int!("k", 8);
         if !(1..=4096).contains(&k) {
-            return Err(bad(
-                "k",
-                get("k").map(|x| x.1).unwrap_or("default"),
-                &k.to_string(),
-                "must be in 1..=4096",
-            ));
+            return Err(bad_int("k", k, "must be in 1..=4096"));
         }
         only!("n", [2], 2);
         only!("c", [1], 1);
@@ -256,20 +257,12 @@ impl BooksimCfg {
         // refused, naming why (docs/validation.md, "Router knobs"): a
         // run that differs from BookSim2 without saying so is worse than
         // none. Native configs keep wafernoc's own models of them.
-        let differs = |k: &str, v: i64, why: &str| -> CliError {
-            bad(
-                k,
-                get(k).map(|x| x.1).unwrap_or("default"),
-                &v.to_string(),
-                why,
-            )
-        };
         // BookSim2's iq router builds its allocators without the
         // configuration (iq_router.cpp, Allocator::NewAllocator with no
         // config): alloc_iters and arb_type never reach them.
         let alloc_iters = nonneg("alloc_iters", int!("alloc_iters", 1))?;
         if alloc_iters != 1 {
-            return Err(differs(
+            return Err(bad_int(
                 "alloc_iters",
                 alloc_iters as i64,
                 "BookSim2's iq router ignores alloc_iters (one iSLIP iteration); \
@@ -310,7 +303,7 @@ impl BooksimCfg {
         };
         let speculative = only!("speculative", [0, 1], 0) == 1;
         if speculative {
-            return Err(differs(
+            return Err(bad_int(
                 "speculative",
                 1,
                 "wafernoc's speculation differs from BookSim2's (there, speculative \
@@ -320,7 +313,7 @@ impl BooksimCfg {
         }
         let routing_delay = nonneg("routing_delay", int!("routing_delay", 1))?;
         if routing_delay > 1 {
-            return Err(differs(
+            return Err(bad_int(
                 "routing_delay",
                 routing_delay as i64,
                 "BookSim2's routing stage is not pipelined for delays above 1 \
@@ -329,7 +322,7 @@ impl BooksimCfg {
         }
         let st_final_delay = nonneg("st_final_delay", int!("st_final_delay", 1))?;
         if st_final_delay > 1 {
-            return Err(differs(
+            return Err(bad_int(
                 "st_final_delay",
                 st_final_delay as i64,
                 "BookSim2's crossbar is not pipelined for delays above 1 (flits cross \
@@ -338,7 +331,7 @@ impl BooksimCfg {
         }
         let output_delay = nonneg("output_delay", int!("output_delay", 0))?;
         if output_delay != 0 {
-            return Err(differs(
+            return Err(bad_int(
                 "output_delay",
                 output_delay as i64,
                 "BookSim2's iq router never reads output_delay; leave it out or 0 \
@@ -410,12 +403,7 @@ impl BooksimCfg {
         }
         let packet_size = int!("packet_size", 1);
         if !(1..=u16::MAX as i64).contains(&packet_size) {
-            return Err(bad(
-                "packet_size",
-                get("packet_size").map(|x| x.1).unwrap_or("default"),
-                &packet_size.to_string(),
-                "must be ≥ 1",
-            ));
+            return Err(bad_int("packet_size", packet_size, "must be ≥ 1"));
         }
         let (ip, o) = string!("injection_process", "bernoulli");
         let process = match ip.as_str() {
