@@ -2851,8 +2851,7 @@ impl Part {
             let mine = act0 >> (i * v) & ((1u64 << v) - 1);
             let off = sw.rr[i & 7] as usize;
             // VCs from the offset on, then those below it.
-            let mut order =
-                (mine >> off) | (mine << (v - off)) & (((1u64 << off) - 1) << (v - off));
+            let mut order = (mine >> off) | (mine & ((1u64 << off) - 1)) << (v - off);
             while order != 0 {
                 let r = order.trailing_zeros() as usize;
                 order &= order - 1;
