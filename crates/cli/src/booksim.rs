@@ -259,47 +259,96 @@ impl BooksimCfg {
         // none. Native configs keep wafernoc's own models of them.
         // BookSim2's iq router builds its allocators without the
         // configuration (iq_router.cpp, Allocator::NewAllocator with no
-        // config): alloc_iters and arb_type never reach them.
+        // config): alloc_iters and arb_type never reach them. Its own way
+        // of giving an allocator a parameter is in the allocator's name
+        // (allocator.cpp, NewAllocator): `islip(N)` for N iterations,
+        // `separable_input_first(ARB)` / `separable_output_first(ARB)` for
+        // the arbiters inside.
         let alloc_iters = nonneg("alloc_iters", int!("alloc_iters", 1))?;
         if alloc_iters != 1 {
             return Err(bad_int(
                 "alloc_iters",
                 alloc_iters as i64,
                 "BookSim2's iq router ignores alloc_iters (one iSLIP iteration); \
-                 set allocator iterations in a native config",
+                 name the iterations in the allocator, as BookSim2 reads them: \
+                 `sw_allocator = islip(2);`",
             ));
         }
-        let alloc =
-            |key: &'static str, name: &str, origin: &str| -> Result<AllocatorKind, CliError> {
-                match name {
-                    "islip" => Ok(AllocatorKind::Islip { iters: alloc_iters }),
-                    "separable_input_first" => Ok(AllocatorKind::SeparableInputFirst),
-                    "separable_output_first" => Ok(AllocatorKind::SeparableOutputFirst),
-                    _ => Err(bad(
-                        key,
-                        origin,
-                        name,
-                        "valid: islip, separable_input_first, separable_output_first",
-                    )),
-                }
-            };
-        let (va, o) = string!("vc_allocator", "islip");
-        let vc_allocator = alloc("vc_allocator", &va, &o)?;
-        let (sa, o) = string!("sw_allocator", "islip");
-        let sw_allocator = alloc("sw_allocator", &sa, &o)?;
         let (arb, o) = string!("arb_type", "round_robin");
-        let arbiter = match arb.as_str() {
-            "round_robin" => ArbiterKind::RoundRobin,
+        match arb.as_str() {
+            "round_robin" => {}
             "matrix" => {
                 return Err(bad(
                     "arb_type",
                     &o,
                     &arb,
                     "BookSim2's iq router ignores arb_type (its allocators' arbiters are \
-                     round-robin); set matrix arbiters in a native config",
+                     round-robin); name the arbiter in the allocator, as BookSim2 reads it: \
+                     `sw_allocator = separable_input_first(matrix);`",
                 ))
             }
             _ => return Err(bad("arb_type", &o, &arb, "valid: round_robin")),
+        }
+        // An allocator name and its arbiter (`None` for iSLIP, which has
+        // none: its pointers are its own).
+        let alloc = |key: &'static str,
+                     spec: &str,
+                     origin: &str|
+         -> Result<(AllocatorKind, Option<ArbiterKind>), CliError> {
+            let valid = "valid: islip, islip(N) with N >= 1, separable_input_first, \
+                         separable_output_first, either separable one with \
+                         (round_robin) or (matrix)";
+            let (name, param) = match spec.split_once('(') {
+                None => (spec, None),
+                Some((name, rest)) => match rest.strip_suffix(')') {
+                    Some(p) => (name, Some(p.trim())),
+                    None => return Err(bad(key, origin, spec, "no closing `)`")),
+                },
+            };
+            let arbiter = |p: Option<&str>| match p {
+                None | Some("round_robin") => Ok(Some(ArbiterKind::RoundRobin)),
+                Some("matrix") => Ok(Some(ArbiterKind::Matrix)),
+                Some(_) => Err(bad(key, origin, spec, valid)),
+            };
+            match name.trim() {
+                "islip" => {
+                    let iters = match param {
+                        None => 1,
+                        Some(p) => match p.parse::<u32>() {
+                            Ok(n) if n >= 1 => n,
+                            _ => return Err(bad(key, origin, spec, valid)),
+                        },
+                    };
+                    Ok((AllocatorKind::Islip { iters }, None))
+                }
+                "separable_input_first" => {
+                    Ok((AllocatorKind::SeparableInputFirst, arbiter(param)?))
+                }
+                "separable_output_first" => {
+                    Ok((AllocatorKind::SeparableOutputFirst, arbiter(param)?))
+                }
+                _ => Err(bad(key, origin, spec, valid)),
+            }
+        };
+        let (va, o) = string!("vc_allocator", "islip");
+        let (vc_allocator, va_arb) = alloc("vc_allocator", &va, &o)?;
+        let (sa, sa_origin) = string!("sw_allocator", "islip");
+        let (sw_allocator, sa_arb) = alloc("sw_allocator", &sa, &sa_origin)?;
+        // wafernoc's routers have one arbiter kind for both allocators.
+        let arbiter = match (va_arb, sa_arb) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(bad(
+                    "sw_allocator",
+                    &sa_origin,
+                    &sa,
+                    &format!(
+                        "its arbiters differ from vc_allocator's (`{va}`); wafernoc's \
+                         routers use one arbiter kind in both allocators"
+                    ),
+                ))
+            }
+            (Some(a), _) | (None, Some(a)) => a,
+            (None, None) => ArbiterKind::RoundRobin,
         };
         let speculative = only!("speculative", [0, 1], 0) == 1;
         if speculative {
@@ -569,6 +618,66 @@ mod tests {
         ] {
             let c = BooksimCfg::parse(&format!("{base} {kv}"), "x.cfg").unwrap();
             c.resolve().unwrap();
+        }
+    }
+
+    /// BookSim2's allocator names with a parameter (allocator.cpp,
+    /// `NewAllocator`): `islip(N)` iterations, a separable allocator's
+    /// arbiter; malformed or unknown ones are refused, naming the key.
+    #[test]
+    fn allocator_names_carry_booksims_parameters() {
+        let base = "topology = mesh; routing_function = dim_order;";
+        let run = |kv: &str| {
+            BooksimCfg::parse(&format!("{base} {kv}"), "x.cfg")
+                .unwrap()
+                .resolve()
+        };
+        let r = run("sw_allocator = islip(2); vc_allocator = islip(3);").unwrap();
+        assert_eq!(
+            r.network.router.sw_allocator,
+            AllocatorKind::Islip { iters: 2 }
+        );
+        assert_eq!(
+            r.network.router.vc_allocator,
+            AllocatorKind::Islip { iters: 3 }
+        );
+        assert_eq!(r.network.router.arbiter, ArbiterKind::RoundRobin);
+        let r = run("sw_allocator = separable_input_first(matrix); \
+                     vc_allocator = separable_output_first(matrix);")
+        .unwrap();
+        assert_eq!(
+            r.network.router.sw_allocator,
+            AllocatorKind::SeparableInputFirst
+        );
+        assert_eq!(
+            r.network.router.vc_allocator,
+            AllocatorKind::SeparableOutputFirst
+        );
+        assert_eq!(r.network.router.arbiter, ArbiterKind::Matrix);
+        // iSLIP has no arbiter to clash with the separable one's.
+        let r =
+            run("sw_allocator = islip(2); vc_allocator = separable_input_first(matrix);").unwrap();
+        assert_eq!(r.network.router.arbiter, ArbiterKind::Matrix);
+        // Without a parameter, BookSim2's iq router gives round robin.
+        let r = run("sw_allocator = separable_input_first;").unwrap();
+        assert_eq!(r.network.router.arbiter, ArbiterKind::RoundRobin);
+        for (kv, key) in [
+            ("sw_allocator = islip(0);", "sw_allocator"),
+            ("sw_allocator = islip(x);", "sw_allocator"),
+            ("vc_allocator = islip(2;", "vc_allocator"),
+            (
+                "sw_allocator = separable_input_first(tree(2,round_robin));",
+                "sw_allocator",
+            ),
+            ("vc_allocator = wavefront;", "vc_allocator"),
+            (
+                "vc_allocator = separable_input_first(matrix); \
+                 sw_allocator = separable_input_first;",
+                "sw_allocator",
+            ),
+        ] {
+            let e = run(kv).unwrap_err().to_string();
+            assert!(e.contains(key), "{kv}: {e}");
         }
     }
 
