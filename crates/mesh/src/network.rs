@@ -425,6 +425,13 @@ struct Consts {
     vad: u64,
     sad: u64,
     xd_od: u64,
+    /// Crossbar delay alone (`xd_od` without the output delay).
+    xd: u64,
+    /// BookSim2's batched routing and crossbar stages
+    /// ([`RouterConfig::batched_stages`]) where they differ from
+    /// pipelined ones: a routing or crossbar delay of 2 or more. See
+    /// [`stage_batch`].
+    batched: bool,
     wait_tail: bool,
     /// Output VCs (bit `port * V + vc`) released only when the credit of
     /// their tail has returned, whatever `wait_tail` says: the adaptive
@@ -655,6 +662,9 @@ struct Part {
     /// branch.
     va_rows: Box<[(u32, u128); WIN_VCS]>,
     scratch_grants: Vec<(u32, u32)>,
+    /// With [`Consts::batched`], per router: its routing stage's and its
+    /// crossbar's latest batch ([`stage_batch`]); empty otherwise.
+    batches: Vec<[[u64; 2]; 2]>,
 }
 
 #[inline]
@@ -966,6 +976,7 @@ impl Network {
         let inj_timing = vec![LinkTiming::new(topo.spec.local_latency, 1); r_n];
         let ej_cred_timing =
             vec![LinkTiming::new(topo.spec.local_latency + rc.credit_delay, 1); r_n];
+        let batched = rc.batched_stages && (rc.routing_delay >= 2 || rc.crossbar_delay() >= 2);
         let max_delay = out_timing
             .iter()
             .chain(&inj_timing)
@@ -979,7 +990,22 @@ impl Network {
             .max()
             .unwrap_or(2)
             + (rc.sw_alloc_delay + rc.crossbar_delay() + rc.output_delay) as u64
-            + 4;
+            + 4
+            + if batched {
+                // A flit waits for the crossbar batch ahead of it (at most
+                // the crossbar delay), then in its output's queue behind
+                // flits that each hold a credit of the downstream input
+                // port: at most V × B of them, each taking up to the
+                // slowest link's cycles per flit.
+                let cpf = out_timing
+                    .iter()
+                    .map(|l| l.cycles_per_flit() as u64)
+                    .max()
+                    .unwrap_or(1);
+                rc.crossbar_delay() as u64 + (rc.num_vcs * rc.vc_buf_size) as u64 * cpf
+            } else {
+                0
+            };
         let wheel_len = max_delay.next_power_of_two();
         let deadlock_timeout = if cfg.deadlock_timeout > 0 {
             cfg.deadlock_timeout
@@ -1058,6 +1084,8 @@ impl Network {
             vad: rc.vc_alloc_delay as u64,
             sad: rc.sw_alloc_delay as u64,
             xd_od: (rc.crossbar_delay() + rc.output_delay) as u64,
+            xd: rc.crossbar_delay() as u64,
+            batched,
             wait_tail: rc.wait_for_tail_credit,
             atomic_ovc: if cfg.routing == Routing::AdaptiveEscape {
                 let mut m = 0u128;
@@ -1232,6 +1260,11 @@ impl Network {
                     scratch_va: Vec::new(),
                     va_rows: Box::new([(0, 0); WIN_VCS]),
                     scratch_grants: Vec::new(),
+                    batches: if c.batched {
+                        vec![[[0; 2]; 2]; nr]
+                    } else {
+                        Vec::new()
+                    },
                 })
             })
             .collect();
@@ -1955,7 +1988,11 @@ impl Part {
         let words = self.router_on.len();
         for band in 0..self.nbands {
             let (w0, w1) = (band * (BAND / 64), ((band + 1) * (BAND / 64)).min(words));
-            self.process_arrivals(t, c, pk, band);
+            if c.batched {
+                self.process_arrivals::<true>(t, c, pk, band);
+            } else {
+                self.process_arrivals::<false>(t, c, pk, band);
+            }
             self.process_interfaces(t, c, pk, w0, w1);
             match (c.simple, self.nbands > 1, np > 1) {
                 (true, false, false) => self.process_routers::<true, 3>(t, c, pk, w0, w1),
@@ -2029,7 +2066,17 @@ impl Part {
     /// wheel in the same order as then, and taking the other items out of
     /// a list does not reorder the ejections left.
     #[inline(never)]
-    fn process_arrivals(&mut self, t: u64, c: &Consts, pk: &Packets, band: usize) {
+    /// `BATCHED`: [`Consts::batched`], a constant so that the other
+    /// configurations' arrival loop carries none of its code (a test of
+    /// it per arrival cost 1.2% of the instructions on 8×8 at 0.3:
+    /// callgrind).
+    fn process_arrivals<const BATCHED: bool>(
+        &mut self,
+        t: u64,
+        c: &Consts,
+        pk: &Packets,
+        band: usize,
+    ) {
         let bucket = (t & c.wheel_mask) as usize * self.nbands + band;
         let release = c.wait_tail || c.atomic_ovc != 0;
         for &o in &self.cwheel[0][bucket] {
@@ -2061,12 +2108,23 @@ impl Part {
         let port0 = (self.r0 * PORTS) as u32;
         let mut evs = std::mem::take(&mut self.wheel[0][bucket]);
         for &ev in &evs {
-            self.flit_arrives(t, c, pk, (ev.target - port0) as usize, ev.flit, ev.vc);
+            self.flit_arrives::<BATCHED>(t, c, pk, (ev.target - port0) as usize, ev.flit, ev.vc);
         }
         evs.clear();
         self.wheel[0][bucket] = evs;
         let node0 = c.rp + self.r0 as u32;
         let mut evs = std::mem::take(&mut self.wheel[1][bucket]);
+        if BATCHED {
+            // Ejections are listed in ascending node order because every
+            // flit they take reaches its node a fixed time after it was
+            // switched, in ascending router order within a cycle. With
+            // batched stages a flit may wait for its crossbar batch and
+            // its output queue, so flits ejected in one cycle were
+            // scheduled in different cycles: order them by node (one
+            // ejection per node per cycle), or the list would depend on
+            // the partition into threads.
+            sort_by_target(&mut evs);
+        }
         for &ev in &evs {
             self.eject(t, c, pk, (ev.target - node0) as usize, ev.flit, ev.vc);
         }
@@ -2108,7 +2166,17 @@ impl Part {
         )
     }
 
-    fn flit_arrives(&mut self, t: u64, c: &Consts, pk: &Packets, lport: usize, f: Flit, vc: u8) {
+    /// A flit arriving at input port `lport` (part-local), VC `vc`;
+    /// `BATCHED` as for [`Part::process_arrivals`].
+    fn flit_arrives<const BATCHED: bool>(
+        &mut self,
+        t: u64,
+        c: &Consts,
+        pk: &Packets,
+        lport: usize,
+        f: Flit,
+        vc: u8,
+    ) {
         let g = lport * c.v + vc as usize;
         let lr = lport / PORTS;
         self.bufs
@@ -2130,6 +2198,13 @@ impl Part {
             // bit, now set, puts it in VC allocation.
             debug_assert!(f.is_head());
             s.next = t + c.rd;
+            if BATCHED && c.rd > 0 {
+                // With batched stages, from when the head's routing batch
+                // starts (the head is queued for routing this cycle,
+                // before the stage starts its waiting heads: BookSim2's
+                // `_InputQueuing` precedes `_RouteEvaluate`).
+                s.next = batch_start(&mut self.batches, lr, 0, t, c.rd) + c.rd;
+            }
             s.route = Self::compute_route(c, pk, self.r0 + lr, f.pkt());
         } else {
             // An ACTIVE VC whose buffer was empty: its flit takes part in
@@ -2143,6 +2218,9 @@ impl Part {
         set_bit(&mut self.router_on, lr);
     }
 
+    // Inlined into the arrival loop, as the compiler did by itself before
+    // that loop had two instances (out of line: +1% instructions, 8×8 0.3).
+    #[inline(always)]
     fn eject(&mut self, t: u64, c: &Consts, pk: &Packets, ln: usize, f: Flit, vc: u8) {
         // The interface consumes every flit at once and returns its credit.
         let a = self.ej_cred_timing[ln].send(t);
@@ -2459,7 +2537,10 @@ impl Part {
                 if self.credits[base + oi] > 0 {
                     let o = c.port_of[oi & 127] as usize & 7;
                     let send_at = t + sad - 1 + xd_od;
-                    if fast_links || self.timing[lr * PORTS + o].out.can_send(send_at) {
+                    // (With batched stages the flit waits in an output
+                    // queue for its link instead: `switch_flit`.)
+                    if fast_links || c.batched || self.timing[lr * PORTS + o].out.can_send(send_at)
+                    {
                         let i = c.port_of[li & 127] as usize & 7;
                         let vc = c.vc_of[li & 127];
                         // Classes own disjoint VC ranges, so the VC gives the priority.
@@ -2519,6 +2600,7 @@ impl Part {
                         // its output link must be able to take a flit
                         // (slow wafer-crossing links), as for ACTIVE VCs.
                         if !fast_links
+                            && !c.batched
                             && !self.timing[lr * PORTS + o]
                                 .out
                                 .can_send(t + sad - 1 + xd_od)
@@ -3023,9 +3105,17 @@ impl Part {
         };
         if tail && !empty {
             let nf = self.bufs.front(g).expect("non-empty");
+            // The head behind the tail is queued for routing in this
+            // cycle's update, so its routing starts next cycle at the
+            // earliest; with batched stages, with the batch it joins.
+            let route_from = if !D && c.batched && c.rd > 0 {
+                batch_start(&mut self.batches, lr, 0, t + sad, c.rd)
+            } else {
+                t + sad
+            };
             let s = &mut self.bufs.vcs[g];
             s.route = Self::compute_route(c, pk, r, nf.pkt());
-            s.next = t + sad + if D { 1 } else { c.rd };
+            s.next = route_from + if D { 1 } else { c.rd };
         }
         let x = g - base;
         let w = if D { 0 } else { (x >> 6) & 1 };
@@ -3082,6 +3172,15 @@ impl Part {
         // checked (`Consts::fast_links`): only the arrival is needed.
         let a = if D {
             dep + xd_od + lo.out_delay as u64
+        } else if c.batched {
+            // The flit joins the crossbar's batch from the next cycle on
+            // (BookSim2's `_SWAllocUpdate` queues it after
+            // `_SwitchEvaluate`), leaves the crossbar with it, and waits
+            // in its output's queue for the link.
+            let from = batch_start(&mut self.batches, lr, 1, dep + 1, c.xd);
+            self.timing[lr * PORTS + o]
+                .out
+                .send_queued(from + c.xd - 1 + (c.xd_od - c.xd))
         } else {
             self.timing[lr * PORTS + o].out.send(dep + xd_od)
         };
@@ -3191,6 +3290,50 @@ impl Switch<'_, '_> {
     }
 }
 
+/// BookSim2's batched stage (iq_router.cpp, `_RouteEvaluate` and
+/// `_SwitchEvaluate`): a router's routing stage, and its crossbar, is one
+/// queue whose evaluation gives every waiting item (time −1) the
+/// completion time `now + delay − 1`, but stops at the first item that
+/// already has a time; the update removes the items whose time has come.
+/// So the waiting items start together, in the first cycle after the
+/// batch ahead of them has completed. `b` is the stage's latest batch
+/// (`[start, completion]`), `e` the first cycle in which the new item can
+/// be evaluated and `d ≥ 1` the stage's delay; returns the cycle its batch
+/// starts (it completes `d − 1` cycles later). Items come in
+/// non-decreasing `e`, so a batch not yet started when an item comes
+/// (`start ≥ e`) is the one it joins. With `d = 1` every batch completes
+/// in the cycle it starts, and an item starts in cycle `e`: a pipelined
+/// stage.
+#[inline]
+fn stage_batch(b: &mut [u64; 2], e: u64, d: u64) -> u64 {
+    debug_assert!(d >= 1 && e >= 1);
+    let [start, done] = *b;
+    if start >= e {
+        return start;
+    }
+    let start = e.max(done + 1);
+    *b = [start, start + d - 1];
+    start
+}
+
+/// Sort a cycle's ejections by node, out of line (only configurations with
+/// batched stages need it; see [`batch_start`]).
+#[cold]
+#[inline(never)]
+fn sort_by_target(evs: &mut [Ev]) {
+    evs.sort_unstable_by_key(|e| e.target);
+}
+
+/// [`stage_batch`] on stage `k` (0: routing, 1: crossbar) of router `lr`,
+/// out of line: only configurations with batched stages call it, and
+/// inlined into the arrival loop it made every arrival dearer (callgrind,
+/// 8×8 0.3: +2.4% instructions).
+#[cold]
+#[inline(never)]
+fn batch_start(batches: &mut [[[u64; 2]; 2]], lr: usize, k: usize, e: u64, d: u64) -> u64 {
+    stage_batch(&mut batches[lr][k], e, d)
+}
+
 /// Commit the grant of output VC `oi` to input VC `li` (record `s`) of a
 /// router with masks `b`, in cycle `t` of the default pipeline: the
 /// output VC is in use, the input VC ACTIVE and may ask for the switch
@@ -3238,6 +3381,26 @@ mod tests {
     /// `Consts::div_pv` divides exactly: every VC count per router
     /// (5 ports × 1..=25 VCs, the limit being 128 VCs per router), at
     /// and next to multiples of the divisor spread up to `MAX_VCS`.
+    /// BookSim2's stage queue with a delay of 2 (iq_router.cpp): an item
+    /// queued for cycle 6 starts then and completes in 7; one for 7 waits
+    /// for that batch and starts in 8, where one for 8 joins it; one for 9
+    /// waits for that batch (done in 9) and starts in 10. With a delay of
+    /// 1 every item starts when it comes (a pipelined stage).
+    #[test]
+    fn stage_batches_follow_booksims_queue() {
+        let mut b = [[0u64; 2]; 2];
+        let starts: Vec<u64> = [6, 7, 8, 9, 9, 15]
+            .iter()
+            .map(|&e| stage_batch(&mut b[0], e, 2))
+            .collect();
+        assert_eq!(starts, [6, 8, 8, 10, 10, 15]);
+        let starts: Vec<u64> = [3, 3, 4, 5, 7]
+            .iter()
+            .map(|&e| stage_batch(&mut b[1], e, 1))
+            .collect();
+        assert_eq!(starts, [3, 3, 4, 5, 7]);
+    }
+
     #[test]
     fn div_pv_divides_exactly() {
         for v in 1..=25usize {

@@ -51,6 +51,15 @@ pub struct RouterConfig {
     pub sw_allocator: AllocatorKind,
     /// Arbiter used inside separable allocators.
     pub arbiter: ArbiterKind,
+    /// BookSim2's routing and crossbar stages (its iq router's
+    /// `_route_vcs` and `_crossbar_flits`): each is one queue per router
+    /// that starts all its waiting items together, and only once the
+    /// previous batch has left, so with a delay of 2 or more a stage is
+    /// not pipelined (an item may wait up to a delay before it starts),
+    /// and the flits of one crossbar batch leave each output one per cycle.
+    /// With delays of 0 or 1 this is the same as `false`, which pipelines
+    /// every stage. The `booksim` reader sets it.
+    pub batched_stages: bool,
 }
 
 impl Default for RouterConfig {
@@ -72,6 +81,7 @@ impl Default for RouterConfig {
             vc_allocator: AllocatorKind::Islip { iters: 1 },
             sw_allocator: AllocatorKind::Islip { iters: 1 },
             arbiter: ArbiterKind::RoundRobin,
+            batched_stages: false,
         }
     }
 }

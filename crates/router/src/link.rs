@@ -55,6 +55,13 @@ impl LinkTiming {
         self.next_free = t + self.cycles_per_flit as u64;
         self.arrival(t)
     }
+    /// Send in the first cycle from `t` on that the link is free (items
+    /// waiting in an output queue, in the order of the calls): occupy the
+    /// link and return the arrival cycle.
+    #[inline]
+    pub fn send_queued(&mut self, t: u64) -> u64 {
+        self.send(t.max(self.next_free))
+    }
 }
 
 #[cfg(test)]
@@ -66,6 +73,17 @@ mod tests {
         let mut l = LinkTiming::new(1, 1);
         assert_eq!(l.send(10), 12);
         assert!(l.can_send(11));
+    }
+
+    #[test]
+    fn queued_items_leave_one_per_slot() {
+        let mut l = LinkTiming::new(1, 1);
+        assert_eq!(l.send_queued(10), 12);
+        assert_eq!(l.send_queued(10), 13);
+        assert_eq!(l.send_queued(15), 17);
+        let mut l = LinkTiming::new(1, 2);
+        assert_eq!(l.send_queued(0), 3);
+        assert_eq!(l.send_queued(1), 5);
     }
 
     #[test]

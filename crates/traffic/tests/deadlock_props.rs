@@ -391,10 +391,14 @@ fn router() -> impl Strategy<Value = RouterConfig> {
             allocator(),
             allocator(),
             prop_oneof![Just(ArbiterKind::RoundRobin), Just(ArbiterKind::Matrix)],
+            any::<bool>(),
         ),
     )
         .prop_map(
-            |((buf, rd, va, sa, stp, stf), (cd, od, spec, wait_tail, vca, swa, arbiter))| {
+            |(
+                (buf, rd, va, sa, stp, stf),
+                (cd, od, spec, wait_tail, vca, swa, arbiter, batched),
+            )| {
                 RouterConfig {
                     num_vcs: 1,
                     vc_buf_size: buf,
@@ -410,6 +414,7 @@ fn router() -> impl Strategy<Value = RouterConfig> {
                     vc_allocator: vca,
                     sw_allocator: swa,
                     arbiter,
+                    batched_stages: batched,
                 }
             },
         )

@@ -170,6 +170,27 @@ fn adaptive_speculative_wait_for_tail_credit_step_all() {
     check("adaptive", cfg, 15, 2_000);
 }
 
+/// BookSim2's batched routing and crossbar stages (delays 2 and 3) with
+/// slow wafer-crossing links, where flits wait in output queues.
+#[test]
+fn batched_stages_with_slow_links() {
+    let mut r = router(4, 4);
+    r.batched_stages = true;
+    r.routing_delay = 2;
+    r.st_final_delay = 3;
+    let cfg = NetworkConfig {
+        mesh: MeshSpec {
+            wafers_y: 2,
+            cross_latency: 4,
+            cross_cycles_per_flit: 3,
+            ..mesh(10, 6)
+        },
+        router: r,
+        ..Default::default()
+    };
+    check("batched", cfg, 12, 2_000);
+}
+
 #[test]
 fn wafers_with_slow_links_and_prioritised_classes() {
     let mut r = router(4, 8);
