@@ -360,24 +360,10 @@ impl BooksimCfg {
                  use a native config for wafernoc's",
             ));
         }
+        // Routing and crossbar delays of 2 or more: BookSim2's stages then
+        // work in batches (`batched_stages` below, docs/validation.md).
         let routing_delay = nonneg("routing_delay", int!("routing_delay", 1))?;
-        if routing_delay > 1 {
-            return Err(bad_int(
-                "routing_delay",
-                routing_delay as i64,
-                "BookSim2's routing stage is not pipelined for delays above 1 \
-                 (iq_router.cpp); wafernoc's is: use a native config",
-            ));
-        }
         let st_final_delay = nonneg("st_final_delay", int!("st_final_delay", 1))?;
-        if st_final_delay > 1 {
-            return Err(bad_int(
-                "st_final_delay",
-                st_final_delay as i64,
-                "BookSim2's crossbar is not pipelined for delays above 1 (flits cross \
-                 in batches, iq_router.cpp); wafernoc's is: use a native config",
-            ));
-        }
         let output_delay = nonneg("output_delay", int!("output_delay", 0))?;
         if output_delay != 0 {
             return Err(bad_int(
@@ -403,6 +389,7 @@ impl BooksimCfg {
             vc_allocator,
             sw_allocator,
             arbiter,
+            batched_stages: true,
         };
         only!("input_speedup", [1], 1);
         only!("output_speedup", [1], 1);
@@ -602,8 +589,6 @@ mod tests {
             ("alloc_iters = 2;", "alloc_iters"),
             ("arb_type = matrix;", "arb_type"),
             ("speculative = 1;", "speculative"),
-            ("routing_delay = 2;", "routing_delay"),
-            ("st_final_delay = 2;", "st_final_delay"),
             ("output_delay = 1;", "output_delay"),
         ] {
             let c = BooksimCfg::parse(&format!("{base} {kv}"), "x.cfg").unwrap();
@@ -613,6 +598,9 @@ mod tests {
         // The values BookSim2 and wafernoc agree on still run.
         for kv in [
             "routing_delay = 0;",
+            "routing_delay = 2;",
+            "st_final_delay = 2;",
+            "st_prepare_delay = 1;",
             "credit_delay = 2;",
             "wait_for_tail_credit = 1;",
         ] {
