@@ -665,7 +665,18 @@ struct Part {
     /// With [`Consts::batched`], per router: its routing stage's and its
     /// crossbar's latest batch ([`stage_batch`]); empty otherwise.
     batches: Vec<[[u64; 2]; 2]>,
+    /// The part's VC records exceed [`TOUCH_BYTES`]: arrivals read their
+    /// records in a first pass ([`Part::process_arrivals`]). It only
+    /// moves loads earlier; no result depends on it.
+    touch: bool,
 }
+
+/// VC records per part above which the arrival loop reads them in a first
+/// pass. Measured on this machine (docs/performance.md, "Arrival touch
+/// pass, session 12"): the pass gains 13% on 32×32 at 0.01 (1.25 MiB of
+/// records), breaks about even on 16×16 with 4 VCs (320 KiB) and loses
+/// 2% on 8×8 (80 KiB); this machine's L2 holds 512 KiB.
+const TOUCH_BYTES: usize = 512 << 10;
 
 #[inline]
 fn set_bit(words: &mut [u64], i: usize) {
@@ -1265,6 +1276,7 @@ impl Network {
                     } else {
                         Vec::new()
                     },
+                    touch: nr * pv * std::mem::size_of::<VcState>() > TOUCH_BYTES,
                 })
             })
             .collect();
@@ -2107,6 +2119,20 @@ impl Part {
         self.cwheel[1][bucket].clear();
         let port0 = (self.r0 * PORTS) as u32;
         let mut evs = std::mem::take(&mut self.wheel[0][bucket]);
+        if self.touch {
+            // Read every arriving flit's VC record first, in a loop of
+            // independent loads, so that their cache misses overlap; in
+            // the arrival loop below each one stalled its iteration
+            // (`perf annotate`, 32×32 at 0.01: a fifth of the run time on
+            // the ring-length load of `push`). See [`Part::touch`].
+            let mut acc = 0usize;
+            for ev in &evs {
+                acc ^= self
+                    .bufs
+                    .len((ev.target - port0) as usize * c.v + ev.vc as usize);
+            }
+            std::hint::black_box(acc);
+        }
         for &ev in &evs {
             self.flit_arrives::<BATCHED>(t, c, pk, (ev.target - port0) as usize, ev.flit, ev.vc);
         }

@@ -287,6 +287,37 @@ fn step_all_mode_is_identical() {
     }
 }
 
+/// A part whose VC records exceed the touch threshold (32×32 with 4 VCs:
+/// 1.25 MiB) reads its arrivals' records in a first pass; a run there
+/// equals the step-everything check mode, and one on two threads (two
+/// parts, both above the threshold).
+#[test]
+fn large_parts_touch_their_arrivals() {
+    let run = |step_all: bool, threads: usize| {
+        let mut n = Network::with_threads(cfg(32, 4, 8, step_all), threads).unwrap();
+        let spec = SyntheticSpec {
+            pattern: Pattern::Uniform,
+            rate: 0.02,
+            sizes: vec![4],
+            seed: 5,
+            ..Default::default()
+        };
+        let mut src = Synthetic::new(spec, n.topology()).unwrap();
+        let ctl = SimControl {
+            warmup_periods: 1,
+            sample_period: 300,
+            max_samples: 2,
+            ..Default::default()
+        };
+        let r = run_measured(&mut n, &mut src, &ctl, &mut |_, _| {}).unwrap();
+        (format!("{r:?}"), n.link_flits(), n.counters().clone())
+    };
+    let one = run(false, 1);
+    assert!(one.2.delivered_packets > 1000, "{:?}", one.2);
+    assert_eq!(one, run(true, 1), "step-all differs");
+    assert_eq!(one, run(false, 2), "two threads differ");
+}
+
 /// Routers with more than 64 VCs (16 VCs × 5 ports) keep their VC masks in
 /// two words and take the general router step: a lone packet still meets
 /// the closed-form zero-load latency (its injection VCs are in the second
