@@ -665,13 +665,14 @@ struct Part {
     /// With [`Consts::batched`], per router: its routing stage's and its
     /// crossbar's latest batch ([`stage_batch`]); empty otherwise.
     batches: Vec<[[u64; 2]; 2]>,
-    /// The part's VC records exceed [`TOUCH_BYTES`]: arrivals read their
-    /// records in a first pass ([`Part::process_arrivals`]). It only
-    /// moves loads earlier; no result depends on it.
+    /// A thread's share of the network's VC records exceeds
+    /// [`TOUCH_BYTES`]: arrivals read their records in a first pass
+    /// ([`Part::process_arrivals`]). It only moves loads earlier; no
+    /// result depends on it.
     touch: bool,
 }
 
-/// VC records per part above which the arrival loop reads them in a first
+/// VC records per thread above which the arrival loop reads them in a first
 /// pass. Measured on this machine (docs/performance.md, "Arrival touch
 /// pass, session 12"): the pass gains 13% on 32×32 at 0.01 (1.25 MiB of
 /// records), breaks about even on 16×16 with 4 VCs (320 KiB) and loses
@@ -1152,6 +1153,10 @@ impl Network {
             && !c.wait_tail
             && c.atomic_ovc == 0
             && c.pv <= 64;
+        // A thread steps several parts (its bands, and others' when it is
+        // done early), so the records that compete for its core's cache
+        // are its share of all of them, not one part's.
+        let touch = r_n * pv * std::mem::size_of::<VcState>() / nthreads > TOUCH_BYTES;
         let parts: Vec<Mutex<Part>> = (0..nparts)
             .map(|p| {
                 let (r0, r1) = (part_start[p], part_start[p + 1]);
@@ -1276,7 +1281,7 @@ impl Network {
                     } else {
                         Vec::new()
                     },
-                    touch: nr * pv * std::mem::size_of::<VcState>() > TOUCH_BYTES,
+                    touch,
                 })
             })
             .collect();
