@@ -2082,11 +2082,12 @@ impl Part {
     /// shared one wheel with them: ejections are pushed into their own
     /// wheel in the same order as then, and taking the other items out of
     /// a list does not reorder the ejections left.
-    #[inline(never)]
+    ///
     /// `BATCHED`: [`Consts::batched`], a constant so that the other
     /// configurations' arrival loop carries none of its code (a test of
     /// it per arrival cost 1.2% of the instructions on 8×8 at 0.3:
     /// callgrind).
+    #[inline(never)]
     fn process_arrivals<const BATCHED: bool>(
         &mut self,
         t: u64,
@@ -3209,9 +3210,11 @@ impl Part {
             // `_SwitchEvaluate`), leaves the crossbar with it, and waits
             // in its output's queue for the link.
             let from = batch_start(&mut self.batches, lr, 1, dep + 1, c.xd);
+            // (Its last crossbar cycle is `from + xd − 1`; then the
+            // output delay.)
             self.timing[lr * PORTS + o]
                 .out
-                .send_queued(from + c.xd - 1 + (c.xd_od - c.xd))
+                .send_queued(from + c.xd_od - 1)
         } else {
             self.timing[lr * PORTS + o].out.send(dep + xd_od)
         };
@@ -3409,9 +3412,6 @@ mod tests {
     use crate::topology::MeshSpec;
     use wafernoc_router::RouterConfig;
 
-    /// `Consts::div_pv` divides exactly: every VC count per router
-    /// (5 ports × 1..=25 VCs, the limit being 128 VCs per router), at
-    /// and next to multiples of the divisor spread up to `MAX_VCS`.
     /// BookSim2's stage queue with a delay of 2 (iq_router.cpp): an item
     /// queued for cycle 6 starts then and completes in 7; one for 7 waits
     /// for that batch and starts in 8, where one for 8 joins it; one for 9
@@ -3432,6 +3432,9 @@ mod tests {
         assert_eq!(starts, [3, 3, 4, 5, 7]);
     }
 
+    /// `Consts::div_pv` divides exactly: every VC count per router
+    /// (5 ports × 1..=25 VCs, the limit being 128 VCs per router), at
+    /// and next to multiples of the divisor spread up to `MAX_VCS`.
     #[test]
     fn div_pv_divides_exactly() {
         for v in 1..=25usize {
