@@ -350,14 +350,29 @@ impl BooksimCfg {
             (Some(a), _) | (None, Some(a)) => a,
             (None, None) => ArbiterKind::RoundRobin,
         };
+        // BookSim2's speculation with its defaults: speculative requests
+        // share the switch allocator at a lower priority
+        // (`spec_sw_allocator = prio`), only towards a free output VC with
+        // credit (`spec_check_elig`, `spec_check_cred`).
         let speculative = only!("speculative", [0, 1], 0) == 1;
-        if speculative {
+        let (ssa, o) = string!("spec_sw_allocator", "prio");
+        if ssa != "prio" {
+            return Err(bad(
+                "spec_sw_allocator",
+                &o,
+                &ssa,
+                "wafernoc models BookSim2's default `prio` (one shared switch allocator)",
+            ));
+        }
+        only!("spec_check_elig", [1], 1);
+        only!("spec_check_cred", [1], 1);
+        only!("spec_mask_by_reqs", [0], 0);
+        if speculative && !matches!(sw_allocator, AllocatorKind::Islip { .. }) {
             return Err(bad_int(
                 "speculative",
                 1,
-                "wafernoc's speculation differs from BookSim2's (there, speculative \
-                 requests share the one switch allocator and need a free VC with credit); \
-                 use a native config for wafernoc's",
+                "with a separable switch allocator BookSim2 weighs speculative requests \
+                 by priority in its arbiters, which wafernoc's allocators do not: use islip",
             ));
         }
         // Routing and crossbar delays of 2 or more: BookSim2's stages then
@@ -390,6 +405,7 @@ impl BooksimCfg {
             sw_allocator,
             arbiter,
             batched_stages: true,
+            shared_speculation: true,
         };
         only!("input_speedup", [1], 1);
         only!("output_speedup", [1], 1);
@@ -588,7 +604,10 @@ mod tests {
         for (kv, key) in [
             ("alloc_iters = 2;", "alloc_iters"),
             ("arb_type = matrix;", "arb_type"),
-            ("speculative = 1;", "speculative"),
+            (
+                "speculative = 1; sw_allocator = separable_input_first;",
+                "speculative",
+            ),
             ("output_delay = 1;", "output_delay"),
         ] {
             let c = BooksimCfg::parse(&format!("{base} {kv}"), "x.cfg").unwrap();
@@ -600,6 +619,7 @@ mod tests {
             "routing_delay = 0;",
             "routing_delay = 2;",
             "st_final_delay = 2;",
+            "speculative = 1;",
             "st_prepare_delay = 1;",
             "credit_delay = 2;",
             "wait_for_tail_credit = 1;",

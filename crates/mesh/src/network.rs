@@ -442,6 +442,9 @@ struct Consts {
     /// to its escape VC, and deadlock (found by the property tests).
     atomic_ovc: u128,
     speculative: bool,
+    /// Speculative requests share the one switch allocation
+    /// ([`RouterConfig::shared_speculation`]; only with `speculative`).
+    shared_spec: bool,
     /// The switch allocator is iSLIP (uncontested requests skip it).
     sa_islip: bool,
     /// iSLIP iterations of the switch allocator (when `sa_islip`).
@@ -666,9 +669,9 @@ struct Part {
     /// crossbar's latest batch ([`stage_batch`]); empty otherwise.
     batches: Vec<[[u64; 2]; 2]>,
     /// A thread's share of the network's VC records exceeds
-    /// [`TOUCH_BYTES`]: arrivals read their records in a first pass
-    /// ([`Part::process_arrivals`]). It only moves loads earlier; no
-    /// result depends on it.
+    /// [`TOUCH_BYTES`]: each cycle reads the arrivals' records in a first
+    /// pass ([`Part::cycle`], [`touch_records`]). It only moves loads
+    /// earlier; no result depends on it.
     touch: bool,
 }
 
@@ -863,6 +866,16 @@ impl Network {
                      than the supported {MAX_VCS} (2^25)",
                     r_n * pv
                 ),
+            });
+        }
+        let prios: std::collections::BTreeSet<u8> =
+            cfg.effective_classes().iter().map(|c| c.priority).collect();
+        if cfg.router.speculative && cfg.router.shared_speculation && prios.len() > 1 {
+            return Err(ConfigError::Other {
+                key: "shared_speculation".into(),
+                reason: "needs one priority level (its one switch allocation has no \
+                         priority passes)"
+                    .into(),
             });
         }
         if r_n * pv * cfg.router.vc_buf_size > MAX_BUFFER_FLITS {
@@ -1113,6 +1126,7 @@ impl Network {
                 0
             },
             speculative: rc.speculative,
+            shared_spec: rc.speculative && rc.shared_speculation,
             sa_islip: matches!(rc.sw_allocator, AllocatorKind::Islip { .. }),
             sa_iters: match rc.sw_allocator {
                 AllocatorKind::Islip { iters } => iters,
@@ -2005,6 +2019,22 @@ impl Part {
         let words = self.router_on.len();
         for band in 0..self.nbands {
             let (w0, w1) = (band * (BAND / 64), ((band + 1) * (BAND / 64)).min(words));
+            if self.touch {
+                // Read every arriving flit's VC record first, in a loop of
+                // independent loads, so that their cache misses overlap; in
+                // the arrival loop each one stalled its iteration (`perf
+                // annotate`, 32×32 at 0.01: a fifth of the run time on the
+                // ring-length load of `push`). See [`Part::touch`]. (Here,
+                // not in `process_arrivals`: a call there, even out of
+                // line, cost the arrival loop 0.9% more instructions.)
+                let bucket = (t & c.wheel_mask) as usize * self.nbands + band;
+                touch_records(
+                    &self.bufs,
+                    &self.wheel[0][bucket],
+                    (self.r0 * PORTS) as u32,
+                    c.v,
+                );
+            }
             if c.batched {
                 self.process_arrivals::<true>(t, c, pk, band);
             } else {
@@ -2125,20 +2155,6 @@ impl Part {
         self.cwheel[1][bucket].clear();
         let port0 = (self.r0 * PORTS) as u32;
         let mut evs = std::mem::take(&mut self.wheel[0][bucket]);
-        if self.touch {
-            // Read every arriving flit's VC record first, in a loop of
-            // independent loads, so that their cache misses overlap; in
-            // the arrival loop below each one stalled its iteration
-            // (`perf annotate`, 32×32 at 0.01: a fifth of the run time on
-            // the ring-length load of `push`). See [`Part::touch`].
-            let mut acc = 0usize;
-            for ev in &evs {
-                acc ^= self
-                    .bufs
-                    .len((ev.target - port0) as usize * c.v + ev.vc as usize);
-            }
-            std::hint::black_box(acc);
-        }
         for &ev in &evs {
             self.flit_arrives::<BATCHED>(t, c, pk, (ev.target - port0) as usize, ev.flit, ev.vc);
         }
@@ -2639,6 +2655,25 @@ impl Part {
                         {
                             continue;
                         }
+                        if c.shared_spec {
+                            // BookSim2's `spec_check_elig` and
+                            // `spec_check_cred`: only towards a free
+                            // output VC of the route on this port that
+                            // has credit.
+                            let mut free = route & (((1u128 << v) - 1) << (o * v)) & !in_use;
+                            let mut credit = false;
+                            while free != 0 {
+                                let ovc = free.trailing_zeros() as usize;
+                                free &= free - 1;
+                                if self.credits[base + ovc] > 0 {
+                                    credit = true;
+                                    break;
+                                }
+                            }
+                            if !credit {
+                                continue;
+                            }
+                        }
                         if spec_req[i] >> o & 1 == 0
                             || supersedes(
                                 vc,
@@ -2701,7 +2736,20 @@ impl Part {
         // most PORTS grants in all.
         let mut sw = [(0u8, 0u8); PORTS];
         let mut n_sw = 0;
-        if any_sa {
+        // With shared speculation, the (input, output) pairs only a
+        // speculative request asks for (a non-speculative one displaces
+        // it: BookSim2's `Supersedes` with its priority shifted down).
+        let mut spec_only = [0u8; 8];
+        if c.shared_spec {
+            if any_sa || any_spec {
+                let mut req = [0u8; PORTS];
+                for i in 0..PORTS {
+                    spec_only[i] = spec_req[i] & !sa_req[i];
+                    req[i] = sa_req[i] | spec_only[i];
+                }
+                n_sw = self.sa_fixed(c, lr * nlev, &req, 0, 0, &mut sw);
+            }
+        } else if any_sa {
             if !multi_prio && sa_dup == 0 && c.sa_islip {
                 // No output asked for by two inputs: each input gets the
                 // output its iSLIP accept pointer picks (what allocate_fixed
@@ -2759,7 +2807,7 @@ impl Part {
             }
         }
         let sa_end = n_sw;
-        if any_spec {
+        if any_spec && !c.shared_spec {
             let mut busy_in = 0u8;
             let mut busy_out = 0u8;
             for &(i, o) in &sw[..sa_end] {
@@ -2779,7 +2827,11 @@ impl Part {
         // Commit switch allocation.
         for (k, &(gi, go)) in sw[..n_sw].iter().enumerate() {
             let (i, o) = (gi as usize & 7, go as usize & 7);
-            let speculative_grant = k >= sa_end;
+            let speculative_grant = if c.shared_spec {
+                spec_only[i] >> o & 1 == 1
+            } else {
+                k >= sa_end
+            };
             let vc = if speculative_grant {
                 spec_vc[i][o] as usize
             } else {
@@ -2793,6 +2845,14 @@ impl Part {
                     || c.port_of[self.bufs.vcs[g].out as usize & 127] as usize != o
                     || self.credits[base + self.bufs.vcs[g].out as usize] == 0
                 {
+                    if c.shared_spec {
+                        // BookSim2 moves the input's round-robin VC offset
+                        // past a granted VC when it reads the grant, before
+                        // it learns that the speculation failed.
+                        let lvl = c.vc_lvl[vc] as usize;
+                        self.sw_rr[(lr * PORTS + i) * nlev + lvl] =
+                            (if vc + 1 == v { 0 } else { vc + 1 }) as u8;
+                    }
                     continue;
                 }
             }
@@ -3348,6 +3408,18 @@ fn stage_batch(b: &mut [u64; 2], e: u64, d: u64) -> u64 {
     let start = e.max(done + 1);
     *b = [start, start + d - 1];
     start
+}
+
+/// The touch pass before [`Part::process_arrivals`]: read the ring length
+/// of every flit of `evs` (a bucket of arrivals) in its VC record
+/// (`port0`: the part's first input port, `v`: VCs per port).
+#[inline(never)]
+fn touch_records(bufs: &VcBuffers, evs: &[Ev], port0: u32, v: usize) {
+    let mut acc = 0usize;
+    for ev in evs {
+        acc ^= bufs.len((ev.target - port0) as usize * v + ev.vc as usize);
+    }
+    std::hint::black_box(acc);
 }
 
 /// Sort a cycle's ejections by node, out of line (only configurations with

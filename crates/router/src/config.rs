@@ -60,6 +60,16 @@ pub struct RouterConfig {
     /// With delays of 0 or 1 this is the same as `false`, which pipelines
     /// every stage. The `booksim` reader sets it.
     pub batched_stages: bool,
+    /// With `speculative`: speculative switch requests share the one
+    /// switch allocation with the others, as BookSim2's iq router's
+    /// default `spec_sw_allocator = prio` (with `spec_check_elig` and
+    /// `spec_check_cred`): a head asks only for outputs with a free output
+    /// VC that has credit, a non-speculative request of the same input and
+    /// output displaces it, and the iSLIP allocator weighs both alike.
+    /// `false`: speculative requests are allocated in a second pass on
+    /// the inputs and outputs left free. Needs an iSLIP switch allocator
+    /// and one priority level. The `booksim` reader sets it.
+    pub shared_speculation: bool,
 }
 
 impl Default for RouterConfig {
@@ -82,6 +92,7 @@ impl Default for RouterConfig {
             sw_allocator: AllocatorKind::Islip { iters: 1 },
             arbiter: ArbiterKind::RoundRobin,
             batched_stages: false,
+            shared_speculation: false,
         }
     }
 }
@@ -140,6 +151,17 @@ impl RouterConfig {
             if d > 64 {
                 return err(key, format!("{d} cycles is more than the supported 64"));
             }
+        }
+        if self.shared_speculation
+            && self.speculative
+            && !matches!(self.sw_allocator, AllocatorKind::Islip { .. })
+        {
+            return err(
+                "shared_speculation",
+                "needs an iSLIP switch allocator (BookSim2's separable allocators weigh \
+                 speculative requests by priority, which wafernoc's do not)"
+                    .into(),
+            );
         }
         if self.speculative && self.routing_delay == 0 {
             return err(

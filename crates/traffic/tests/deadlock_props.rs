@@ -415,6 +415,9 @@ fn router() -> impl Strategy<Value = RouterConfig> {
                     sw_allocator: swa,
                     arbiter,
                     batched_stages: batched,
+                    // Needs one priority level, and the classes here have
+                    // several: covered by the thread and check-mode tests.
+                    shared_speculation: false,
                 }
             },
         )

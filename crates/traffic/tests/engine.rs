@@ -261,6 +261,7 @@ fn step_all_mode_is_identical() {
         (0.45, 4, Pattern::Uniform, 12),
         (0.3, 2, Pattern::Transpose, 12),
         (0.3, 4, Pattern::Uniform, 3),
+        (0.35, 4, Pattern::Uniform, 5),
     ] {
         let mut outs = Vec::new();
         for step_all in [false, true] {
@@ -270,6 +271,11 @@ fn step_all_mode_is_identical() {
                 c.router.batched_stages = true;
                 c.router.routing_delay = 2;
                 c.router.st_final_delay = 2;
+            }
+            if vcs == 5 {
+                // BookSim2's speculation.
+                c.router.speculative = true;
+                c.router.shared_speculation = true;
             }
             let mut n = Network::new(c).unwrap();
             let spec = SyntheticSpec {

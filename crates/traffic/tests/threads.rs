@@ -191,6 +191,21 @@ fn batched_stages_with_slow_links() {
     check("batched", cfg, 12, 2_000);
 }
 
+/// BookSim2's speculation (one shared switch allocation) on parts of
+/// several bands.
+#[test]
+fn shared_speculation() {
+    let mut r = router(4, 4);
+    r.speculative = true;
+    r.shared_speculation = true;
+    let cfg = NetworkConfig {
+        mesh: mesh(20, 14),
+        router: r,
+        ..Default::default()
+    };
+    check("shared speculation", cfg, 5, 1_000);
+}
+
 #[test]
 fn wafers_with_slow_links_and_prioritised_classes() {
     let mut r = router(4, 8);
