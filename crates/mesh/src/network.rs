@@ -665,9 +665,10 @@ struct Part {
     /// branch.
     va_rows: Box<[(u32, u128); WIN_VCS]>,
     scratch_grants: Vec<(u32, u32)>,
-    /// With [`Consts::batched`], per router: its routing stage's and its
-    /// crossbar's latest batch ([`stage_batch`]); empty otherwise.
-    batches: Vec<[[u64; 2]; 2]>,
+    /// With [`Consts::batched`], per router: the start of its routing
+    /// stage's and of its crossbar's latest batch ([`stage_batch`]); empty
+    /// otherwise.
+    batches: Vec<[u64; 2]>,
     /// A thread's share of the network's VC records exceeds
     /// [`TOUCH_BYTES`]: each cycle reads the arrivals' records in a first
     /// pass ([`Part::cycle`], [`touch_records`]). It only moves loads
@@ -1291,7 +1292,7 @@ impl Network {
                     va_rows: Box::new([(0, 0); WIN_VCS]),
                     scratch_grants: Vec::new(),
                     batches: if c.batched {
-                        vec![[[0; 2]; 2]; nr]
+                        vec![[0; 2]; nr]
                     } else {
                         Vec::new()
                     },
@@ -3390,24 +3391,23 @@ impl Switch<'_, '_> {
 /// completion time `now + delay − 1`, but stops at the first item that
 /// already has a time; the update removes the items whose time has come.
 /// So the waiting items start together, in the first cycle after the
-/// batch ahead of them has completed. `b` is the stage's latest batch
-/// (`[start, completion]`), `e` the first cycle in which the new item can
-/// be evaluated and `d ≥ 1` the stage's delay; returns the cycle its batch
-/// starts (it completes `d − 1` cycles later). Items come in
-/// non-decreasing `e`, so a batch not yet started when an item comes
-/// (`start ≥ e`) is the one it joins. With `d = 1` every batch completes
-/// in the cycle it starts, and an item starts in cycle `e`: a pipelined
-/// stage.
+/// batch ahead of them has completed. `start` is the cycle the stage's
+/// latest batch starts (0: none yet; it completes `d − 1` cycles later),
+/// `e ≥ 1` the first cycle in which the new item can be evaluated and
+/// `d ≥ 1` the stage's delay; returns the cycle the item's batch starts.
+/// Items come in non-decreasing `e`, so a batch not yet started when an
+/// item comes (`start ≥ e`) is the one it joins. With `d = 1` every batch
+/// completes in the cycle it starts, and an item starts in cycle `e`: a
+/// pipelined stage.
 #[inline]
-fn stage_batch(b: &mut [u64; 2], e: u64, d: u64) -> u64 {
+fn stage_batch(start: &mut u64, e: u64, d: u64) -> u64 {
     debug_assert!(d >= 1 && e >= 1);
-    let [start, done] = *b;
-    if start >= e {
-        return start;
+    if *start >= e {
+        return *start;
     }
-    let start = e.max(done + 1);
-    *b = [start, start + d - 1];
-    start
+    let first = if *start == 0 { e } else { e.max(*start + d) };
+    *start = first;
+    first
 }
 
 /// The touch pass before [`Part::process_arrivals`]: read the ring length
@@ -3436,7 +3436,7 @@ fn sort_by_target(evs: &mut [Ev]) {
 /// 8×8 0.3: +2.4% instructions).
 #[cold]
 #[inline(never)]
-fn batch_start(batches: &mut [[[u64; 2]; 2]], lr: usize, k: usize, e: u64, d: u64) -> u64 {
+fn batch_start(batches: &mut [[u64; 2]], lr: usize, k: usize, e: u64, d: u64) -> u64 {
     stage_batch(&mut batches[lr][k], e, d)
 }
 
@@ -3491,7 +3491,7 @@ mod tests {
     /// 1 every item starts when it comes (a pipelined stage).
     #[test]
     fn stage_batches_follow_booksims_queue() {
-        let mut b = [[0u64; 2]; 2];
+        let mut b = [0u64; 2];
         let starts: Vec<u64> = [6, 7, 8, 9, 9, 15]
             .iter()
             .map(|&e| stage_batch(&mut b[0], e, 2))
