@@ -205,20 +205,27 @@ fn booksim_points(dir: &Path, r: &Resolved) -> Result<Vec<(f64, f64)>, CliError>
         .into_iter()
         .find(|(_, p)| *p == r.traffic.pattern)
         .map_or("", |(n, _)| n);
+    let (mesh, router) = (&r.network.mesh, &r.network.router);
+    // BookSim2's meshes are k × k, its rows of one packet size.
+    let Some(&pkt) = r.traffic.sizes.first() else {
+        return Ok(Vec::new());
+    };
+    if mesh.rows != mesh.cols {
+        return Ok(Vec::new());
+    }
+    // This run's curve, keyed as the validation groups reference rows.
+    let key = (
+        "mesh",
+        mesh.rows as u32,
+        traffic,
+        router.num_vcs as u32,
+        router.vc_buf_size as u32,
+        pkt as u32,
+    );
     let rows = read_reference(dir)?;
     let mut pts: Vec<(f64, f64)> = rows
         .iter()
-        .filter(|x| {
-            x.traffic == traffic
-                && x.topology == "mesh"
-                && x.k as usize == r.network.mesh.rows
-                && x.k as usize == r.network.mesh.cols
-                && x.vcs as usize == r.network.router.num_vcs
-                && x.buf as usize == r.network.router.vc_buf_size
-                && r.traffic.sizes.first().is_some_and(|&s| s as u32 == x.pkt)
-                && x.sim_type == "latency"
-                && x.status == "ok"
-        })
+        .filter(|x| x.network() == key && x.sim_type == "latency" && x.status == "ok")
         .filter_map(|x| x.lat.map(|l| (x.rate, l)))
         .collect();
     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
