@@ -254,29 +254,34 @@ fn saturation_below_bisection_bound_and_accepted_at_most_offered() {
 /// pipeline, up to its largest VC count: 12 VCs × 5 ports).
 #[test]
 fn step_all_mode_is_identical() {
-    for (rate, size, pattern, vcs) in [
-        (0.05, 1u16, Pattern::Uniform, 2),
-        (0.3, 4, Pattern::Uniform, 2),
-        (0.12, 4, Pattern::Transpose, 2),
-        (0.45, 4, Pattern::Uniform, 12),
-        (0.3, 2, Pattern::Transpose, 12),
-        (0.3, 4, Pattern::Uniform, 3),
-        (0.35, 4, Pattern::Uniform, 5),
-    ] {
+    // Router knobs beyond the VC count, per case.
+    type Knobs = fn(&mut RouterConfig);
+    fn defaults(_: &mut RouterConfig) {}
+    fn batched(r: &mut RouterConfig) {
+        // BookSim2's batched stages.
+        r.batched_stages = true;
+        r.routing_delay = 2;
+        r.st_final_delay = 2;
+    }
+    fn shared_spec(r: &mut RouterConfig) {
+        // BookSim2's speculation.
+        r.speculative = true;
+        r.shared_speculation = true;
+    }
+    let cases: [(f64, u16, Pattern, usize, Knobs); 7] = [
+        (0.05, 1, Pattern::Uniform, 2, defaults),
+        (0.3, 4, Pattern::Uniform, 2, defaults),
+        (0.12, 4, Pattern::Transpose, 2, defaults),
+        (0.45, 4, Pattern::Uniform, 12, defaults),
+        (0.3, 2, Pattern::Transpose, 12, defaults),
+        (0.3, 4, Pattern::Uniform, 3, batched),
+        (0.35, 4, Pattern::Uniform, 5, shared_spec),
+    ];
+    for (rate, size, pattern, vcs, knobs) in cases {
         let mut outs = Vec::new();
         for step_all in [false, true] {
             let mut c = cfg(8, vcs, 4, step_all);
-            if vcs == 3 {
-                // BookSim2's batched stages.
-                c.router.batched_stages = true;
-                c.router.routing_delay = 2;
-                c.router.st_final_delay = 2;
-            }
-            if vcs == 5 {
-                // BookSim2's speculation.
-                c.router.speculative = true;
-                c.router.shared_speculation = true;
-            }
+            knobs(&mut c.router);
             let mut n = Network::new(c).unwrap();
             let spec = SyntheticSpec {
                 pattern: pattern.clone(),
