@@ -70,8 +70,8 @@ validate: build
 validate-extra: build
 	$(WAFERNOC) validate tests/data/booksim-extra --seeds 8 --rule statistical --out $(OUT)/validation-extra
 
-## One router knob at a time against BookSim2 (12 knob sets, session 11;
-## tests/data/booksim-knobs/README.md): each set is its own curve.
+## One router knob at a time against BookSim2 (every set in tests/data/booksim-knobs/,
+## README.md there): each set is its own curve.
 KNOBS := $(notdir $(patsubst %/,%,$(dir $(wildcard tests/data/booksim-knobs/*/results.csv))))
 validate-knobs: build
 	for k in $(KNOBS); do \
