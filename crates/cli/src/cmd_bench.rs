@@ -177,15 +177,20 @@ pub fn run_case(
         ..Default::default()
     };
     let mut src = Synthetic::new(spec, net.topology()).map_err(|e| CliError::new(e.to_string()))?;
+    // The packets of cycle `now`, generated while the previous cycle was
+    // simulated (uniform Bernoulli traffic does not depend on the network).
     let mut buf: Vec<NewPacket> = Vec::new();
+    src.generate(net.now(), &mut buf);
+    let mut next: Vec<NewPacket> = Vec::new();
     let mut go = |net: &mut Network, cycles: u64| -> Result<(), CliError> {
         for _ in 0..cycles {
-            buf.clear();
-            src.generate(net.now(), &mut buf);
             net.enqueue_all(&buf)
                 .map_err(|e| CliError::new(e.to_string()))?;
-            net.step()
+            let t1 = net.now() + 1;
+            next.clear();
+            net.step_with(|| src.generate(t1, &mut next))
                 .map_err(|d| CliError::with_code(d.to_string(), 3))?;
+            std::mem::swap(&mut buf, &mut next);
             net.drain_delivered().for_each(drop);
         }
         Ok(())

@@ -758,9 +758,11 @@ struct Core {
     handoff: Vec<CachePadded<Mutex<Vec<Queued>>>>,
     /// Threads (the calling one and `nthreads − 1` workers).
     nthreads: usize,
-    /// Per part: taken by a thread in the current cycle (one cache line
-    /// each: threads claim neighbouring parts at the same time).
-    claimed: Vec<CachePadded<AtomicBool>>,
+    /// Per part: one more than the last cycle a thread took it in (one
+    /// cache line each: threads claim neighbouring parts at the same time).
+    /// A stamp rather than a flag, so that nothing has to be reset between
+    /// cycles.
+    claimed: Vec<CachePadded<AtomicU64>>,
     /// Per thread: its parts, largest first.
     order: Vec<Vec<usize>>,
     start: SpinBarrier,
@@ -791,7 +793,7 @@ impl Core {
         let own = self.order[j].iter();
         let others = (1..nt).flat_map(|d| self.order[(j + d) % nt].iter().rev());
         for &p in own.chain(others) {
-            if !self.claimed[p].swap(true, Ordering::AcqRel) {
+            if self.claimed[p].swap(t + 1, Ordering::AcqRel) != t + 1 {
                 self.lock(p)
                     .cycle(t, &self.c, &pk, &self.mail, &self.handoff[p]);
             }
@@ -1312,7 +1314,7 @@ impl Network {
                 .map(|_| CachePadded::new(Mutex::new(Vec::new())))
                 .collect(),
             claimed: (0..nparts)
-                .map(|_| CachePadded::new(AtomicBool::new(false)))
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),
             order,
             start: SpinBarrier::new(nthreads),
@@ -1562,6 +1564,18 @@ impl Network {
     /// Simulate one cycle. Returns a deadlock report if no flit has moved
     /// for `deadlock_timeout` cycles while flits are in the network.
     pub fn step(&mut self) -> Result<(), Box<DeadlockReport>> {
+        self.step_with(|| {})
+    }
+
+    /// [`Network::step`], running `side` on the calling thread while the
+    /// cycle is simulated: with several threads the workers start on
+    /// their parts first and take over the calling thread's unstarted
+    /// parts while `side` runs, so driver work that does not need the
+    /// network (generating the next cycle's open-loop traffic, say) no
+    /// longer holds them at the barrier. With one thread `side` runs
+    /// before the cycle. Results do not depend on `side` (the borrow of
+    /// the network keeps it out).
+    pub fn step_with(&mut self, side: impl FnOnce()) -> Result<(), Box<DeadlockReport>> {
         let t = self.now;
         for (p, q) in self.pending.iter_mut().enumerate() {
             if !q.is_empty() {
@@ -1576,14 +1590,13 @@ impl Network {
             }
         }
         if self.workers.is_empty() {
+            side();
             self.core.run_thread(0, t);
         } else {
-            for c in &self.core.claimed {
-                c.store(false, Ordering::Relaxed);
-            }
             self.core.t.store(t, Ordering::Release);
             self.core.start.wait(&self.core.stop);
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                side();
                 self.core.run_thread(0, t)
             }));
             if let Err(e) = run {

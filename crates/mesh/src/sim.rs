@@ -27,6 +27,12 @@ use crate::stats::{Samples, Summary};
 use crate::topology::PORTS;
 
 /// A source of new packets, asked once per cycle in cycle order.
+///
+/// The driver may ask for cycle `t + 1` while cycle `t` is being
+/// simulated (the calling thread's share of the cycle then starts later,
+/// and the other threads take it over), so a source must be open-loop: it
+/// may not depend on what the network delivers. It is asked only for
+/// cycles whose packets the driver then enqueues.
 pub trait TrafficSource {
     /// Append the packets created at cycle `t` to `out` (their `ctime` is
     /// `t`; the `tag` is overwritten by the driver).
@@ -284,18 +290,29 @@ pub fn run_measured_observed(
     let mut injected_window = vec![0u64; n];
     let mut accepted_window = vec![0u64; n];
 
+    // `newp` holds cycle `net.now()`'s packets when `ahead` is set: they
+    // were generated while the previous cycle was simulated.
+    let mut nextp: Vec<NewPacket> = Vec::new();
+    let mut ahead = false;
+
+    // One cycle. `look`: the next step generates too (it is in the same
+    // sample period), so its packets may be generated alongside this cycle.
+    #[allow(clippy::too_many_arguments)]
     let mut step = |net: &mut Network,
                     src: &mut dyn TrafficSource,
                     state: State,
                     meas: &mut Meas,
                     generating: bool,
                     drain_time: u64,
-                    measured_outstanding: &mut u64|
+                    measured_outstanding: &mut u64,
+                    look: bool|
      -> Result<(), Box<DeadlockReport>> {
         let t = net.now();
         if generating {
-            newp.clear();
-            src.generate(t, &mut newp);
+            if !ahead {
+                newp.clear();
+                src.generate(t, &mut newp);
+            }
             for p in newp.iter_mut() {
                 let measured =
                     state == State::Running || (state == State::Draining && p.ctime < drain_time);
@@ -307,7 +324,14 @@ pub fn run_measured_observed(
             net.enqueue_all(&newp)
                 .expect("traffic source produced an impossible packet");
         }
-        net.step()?;
+        ahead = look && generating;
+        if ahead {
+            nextp.clear();
+            net.step_with(|| src.generate(t + 1, &mut nextp))?;
+            std::mem::swap(&mut newp, &mut nextp);
+        } else {
+            net.step()?;
+        }
         for d in net.drain_delivered() {
             on_delivered(&d);
             let counted = state == State::WarmingUp || d.tag == 1;
@@ -345,7 +369,7 @@ pub fn run_measured_observed(
                 window.0 = net.now();
             }
         }
-        for _ in 0..ctl.sample_period {
+        for i in 1..=ctl.sample_period {
             step(
                 net,
                 src,
@@ -354,6 +378,7 @@ pub fn run_measured_observed(
                 generating,
                 drain_time,
                 &mut measured_outstanding,
+                i < ctl.sample_period,
             )?;
             if net.now() % 1000 == 0 {
                 progress(
@@ -429,6 +454,7 @@ pub fn run_measured_observed(
                     generating,
                     drain_time,
                     &mut measured_outstanding,
+                    false,
                 )?;
                 steps += 1;
                 if steps % 1000 == 0 {
@@ -456,6 +482,7 @@ pub fn run_measured_observed(
                         generating,
                         drain_time,
                         &mut measured_outstanding,
+                        false,
                     )?;
                 }
             }

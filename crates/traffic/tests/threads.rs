@@ -1,7 +1,8 @@
 //! The parallel engine gives the same results as one thread: every
 //! delivered packet (order and fields), the counters, per-link and
 //! per-node counts, the measured-age probe and deadlock reports, for
-//! thread counts that split the mesh into 2 to 28 row bands.
+//! thread counts that split the mesh into 2 to 28 row bands, and whether
+//! the next cycle's traffic is generated before a cycle or alongside it.
 
 use wafernoc_mesh::{ClassSpec, MeshSpec, Network, NetworkConfig, NewPacket, Routing};
 use wafernoc_router::RouterConfig;
@@ -33,13 +34,52 @@ struct Outcome {
     now: u64,
 }
 
-/// Open-loop random traffic (mixed sizes and classes) for `cycles`, then
-/// a drain; invariants checked along the way.
-fn run(cfg: &NetworkConfig, threads: usize, rate_pct: u64, cycles: u64, seed: u64) -> Outcome {
+/// Cycle `t`'s open-loop random traffic (mixed sizes and classes).
+fn generate(g: &mut Gen, t: u64, out: &mut Vec<NewPacket>) {
+    for src in 0..g.n {
+        if g.rng.below(100) < g.rate_pct {
+            g.tag += 1;
+            out.push(NewPacket {
+                src: src as u32,
+                dst: g.rng.below(g.n) as u32,
+                size: [1u16, 2, 4, 5][g.rng.below(4) as usize],
+                class: g.rng.below(g.classes) as u8,
+                ctime: t,
+                tag: g.tag % 3,
+            });
+        }
+    }
+}
+
+/// The traffic generator's state.
+struct Gen {
+    rng: Rng,
+    tag: u64,
+    n: u64,
+    classes: u64,
+    rate_pct: u64,
+}
+
+/// Open-loop random traffic for `cycles`, then a drain; invariants
+/// checked along the way. `ahead`: each cycle's packets are generated
+/// while the previous cycle is simulated (`Network::step_with`), as the
+/// drivers do, instead of before it.
+fn run(
+    cfg: &NetworkConfig,
+    threads: usize,
+    rate_pct: u64,
+    cycles: u64,
+    seed: u64,
+    ahead: bool,
+) -> Outcome {
     let mut net = Network::with_threads(cfg.clone(), threads).unwrap();
-    let n = net.topology().nodes() as u64;
-    let classes = net.num_classes() as u64;
-    let mut rng = Rng(seed);
+    let mut g = Gen {
+        rng: Rng(seed),
+        tag: 0,
+        n: net.topology().nodes() as u64,
+        classes: net.num_classes() as u64,
+        rate_pct,
+    };
     let mut out = Outcome {
         delivered: Vec::new(),
         counters: String::new(),
@@ -49,27 +89,31 @@ fn run(cfg: &NetworkConfig, threads: usize, rate_pct: u64, cycles: u64, seed: u6
         deadlock: None,
         now: 0,
     };
-    let mut tag = 0u64;
+    let mut cur: Vec<NewPacket> = Vec::new();
+    let mut next: Vec<NewPacket> = Vec::new();
+    if ahead && cycles > 0 {
+        generate(&mut g, 0, &mut cur);
+    }
     for t in 0..cycles + 20_000 {
         if t < cycles {
-            for src in 0..n {
-                if rng.below(100) < rate_pct {
-                    tag += 1;
-                    net.enqueue(NewPacket {
-                        src: src as u32,
-                        dst: rng.below(n) as u32,
-                        size: [1u16, 2, 4, 5][rng.below(4) as usize],
-                        class: rng.below(classes) as u8,
-                        ctime: t,
-                        tag: tag % 3,
-                    })
-                    .unwrap();
-                }
+            if !ahead {
+                cur.clear();
+                generate(&mut g, t, &mut cur);
+            }
+            for p in &cur {
+                net.enqueue(*p).unwrap();
             }
         } else if net.packets_outstanding() == 0 {
             break;
         }
-        if let Err(d) = net.step() {
+        next.clear();
+        let stepped = if ahead && t + 1 < cycles {
+            net.step_with(|| generate(&mut g, t + 1, &mut next))
+        } else {
+            net.step()
+        };
+        std::mem::swap(&mut cur, &mut next);
+        if let Err(d) = stepped {
             out.deadlock = Some(format!("{d:?}"));
             break;
         }
@@ -105,16 +149,17 @@ fn router(vcs: usize, buf: usize) -> RouterConfig {
 }
 
 fn check(name: &str, cfg: NetworkConfig, rate_pct: u64, cycles: u64) {
-    let one = run(&cfg, 1, rate_pct, cycles, 42);
+    let one = run(&cfg, 1, rate_pct, cycles, 42, false);
     assert!(
         one.delivered.len() > 100,
         "{name}: too little traffic to compare"
     );
-    for threads in [2, 3, 7] {
-        let many = run(&cfg, threads, rate_pct, cycles, 42);
+    for (threads, ahead) in [(2, false), (3, false), (7, false), (1, true), (3, true)] {
+        let many = run(&cfg, threads, rate_pct, cycles, 42, ahead);
         assert!(
             one == many,
-            "{name}: {threads} threads differ from one (delivered {} vs {}, counters {} vs {})",
+            "{name}: {threads} threads (traffic generated alongside the cycle: {ahead}) \
+             differ from one (delivered {} vs {}, counters {} vs {})",
             one.delivered.len(),
             many.delivered.len(),
             one.counters,
@@ -257,10 +302,14 @@ fn deadlocking() -> NetworkConfig {
 #[test]
 fn deadlock_report_is_the_same() {
     let cfg = deadlocking();
-    let one = run(&cfg, 1, 60, 5_000, 7);
+    let one = run(&cfg, 1, 60, 5_000, 7, false);
     assert!(one.deadlock.is_some(), "expected a deadlock at this load");
     for threads in [2, 6] {
-        assert_eq!(one, run(&cfg, threads, 60, 5_000, 7), "{threads} threads");
+        assert_eq!(
+            one,
+            run(&cfg, threads, 60, 5_000, 7, false),
+            "{threads} threads"
+        );
     }
 }
 
@@ -272,13 +321,13 @@ fn deadlock_report_is_the_same() {
 #[test]
 fn deadlock_report_is_the_same_in_the_check_mode() {
     let cfg = deadlocking();
-    let fast = run(&cfg, 1, 60, 5_000, 7);
+    let fast = run(&cfg, 1, 60, 5_000, 7, false);
     assert!(fast.deadlock.is_some(), "expected a deadlock at this load");
     let check = NetworkConfig {
         step_all: true,
         ..cfg
     };
-    assert_eq!(fast, run(&check, 1, 60, 5_000, 7));
+    assert_eq!(fast, run(&check, 1, 60, 5_000, 7, false));
 }
 
 /// Threads beyond the mesh's rows are not started; the count is reported.
