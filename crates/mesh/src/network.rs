@@ -41,8 +41,10 @@
 //! per cycle each thread simulates its own bands, largest first, and then
 //! takes the bands other threads have not started, smallest first (so a
 //! slower core, or the calling thread's driver work, does not hold the
-//! others up). Results depend neither on `N`, nor on the bands, nor on
-//! which thread simulates which band:
+//! others up; the driver can hand that work to [`Network::step_with`],
+//! which runs it on the calling thread after the first barrier, before
+//! the thread takes its bands). Results depend neither on `N`, nor on the
+//! bands, nor on which thread simulates which band:
 //! - within a cycle, arrivals at one router commute (one flit per input
 //!   VC per cycle; flits, credits and interface credits touch disjoint
 //!   state), so neither the order within a part's wheels nor the order
