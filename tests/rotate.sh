@@ -27,14 +27,8 @@ for _ in $(seq "$ROUNDS"); do
     echo "$b $r" >> "$out"
   done
 done
-# Median, smallest and largest of the numbers on stdin, and their count.
-stats() {
-  sort -g | awk '{ a[NR] = $1 }
-    END {
-      m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-      printf "%.17g %.17g %.17g %d\n", m, a[1], a[NR], NR
-    }'
-}
+# shellcheck source=tests/stats.sh
+. "$(dirname "$0")/stats.sh"
 for b in "$@"; do
   read -r m lo hi runs < <(awk -v b="$b" '$1 == b {print $2}' "$out" | stats)
   awk -v b="$b" -v m="$m" -v lo="$lo" -v hi="$hi" -v n="$runs" 'BEGIN {

@@ -30,18 +30,12 @@ for r in $(seq "$ROUNDS"); do
     done
   done
 done
-# Median, smallest and largest of the numbers on stdin.
-stats() {
-  sort -g | awk '{ a[NR] = $1 }
-    END {
-      m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-      printf "%.17g %.17g %.17g\n", m, a[1], a[NR]
-    }'
-}
+# shellcheck source=tests/stats.sh
+. "$(dirname "$0")/stats.sh"
 for b in "$@"; do
-  read -r m1 _ _ < <(awk -v b="$b" '$2 == b && $3 == 1 {print $4}' "$out" | stats)
-  read -r m2 _ _ < <(awk -v b="$b" '$2 == b && $3 == 2 {print $4}' "$out" | stats)
-  read -r sp lo hi < <(awk -v b="$b" '$2 == b { t[$1, $3] = $4; r[$1] = 1 }
+  read -r m1 _ _ _ < <(awk -v b="$b" '$2 == b && $3 == 1 {print $4}' "$out" | stats)
+  read -r m2 _ _ _ < <(awk -v b="$b" '$2 == b && $3 == 2 {print $4}' "$out" | stats)
+  read -r sp lo hi _ < <(awk -v b="$b" '$2 == b { t[$1, $3] = $4; r[$1] = 1 }
     END { for (k in r) print t[k, 1] / t[k, 2] }' "$out" | stats)
   awk -v b="$b" -v m1="$m1" -v m2="$m2" -v sp="$sp" -v lo="$lo" -v hi="$hi" 'BEGIN {
     printf "%s: medians %.3f s / %.3f s = %.2fx; median per-round speed-up %.2fx (range %.2f-%.2f)\n",
@@ -50,7 +44,7 @@ done
 first=$1
 shift
 for b in "$@"; do
-  read -r m lo hi < <(awk -v a="$first" -v b="$b" '$3 == 2 && ($2 == a || $2 == b) { t[$1, $2] = $4; r[$1] = 1 }
+  read -r m lo hi _ < <(awk -v a="$first" -v b="$b" '$3 == 2 && ($2 == a || $2 == b) { t[$1, $2] = $4; r[$1] = 1 }
     END { for (k in r) print t[k, a] / t[k, b] }' "$out" | stats)
   awk -v a="$first" -v b="$b" -v m="$m" -v lo="$lo" -v hi="$hi" 'BEGIN {
     printf "%s / %s, two threads: median per-round speed ratio %.3f (range %.3f-%.3f)\n", b, a, m, lo, hi }'
