@@ -369,7 +369,7 @@ impl Synthetic {
         if !(spec.rate.is_finite() && spec.rate >= 0.0) {
             return terr(
                 "injection_rate",
-                format!("{} is not a non-negative number", spec.rate),
+                format!("{:?} is not a non-negative number", spec.rate),
             );
         }
         let weights: Vec<f64> = if spec.size_weights.is_empty() {
@@ -413,13 +413,19 @@ impl Synthetic {
             return terr(
                 "injection_rate",
                 format!(
-                    "{} {}/node/cycle needs {:.3} packets per cycle while injecting, more than 1",
+                    "{:?} {}/node/cycle needs {} packets per cycle while injecting, more than 1",
                     spec.rate,
                     match spec.rate_unit {
                         RateUnit::Flits => "flits",
                         RateUnit::Packets => "packets",
                     },
-                    p_on
+                    // Three decimals, in scientific notation when large
+                    // (a rate of 1e308 would otherwise print 309 digits).
+                    if p_on < 1e6 {
+                        format!("{p_on:.3}")
+                    } else {
+                        format!("{p_on:.3e}")
+                    }
                 ),
             );
         }
@@ -807,6 +813,19 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!(e.key, "injection_rate");
+        // A huge rate is named in scientific notation, not 309 digits.
+        let e = Synthetic::new(
+            SyntheticSpec {
+                rate: 1e308,
+                ..Default::default()
+            },
+            &t,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.key, "injection_rate");
+        let msg = e.to_string();
+        assert!(msg.contains("1e308") && msg.len() < 200, "{msg}");
         let e = Synthetic::new(
             SyntheticSpec {
                 sizes: vec![0],
