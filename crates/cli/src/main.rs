@@ -30,7 +30,9 @@ pub use error::{CliError, CmdResult};
 #[command(name = "wafernoc", version, about, long_about = None)]
 struct Cli {
     /// Threads per simulation (the mesh is split into row bands, at most
-    /// one per row). Results are byte-identical for every count.
+    /// one per row). Results are byte-identical for every count. Pays off
+    /// from about 16×16 (two threads: 1.5× there, 1.75× on 24×24; slower
+    /// than one on 8×8; docs/performance.md).
     #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
     #[command(subcommand)]
