@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use clap::Args;
 use wafernoc_mesh::network::default_threads;
-use wafernoc_mesh::sim::TrafficSource;
-use wafernoc_mesh::{MeshSpec, Network, NetworkConfig, NewPacket};
+use wafernoc_mesh::sim::Lookahead;
+use wafernoc_mesh::{MeshSpec, Network, NetworkConfig};
 use wafernoc_router::RouterConfig;
 use wafernoc_traffic::{Synthetic, SyntheticSpec};
 
@@ -177,20 +177,15 @@ pub fn run_case(
         ..Default::default()
     };
     let mut src = Synthetic::new(spec, net.topology()).map_err(|e| CliError::new(e.to_string()))?;
-    // The packets of cycle `now`, generated while the previous cycle was
+    // Each cycle's packets are generated while the previous cycle is
     // simulated (uniform Bernoulli traffic does not depend on the network).
-    let mut buf: Vec<NewPacket> = Vec::new();
-    src.generate(net.now(), &mut buf);
-    let mut next: Vec<NewPacket> = Vec::new();
+    let mut src = Lookahead::new(&mut src);
     let mut go = |net: &mut Network, cycles: u64| -> Result<(), CliError> {
         for _ in 0..cycles {
-            net.enqueue_all(&buf)
+            net.enqueue_all(src.packets(net.now()))
                 .map_err(|e| CliError::new(e.to_string()))?;
-            let t1 = net.now() + 1;
-            next.clear();
-            net.step_with(|| src.generate(t1, &mut next))
+            src.step(net, true)
                 .map_err(|d| CliError::with_code(d.to_string(), 3))?;
-            std::mem::swap(&mut buf, &mut next);
             net.drain_delivered().for_each(drop);
         }
         Ok(())

@@ -29,14 +29,66 @@ use crate::topology::PORTS;
 /// A source of new packets, asked once per cycle in cycle order.
 ///
 /// The driver may ask for cycle `t + 1` while cycle `t` is being
-/// simulated (the calling thread's share of the cycle then starts later,
-/// and the other threads take it over), so a source must be open-loop: it
-/// may not depend on what the network delivers. It is asked only for
-/// cycles whose packets the driver then enqueues.
+/// simulated ([`Lookahead`]: the calling thread's share of the cycle then
+/// starts later, and the other threads take it over), so a source must be
+/// open-loop: it may not depend on what the network delivers. It is asked
+/// only for cycles whose packets the driver then enqueues, except after a
+/// step that ends the run with a deadlock report.
 pub trait TrafficSource {
     /// Append the packets created at cycle `t` to `out` (their `ctime` is
     /// `t`; the `tag` is overwritten by the driver).
     fn generate(&mut self, t: u64, out: &mut Vec<NewPacket>);
+}
+
+/// A [`TrafficSource`] driven one cycle ahead: the packets of cycle
+/// `t + 1` can be generated while cycle `t` is simulated
+/// ([`Network::step_with`]), so that with several threads the workers do
+/// not wait for them. The packets, and the order the source is asked in,
+/// are those of generating each cycle just before it.
+pub struct Lookahead<'a> {
+    src: &'a mut dyn TrafficSource,
+    /// The packets of cycle `ready`, when `Some`.
+    cur: Vec<NewPacket>,
+    next: Vec<NewPacket>,
+    ready: Option<u64>,
+}
+
+impl<'a> Lookahead<'a> {
+    /// Drive `src`.
+    pub fn new(src: &'a mut dyn TrafficSource) -> Self {
+        Lookahead {
+            src,
+            cur: Vec::new(),
+            next: Vec::new(),
+            ready: None,
+        }
+    }
+
+    /// The packets created at cycle `t`: generated now, unless they were
+    /// generated alongside the previous cycle.
+    pub fn packets(&mut self, t: u64) -> &mut Vec<NewPacket> {
+        if self.ready != Some(t) {
+            self.cur.clear();
+            self.src.generate(t, &mut self.cur);
+            self.ready = Some(t);
+        }
+        &mut self.cur
+    }
+
+    /// Simulate one cycle of `net`; with `ahead` (the caller will ask for
+    /// the next cycle's [`Lookahead::packets`]), generate them alongside it.
+    pub fn step(&mut self, net: &mut Network, ahead: bool) -> Result<(), Box<DeadlockReport>> {
+        if !ahead {
+            return net.step();
+        }
+        let t = net.now();
+        let (src, next) = (&mut *self.src, &mut self.next);
+        next.clear();
+        net.step_with(|| src.generate(t + 1, next))?;
+        std::mem::swap(&mut self.cur, &mut self.next);
+        self.ready = Some(t + 1);
+        Ok(())
+    }
 }
 
 /// Measurement mode.
@@ -280,7 +332,7 @@ pub fn run_measured_observed(
     let n = net.topology().nodes();
     let mut meas = Meas::new(n);
     let mut state = State::WarmingUp;
-    let mut newp: Vec<NewPacket> = Vec::new();
+    let mut src = Lookahead::new(src);
     let mut drain_time = u64::MAX;
     let mut generating = true;
     // Measured packets still outstanding: count and remaining flits with age.
@@ -290,16 +342,11 @@ pub fn run_measured_observed(
     let mut injected_window = vec![0u64; n];
     let mut accepted_window = vec![0u64; n];
 
-    // `newp` holds cycle `net.now()`'s packets when `ahead` is set: they
-    // were generated while the previous cycle was simulated.
-    let mut nextp: Vec<NewPacket> = Vec::new();
-    let mut ahead = false;
-
     // One cycle. `look`: the next step generates too (it is in the same
     // sample period), so its packets may be generated alongside this cycle.
     #[allow(clippy::too_many_arguments)]
     let mut step = |net: &mut Network,
-                    src: &mut dyn TrafficSource,
+                    src: &mut Lookahead,
                     state: State,
                     meas: &mut Meas,
                     generating: bool,
@@ -309,10 +356,7 @@ pub fn run_measured_observed(
      -> Result<(), Box<DeadlockReport>> {
         let t = net.now();
         if generating {
-            if !ahead {
-                newp.clear();
-                src.generate(t, &mut newp);
-            }
+            let newp = src.packets(t);
             for p in newp.iter_mut() {
                 let measured =
                     state == State::Running || (state == State::Draining && p.ctime < drain_time);
@@ -321,17 +365,10 @@ pub fn run_measured_observed(
                     *measured_outstanding += 1;
                 }
             }
-            net.enqueue_all(&newp)
+            net.enqueue_all(newp)
                 .expect("traffic source produced an impossible packet");
         }
-        ahead = look && generating;
-        if ahead {
-            nextp.clear();
-            net.step_with(|| src.generate(t + 1, &mut nextp))?;
-            std::mem::swap(&mut newp, &mut nextp);
-        } else {
-            net.step()?;
-        }
+        src.step(net, look && generating)?;
         for d in net.drain_delivered() {
             on_delivered(&d);
             let counted = state == State::WarmingUp || d.tag == 1;
@@ -372,7 +409,7 @@ pub fn run_measured_observed(
         for i in 1..=ctl.sample_period {
             step(
                 net,
-                src,
+                &mut src,
                 state,
                 &mut meas,
                 generating,
@@ -448,7 +485,7 @@ pub fn run_measured_observed(
             while measured_outstanding > 0 {
                 step(
                     net,
-                    src,
+                    &mut src,
                     state,
                     &mut meas,
                     generating,
@@ -476,7 +513,7 @@ pub fn run_measured_observed(
                 while net.packets_outstanding() > 0 {
                     step(
                         net,
-                        src,
+                        &mut src,
                         state,
                         &mut meas,
                         generating,
