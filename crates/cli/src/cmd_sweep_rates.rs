@@ -9,7 +9,7 @@ use wafernoc_mesh::sim::Status;
 
 use crate::booksim::{booksim_patterns, BooksimCfg, Resolved};
 use crate::cmd_sim::{load_toml, read_text, simulate, RunConfig, RunOutcome};
-use crate::cmd_validate::read_reference;
+use crate::cmd_validate::{read_reference, CurveKey};
 use crate::plot::{line_chart_svg, LineChart, Series, SeriesStyle};
 use crate::progress::Progress;
 use crate::{CliError, CmdResult};
@@ -214,14 +214,14 @@ fn booksim_points(dir: &Path, r: &Resolved) -> Result<Vec<(f64, f64)>, CliError>
         return Ok(Vec::new());
     }
     // This run's curve, keyed as the validation groups reference rows.
-    let key = (
-        "mesh",
-        mesh.rows as u32,
+    let key = CurveKey {
+        topology: "mesh",
+        k: mesh.rows as u32,
         traffic,
-        router.num_vcs as u32,
-        router.vc_buf_size as u32,
-        pkt as u32,
-    );
+        vcs: router.num_vcs as u32,
+        buf: router.vc_buf_size as u32,
+        pkt: pkt as u32,
+    };
     let rows = read_reference(dir)?;
     let mut pts: Vec<(f64, f64)> = rows
         .iter()

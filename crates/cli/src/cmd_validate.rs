@@ -94,18 +94,35 @@ pub struct RefRow {
     pub config: String,
 }
 
+/// The network and traffic of a reference row, all but the rate: rows
+/// with the same key form one latency–throughput curve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CurveKey<'a> {
+    /// BookSim2's topology (`mesh`).
+    pub topology: &'a str,
+    /// Mesh radix.
+    pub k: u32,
+    /// Traffic pattern.
+    pub traffic: &'a str,
+    /// VCs.
+    pub vcs: u32,
+    /// Buffer depth.
+    pub buf: u32,
+    /// Packet size.
+    pub pkt: u32,
+}
+
 impl RefRow {
-    /// The network and traffic the row ran, all but the rate: rows with
-    /// the same key form one latency–throughput curve.
-    pub fn network(&self) -> (&str, u32, &str, u32, u32, u32) {
-        (
-            self.topology.as_str(),
-            self.k,
-            self.traffic.as_str(),
-            self.vcs,
-            self.buf,
-            self.pkt,
-        )
+    /// The row's curve ([`CurveKey`]).
+    pub fn network(&self) -> CurveKey<'_> {
+        CurveKey {
+            topology: &self.topology,
+            k: self.k,
+            traffic: &self.traffic,
+            vcs: self.vcs,
+            buf: self.buf,
+            pkt: self.pkt,
+        }
     }
 }
 
