@@ -155,6 +155,16 @@ impl BooksimCfg {
                 }
             };
         }
+        // A string key wafernoc models at one value only (BookSim2's
+        // default or not): refused otherwise, naming `why`.
+        macro_rules! only_str {
+            ($k:expr, $only:expr, $def:expr, $why:expr) => {{
+                let (v, o) = string!($k, $def);
+                if v != $only {
+                    return Err(bad($k, &o, &v, $why));
+                }
+            }};
+        }
         macro_rules! only {
             ($k:expr, $allowed:expr, $def:expr) => {{
                 let v = int!($k, $def);
@@ -178,15 +188,7 @@ impl BooksimCfg {
 
         // Defaults are BookSim2's own (booksim_config.cpp): a key left out
         // means what it means to BookSim2, or is refused.
-        let (topology, o) = string!("topology", "torus");
-        if topology != "mesh" {
-            return Err(bad(
-                "topology",
-                &o,
-                &topology,
-                "wafernoc models `mesh` only",
-            ));
-        }
+        only_str!("topology", "mesh", "torus", "wafernoc models `mesh` only");
         let k = int!("k", 8);
         if !(1..=4096).contains(&k) {
             return Err(bad_int("k", k, "must be in 1..=4096"));
@@ -220,15 +222,12 @@ impl BooksimCfg {
                 ),
             )
         })?;
-        let (router, o) = string!("router", "iq");
-        if router != "iq" {
-            return Err(bad(
-                "router",
-                &o,
-                &router,
-                "wafernoc models the input-queued `iq` router only",
-            ));
-        }
+        only_str!(
+            "router",
+            "iq",
+            "iq",
+            "wafernoc models the input-queued `iq` router only"
+        );
         let num_vcs = nonneg("num_vcs", int!("num_vcs", 16))? as usize;
         let vc_buf_size = nonneg("vc_buf_size", int!("vc_buf_size", 8))? as usize;
         let buf_size = int!("buf_size", -1);
@@ -240,15 +239,12 @@ impl BooksimCfg {
                 "use vc_buf_size (private buffers)",
             ));
         }
-        let (bp, o) = string!("buffer_policy", "private");
-        if bp != "private" {
-            return Err(bad(
-                "buffer_policy",
-                &o,
-                &bp,
-                "wafernoc models `private` VC buffers only",
-            ));
-        }
+        only_str!(
+            "buffer_policy",
+            "private",
+            "private",
+            "wafernoc models `private` VC buffers only"
+        );
         let wait_for_tail_credit = only!("wait_for_tail_credit", [0, 1], 0) == 1;
         only!("vc_busy_when_full", [0], 0);
         only!("vc_prioritize_empty", [0], 0);
@@ -355,15 +351,12 @@ impl BooksimCfg {
         // (`spec_sw_allocator = prio`), only towards a free output VC with
         // credit (`spec_check_elig`, `spec_check_cred`).
         let speculative = only!("speculative", [0, 1], 0) == 1;
-        let (ssa, o) = string!("spec_sw_allocator", "prio");
-        if ssa != "prio" {
-            return Err(bad(
-                "spec_sw_allocator",
-                &o,
-                &ssa,
-                "wafernoc models BookSim2's default `prio` (one shared switch allocator)",
-            ));
-        }
+        only_str!(
+            "spec_sw_allocator",
+            "prio",
+            "prio",
+            "wafernoc models BookSim2's default `prio` (one shared switch allocator)"
+        );
         only!("spec_check_elig", [1], 1);
         only!("spec_check_cred", [1], 1);
         only!("spec_mask_by_reqs", [0], 0);
