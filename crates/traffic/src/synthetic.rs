@@ -793,48 +793,29 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let e = Synthetic::new(
-            SyntheticSpec {
-                pattern: Pattern::Transpose,
-                ..Default::default()
-            },
-            &t,
-        )
-        .err()
-        .unwrap();
+        let refused = |spec: SyntheticSpec| Synthetic::new(spec, &t).err().unwrap();
+        let e = refused(SyntheticSpec {
+            pattern: Pattern::Transpose,
+            ..Default::default()
+        });
         assert!(e.to_string().contains("square"));
-        let e = Synthetic::new(
-            SyntheticSpec {
-                rate: 2.0,
-                ..Default::default()
-            },
-            &t,
-        )
-        .err()
-        .unwrap();
+        let e = refused(SyntheticSpec {
+            rate: 2.0,
+            ..Default::default()
+        });
         assert_eq!(e.key, "injection_rate");
         // A huge rate is named in scientific notation, not 309 digits.
-        let e = Synthetic::new(
-            SyntheticSpec {
-                rate: 1e308,
-                ..Default::default()
-            },
-            &t,
-        )
-        .err()
-        .unwrap();
+        let e = refused(SyntheticSpec {
+            rate: 1e308,
+            ..Default::default()
+        });
         assert_eq!(e.key, "injection_rate");
         let msg = e.to_string();
         assert!(msg.contains("1e308") && msg.len() < 200, "{msg}");
-        let e = Synthetic::new(
-            SyntheticSpec {
-                sizes: vec![0],
-                ..Default::default()
-            },
-            &t,
-        )
-        .err()
-        .unwrap();
+        let e = refused(SyntheticSpec {
+            sizes: vec![0],
+            ..Default::default()
+        });
         assert_eq!(e.key, "packet_size");
     }
 }
