@@ -3499,6 +3499,37 @@ mod tests {
     use crate::topology::MeshSpec;
     use wafernoc_router::RouterConfig;
 
+    /// The touch pass is on exactly where the traffic crate's
+    /// `large_parts_touch_their_arrivals` relies on it (32×32 with 4 VCs
+    /// on 1 and 2 threads: 1.25 MiB and 640 KiB of records a thread) and
+    /// off on 8×8 (80 KiB), so that test runs the pass and the benchmarks'
+    /// small cases do not.
+    #[test]
+    fn touch_pass_threshold() {
+        let touches = |k: usize, threads: usize| {
+            let cfg = NetworkConfig {
+                mesh: MeshSpec {
+                    rows: k,
+                    cols: k,
+                    ..Default::default()
+                },
+                router: RouterConfig {
+                    num_vcs: 4,
+                    vc_buf_size: 8,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let n = Network::with_threads(cfg, threads).unwrap();
+            (0..n.core.parts.len())
+                .map(|p| n.core.lock(p).touch)
+                .collect::<Vec<bool>>()
+        };
+        assert!(touches(32, 1).iter().all(|&t| t));
+        assert!(touches(32, 2).iter().all(|&t| t));
+        assert!(touches(8, 1).iter().all(|&t| !t));
+    }
+
     /// BookSim2's stage queue with a delay of 2 (iq_router.cpp): an item
     /// queued for cycle 6 starts then and completes in 7; one for 7 waits
     /// for that batch and starts in 8, where one for 8 joins it; one for 9

@@ -298,10 +298,12 @@ fn step_all_mode_is_identical() {
     }
 }
 
-/// A part whose VC records exceed the touch threshold (32×32 with 4 VCs:
-/// 1.25 MiB) reads its arrivals' records in a first pass; a run there
-/// equals the step-everything check mode, and one on two threads (two
-/// parts, both above the threshold).
+/// A thread whose share of the VC records exceeds the touch threshold
+/// (32×32 with 4 VCs: 1.25 MiB, 640 KiB a thread on two) reads its
+/// arrivals' records in a first pass; a run there equals the
+/// step-everything check mode, and one on two threads. (The pass only
+/// reads, so what this catches is a bad index; the mesh crate's
+/// `touch_pass_threshold` checks that the pass is on in these runs.)
 #[test]
 fn large_parts_touch_their_arrivals() {
     let run = |step_all: bool, threads: usize| {
