@@ -279,6 +279,35 @@ fn outputs_do_not_depend_on_the_thread_count() {
     assert_eq!(runs.len(), 3, "{r}");
     runs.sort_by(f64::total_cmp);
     assert_eq!(r["seconds"].as_f64().unwrap(), runs[1], "{r}");
+    // --speedup: per round, a co-running time per thread, and the ceiling
+    // and efficiency computed from the rounds' times.
+    let o = wafernoc(&[
+        "--threads=2",
+        "bench",
+        "--only",
+        "8x8_uniform_0.2",
+        "--scale",
+        "0.001",
+        "--speedup",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+    let alone = r["seconds_one_thread"][0].as_f64().unwrap();
+    let two = r["seconds_threads"][0].as_f64().unwrap();
+    let corun: Vec<f64> = r["seconds_corun"][0]
+        .as_array()
+        .expect("seconds_corun")
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(corun.len(), 2, "one co-running run per thread: {r}");
+    let ceiling = alone / corun[0] + alone / corun[1];
+    assert!((f("median_ceiling") - ceiling).abs() < 1e-9 * ceiling, "{r}");
+    let eff = alone / two / ceiling;
+    assert!((f("median_efficiency") - eff).abs() < 1e-9 * eff, "{r}");
     let o = wafernoc(&["--threads=0", "run", "tests/data/small.toml"]);
     assert_clean_error(&o, &["--threads", "0"]);
 }

@@ -36,7 +36,10 @@ pub struct BenchArgs {
     pub json: bool,
     /// Parallel speed-up: run each case N times on one thread and N times
     /// on --threads, alternating (this machine's speed drifts from run to
-    /// run), and print the medians and their ratio.
+    /// run), and print the medians and their ratio; also the most the
+    /// threads could gain here (as many one-thread runs at once as
+    /// --threads: CPUs that slow each other down lower it below the
+    /// thread count) and the efficiency against it.
     #[arg(long, value_name = "N")]
     pub speedup: Option<u32>,
     /// Run every selected case N times, in rounds (each round runs every
@@ -237,29 +240,47 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// `--speedup N`: alternate one-thread and N-thread runs of a case.
+/// `--speedup N`: alternate one-thread and T-thread runs of a case, and
+/// measure what T threads could gain at most on this machine at that
+/// time: in each round, after the one-thread run, T independent one-thread
+/// runs of the case at once (one OS thread each). With perfect work
+/// sharing a T-thread run does its share of the work at each CPU's
+/// co-running speed, so its speed-up over the lone run is at most
+/// `ceiling = Σ_i alone / together_i` (T when co-running costs nothing;
+/// less when the CPUs slow each other down, as this 2-CPU virtual machine's
+/// do: docs/performance.md, "Two-cycle steps, session 14"). The speed-up
+/// divided by the ceiling is the engine's parallel efficiency.
 fn speedup(c: &Case, a: &BenchArgs, n: u32) -> Result<(), CliError> {
     let threads = default_threads();
     let mut one = Vec::new();
     let mut many = Vec::new();
+    let mut ceiling = Vec::new();
+    let mut corun_secs = Vec::new();
     let mut used = threads;
     for _ in 0..n {
-        one.push(run_case(c, a.scale, a.step_all, 1)?.seconds);
+        let alone = run_case(c, a.scale, a.step_all, 1)?.seconds;
+        let together = corun(c, a, threads)?;
+        ceiling.push(together.iter().map(|x| alone / x).sum::<f64>());
+        corun_secs.push(together);
         let r = run_case(c, a.scale, a.step_all, threads)?;
         used = r.threads;
+        one.push(alone);
         many.push(r.seconds);
     }
     let pairs: Vec<f64> = one.iter().zip(&many).map(|(x, y)| x / y).collect();
+    let eff: Vec<f64> = pairs.iter().zip(&ceiling).map(|(s, c)| s / c).collect();
     let fmt = |v: &[f64]| {
         v.iter()
             .map(|x| format!("{x:.2}"))
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let (m1, mn, mp) = (
+    let (m1, mn, mp, mc, me) = (
         median(&mut one.clone()),
         median(&mut many.clone()),
         median(&mut pairs.clone()),
+        median(&mut ceiling.clone()),
+        median(&mut eff.clone()),
     );
     if a.json {
         let v = serde_json::json!({
@@ -267,10 +288,13 @@ fn speedup(c: &Case, a: &BenchArgs, n: u32) -> Result<(), CliError> {
             "threads": used,
             "seconds_one_thread": one,
             "seconds_threads": many,
+            "seconds_corun": corun_secs,
             "median_one_thread": m1,
             "median_threads": mn,
             "speedup_of_medians": m1 / mn,
             "median_pair_speedup": mp,
+            "median_ceiling": mc,
+            "median_efficiency": me,
         });
         println!("{v}");
     } else {
@@ -282,8 +306,28 @@ fn speedup(c: &Case, a: &BenchArgs, n: u32) -> Result<(), CliError> {
             m1 / mn,
             fmt(&pairs)
         );
+        println!(
+            "{}: {threads} one-thread runs at once: ceiling {mc:.2}x (median; rounds: {}); \
+             efficiency (pair ratio / ceiling) {me:.3} (rounds: {})",
+            c.name,
+            fmt(&ceiling),
+            fmt(&eff)
+        );
     }
     Ok(())
+}
+
+/// `n` independent one-thread runs of case `c` at once, one OS thread
+/// each: their timed seconds.
+fn corun(c: &Case, a: &BenchArgs, n: usize) -> Result<Vec<f64>, CliError> {
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..n)
+            .map(|_| s.spawn(|| run_case(c, a.scale, a.step_all, 1).map(|r| r.seconds)))
+            .collect();
+        runs.into_iter()
+            .map(|h| h.join().expect("a co-running bench thread panicked"))
+            .collect()
+    })
 }
 
 /// `wafernoc bench`.
