@@ -252,18 +252,19 @@ fn median(v: &mut [f64]) -> f64 {
 /// divided by the ceiling is the engine's parallel efficiency.
 fn speedup(c: &Case, a: &BenchArgs, n: u32) -> Result<(), CliError> {
     let threads = default_threads();
+    // The threads the network uses: at most one per mesh row.
+    let used = threads.min(c.k);
     let mut one = Vec::new();
     let mut many = Vec::new();
     let mut ceiling = Vec::new();
     let mut corun_secs = Vec::new();
-    let mut used = threads;
     for _ in 0..n {
         let alone = run_case(c, a.scale, a.step_all, 1)?.seconds;
-        let together = corun(c, a, threads)?;
+        let together = corun(c, a, used)?;
         ceiling.push(together.iter().map(|x| alone / x).sum::<f64>());
         corun_secs.push(together);
         let r = run_case(c, a.scale, a.step_all, threads)?;
-        used = r.threads;
+        debug_assert_eq!(r.threads, used);
         one.push(alone);
         many.push(r.seconds);
     }
@@ -307,7 +308,7 @@ fn speedup(c: &Case, a: &BenchArgs, n: u32) -> Result<(), CliError> {
             fmt(&pairs)
         );
         println!(
-            "{}: {threads} one-thread runs at once: ceiling {mc:.2}x (median; rounds: {}); \
+            "{}: {used} one-thread runs at once: ceiling {mc:.2}x (median; rounds: {}); \
              efficiency (pair ratio / ceiling) {me:.3} (rounds: {})",
             c.name,
             fmt(&ceiling),
