@@ -305,7 +305,10 @@ fn outputs_do_not_depend_on_the_thread_count() {
         .collect();
     assert_eq!(corun.len(), 2, "one co-running run per thread: {r}");
     let ceiling = alone / corun[0] + alone / corun[1];
-    assert!((f("median_ceiling") - ceiling).abs() < 1e-9 * ceiling, "{r}");
+    assert!(
+        (f("median_ceiling") - ceiling).abs() < 1e-9 * ceiling,
+        "{r}"
+    );
     let eff = alone / two / ceiling;
     assert!((f("median_efficiency") - eff).abs() < 1e-9 * eff, "{r}");
     let o = wafernoc(&["--threads=0", "run", "tests/data/small.toml"]);
