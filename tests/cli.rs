@@ -243,66 +243,38 @@ fn outputs_do_not_depend_on_the_thread_count() {
         assert!(outs[0] == outs[1], "{case:?}: 2 threads differ from 1");
         assert!(outs[0] == outs[2], "{case:?}: 4 threads differ from 1");
     }
+    // `wafernoc PRE... bench --only 8x8_uniform_0.2 --scale 0.001 EXTRA...
+    // --json`, parsed; and a JSON array of numbers.
+    let bench = |pre: &[&str], extra: &[&str]| -> serde_json::Value {
+        let mut args = pre.to_vec();
+        args.extend(["bench", "--only", "8x8_uniform_0.2", "--scale", "0.001"]);
+        args.extend_from_slice(extra);
+        args.push("--json");
+        let o = wafernoc(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let floats = |v: &serde_json::Value| -> Vec<f64> {
+        let a = v.as_array().unwrap_or_else(|| panic!("an array: {v}"));
+        a.iter().map(|x| x.as_f64().unwrap()).collect()
+    };
     // The flag reaches the engine (otherwise the comparison above would
     // compare one thread with itself): the bench reports the threads used.
-    let o = wafernoc(&[
-        "--threads=2",
-        "bench",
-        "--only",
-        "8x8_uniform_0.2",
-        "--scale",
-        "0.001",
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = bench(&["--threads=2"], &[]);
     assert_eq!(r["threads"], 2, "{r}");
     // --repeat: every run's time, the figures of the median one.
-    let o = wafernoc(&[
-        "bench",
-        "--only",
-        "8x8_uniform_0.2",
-        "--scale",
-        "0.001",
-        "--repeat",
-        "3",
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let mut runs: Vec<f64> = r["runs_seconds"]
-        .as_array()
-        .expect("runs_seconds with --repeat")
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
+    let r = bench(&[], &["--repeat", "3"]);
+    let mut runs = floats(&r["runs_seconds"]);
     assert_eq!(runs.len(), 3, "{r}");
     runs.sort_by(f64::total_cmp);
     assert_eq!(r["seconds"].as_f64().unwrap(), runs[1], "{r}");
     // --speedup: per round, a co-running time per thread, and the ceiling
     // and efficiency computed from the rounds' times.
-    let o = wafernoc(&[
-        "--threads=2",
-        "bench",
-        "--only",
-        "8x8_uniform_0.2",
-        "--scale",
-        "0.001",
-        "--speedup",
-        "1",
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = bench(&["--threads=2"], &["--speedup", "1"]);
     let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
-    let alone = r["seconds_one_thread"][0].as_f64().unwrap();
-    let two = r["seconds_threads"][0].as_f64().unwrap();
-    let corun: Vec<f64> = r["seconds_corun"][0]
-        .as_array()
-        .expect("seconds_corun")
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
+    let alone = floats(&r["seconds_one_thread"])[0];
+    let two = floats(&r["seconds_threads"])[0];
+    let corun = floats(&r["seconds_corun"][0]);
     assert_eq!(corun.len(), 2, "one co-running run per thread: {r}");
     let ceiling = alone / corun[0] + alone / corun[1];
     assert!(
