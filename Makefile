@@ -46,7 +46,9 @@ proptest-long:
 	PROPTEST_CASES=10000 $(CARGO) test --profile ci --workspace -- --include-ignored proptest
 
 ## Simulation speed on fixed reference configurations: every case on one
-## thread, then 32x32 at 0.05 on two (the parallel engine's speed-up).
+## thread, then 32x32 at 0.05 on two (the parallel engine's speed-up, and
+## the most two threads could gain on this machine: two one-thread runs
+## at once).
 bench: build
 	$(WAFERNOC) bench --repeat 5
 	$(WAFERNOC) --threads 2 bench --only 32x32_uniform_0.05 --speedup 5
