@@ -116,14 +116,22 @@ pub fn load_toml<T: for<'de> Deserialize<'de>>(
     path: &Path,
     sets: &[String],
 ) -> Result<T, CliError> {
-    let text = read_text(path)?;
-    let mut v: toml::Value = toml::from_str::<toml::Table>(&text)
+    parse_toml(&read_text(path)?, &path.display().to_string(), sets)
+}
+
+/// [`load_toml`] on the text of a file named `origin` (in messages).
+fn parse_toml<T: for<'de> Deserialize<'de>>(
+    text: &str,
+    origin: &str,
+    sets: &[String],
+) -> Result<T, CliError> {
+    let mut v: toml::Value = toml::from_str::<toml::Table>(text)
         .map(toml::Value::Table)
-        .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+        .map_err(|e| CliError::new(format!("{origin}: {e}")))?;
     for s in sets {
         apply_set(&mut v, s)?;
     }
-    T::deserialize(v).map_err(|e| CliError::new(format!("{}: {e}", path.display())))
+    T::deserialize(v).map_err(|e| CliError::new(format!("{origin}: {e}")))
 }
 
 /// Outcome of one synthetic run.
@@ -516,4 +524,146 @@ pub fn booksim(a: BooksimArgs) -> CmdResult {
     };
     let outcome = simulate_with(&res.network, &res.traffic, &res.sim, a.quiet, &outputs)?;
     finish(outcome, a.json, config, "booksim", wall)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Corrupted configurations: every check `run` and `booksim` make
+    //! before simulating returns an error or accepts the file; none panics
+    //! ("bad input gets a clear error, never a panic"). The seeds are the
+    //! configurations the repository ships.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The texts of the repository's files under `dir` ending in `ext`
+    /// (recursively).
+    fn shipped(dir: &str, ext: &str) -> Vec<String> {
+        fn walk(d: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(d).expect("a shipped directory") {
+                let p = e.expect("a directory entry").path();
+                if p.is_dir() {
+                    walk(&p, ext, out);
+                } else if p.extension().is_some_and(|x| x == ext) {
+                    out.push(p);
+                }
+            }
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(dir);
+        let mut paths = Vec::new();
+        walk(&root, ext, &mut paths);
+        paths.sort();
+        paths.iter().map(|p| read_text(p).unwrap()).collect()
+    }
+
+    /// What an edit may insert: values and syntax that the parsers must
+    /// refuse or take.
+    const TOKENS: [&str; 16] = [
+        "0",
+        "-1",
+        "1e308",
+        "nan",
+        "inf",
+        "\"\"",
+        "[]",
+        "{",
+        "}",
+        ";",
+        "=",
+        "//",
+        "\n",
+        "99999999999999999999",
+        "0.5",
+        "true",
+    ];
+
+    /// Apply `edits` to `text`: each `(at, op, byte, token)` overwrites a
+    /// byte, deletes up to 20 bytes, inserts a token, or swaps two lines.
+    fn mutate(text: &str, edits: &[(u16, u8, u8, u8)]) -> String {
+        let mut b = text.as_bytes().to_vec();
+        for &(at, op, byte, token) in edits {
+            let at = at as usize % (b.len() + 1);
+            match op {
+                0 if at < b.len() => b[at] = byte,
+                1 => {
+                    let end = (at + 1 + byte as usize % 20).min(b.len());
+                    b.drain(at..end);
+                }
+                2 => {
+                    let t = TOKENS[token as usize % TOKENS.len()].as_bytes();
+                    b.splice(at..at, t.iter().copied());
+                }
+                _ => {
+                    let mut lines: Vec<&[u8]> = b.split(|&c| c == b'\n').collect();
+                    let n = lines.len();
+                    lines.swap(at % n, (byte as usize) % n);
+                    b = lines.join(&b'\n');
+                }
+            }
+        }
+        String::from_utf8_lossy(&b).into_owned()
+    }
+
+    /// Everything `booksim` checks before it simulates.
+    fn check_booksim_text(text: &str) -> Result<(), CliError> {
+        let res = BooksimCfg::parse(text, "m.cfg")?.resolve()?;
+        check_resolved(&res.network, &res.sim)?;
+        let topo = Network::check_config(&res.network).map_err(|e| CliError::new(e.to_string()))?;
+        Synthetic::new(res.traffic, &topo).map_err(|e| CliError::new(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Everything `run` checks before it simulates.
+    fn check_run_text(text: &str) -> Result<(), CliError> {
+        let cfg: RunConfig = parse_toml(text, "m.toml", &[])?;
+        check_resolved(&cfg.network, &cfg.sim)?;
+        let topo = Network::check_config(&cfg.network).map_err(|e| CliError::new(e.to_string()))?;
+        Synthetic::new(cfg.traffic, &topo).map_err(|e| CliError::new(e.to_string()))?;
+        Ok(())
+    }
+
+    #[test]
+    fn shipped_configurations_pass_the_checks() {
+        // The seeds are valid, so the mutations start from files that
+        // reach every check (a seed refused at its first line would test
+        // only the parser).
+        let cfgs = shipped("tests/data", "cfg");
+        assert!(cfgs.len() > 100, "{} BookSim2 files", cfgs.len());
+        for t in &cfgs {
+            check_booksim_text(t).unwrap();
+        }
+        let tomls = shipped("tests/data", "toml");
+        assert!(!tomls.is_empty());
+        for t in &tomls {
+            check_run_text(t).unwrap();
+        }
+        // And a mutation can be refused with a message naming the key.
+        let bad = cfgs[0].replacen("k = ", "k = -1", 1);
+        let e = check_booksim_text(&bad).unwrap_err().to_string();
+        assert!(e.contains('k'), "{e}");
+    }
+
+    proptest! {
+        #[test]
+        fn mutated_booksim_configurations_never_panic(
+            pick in any::<u16>(),
+            edits in proptest::collection::vec((any::<u16>(), 0u8..4, any::<u8>(), any::<u8>()), 1..6),
+        ) {
+            thread_local!(static CFGS: Vec<String> = shipped("tests/data", "cfg"));
+            let text = CFGS.with(|c| mutate(&c[pick as usize % c.len()], &edits));
+            let _ = check_booksim_text(&text);
+        }
+
+        #[test]
+        fn mutated_toml_configurations_never_panic(
+            pick in any::<u16>(),
+            edits in proptest::collection::vec((any::<u16>(), 0u8..4, any::<u8>(), any::<u8>()), 1..6),
+        ) {
+            thread_local!(static TOMLS: Vec<String> = shipped("tests/data", "toml"));
+            let text = TOMLS.with(|c| mutate(&c[pick as usize % c.len()], &edits));
+            let _ = check_run_text(&text);
+        }
+    }
 }
