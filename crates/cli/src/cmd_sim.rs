@@ -606,22 +606,26 @@ mod tests {
         String::from_utf8_lossy(&b).into_owned()
     }
 
+    /// The checks of a parsed configuration before simulating: the
+    /// network's and measurement's ([`check_resolved`]), and the traffic's
+    /// against the topology.
+    fn check_parsed(n: &NetworkConfig, t: SyntheticSpec, s: &SimControl) -> Result<(), CliError> {
+        check_resolved(n, s)?;
+        let topo = Network::check_config(n).map_err(|e| CliError::new(e.to_string()))?;
+        Synthetic::new(t, &topo).map_err(|e| CliError::new(e.to_string()))?;
+        Ok(())
+    }
+
     /// Everything `booksim` checks before it simulates.
     fn check_booksim_text(text: &str) -> Result<(), CliError> {
         let res = BooksimCfg::parse(text, "m.cfg")?.resolve()?;
-        check_resolved(&res.network, &res.sim)?;
-        let topo = Network::check_config(&res.network).map_err(|e| CliError::new(e.to_string()))?;
-        Synthetic::new(res.traffic, &topo).map_err(|e| CliError::new(e.to_string()))?;
-        Ok(())
+        check_parsed(&res.network, res.traffic, &res.sim)
     }
 
     /// Everything `run` checks before it simulates.
     fn check_run_text(text: &str) -> Result<(), CliError> {
         let cfg: RunConfig = parse_toml(text, "m.toml", &[])?;
-        check_resolved(&cfg.network, &cfg.sim)?;
-        let topo = Network::check_config(&cfg.network).map_err(|e| CliError::new(e.to_string()))?;
-        Synthetic::new(cfg.traffic, &topo).map_err(|e| CliError::new(e.to_string()))?;
-        Ok(())
+        check_parsed(&cfg.network, cfg.traffic, &cfg.sim)
     }
 
     #[test]
