@@ -643,10 +643,14 @@ mod tests {
         for t in &tomls {
             check_run_text(t).unwrap();
         }
-        // And a mutation can be refused with a message naming the key.
-        let bad = cfgs[0].replacen("k = ", "k = -1", 1);
+        // And a mutation is refused with a message naming the line, the
+        // key and the valid range.
+        let bad = cfgs[0].replacen("\nk = ", "\nk = -1", 1);
         let e = check_booksim_text(&bad).unwrap_err().to_string();
-        assert!(e.contains('k'), "{e}");
+        assert!(
+            e.contains("`k = -1") && e.contains("must be in 1..=4096"),
+            "{e}"
+        );
     }
 
     proptest! {
