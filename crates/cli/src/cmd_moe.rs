@@ -332,13 +332,19 @@ pub(crate) fn lib_err(e: CollectiveError) -> CliError {
         _ => match e.parameter() {
             Some(p) => {
                 let k = key_of(p);
+                // The collective module's own errors say "parameter `k`: why";
+                // after "invalid `k`" only the why is new.
+                let why = match &e {
+                    CollectiveError::Param { reason, .. } => reason.clone(),
+                    _ => e.to_string(),
+                };
                 // Name a flag only if `wafernoc moe` has it; `[noc]` and
                 // `--config`-only keys (vc_buf_size, cross_wafer_latency_ns...)
                 // have none.
                 if MOE_FLAGS.contains(&k) {
-                    CliError::new(format!("invalid `{k}` (--{}): {e}", k.replace('_', "-")))
+                    CliError::new(format!("invalid `{k}` (--{}): {why}", k.replace('_', "-")))
                 } else {
-                    CliError::new(format!("invalid `{k}`: {e}"))
+                    CliError::new(format!("invalid `{k}`: {why}"))
                 }
             }
             None => CliError::new(e.to_string()),

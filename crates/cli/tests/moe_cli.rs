@@ -146,7 +146,11 @@ fn errors_name_the_parameter() {
     run(&[("--model", "llama")], "`model`");
     run(&[("--alltoall", "everywhere")], "`alltoall`");
     run(&[("--flit-bytes", "0")], "flit_bytes");
-    run(&[("--packet-flits", "0")], "max_packet_flits");
+    // The user's key and flag, not the engine's name (`max_packet_flits`).
+    run(
+        &[("--packet-flits", "0")],
+        "invalid `packet_flits` (--packet-flits): must be at least 1",
+    );
     run(&[("--tokens-per-group", "0")], "`tokens_per_group`");
     run(&[("--mapping", "her"), ("--wafers", "2x1")], "`tp`");
     fails_naming(

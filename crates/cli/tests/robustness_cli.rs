@@ -474,4 +474,19 @@ fn a_link_too_long_in_cycles_names_the_flit_size_that_sets_the_cycle() {
     args.extend(["--flit-bytes", "1", "--quiet"]);
     let o = wafernoc_within(20, &args);
     input_error(&o, &["cross_wafer_latency_ns", "1-byte flit", "flit_bytes"]);
+    // Was: "cycles of 0.000 ns" for a huge bandwidth, and the parameter
+    // named twice ("invalid `hop_latency_ns`: parameter `hop_latency_ns`:").
+    let d = tmp("huge-bandwidth");
+    let cfg = d.join("moe.toml");
+    std::fs::write(&cfg, "link_gbps_per_dir = 4294967296.0\n").unwrap();
+    let mut args = DSV3_4X4.to_vec();
+    args.extend(["--config", cfg.to_str().unwrap(), "--quiet"]);
+    let o = wafernoc_within(20, &args);
+    input_error(
+        &o,
+        &[
+            "invalid `hop_latency_ns`: gives 67108864 cycles of 5.96e-8 ns",
+            "at 4294967296 GB/s",
+        ],
+    );
 }
