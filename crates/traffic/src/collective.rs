@@ -257,13 +257,7 @@ fn cycles_u32(param: &'static str, v: u64, spec: &WaferSpec) -> Result<u32> {
             reason: format!(
                 "gives {v} cycles of {} ns (one {}-byte flit at {} GB/s); the engine \
                  supports 1..=4096 cycles: change flit_bytes or the link parameters",
-                // Three decimals, or three significant digits below 0.001
-                // (a huge bandwidth), so that the cycle never reads as 0.
-                if spec.cycle_ns() >= 1e-3 {
-                    format!("{:.3}", spec.cycle_ns())
-                } else {
-                    format!("{:.2e}", spec.cycle_ns())
-                },
+                crate::fmt_num(spec.cycle_ns()),
                 spec.flit_bytes,
                 spec.link_gbps_per_dir
             ),

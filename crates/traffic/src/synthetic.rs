@@ -419,13 +419,7 @@ impl Synthetic {
                         RateUnit::Flits => "flits",
                         RateUnit::Packets => "packets",
                     },
-                    // Three decimals, in scientific notation when large
-                    // (a rate of 1e308 would otherwise print 309 digits).
-                    if p_on < 1e6 {
-                        format!("{p_on:.3}")
-                    } else {
-                        format!("{p_on:.3e}")
-                    }
+                    crate::fmt_num(p_on)
                 ),
             );
         }
