@@ -4,6 +4,7 @@
 //! thread counts that split the mesh into 2 to 28 row bands, and whether
 //! the next cycle's traffic is generated before a cycle or alongside it.
 
+use wafernoc_mesh::sim::{Lookahead, TrafficSource};
 use wafernoc_mesh::{ClassSpec, MeshSpec, Network, NetworkConfig, NewPacket, Routing};
 use wafernoc_router::RouterConfig;
 
@@ -35,18 +36,20 @@ struct Outcome {
 }
 
 /// Cycle `t`'s open-loop random traffic (mixed sizes and classes).
-fn generate(g: &mut Gen, t: u64, out: &mut Vec<NewPacket>) {
-    for src in 0..g.n {
-        if g.rng.below(100) < g.rate_pct {
-            g.tag += 1;
-            out.push(NewPacket {
-                src: src as u32,
-                dst: g.rng.below(g.n) as u32,
-                size: [1u16, 2, 4, 5][g.rng.below(4) as usize],
-                class: g.rng.below(g.classes) as u8,
-                ctime: t,
-                tag: g.tag % 3,
-            });
+impl TrafficSource for Gen {
+    fn generate(&mut self, t: u64, out: &mut Vec<NewPacket>) {
+        for src in 0..self.n {
+            if self.rng.below(100) < self.rate_pct {
+                self.tag += 1;
+                out.push(NewPacket {
+                    src: src as u32,
+                    dst: self.rng.below(self.n) as u32,
+                    size: [1u16, 2, 4, 5][self.rng.below(4) as usize],
+                    class: self.rng.below(self.classes) as u8,
+                    ctime: t,
+                    tag: self.tag % 3,
+                });
+            }
         }
     }
 }
@@ -62,8 +65,8 @@ struct Gen {
 
 /// Open-loop random traffic for `cycles`, then a drain; invariants
 /// checked along the way. `ahead`: each cycle's packets are generated
-/// while the previous cycle is simulated (`Network::step_with`), as the
-/// drivers do, instead of before it.
+/// while the previous cycle is simulated (`sim::Lookahead` over
+/// `Network::step_with`), as the drivers do, instead of before it.
 fn run(
     cfg: &NetworkConfig,
     threads: usize,
@@ -89,31 +92,16 @@ fn run(
         deadlock: None,
         now: 0,
     };
-    let mut cur: Vec<NewPacket> = Vec::new();
-    let mut next: Vec<NewPacket> = Vec::new();
-    if ahead && cycles > 0 {
-        generate(&mut g, 0, &mut cur);
-    }
+    let mut src = Lookahead::new(&mut g);
     for t in 0..cycles + 20_000 {
         if t < cycles {
-            if !ahead {
-                cur.clear();
-                generate(&mut g, t, &mut cur);
-            }
-            for p in &cur {
+            for p in src.packets(t).iter() {
                 net.enqueue(*p).unwrap();
             }
         } else if net.packets_outstanding() == 0 {
             break;
         }
-        next.clear();
-        let stepped = if ahead && t + 1 < cycles {
-            net.step_with(|| generate(&mut g, t + 1, &mut next))
-        } else {
-            net.step()
-        };
-        std::mem::swap(&mut cur, &mut next);
-        if let Err(d) = stepped {
+        if let Err(d) = src.step(&mut net, ahead && t + 1 < cycles) {
             out.deadlock = Some(format!("{d:?}"));
             break;
         }
