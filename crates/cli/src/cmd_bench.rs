@@ -242,8 +242,9 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// `--speedup N`: alternate one-thread and T-thread runs of a case, and
 /// measure what T threads could gain at most on this machine at that
-/// time: in each round, after the one-thread run, T independent one-thread
-/// runs of the case at once (one OS thread each). With perfect work
+/// time: in each round, after the one-thread and T-thread runs, T
+/// independent one-thread runs of the case at once (one OS thread each;
+/// T as the T-thread run used). With perfect work
 /// sharing a T-thread run does its share of the work at each CPU's
 /// co-running speed, so its speed-up over the lone run is at most
 /// `ceiling = Σ_i alone / together_i` (T when co-running costs nothing;
@@ -252,19 +253,20 @@ fn median(v: &mut [f64]) -> f64 {
 /// divided by the ceiling is the engine's parallel efficiency.
 fn speedup(c: &Case, a: &BenchArgs, n: u32) -> Result<(), CliError> {
     let threads = default_threads();
-    // The threads the network uses: at most one per mesh row.
-    let used = threads.min(c.k);
     let mut one = Vec::new();
     let mut many = Vec::new();
     let mut ceiling = Vec::new();
     let mut corun_secs = Vec::new();
+    let mut used = threads;
     for _ in 0..n {
         let alone = run_case(c, a.scale, a.step_all, 1)?.seconds;
+        let r = run_case(c, a.scale, a.step_all, threads)?;
+        // As many co-running runs as the network used threads (at most
+        // one per mesh row: the engine's rule, reported by the run).
+        used = r.threads;
         let together = corun(c, a, used)?;
         ceiling.push(together.iter().map(|x| alone / x).sum::<f64>());
         corun_secs.push(together);
-        let r = run_case(c, a.scale, a.step_all, threads)?;
-        debug_assert_eq!(r.threads, used);
         one.push(alone);
         many.push(r.seconds);
     }
