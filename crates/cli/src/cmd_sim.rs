@@ -483,17 +483,17 @@ pub fn run(a: RunArgs) -> CmdResult {
 
 /// The configuration checks of `run` without simulating (`sweep
 /// --dry-run`): the file with its `--set`s parses into a [`RunConfig`]
-/// (unknown keys and wrong types are named), and the network and
+/// (unknown keys and wrong types are named), and the network, traffic and
 /// measurement keys validate.
 pub fn check_run(a: &RunArgs) -> Result<(), CliError> {
     let cfg: RunConfig = load_toml(&a.config, &a.set)?;
-    check_resolved(&cfg.network, &cfg.sim)
+    check_resolved(&cfg.network, &cfg.traffic, &cfg.sim)
 }
 
 /// The configuration checks of `booksim` without simulating.
 pub fn check_booksim(a: &BooksimArgs) -> Result<(), CliError> {
     let (_, res) = load_booksim(a)?;
-    check_resolved(&res.network, &res.sim)
+    check_resolved(&res.network, &res.traffic, &res.sim)
 }
 
 /// A BookSim2 file with its command-line overrides, and what it resolves to.
@@ -507,9 +507,16 @@ fn load_booksim(a: &BooksimArgs) -> Result<(BooksimCfg, crate::booksim::Resolved
     Ok((cfg, res))
 }
 
-fn check_resolved(network: &NetworkConfig, sim: &SimControl) -> Result<(), CliError> {
+/// Everything a synthetic run checks before it simulates: the network,
+/// the traffic against the network's topology, the measurement control.
+fn check_resolved(
+    network: &NetworkConfig,
+    traffic: &SyntheticSpec,
+    sim: &SimControl,
+) -> Result<(), CliError> {
     let e = |e: &dyn std::fmt::Display| CliError::new(e.to_string());
-    Network::check_config(network).map_err(|x| e(&x))?;
+    let topo = Network::check_config(network).map_err(|x| e(&x))?;
+    Synthetic::new(traffic.clone(), &topo).map_err(|x| e(&x))?;
     sim.validate().map_err(|x| e(&x))
 }
 
@@ -606,26 +613,16 @@ mod tests {
         String::from_utf8_lossy(&b).into_owned()
     }
 
-    /// The checks of a parsed configuration before simulating: the
-    /// network's and measurement's ([`check_resolved`]), and the traffic's
-    /// against the topology.
-    fn check_parsed(n: &NetworkConfig, t: SyntheticSpec, s: &SimControl) -> Result<(), CliError> {
-        check_resolved(n, s)?;
-        let topo = Network::check_config(n).map_err(|e| CliError::new(e.to_string()))?;
-        Synthetic::new(t, &topo).map_err(|e| CliError::new(e.to_string()))?;
-        Ok(())
-    }
-
     /// Everything `booksim` checks before it simulates.
     fn check_booksim_text(text: &str) -> Result<(), CliError> {
         let res = BooksimCfg::parse(text, "m.cfg")?.resolve()?;
-        check_parsed(&res.network, res.traffic, &res.sim)
+        check_resolved(&res.network, &res.traffic, &res.sim)
     }
 
     /// Everything `run` checks before it simulates.
     fn check_run_text(text: &str) -> Result<(), CliError> {
         let cfg: RunConfig = parse_toml(text, "m.toml", &[])?;
-        check_parsed(&cfg.network, cfg.traffic, &cfg.sim)
+        check_resolved(&cfg.network, &cfg.traffic, &cfg.sim)
     }
 
     #[test]

@@ -325,8 +325,9 @@ fn example_sweep_parses() {
 
 /// `--dry-run` checks every point as its subprocess would, without
 /// simulating: a key the run configuration does not have, or a value the
-/// network refuses, is an error naming the point and the key (it used to
-/// pass the dry run and fail every point of the real sweep).
+/// network or the traffic refuses, is an error naming the point and the
+/// key (it used to pass the dry run and fail every point of the real
+/// sweep).
 #[test]
 fn dry_run_checks_each_point_configuration() {
     let d = tmp("sweep-dry-check");
@@ -359,5 +360,26 @@ fn dry_run_checks_each_point_configuration() {
         &wafernoc(&["sweep", s(&bad_value), "--dry-run"]),
         2,
         &["point 1", "num_vcs"],
+    );
+    // A traffic value the run refuses (it passed the dry run until
+    // session 14's review).
+    let bad_traffic = d.join("bad_traffic.toml");
+    std::fs::write(
+        &bad_traffic,
+        format!(
+            "command = \"run\"\nconfig = \"{}\"\n\
+             [[param]]\nname = \"traffic.rate\"\nvalues = [0.1, -1.0]\n",
+            small_toml()
+        ),
+    )
+    .unwrap();
+    fails_with(
+        &wafernoc(&["sweep", s(&bad_traffic), "--dry-run"]),
+        2,
+        &[
+            "point 1",
+            "injection_rate",
+            "-1.0 is not a non-negative number",
+        ],
     );
 }
