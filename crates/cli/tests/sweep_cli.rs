@@ -331,51 +331,39 @@ fn example_sweep_parses() {
 #[test]
 fn dry_run_checks_each_point_configuration() {
     let d = tmp("sweep-dry-check");
-    let bad_key = d.join("bad_key.toml");
-    std::fs::write(
-        &bad_key,
-        format!(
-            "command = \"run\"\nconfig = \"{}\"\n\
-             [[param]]\nname = \"traffic.nosuch\"\nvalues = [1, 2]\n",
-            small_toml()
-        ),
-    )
-    .unwrap();
-    fails_with(
-        &wafernoc(&["sweep", s(&bad_key), "--dry-run"]),
-        2,
+    // A one-axis sweep of `run` over `param`; its dry run fails with exit
+    // 2 naming `needles`.
+    let fails = |file: &str, param: &str, values: &str, needles: &[&str]| {
+        let f = d.join(file);
+        std::fs::write(
+            &f,
+            format!(
+                "command = \"run\"\nconfig = \"{}\"\n\
+                 [[param]]\nname = \"{param}\"\nvalues = {values}\n",
+                small_toml()
+            ),
+        )
+        .unwrap();
+        fails_with(&wafernoc(&["sweep", s(&f), "--dry-run"]), 2, needles);
+    };
+    fails(
+        "bad_key.toml",
+        "traffic.nosuch",
+        "[1, 2]",
         &["point 0", "traffic.nosuch=1", "unknown field `nosuch`"],
     );
-    let bad_value = d.join("bad_value.toml");
-    std::fs::write(
-        &bad_value,
-        format!(
-            "command = \"run\"\nconfig = \"{}\"\n\
-             [[param]]\nname = \"network.router.num_vcs\"\nvalues = [2, 0]\n",
-            small_toml()
-        ),
-    )
-    .unwrap();
-    fails_with(
-        &wafernoc(&["sweep", s(&bad_value), "--dry-run"]),
-        2,
+    fails(
+        "bad_value.toml",
+        "network.router.num_vcs",
+        "[2, 0]",
         &["point 1", "num_vcs"],
     );
     // A traffic value the run refuses (it passed the dry run until
     // session 14's review).
-    let bad_traffic = d.join("bad_traffic.toml");
-    std::fs::write(
-        &bad_traffic,
-        format!(
-            "command = \"run\"\nconfig = \"{}\"\n\
-             [[param]]\nname = \"traffic.rate\"\nvalues = [0.1, -1.0]\n",
-            small_toml()
-        ),
-    )
-    .unwrap();
-    fails_with(
-        &wafernoc(&["sweep", s(&bad_traffic), "--dry-run"]),
-        2,
+    fails(
+        "bad_traffic.toml",
+        "traffic.rate",
+        "[0.1, -1.0]",
         &[
             "point 1",
             "injection_rate",
