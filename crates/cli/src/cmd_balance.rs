@@ -17,8 +17,8 @@ use wafernoc_moe::{
 use wafernoc_trace::Iteration;
 use wafernoc_traffic::collective::{CollectiveError, NocParams};
 use wafernoc_traffic::serving::{
-    run_serving, DriftingZipf, IterationRow, LayerRouting, MigrationEngine, RoutingFeed,
-    ServingResult, ServingSpec, DEFAULT_MIGRATION_WINDOW_PACKETS,
+    check_serving, run_serving, DriftingZipf, IterationRow, LayerRouting, MigrationEngine,
+    RoutingFeed, ServingResult, ServingSpec, DEFAULT_MIGRATION_WINDOW_PACKETS,
 };
 
 use crate::cmd_moe::{
@@ -251,8 +251,18 @@ impl RoutingFeed for TraceFeed {
 }
 
 /// `wafernoc balance`.
-pub fn run(a: BalanceArgs) -> CmdResult {
-    let wall = Instant::now();
+/// Every check `wafernoc balance` makes before it simulates, without
+/// simulating or writing anything: the flags, the routing feed (a trace:
+/// loaded, its iterations checked) and the serving study
+/// ([`check_serving`]). Used by `sweep --dry-run`.
+pub(crate) fn check(a: &BalanceArgs) -> Result<(), CliError> {
+    let (r, _) = prepare(a)?;
+    check_serving(&r.spec).map_err(bal_err)?;
+    Ok(())
+}
+
+/// The flags resolved into the study and its routing feed.
+fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError> {
     let model = MoeModel::preset(&a.model).map_err(|e| lib_err(e.into()))?;
     let mesh = parse_pair("mesh", &a.mesh)?;
     let wafers = match &a.wafers {
@@ -311,7 +321,7 @@ pub fn run(a: BalanceArgs) -> CmdResult {
 
     // Routing feed.
     let trace_path = a.routing.trim().strip_prefix("trace:").map(PathBuf::from);
-    let mut feed: Box<dyn RoutingFeed>;
+    let feed: Box<dyn RoutingFeed>;
     let (mut slots, mut tokens_per_group, mut drift_every, mut seed) = (None, None, None, None);
     let trace_layers;
     if let Some(path) = &trace_path {
@@ -442,12 +452,19 @@ pub fn run(a: BalanceArgs) -> CmdResult {
         predictor,
         shadow_slots: spec.plan.shadow_slots_per_device,
         reference: spec.reference && engine == MigrationEngine::NonInvasive,
-        spec: spec.clone(),
+        spec,
     };
+    Ok((r, feed))
+}
 
+/// `wafernoc balance`.
+pub fn run(a: BalanceArgs) -> CmdResult {
+    let wall = Instant::now();
+    let (r, mut feed) = prepare(&a)?;
+    let spec = &r.spec;
     let total = (spec.iterations * spec.layers) as u64;
     let bar = Progress::bar(a.quiet, total, "balance");
-    let res = run_serving(&spec, feed.as_mut(), &mut |it, l| {
+    let res = run_serving(spec, feed.as_mut(), &mut |it, l| {
         bar.set_position((it * spec.layers + l + 1) as u64);
         if l + 1 == spec.layers {
             bar.set_message(format!("iteration {}", it + 1));

@@ -22,8 +22,8 @@ use wafernoc_moe::{
     TileKind, WaferSpec,
 };
 use wafernoc_traffic::collective::{
-    network_config, simulate_layer, simulate_layer_captured, CollectiveError, LayerResult,
-    LayerSpec, LayerWorkload, LinkInfo, NocParams, PhaseStats,
+    check_layer, network_config, simulate_layer, simulate_layer_captured, CollectiveError,
+    LayerResult, LayerSpec, LayerWorkload, LinkInfo, NocParams, PhaseStats,
 };
 
 use crate::moe_capture::MoeCapture;
@@ -413,6 +413,14 @@ pub fn resolve(a: &MoeArgs) -> Result<Resolved, CliError> {
         }
         None => MoeFile::default(),
     };
+    resolve_with(a, file)
+}
+
+/// [`resolve`] with the `--config` file already read.
+fn resolve_with(a: &MoeArgs, file: MoeFile) -> Result<Resolved, CliError> {
+    if a.quick {
+        return Err(err("quick", "only valid with --sweep"));
+    }
     let model_name = required(pick(&a.model, &file.model), "model")?;
     let mesh = parse_pair("mesh", &required(pick(&a.mesh, &file.mesh), "mesh")?)?;
     let wafers = match pick(&a.wafers, &file.wafers) {
@@ -839,13 +847,31 @@ pub(crate) fn make_dir(dir: &Path) -> Result<(), CliError> {
     std::fs::create_dir_all(dir).map_err(|e| CliError::new(format!("{}: {e}", dir.display())))
 }
 
+/// Every check `wafernoc moe` makes before it simulates, without
+/// simulating or writing anything: the flags and the `--config` file, the
+/// layer (model, plan, mapping, workload bounds, network: [`check_layer`])
+/// and, with `--routing trace:FILE`, the trace and its iterations and
+/// layers; with `--sweep`, the sweep's flags. Used by `sweep --dry-run`.
+pub(crate) fn check(a: &MoeArgs) -> Result<(), CliError> {
+    if a.sweep {
+        return sweep_settings(a).map(|_| ());
+    }
+    check_resolved(a, &resolve(a)?)
+}
+
+/// [`check`] on resolved settings.
+fn check_resolved(a: &MoeArgs, r: &Resolved) -> Result<(), CliError> {
+    let spec = match &r.trace {
+        Some(path) => trace_setup(a, r, path)?.base,
+        None => r.layer_spec()?,
+    };
+    check_layer(&spec).map_err(lib_err)
+}
+
 /// `wafernoc moe`.
 pub fn run(a: MoeArgs) -> CmdResult {
     if a.sweep {
         return sweep(&a);
-    }
-    if a.quick {
-        return Err(err("quick", "only valid with --sweep"));
     }
     let wall = Instant::now();
     let r = resolve(&a)?;
@@ -1656,7 +1682,9 @@ fn sweep_plots(rows: &[SweepRow], sides: &[usize], dir: &Path) -> Result<(), Cli
 }
 
 /// `wafernoc moe --sweep`.
-fn sweep(a: &MoeArgs) -> CmdResult {
+/// The `--sweep` run's output directory, tokens per group and seed, with
+/// its flags checked.
+fn sweep_settings(a: &MoeArgs) -> Result<(PathBuf, u64, u64), CliError> {
     let dir = a
         .out
         .clone()
@@ -1688,7 +1716,11 @@ fn sweep(a: &MoeArgs) -> CmdResult {
     if tokens == 0 {
         return Err(err("tokens_per_group", "must be at least 1"));
     }
-    let seed = a.seed.unwrap_or(1);
+    Ok((dir, tokens, a.seed.unwrap_or(1)))
+}
+
+fn sweep(a: &MoeArgs) -> CmdResult {
+    let (dir, tokens, seed) = sweep_settings(a)?;
     make_dir(&dir)?;
     let wall = Instant::now();
     let points = sweep_points(a.quick);
@@ -1739,13 +1771,24 @@ fn sweep(a: &MoeArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `wafernoc moe --routing trace:FILE`: dispatch and combine driven by the
-/// captured routing, one layer simulation per (iteration, layer); the
-/// iteration's tokens are dealt round-robin to the DP groups.
-fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
+/// What a trace-driven `moe` run reads and checks before it simulates.
+struct TraceSetup {
+    /// The layer spec each (iteration, layer) run starts from.
+    base: LayerSpec,
+    /// The trace, its experts and top-k checked against the model.
+    tr: crate::trace_routing::TraceRouting,
+    /// Batch slots of the continuous batching.
+    slots: usize,
+    /// The iterations asked for (all present in the trace).
+    its: Vec<wafernoc_trace::Iteration>,
+    /// The layers asked for (all present in the trace).
+    layers: std::ops::Range<usize>,
+}
+
+/// Load the trace of `--routing trace:FILE` and check `--slots`,
+/// `--iterations` and `--layers` against it.
+fn trace_setup(a: &MoeArgs, r: &Resolved, path: &Path) -> Result<TraceSetup, CliError> {
     use crate::trace_routing::{parse_range, TraceRouting};
-    use wafernoc_traffic::collective::simulate_layer_with_counts;
-    let wall = Instant::now();
     let base = r.layer_spec()?;
     let tr = TraceRouting::load(path, &base.model, &r.model_name)?;
     let slots = a.slots.unwrap_or(match tr.trace.meta.phase {
@@ -1760,6 +1803,35 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
         parse_range("iterations", a.iterations.as_deref().unwrap_or("0..1"))?,
     )?;
     let layers = parse_range("layers", a.layers.as_deref().unwrap_or("0..1"))?;
+    let n = usize::from(tr.trace.meta.num_layers);
+    if layers.end > n {
+        return Err(err(
+            "layers",
+            format!("{}..{}: the trace has {n} layers", layers.start, layers.end),
+        ));
+    }
+    Ok(TraceSetup {
+        base,
+        tr,
+        slots,
+        its,
+        layers,
+    })
+}
+
+/// `wafernoc moe --routing trace:FILE`: dispatch and combine driven by the
+/// captured routing, one layer simulation per (iteration, layer); the
+/// iteration's tokens are dealt round-robin to the DP groups.
+fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
+    use wafernoc_traffic::collective::simulate_layer_with_counts;
+    let wall = Instant::now();
+    let TraceSetup {
+        base,
+        tr,
+        slots,
+        its,
+        layers,
+    } = trace_setup(a, r, path)?;
     let mut cap = new_capture(a, r, &base)?;
     let mut prog = Progress::new(a.quiet, "moe");
     let mut rows = Vec::new();

@@ -71,23 +71,35 @@ enum Command {
 }
 
 /// Check a sweep point's command line without simulating: its flags (as
-/// the subprocess would parse them) and, for `run` and `booksim`, its
-/// configuration (unknown or mistyped keys, impossible values). Used by
-/// `sweep --dry-run`.
+/// the subprocess would parse them) and everything its command checks
+/// before it simulates: for `run` and `booksim` the configuration
+/// (unknown or mistyped keys, impossible values), for `moe` and `balance`
+/// the layer or serving study (model, plan, mapping, network, a routing
+/// trace and its ranges). Used by `sweep --dry-run`.
 pub(crate) fn check_point_args(args: &[String]) -> Result<(), CliError> {
     let argv = std::iter::once("wafernoc".to_string()).chain(args.iter().cloned());
     let cli = Cli::try_parse_from(argv).map_err(|e| {
+        // clap's message up to its usage block: the first line, and the
+        // indented lines after it that name the arguments (a missing
+        // required argument is listed on the next line).
         let msg = e.to_string();
-        let first = msg
-            .lines()
+        let mut lines = msg.lines();
+        let mut text = lines
             .next()
             .unwrap_or_default()
-            .trim_start_matches("error: ");
-        CliError::new(first.to_string())
+            .trim_start_matches("error: ")
+            .to_string();
+        for l in lines.take_while(|l| l.starts_with("  ")) {
+            text.push(' ');
+            text.push_str(l.trim());
+        }
+        CliError::new(text)
     })?;
     match cli.command {
         Command::Run(a) => cmd_sim::check_run(&a),
         Command::Booksim(a) => cmd_sim::check_booksim(&a),
+        Command::Moe(a) => cmd_moe::check(&a),
+        Command::Balance(a) => cmd_balance::check(&a),
         _ => Ok(()),
     }
 }

@@ -103,6 +103,39 @@ fn config_file_matches_flags_and_flags_override() {
     }
 }
 
+/// docs/examples/moe_layer.toml lists every key with its default (where
+/// it has one): it gives the same bytes as the flags of its non-default
+/// keys alone.
+#[test]
+fn shipped_example_lists_the_defaults() {
+    let file = wafernoc(&[
+        "moe",
+        "--config",
+        "docs/examples/moe_layer.toml",
+        "--json",
+        "--quiet",
+    ]);
+    ok(&file);
+    let flags = wafernoc(&[
+        "moe",
+        "--model",
+        "DeepSeek-V3",
+        "--mesh",
+        "4x4",
+        "--tp",
+        "4",
+        "--dp",
+        "4",
+        "--mapping",
+        "er",
+        "--tokens-per-group",
+        "32",
+        "--json",
+        "--quiet",
+    ]);
+    assert_eq!(file.stdout, flags.stdout);
+}
+
 fn fails_naming(args: &[&str], needle: &str) {
     let o = wafernoc(args);
     assert!(!o.status.success(), "{args:?} should fail");

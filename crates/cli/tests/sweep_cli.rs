@@ -371,3 +371,68 @@ fn dry_run_checks_each_point_configuration() {
         ],
     );
 }
+
+/// `--dry-run` checks `moe` and `balance` points as their runs would
+/// before simulating: the plan against the mesh, a routing trace's layers,
+/// and a missing required flag named in full. Until session 15 it parsed
+/// their flags only, so every case below passed the dry run and failed
+/// in the real sweep.
+#[test]
+fn dry_run_checks_moe_and_balance_points() {
+    // The shipped `moe` sweep passes.
+    let o = wafernoc(&["sweep", "docs/examples/sweep_moe.toml", "--dry-run"]);
+    ok(&o);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(text.matches("wafernoc moe --config ").count(), 6, "{text}");
+    let d = tmp("sweep-dry-moe");
+    // A sweep of `command` with `fixed` keys over one parameter; its dry
+    // run fails with exit 2 naming `needles`.
+    let fails = |file: &str, command: &str, fixed: &str, param: &str, needles: &[&str]| {
+        let f = d.join(file);
+        std::fs::write(
+            &f,
+            format!("command = \"{command}\"\n[fixed]\n{fixed}\n[[param]]\n{param}\n"),
+        )
+        .unwrap();
+        fails_with(&wafernoc(&["sweep", s(&f), "--dry-run"]), 2, needles);
+    };
+    let moe = "model = \"DeepSeek-V3\"\nmesh = \"4x4\"\nmapping = \"er\"\n\
+               tokens_per_group = 8\ndp = 4";
+    fails(
+        "moe_plan.toml",
+        "moe",
+        moe,
+        "name = \"tp\"\nvalues = [4, 3]",
+        &[
+            "point 1",
+            "tp (3) x dp (4) = 12 but the mesh has 16 devices",
+        ],
+    );
+    let gpt = "model = \"gpt-oss-20b\"\nmesh = \"4x8\"\ntp = 4\ndp = 8\nmapping = \"er\"\n\
+               routing = \"trace:traces/gpt-oss-20b/decode_128req.wnrt\"";
+    fails(
+        "moe_layers.toml",
+        "moe",
+        gpt,
+        "name = \"layers\"\nvalues = [\"0..2\", \"20..30\"]",
+        &["point 1", "`layers`", "20..30: the trace has 24 layers"],
+    );
+    let bal = "model = \"DeepSeek-V3\"\nmesh = \"4x4\"\ntp = 4";
+    fails(
+        "balance_plan.toml",
+        "balance",
+        &format!("{bal}\nrouting = \"zipf:1.0\""),
+        "name = \"dp\"\nvalues = [4, 3]",
+        &[
+            "point 1",
+            "tp (4) x dp (3) = 12 but the mesh has 16 devices",
+        ],
+    );
+    fails(
+        "balance_missing.toml",
+        "balance",
+        bal,
+        "name = \"dp\"\nvalues = [4]",
+        &["point 0", "required arguments were not provided: --routing"],
+    );
+}

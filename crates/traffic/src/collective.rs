@@ -795,6 +795,26 @@ pub struct PhaseRunner {
 impl PhaseRunner {
     /// A runner for `layout` on the network of `spec` and `noc`.
     pub fn new(spec: &WaferSpec, layout: &Layout, noc: &NocParams) -> Result<Self> {
+        let (cfg, links) = Self::check(spec, layout, noc)?;
+        let net = Network::new(cfg)?;
+        Ok(PhaseRunner {
+            net,
+            links,
+            cycle_ns: spec.cycle_ns(),
+            flit_bytes: u64::from(spec.flit_bytes),
+            max_packet_flits: noc.max_packet_flits,
+            progress_every: 4096,
+        })
+    }
+
+    /// Every check [`PhaseRunner::new`] makes, without building the
+    /// network: the network configuration of `spec` and `noc`, and the
+    /// layout's link table.
+    pub fn check(
+        spec: &WaferSpec,
+        layout: &Layout,
+        noc: &NocParams,
+    ) -> Result<(NetworkConfig, Vec<LinkInfo>)> {
         let cfg = network_config(spec, noc)?;
         if layout.num_devices() != spec.num_devices() {
             return Err(CollectiveError::Param {
@@ -806,16 +826,9 @@ impl PhaseRunner {
                 ),
             });
         }
-        let net = Network::new(cfg)?;
-        let links = link_table(layout, net.topology())?;
-        Ok(PhaseRunner {
-            net,
-            links,
-            cycle_ns: spec.cycle_ns(),
-            flit_bytes: u64::from(spec.flit_bytes),
-            max_packet_flits: noc.max_packet_flits,
-            progress_every: 4096,
-        })
+        let topo = Network::check_config(&cfg)?;
+        let links = link_table(layout, &topo)?;
+        Ok((cfg, links))
     }
 
     /// Replaces the network by a freshly built one (empty, cycle 0, every
@@ -1423,6 +1436,47 @@ fn layer_traffic_from(
     spec: &LayerSpec,
     given: Option<RoutingCounts>,
 ) -> Result<(Layout, ExpertReplication, AllToAll, AllToAll, u64)> {
+    let (layout, rep) = layer_layout(spec)?;
+    let w = &spec.workload;
+    let tokens = usize::try_from(w.tokens_per_group).map_err(|_| CollectiveError::Param {
+        param: "tokens_per_group",
+        reason: "too large".into(),
+    })?;
+    let real = match given {
+        Some(c) => c,
+        None => w.routing.counts(
+            spec.model.experts,
+            spec.model.top_k,
+            layout.dp(),
+            tokens,
+            w.seed,
+            w.layer,
+        )?,
+    };
+    let counts = rep.spread(&real)?;
+    let mut vmodel = spec.model.clone();
+    vmodel.experts = rep.virtual_experts;
+    let placement = Placement::new(&layout);
+    let a = assign(&layout, &placement, &counts)?;
+    let d = dispatch(&layout, &a, &vmodel, w.alltoall)?;
+    let c = combine(&layout, &a, &vmodel, w.alltoall)?;
+    Ok((layout, rep, d, c, real.total()))
+}
+
+/// Every check a layer run ([`simulate_layer`] and its variants) makes
+/// before it simulates, without drawing the routing or building a
+/// network: the wafer, model and plan (the layout), the workload's bounds,
+/// and the network and link table of [`PhaseRunner::new`]. What `wafernoc
+/// sweep --dry-run` runs for a `moe` point.
+pub fn check_layer(spec: &LayerSpec) -> Result<()> {
+    let (layout, _) = layer_layout(spec)?;
+    PhaseRunner::check(&spec.wafer, &layout, &spec.noc)?;
+    Ok(())
+}
+
+/// The parameter checks of a layer run and its layout (for the virtual
+/// experts) with the expert replication.
+fn layer_layout(spec: &LayerSpec) -> Result<(Layout, ExpertReplication)> {
     spec.wafer.validate()?;
     if spec.wafer.num_devices() > MAX_DEVICES {
         return Err(CollectiveError::Param {
@@ -1455,30 +1509,7 @@ fn layer_traffic_from(
             ),
         });
     }
-    let w = &spec.workload;
-    let tokens = usize::try_from(w.tokens_per_group).map_err(|_| CollectiveError::Param {
-        param: "tokens_per_group",
-        reason: "too large".into(),
-    })?;
-    let real = match given {
-        Some(c) => c,
-        None => w.routing.counts(
-            spec.model.experts,
-            spec.model.top_k,
-            layout.dp(),
-            tokens,
-            w.seed,
-            w.layer,
-        )?,
-    };
-    let counts = rep.spread(&real)?;
-    let mut vmodel = spec.model.clone();
-    vmodel.experts = rep.virtual_experts;
-    let placement = Placement::new(&layout);
-    let a = assign(&layout, &placement, &counts)?;
-    let d = dispatch(&layout, &a, &vmodel, w.alltoall)?;
-    let c = combine(&layout, &a, &vmodel, w.alltoall)?;
-    Ok((layout, rep, d, c, real.total()))
+    Ok((layout, rep))
 }
 
 /// Simulates one MoE layer: ring all-reduce, dispatch, combine, in that

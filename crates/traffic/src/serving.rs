@@ -619,13 +619,12 @@ fn validate(spec: &ServingSpec) -> Result<()> {
     Ok(())
 }
 
-/// Runs a serving study (see the module docs). `progress` is called after
-/// every layer with `(iteration, layer)` of the main run.
-pub fn run_serving(
-    spec: &ServingSpec,
-    feed: &mut dyn RoutingFeed,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<ServingResult> {
+/// Every check [`run_serving`] makes before it draws routing or simulates:
+/// the parameters, the layout, the HBM capacity, the size of the routing
+/// held in memory, the network and link table of the phase runner, the
+/// balancer and the load predictor. Returns the layout. What `wafernoc
+/// sweep --dry-run` runs for a `balance` point.
+pub fn check_serving(spec: &ServingSpec) -> Result<Layout> {
     validate(spec)?;
     let layout = spec.plan.layout(&spec.wafer, spec.model.experts)?;
     check_hbm_capacity(&spec.model, &spec.die, &layout)?;
@@ -646,6 +645,21 @@ pub fn run_serving(
             ),
         });
     }
+    PhaseRunner::check(&spec.wafer, &layout, &spec.noc)?;
+    Balancer::new(spec.balancer)?;
+    LoadPredictor::new(spec.predictor, spec.model.experts)?;
+    Ok(layout)
+}
+
+/// Runs a serving study (see the module docs). `progress` is called after
+/// every layer with `(iteration, layer)` of the main run.
+pub fn run_serving(
+    spec: &ServingSpec,
+    feed: &mut dyn RoutingFeed,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ServingResult> {
+    let layout = check_serving(spec)?;
+    let dp = layout.dp();
     // Routing of every (iteration, layer), drawn once (the reference run
     // must see the same).
     let mut routing = Vec::with_capacity(spec.iterations);
