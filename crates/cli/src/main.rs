@@ -105,6 +105,9 @@ pub(crate) fn check_point_args(args: &[String]) -> Result<(), CliError> {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so a print to a closed pipe (`wafernoc ... |
+    // head`) panics. Killed by the signal instead, as other Unix tools are.
+    sigpipe::reset();
     let cli = Cli::parse();
     wafernoc_mesh::network::set_default_threads(cli.threads as usize);
     let result: CmdResult = match cli.command {

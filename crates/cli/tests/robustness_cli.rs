@@ -490,3 +490,44 @@ fn a_link_too_long_in_cycles_names_the_flit_size_that_sets_the_cycle() {
         ],
     );
 }
+
+/// Output into a pipe whose reader has gone (`wafernoc ... | head`) ends
+/// the process by SIGPIPE, as other Unix tools, not by a panic
+/// ("failed printing to stdout: Broken pipe").
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_the_run_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    // A dry run of 3,000 points prints about 450 KB, far more than a pipe
+    // holds: the writer must still be writing when the reader closes.
+    let d = tmp("sigpipe");
+    let f = d.join("big.toml");
+    let rates: Vec<String> = (1..=3000).map(|i| format!("{}", i as f64 * 1e-4)).collect();
+    std::fs::write(
+        &f,
+        format!(
+            "command = \"run\"\nconfig = \"{}\"\n[[param]]\nname = \"traffic.rate\"\nvalues = [{}]\n",
+            root().join("tests/data/small.toml").canonicalize().unwrap().display(),
+            rates.join(", ")
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wafernoc"))
+        .args(["sweep", s(&f), "--dry-run"])
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.starts_with("point 0: "), "{first}");
+    drop(out);
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.signal(), Some(13), "{:?}: {err}", o.status);
+}
