@@ -1953,3 +1953,62 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Corrupted `moe --config` files: every check `moe` makes before it
+    //! simulates returns an error or accepts the file; none panics. The
+    //! seeds are the `moe` configurations the repository ships.
+
+    use super::*;
+    use crate::mutation::{mutate, shipped_files};
+    use proptest::prelude::*;
+
+    /// The shipped `moe --config` files (docs/examples/moe_*.toml).
+    fn seeds() -> Vec<String> {
+        shipped_files("docs/examples", "toml")
+            .into_iter()
+            .filter(|(p, _)| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("moe_"))
+            })
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    /// Everything `moe --config FILE` checks before it simulates.
+    fn check_moe_text(text: &str) -> Result<(), CliError> {
+        let file: MoeFile = toml::from_str(text).map_err(|e| CliError::new(e.to_string()))?;
+        let a = MoeArgs::default();
+        check_resolved(&a, &resolve_with(&a, file)?)
+    }
+
+    #[test]
+    fn shipped_moe_configurations_pass_the_checks() {
+        // Valid seeds, so that mutations start from files that reach every
+        // check; and a plan that does not fit the mesh is refused by name.
+        let s = seeds();
+        assert!(!s.is_empty());
+        for t in &s {
+            check_moe_text(t).unwrap();
+        }
+        let bad = s[0].replacen("\ntp = 4", "\ntp = 3", 1);
+        let e = check_moe_text(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("`tp`") && e.contains("tp (3) x dp (4) = 12"),
+            "{e}"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn mutated_moe_configurations_never_panic(
+            pick in any::<u16>(),
+            edits in proptest::collection::vec((any::<u16>(), 0u8..4, any::<u8>(), any::<u8>()), 1..6),
+        ) {
+            thread_local!(static SEEDS: Vec<String> = seeds());
+            let text = SEEDS.with(|c| mutate(&c[pick as usize % c.len()], &edits));
+            let _ = check_moe_text(&text);
+        }
+    }
+}

@@ -541,77 +541,8 @@ mod tests {
     //! configurations the repository ships.
 
     use super::*;
+    use crate::mutation::{mutate, shipped};
     use proptest::prelude::*;
-
-    /// The texts of the repository's files under `dir` ending in `ext`
-    /// (recursively).
-    fn shipped(dir: &str, ext: &str) -> Vec<String> {
-        fn walk(d: &Path, ext: &str, out: &mut Vec<PathBuf>) {
-            for e in std::fs::read_dir(d).expect("a shipped directory") {
-                let p = e.expect("a directory entry").path();
-                if p.is_dir() {
-                    walk(&p, ext, out);
-                } else if p.extension().is_some_and(|x| x == ext) {
-                    out.push(p);
-                }
-            }
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(dir);
-        let mut paths = Vec::new();
-        walk(&root, ext, &mut paths);
-        paths.sort();
-        paths.iter().map(|p| read_text(p).unwrap()).collect()
-    }
-
-    /// What an edit may insert: values and syntax that the parsers must
-    /// refuse or take.
-    const TOKENS: [&str; 16] = [
-        "0",
-        "-1",
-        "1e308",
-        "nan",
-        "inf",
-        "\"\"",
-        "[]",
-        "{",
-        "}",
-        ";",
-        "=",
-        "//",
-        "\n",
-        "99999999999999999999",
-        "0.5",
-        "true",
-    ];
-
-    /// Apply `edits` to `text`: each `(at, op, byte, token)` overwrites a
-    /// byte, deletes up to 20 bytes, inserts a token, or swaps two lines.
-    fn mutate(text: &str, edits: &[(u16, u8, u8, u8)]) -> String {
-        let mut b = text.as_bytes().to_vec();
-        for &(at, op, byte, token) in edits {
-            let at = at as usize % (b.len() + 1);
-            match op {
-                0 if at < b.len() => b[at] = byte,
-                1 => {
-                    let end = (at + 1 + byte as usize % 20).min(b.len());
-                    b.drain(at..end);
-                }
-                2 => {
-                    let t = TOKENS[token as usize % TOKENS.len()].as_bytes();
-                    b.splice(at..at, t.iter().copied());
-                }
-                _ => {
-                    let mut lines: Vec<&[u8]> = b.split(|&c| c == b'\n').collect();
-                    let n = lines.len();
-                    lines.swap(at % n, (byte as usize) % n);
-                    b = lines.join(&b'\n');
-                }
-            }
-        }
-        String::from_utf8_lossy(&b).into_owned()
-    }
 
     /// Everything `booksim` checks before it simulates.
     fn check_booksim_text(text: &str) -> Result<(), CliError> {

@@ -227,10 +227,17 @@ pub struct Sweep {
 impl Sweep {
     /// Read and check a sweep file. Every error names the file and the key.
     pub fn load(path: &Path) -> Result<Sweep, CliError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+        Sweep::parse(&text, path)
+    }
+
+    /// [`Sweep::load`] of `text`, read from `path` (which names the file
+    /// in errors and is the directory `config` is relative to).
+    pub fn parse(text: &str, path: &Path) -> Result<Sweep, CliError> {
         let f = path.display();
-        let text = std::fs::read_to_string(path).map_err(|e| CliError::new(format!("{f}: {e}")))?;
         let raw: SweepFile =
-            toml::from_str(&text).map_err(|e| CliError::new(format!("{f}: {e}")))?;
+            toml::from_str(text).map_err(|e| CliError::new(format!("{f}: {e}")))?;
         let cmd = raw.command;
         let config = match (&raw.config, cmd) {
             (None, PointCommand::Run | PointCommand::Booksim) => {
@@ -1019,6 +1026,55 @@ fn merge(a: MergeArgs) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mutation::{mutate, shipped_files};
+    use proptest::prelude::*;
+
+    /// The shipped sweep files that need no routing trace (a trace point's
+    /// check loads megabytes; the trace decoders have fuzz targets).
+    fn seeds() -> Vec<(PathBuf, String)> {
+        shipped_files("docs", "toml")
+            .into_iter()
+            .filter(|(_, t)| t.contains("[[param]]") && !t.contains("trace:"))
+            .collect()
+    }
+
+    /// What `sweep FILE --dry-run` checks: the file, and each point as its
+    /// run would (the first three points).
+    fn check_sweep_text(text: &str, path: &Path) -> Result<(), CliError> {
+        let s = Sweep::parse(text, path)?;
+        for i in 0..s.points.min(3) {
+            crate::check_point_args(&s.point_args(i))?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn shipped_sweeps_pass_the_checks() {
+        // Seeds of every command that needs no trace, all valid.
+        let s = seeds();
+        for cmd in ["run", "moe", "balance"] {
+            let head = format!("command = \"{cmd}\"");
+            assert!(s.iter().any(|(_, t)| t.contains(&head)), "{cmd}");
+        }
+        for (p, t) in &s {
+            check_sweep_text(t, p).unwrap();
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn mutated_sweep_files_never_panic(
+            pick in any::<u16>(),
+            edits in proptest::collection::vec((any::<u16>(), 0u8..4, any::<u8>(), any::<u8>()), 1..6),
+        ) {
+            thread_local!(static SEEDS: Vec<(PathBuf, String)> = seeds());
+            let (path, text) = SEEDS.with(|c| {
+                let (p, t) = &c[pick as usize % c.len()];
+                (p.clone(), mutate(t, &edits))
+            });
+            let _ = check_sweep_text(&text, &path);
+        }
+    }
 
     fn sweep(text: &str) -> Result<Sweep, CliError> {
         let d = std::env::temp_dir().join(format!("wafernoc-sweep-unit-{}", std::process::id()));

@@ -19,6 +19,8 @@ mod cmd_trace;
 mod cmd_validate;
 mod error;
 mod moe_capture;
+#[cfg(test)]
+mod mutation;
 mod plot;
 mod progress;
 mod trace_routing;
