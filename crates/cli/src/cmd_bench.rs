@@ -15,7 +15,7 @@ use wafernoc_mesh::network::default_threads;
 use wafernoc_mesh::sim::Lookahead;
 use wafernoc_mesh::{MeshSpec, Network, NetworkConfig};
 use wafernoc_router::RouterConfig;
-use wafernoc_traffic::{Synthetic, SyntheticSpec};
+use wafernoc_traffic::{fmt_num, Synthetic, SyntheticSpec};
 
 use crate::{CliError, CmdResult};
 
@@ -333,12 +333,24 @@ fn corun(c: &Case, a: &BenchArgs, n: usize) -> Result<Vec<f64>, CliError> {
     })
 }
 
+/// Largest `--scale`.
+const MAX_SCALE: f64 = 10_000.0;
+
 /// `wafernoc bench`.
 pub fn run(a: BenchArgs) -> CmdResult {
     if !(a.scale > 0.0 && a.scale.is_finite()) {
         return Err(CliError::new(format!(
             "--scale {} must be a positive number",
-            a.scale
+            fmt_num(a.scale)
+        )));
+    }
+    // A larger scale would run for days, or wrap the cycle count (it
+    // saturated at u64::MAX, silently).
+    if a.scale > MAX_SCALE {
+        return Err(CliError::new(format!(
+            "--scale {}: at most {MAX_SCALE} (the longest case would run {} cycles)",
+            fmt_num(a.scale),
+            fmt_num(CASES.iter().map(|c| c.cycles).max().unwrap_or(0) as f64 * a.scale)
         )));
     }
     if a.repeat == 0 {

@@ -379,6 +379,14 @@ fn flags_that_were_silently_ignored_are_errors() {
         ),
         &["--repeat", "--speedup"],
     );
+    // A huge --scale ran "forever": the cycle count saturated silently.
+    input_error(
+        &wafernoc_within(
+            20,
+            &["bench", "--only", "8x8_uniform_0.2", "--scale", "1e300"],
+        ),
+        &["--scale 1.00e300", "at most 10000"],
+    );
 }
 
 #[test]

@@ -17,7 +17,7 @@ pub use synthetic::{Pattern, Process, RateUnit, Synthetic, SyntheticSpec, Traffi
 /// A number for an error message: three decimals, or three significant
 /// digits in scientific notation where three decimals would read 0.000 or
 /// run to hundreds of digits (a rate of 1e308, a cycle of 6e-8 ns).
-pub(crate) fn fmt_num(x: f64) -> String {
+pub fn fmt_num(x: f64) -> String {
     if (1e-3..1e6).contains(&x.abs()) || x == 0.0 {
         format!("{x:.3}")
     } else {
