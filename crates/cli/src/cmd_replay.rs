@@ -163,11 +163,12 @@ fn network_config(a: &ReplayArgs, meta: &str) -> Result<NetworkConfig, CliError>
     })
 }
 
-/// Scaled recorded cycle `S(i)`.
 /// Latest (scaled) record cycle a replay accepts: 2^48, far beyond any
 /// simulation's length and far from `u64` overflow of the engine's clock.
 const MAX_CYCLE: u64 = 1 << 48;
 
+/// Scaled recorded cycle `S(i)` (a cast that saturates at `u64::MAX`, which
+/// [`MAX_CYCLE`] then refuses).
 fn scaled(cycle: u64, scale: f64) -> u64 {
     if scale == 1.0 {
         cycle
