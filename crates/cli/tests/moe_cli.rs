@@ -116,24 +116,7 @@ fn shipped_example_lists_the_defaults() {
         "--quiet",
     ]);
     ok(&file);
-    let flags = wafernoc(&[
-        "moe",
-        "--model",
-        "DeepSeek-V3",
-        "--mesh",
-        "4x4",
-        "--tp",
-        "4",
-        "--dp",
-        "4",
-        "--mapping",
-        "er",
-        "--tokens-per-group",
-        "32",
-        "--json",
-        "--quiet",
-    ]);
-    assert_eq!(file.stdout, flags.stdout);
+    assert_eq!(file.stdout, wafernoc(ER_4X4).stdout);
 }
 
 fn fails_naming(args: &[&str], needle: &str) {
