@@ -250,7 +250,6 @@ impl RoutingFeed for TraceFeed {
     }
 }
 
-/// `wafernoc balance`.
 /// Every check `wafernoc balance` makes before it simulates, without
 /// simulating or writing anything: the flags, the routing feed (a trace:
 /// loaded, its iterations checked) and the serving study
