@@ -373,6 +373,7 @@ pub fn result_json(r: &SimResult, config: serde_json::Value, command: &str) -> s
         "avg_hops": r.hops.mean,
         "accepted_flits_per_node_cycle": r.accepted.avg,
         "injected_flits_per_node_cycle": r.injected.avg,
+        "offered_flits_per_node_cycle": r.offered.avg,
         "simulated_cycles": r.simulated_cycles,
         "measured_cycles": r.measured_cycles,
         "flit_hops": r.flit_hops,
@@ -382,6 +383,7 @@ pub fn result_json(r: &SimResult, config: serde_json::Value, command: &str) -> s
         "hops": r.hops,
         "accepted": r.accepted,
         "injected": r.injected,
+        "offered": r.offered,
         "max_link_utilization": r.link_utilization.iter().cloned().fold(0.0, f64::max),
         "config": config,
     })

@@ -225,6 +225,13 @@ pub struct SimResult {
     pub injected: RateSummary,
     /// Accepted (ejected) flits per node per cycle over the measurement.
     pub accepted: RateSummary,
+    /// Offered flits per node per cycle over the measurement: the flits of
+    /// the packets the sources created in the window, whether or not they
+    /// left their source queue (not a BookSim2 statistic). Below saturation
+    /// `accepted` tracks it within the few flits in flight at the window's
+    /// ends, since both count the same random arrivals; at saturation the
+    /// source queues grow and `accepted` falls behind it.
+    pub offered: RateSummary,
     /// Cycles simulated in all.
     pub simulated_cycles: u64,
     /// Cycles of the measurement window.
@@ -250,6 +257,8 @@ struct Meas {
     flat_n: u64,
     hops: Samples,
     accepted: Vec<u64>,
+    /// Flits of the packets created per source node since the last clear.
+    offered: Vec<u64>,
     injected_at_reset: Vec<u64>,
     reset_time: u64,
 }
@@ -263,6 +272,7 @@ impl Meas {
             flat_n: 0,
             hops: Samples::default(),
             accepted: vec![0; n],
+            offered: vec![0; n],
             injected_at_reset: vec![0; n],
             reset_time: 0,
         }
@@ -274,6 +284,7 @@ impl Meas {
         self.flat_n = 0;
         self.hops.clear();
         self.accepted.iter_mut().for_each(|a| *a = 0);
+        self.offered.iter_mut().for_each(|a| *a = 0);
         self.injected_at_reset.copy_from_slice(injected);
         self.reset_time = now;
     }
@@ -341,6 +352,7 @@ pub fn run_measured_observed(
     let mut window = (0u64, 0u64);
     let mut injected_window = vec![0u64; n];
     let mut accepted_window = vec![0u64; n];
+    let mut offered_window = vec![0u64; n];
 
     // One cycle. `look`: the next step generates too (it is in the same
     // sample period), so its packets may be generated alongside this cycle.
@@ -358,6 +370,9 @@ pub fn run_measured_observed(
         if generating {
             let newp = src.packets(t);
             for p in newp.iter_mut() {
+                if state != State::Draining {
+                    meas.offered[p.src as usize] += p.size as u64;
+                }
                 let measured =
                     state == State::Running || (state == State::Draining && p.ctime < drain_time);
                 p.tag = measured as u64;
@@ -478,6 +493,7 @@ pub fn run_measured_observed(
             *w = a - b;
         }
         accepted_window.copy_from_slice(&meas.accepted);
+        offered_window.copy_from_slice(&meas.offered);
         if ctl.sim_type == SimMode::Latency {
             state = State::Draining;
             drain_time = net.now();
@@ -563,6 +579,7 @@ pub fn run_measured_observed(
         hops: meas.hops.summary(),
         injected: rate_summary(&injected_window, mcycles),
         accepted: rate_summary(&accepted_window, mcycles),
+        offered: rate_summary(&offered_window, mcycles),
         simulated_cycles: net.now(),
         measured_cycles: mcycles,
         link_utilization,
