@@ -134,8 +134,21 @@ fn bad_inputs_are_named_errors() {
         "network.mesh.rows=0",
     ]);
     assert_clean_error(&o, &["rows"]);
+    // A traffic value is named as the user wrote it, native or BookSim2
+    // (the native run named only BookSim2's `injection_rate` until
+    // session 15).
     let o = wafernoc(&["run", "tests/data/small.toml", "--set", "traffic.rate=5.0"]);
-    assert_clean_error(&o, &["injection_rate"]);
+    assert_clean_error(&o, &["`traffic.rate`", "`injection_rate`"]);
+    let o = wafernoc(&[
+        "run",
+        "tests/data/small.toml",
+        "--set",
+        "traffic.size_weights=[1, 3]",
+    ]);
+    assert_clean_error(
+        &o,
+        &["`traffic.size_weights`", "one weight per packet size"],
+    );
     // Missing file.
     let o = wafernoc(&["run", "tests/data/nope.toml"]);
     assert_clean_error(&o, &["nope.toml"]);
@@ -314,7 +327,11 @@ fn sweep_rates_to_saturation_runs_to_saturation() {
     let rows: Vec<(String, f64, f64)> = lines
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            (f[1].to_string(), f[3].parse().unwrap(), f[5].parse().unwrap())
+            (
+                f[1].to_string(),
+                f[3].parse().unwrap(),
+                f[5].parse().unwrap(),
+            )
         })
         .collect();
     assert!(rows.len() > 10, "{csv}");

@@ -302,18 +302,10 @@ pub fn simulate_with(
     quiet: bool,
     outputs: &RunOutputs<'_>,
 ) -> Result<RunOutcome, CliError> {
-    sim.validate().map_err(|e| CliError::new(e.to_string()))?;
+    check_resolved(network, traffic, sim)?;
     let mut net = Network::new(network.clone()).map_err(|e| CliError::new(e.to_string()))?;
     let mut src = Synthetic::new(traffic.clone(), net.topology())
         .map_err(|e| CliError::new(e.to_string()))?;
-    if usize::from(traffic.class) >= net.num_classes() {
-        return Err(CliError::new(format!(
-            "invalid parameter `traffic.class`: {} but the network has {} class(es) (0..{})",
-            traffic.class,
-            net.num_classes(),
-            net.num_classes()
-        )));
-    }
     let nodes = net.topology().nodes() as u32;
     let mut delivered: Vec<Delivered> = Vec::new();
     if let Some(p) = outputs.per_packet {
@@ -509,17 +501,26 @@ fn load_booksim(a: &BooksimArgs) -> Result<(BooksimCfg, crate::booksim::Resolved
     Ok((cfg, res))
 }
 
-/// Everything a synthetic run checks before it simulates: the network,
-/// the traffic against the network's topology, the measurement control.
+/// Everything a synthetic run checks before it simulates
+/// ([`simulate_with`] starts with it): the network, the traffic against
+/// the network's topology and classes, the measurement control.
 fn check_resolved(
     network: &NetworkConfig,
     traffic: &SyntheticSpec,
     sim: &SimControl,
 ) -> Result<(), CliError> {
     let e = |e: &dyn std::fmt::Display| CliError::new(e.to_string());
+    sim.validate().map_err(|x| e(&x))?;
     let topo = Network::check_config(network).map_err(|x| e(&x))?;
     Synthetic::new(traffic.clone(), &topo).map_err(|x| e(&x))?;
-    sim.validate().map_err(|x| e(&x))
+    let classes = network.effective_classes().len();
+    if usize::from(traffic.class) >= classes {
+        return Err(CliError::new(format!(
+            "invalid parameter `traffic.class`: {} but the network has {classes} class(es) (0..{classes})",
+            traffic.class
+        )));
+    }
+    Ok(())
 }
 
 /// `wafernoc booksim`.

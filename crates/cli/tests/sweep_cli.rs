@@ -370,6 +370,17 @@ fn dry_run_checks_each_point_configuration() {
             "-1.0 is not a non-negative number",
         ],
     );
+    // A class the network does not have (checked only by the real run
+    // until session 15).
+    fails(
+        "bad_class.toml",
+        "traffic.class",
+        "[0, 5]",
+        &[
+            "point 1",
+            "`traffic.class`: 5 but the network has 1 class(es)",
+        ],
+    );
 }
 
 /// `--dry-run` checks `moe` and `balance` points as their runs would

@@ -12,7 +12,9 @@ pub mod collective;
 pub mod serving;
 pub mod synthetic;
 
-pub use synthetic::{Pattern, Process, RateUnit, Synthetic, SyntheticSpec, TrafficError};
+pub use synthetic::{
+    Pattern, Process, RateUnit, Synthetic, SyntheticSpec, TrafficError, TrafficKey,
+};
 
 /// A number for an error message: three decimals, or three significant
 /// digits in scientific notation where three decimals would read 0.000 or

@@ -107,19 +107,68 @@ impl Default for SyntheticSpec {
     }
 }
 
+/// The traffic parameter an error is about. A workload comes from a native
+/// configuration (`traffic.rate`) or a BookSim2 file (`injection_rate`),
+/// and the traffic crate does not know which: its errors name both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrafficKey {
+    /// The destination pattern.
+    Pattern,
+    /// A hotspot pattern's fraction.
+    HotspotFraction,
+    /// A hotspot pattern's nodes.
+    HotspotNodes,
+    /// The packet sizes.
+    Sizes,
+    /// The packet size weights.
+    SizeWeights,
+    /// The injection rate.
+    Rate,
+    /// The on/off process's parameters.
+    Process,
+}
+
+impl TrafficKey {
+    /// The key in a native run configuration (`wafernoc run`).
+    pub fn native(self) -> &'static str {
+        match self {
+            TrafficKey::Pattern => "traffic.pattern.kind",
+            TrafficKey::HotspotFraction => "traffic.pattern.fraction",
+            TrafficKey::HotspotNodes => "traffic.pattern.nodes",
+            TrafficKey::Sizes => "traffic.sizes",
+            TrafficKey::SizeWeights => "traffic.size_weights",
+            TrafficKey::Rate => "traffic.rate",
+            TrafficKey::Process => "traffic.process",
+        }
+    }
+
+    /// The key in a BookSim2 configuration (`wafernoc booksim`).
+    pub fn booksim(self) -> &'static str {
+        match self {
+            TrafficKey::Pattern => "traffic",
+            TrafficKey::HotspotFraction => "hotspot_fraction",
+            TrafficKey::HotspotNodes => "hotspot_nodes",
+            TrafficKey::Sizes => "packet_size",
+            TrafficKey::SizeWeights => "packet_size_rate",
+            TrafficKey::Rate => "injection_rate",
+            TrafficKey::Process => "burst_alpha",
+        }
+    }
+}
+
 /// An impossible traffic parameter.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("invalid traffic parameter `{key}`: {reason}")]
+#[error("invalid traffic parameter `{}` (BookSim2 `{}`): {reason}", key.native(), key.booksim())]
 pub struct TrafficError {
     /// Key at fault.
-    pub key: String,
+    pub key: TrafficKey,
     /// Why.
     pub reason: String,
 }
 
-fn terr<T>(key: &str, reason: impl Into<String>) -> Result<T, TrafficError> {
+fn terr<T>(key: TrafficKey, reason: impl Into<String>) -> Result<T, TrafficError> {
     Err(TrafficError {
-        key: key.into(),
+        key,
         reason: reason.into(),
     })
 }
@@ -144,25 +193,34 @@ impl Pattern {
         let n = topo.nodes();
         match self {
             Pattern::Transpose if topo.width != topo.height => terr(
-                "traffic",
+                TrafficKey::Pattern,
                 format!(
                     "transpose needs a square mesh, not {}×{}",
                     topo.width, topo.height
                 ),
             ),
             Pattern::Bitrev | Pattern::Shuffle if !n.is_power_of_two() => terr(
-                "traffic",
+                TrafficKey::Pattern,
                 format!("{self:?} needs a power-of-two node count, not {n}"),
             ),
             Pattern::Hotspot { nodes, fraction } => {
                 if !(0.0..=1.0).contains(fraction) {
-                    return terr("hotspot_fraction", format!("{fraction} is not in [0, 1]"));
+                    return terr(
+                        TrafficKey::HotspotFraction,
+                        format!("{fraction} is not in [0, 1]"),
+                    );
                 }
                 if nodes.is_empty() {
-                    return terr("hotspot_nodes", "at least one hotspot node is needed");
+                    return terr(
+                        TrafficKey::HotspotNodes,
+                        "at least one hotspot node is needed",
+                    );
                 }
                 if let Some(b) = nodes.iter().find(|&&h| h as usize >= n) {
-                    return terr("hotspot_nodes", format!("node {b} is outside 0..{n}"));
+                    return terr(
+                        TrafficKey::HotspotNodes,
+                        format!("node {b} is outside 0..{n}"),
+                    );
                 }
                 Ok(())
             }
@@ -346,13 +404,16 @@ impl Synthetic {
         spec.pattern.validate(topo)?;
         if spec.sizes.is_empty() || spec.sizes.contains(&0) {
             return terr(
-                "packet_size",
+                TrafficKey::Sizes,
                 "packet sizes must be ≥ 1 flit and at least one size given",
             );
         }
         if !spec.size_weights.is_empty() {
             if spec.size_weights.len() != spec.sizes.len() {
-                return terr("packet_size_rate", "one weight per packet size is needed");
+                return terr(
+                    TrafficKey::SizeWeights,
+                    "one weight per packet size is needed",
+                );
             }
             if spec
                 .size_weights
@@ -361,14 +422,14 @@ impl Synthetic {
                 || spec.size_weights.iter().sum::<f64>() <= 0.0
             {
                 return terr(
-                    "packet_size_rate",
+                    TrafficKey::SizeWeights,
                     "weights must be non-negative with a positive sum",
                 );
             }
         }
         if !(spec.rate.is_finite() && spec.rate >= 0.0) {
             return terr(
-                "injection_rate",
+                TrafficKey::Rate,
                 format!("{:?} is not a non-negative number", spec.rate),
             );
         }
@@ -402,7 +463,7 @@ impl Synthetic {
             Process::OnOff { alpha, beta } => {
                 if !(alpha > 0.0 && alpha <= 1.0 && (0.0..=1.0).contains(&beta)) {
                     return terr(
-                        "burst_alpha",
+                        TrafficKey::Process,
                         format!("alpha {alpha} must be in (0, 1], beta {beta} in [0, 1]"),
                     );
                 }
@@ -411,7 +472,7 @@ impl Synthetic {
         };
         if p_on > 1.0 {
             return terr(
-                "injection_rate",
+                TrafficKey::Rate,
                 format!(
                     "{:?} {}/node/cycle needs {} packets per cycle while injecting, more than 1",
                     spec.rate,
@@ -797,19 +858,19 @@ mod tests {
             rate: 2.0,
             ..Default::default()
         });
-        assert_eq!(e.key, "injection_rate");
+        assert_eq!(e.key, TrafficKey::Rate);
         // A huge rate is named in scientific notation, not 309 digits.
         let e = refused(SyntheticSpec {
             rate: 1e308,
             ..Default::default()
         });
-        assert_eq!(e.key, "injection_rate");
+        assert_eq!(e.key, TrafficKey::Rate);
         let msg = e.to_string();
         assert!(msg.contains("1e308") && msg.len() < 200, "{msg}");
         let e = refused(SyntheticSpec {
             sizes: vec![0],
             ..Default::default()
         });
-        assert_eq!(e.key, "packet_size");
+        assert_eq!(e.key, TrafficKey::Sizes);
     }
 }
