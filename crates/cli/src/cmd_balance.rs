@@ -70,7 +70,8 @@ pub struct BalanceArgs {
     /// Iterations: `N` (the first N) or `A..B`. Default 100.
     #[arg(long, value_name = "N|A..B")]
     pub iterations: Option<String>,
-    /// MoE layers per iteration (the first L). Default: all of the model's.
+    /// MoE layers per iteration (the first L). Default: all of the model's
+    /// (with a trace, at most the trace's).
     #[arg(long)]
     pub layers: Option<usize>,
     /// With zipf: tokens per DP group. Default 16.

@@ -37,9 +37,12 @@ use crate::{CliError, CmdResult};
 /// Arguments of `wafernoc moe`.
 #[derive(Args, Debug, Default)]
 pub struct MoeArgs {
-    /// TOML file with the same keys as the flags (`tokens_per_group`,
-    /// `flit_bytes`, ... with underscores) plus an optional `[noc]` table;
-    /// flags given on the command line override it.
+    /// TOML file with the keys of the layer's flags (`tokens_per_group`,
+    /// `flit_bytes`, ... with underscores; not the trace ranges `slots`,
+    /// `iterations`, `layers`), the link keys `link_gbps_per_dir`,
+    /// `hop_latency_ns`, `cross_wafer_gbps`, `cross_wafer_latency_ns`, and
+    /// an optional `[noc]` table (docs/examples/moe_layer.toml lists them
+    /// all); flags given on the command line override it.
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
     /// Model preset (DeepSeek-V3, DeepSeek-V2, DeepSeek-V2-Lite, Qwen3-235B,
@@ -71,7 +74,8 @@ pub struct MoeArgs {
     /// Tokens per DP group.
     #[arg(long = "tokens-per-group", value_name = "N")]
     pub tokens_per_group: Option<u64>,
-    /// Token routing: uniform or zipf:S. Default uniform.
+    /// Token routing: uniform, zipf:S, or trace:FILE (a captured routing
+    /// trace; see --slots, --iterations, --layers). Default uniform.
     #[arg(long)]
     pub routing: Option<String>,
     /// Seed of the routing draw. Default 1.
@@ -1689,7 +1693,7 @@ fn sweep_settings(a: &MoeArgs) -> Result<(PathBuf, u64, u64), CliError> {
         .out
         .clone()
         .ok_or_else(|| err("out", "--sweep needs --out DIR"))?;
-    let single: [(&str, bool); 13] = [
+    let single: [(&str, bool); 16] = [
         ("config", a.config.is_some()),
         ("model", a.model.is_some()),
         ("mesh", a.mesh.is_some()),
@@ -1703,6 +1707,9 @@ fn sweep_settings(a: &MoeArgs) -> Result<(PathBuf, u64, u64), CliError> {
         ("alltoall", a.alltoall.is_some()),
         ("flit-bytes", a.flit_bytes.is_some()),
         ("packet-flits", a.packet_flits.is_some()),
+        ("slots", a.slots.is_some()),
+        ("iterations", a.iterations.is_some()),
+        ("layers", a.layers.is_some()),
     ];
     if let Some((k, _)) = single.iter().find(|(_, set)| *set) {
         return Err(err(k, "not allowed with --sweep (the sweep fixes it)"));

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use wafernoc_mesh::sim::Status;
+use wafernoc_traffic::RateUnit;
 
 use crate::booksim::{booksim_patterns, BooksimCfg, Resolved};
 use crate::cmd_sim::{load_toml, read_text, simulate, RunConfig, RunOutcome};
@@ -19,7 +20,10 @@ use crate::{CliError, CmdResult};
 pub struct SweepRatesArgs {
     /// A native TOML run configuration or a BookSim2 .cfg file.
     pub config: PathBuf,
-    /// Offered rates (flits/node/cycle), comma-separated.
+    /// Offered rates, comma-separated, in the configuration's rate unit
+    /// (flits/node/cycle unless the configuration counts packets: BookSim2's
+    /// `injection_rate_uses_flits = 0`, its default, or `rate_unit =
+    /// "packets"`).
     #[arg(long, value_delimiter = ',')]
     pub rates: Vec<f64>,
     /// Step the rate by `--step` from `--step` until the run is unstable
@@ -190,7 +194,13 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
     let zero_load = points.first().map(|p| p.latency).unwrap_or(30.0);
     let chart = LineChart {
         title: format!("{name}: latency vs offered load"),
-        x_label: "offered load (flits/node/cycle)".into(),
+        x_label: format!(
+            "offered load ({}/node/cycle)",
+            match base.traffic.rate_unit {
+                RateUnit::Flits => "flits",
+                RateUnit::Packets => "packets",
+            }
+        ),
         y_label: "mean packet latency (cycles)".into(),
         series,
         y_max: Some((zero_load * 4.0).max(50.0)),

@@ -188,6 +188,13 @@ fn errors_name_the_parameter() {
     fails_naming(&["moe", "--quick"], "`quick`");
     fails_naming(&["moe", "--sweep"], "`out`");
     fails_naming(&["moe", "--sweep", "--out", "/tmp/x", "--tp", "4"], "`tp`");
+    // The trace ranges were silently ignored with --sweep until session 15.
+    for flag in ["--slots", "--iterations", "--layers"] {
+        fails_naming(
+            &["moe", "--sweep", "--out", "/tmp/x", flag, "3"],
+            &format!("`{}`", &flag[2..]),
+        );
+    }
     // Unknown or wrongly typed keys in the file.
     let dir = tmp("errors");
     let f = dir.join("bad.toml");

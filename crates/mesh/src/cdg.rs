@@ -18,7 +18,7 @@
 //! no incoming dependency. An ejection channel (router → node) has no
 //! outgoing dependency under the *consumption assumption*: the network
 //! interface consumes every arriving flit at once and returns its credit
-//! (see `Network::eject`), so a packet on an ejection channel never waits.
+//! (see `Part::eject` in network.rs), so a packet on an ejection channel never waits.
 //! A vertex without incoming or without outgoing edges is on no cycle.
 //!
 //! # Computing it without per-destination blow-up

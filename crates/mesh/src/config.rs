@@ -36,8 +36,10 @@ pub struct NetworkConfig {
     /// Empty means one class `data` with every VC.
     pub classes: Vec<ClassSpec>,
     /// Cycles without any flit moving, while flits are in the network, after
-    /// which the run stops with a deadlock report. 0 picks
-    /// max(1000, 8 × the slowest link round trip).
+    /// which the run stops with a deadlock report. 0 picks max(1000, 8 ×
+    /// the longest delay an item can be scheduled ahead: the slowest link's
+    /// or credit link's latency plus the switch, crossbar and output delays
+    /// and a margin, more with batched stages; see `Network::with_threads`).
     pub deadlock_timeout: u64,
     /// Check mode: evaluate every router and interface every cycle instead of
     /// only the active ones, always with the general router step (not the

@@ -10,7 +10,10 @@
 //!   control, pipelined links, network interfaces with unbounded source
 //!   queues, packetisation, ejection), per-link flit counters by class.
 //! - [`sim`]: BookSim2-style latency and throughput measurement.
+//! - [`stats`]: sample statistics (mean, extremes, percentiles).
 //! - [`deadlock`]: the typed report of a stopped network.
+//! - [`cdg`]: the static deadlock check (channel dependency graph) of a
+//!   configuration.
 //!
 //! Invariants (property-tested): every injected packet is delivered exactly
 //! once, flits of a packet arrive in order, a VC buffer never interleaves two

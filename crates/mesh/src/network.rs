@@ -25,9 +25,10 @@
 //! `Part` each; a part owns everything its routers and interfaces write
 //! in a cycle: input VCs, output-VC credits, allocators, the links its
 //! routers *send* on (so a link's bandwidth state has one writer), its
-//! interfaces, its own timing wheels of arrivals (one for flits, one for
-//! credits to routers, one for credits to interfaces: `Part::wheel`,
-//! `Part::cwheel`), its link and injection counters. Items sent to
+//! interfaces, its own timing wheels of arrivals (four: flits into
+//! routers and flits into interfaces (ejections), `Part::wheel[0]` and
+//! `[1]`; credits to routers and credits to interfaces, `Part::cwheel[0]`
+//! and `[1]`), its link and injection counters. Items sent to
 //! another part's routers go to a mailbox and are moved into that part's
 //! wheels at the start of the next cycle, which is early enough because
 //! they arrive two or more cycles after they are sent. The packet table
@@ -50,7 +51,7 @@
 //!   state), so neither the order within a part's wheels nor the order
 //!   in which its credit and flit wheels are applied matters (see
 //!   `Part::process_arrivals`), except for ejections, which never
-//!   cross parts, stay in the flit wheel in the order they were pushed
+//!   cross parts, stay in the ejection wheel in the order they were pushed
 //!   and are scheduled by the ejecting routers in ascending id order in
 //!   one cycle;
 //! - deliveries are merged in part order, that is ascending destination
@@ -460,8 +461,9 @@ struct Consts {
     /// crossbar, no output delay, not speculative, one priority level,
     /// every link one flit per cycle, output VCs released with their tail,
     /// at most 64 VCs per router (one `work` word).
-    /// The router step is compiled once for it with these as constants
-    /// (`router_step::<true>`) and once for everything else.
+    /// Its router step has these as constants (`Part::single_vc_step` and
+    /// `Part::router_step_simple`); every other configuration takes
+    /// `Part::router_step`.
     simple: bool,
     routing: Routing,
     class_lo: Vec<u8>,

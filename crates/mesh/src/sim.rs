@@ -3,8 +3,8 @@
 //!
 //! Semantics copied from BookSim2's `TrafficManager::_SingleSim` (latency
 //! and throughput modes), as documented in `docs/validation.md`:
-//! - statistics are cleared at the start of warm-up periods 0 and 2 and
-//!   when measurement starts; during warm-up every retired packet counts,
+//! - statistics are cleared at the start of every even warm-up period (0
+//!   and 2 with the default three) and when measurement starts; during warm-up every retired packet counts,
 //!   afterwards only *measured* packets (created during measurement, or
 //!   during the drain before it started);
 //! - after each sample period the mean packet latency and the mean accepted

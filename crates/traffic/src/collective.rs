@@ -18,8 +18,9 @@
 //! Two classes on disjoint VC sets ([`NocParams::collective_vcs`],
 //! [`NocParams::migration_vcs`]): [`CLASS_COLLECTIVE`] (all-reduce, dispatch,
 //! combine; priority 1) and [`CLASS_MIGRATION`] (expert-weight copies of the
-//! balancer, lowest priority 0, so collective flits always win switch
-//! allocation). Migration traffic is sent by a [`Background`] beside a
+//! balancer, priority [`NocParams::migration_priority`]: 0 by default, so
+//! collective flits win every switch allocation; 1 makes the two classes
+//! equals, the ablation of `wafernoc balance --migration-priority 1`). Migration traffic is sent by a [`Background`] beside a
 //! phase ([`PhaseRunner::run_with`]); the serving run in [`crate::serving`]
 //! uses it.
 //!
@@ -97,7 +98,8 @@ use wafernoc_router::RouterConfig;
 
 /// Message class of the collectives (all-reduce, dispatch, combine).
 pub const CLASS_COLLECTIVE: u8 = 0;
-/// Message class of expert-weight migration (lowest priority).
+/// Message class of expert-weight migration (the lower priority by default:
+/// [`NocParams::migration_priority`]).
 pub const CLASS_MIGRATION: u8 = 1;
 
 /// Default VCs of the collective class: 3. With [`DEFAULT_MIGRATION_VCS`] the
@@ -1622,7 +1624,7 @@ pub struct CapturedPacket<'a> {
     pub class: u8,
     /// Ids (ascending, each `< id`) of the packets of this phase whose
     /// delivery made the packet's message issuable: for message `m`,
-    /// `D(m) = D(prev) ∪ ⋃_{r ∈ requires(q)} E(r)` where `prev` is `m`'s
+    /// `D(m) = D(prev) ∪ ⋃_{r ∈ requires(m)} E(r)` where `prev` is `m`'s
     /// predecessor in its chain (empty for a chain's first message) and
     /// `E(r)` is every packet of `r`, or `D(r)` when `r` has no packets (a
     /// self-send or zero-byte message, complete as soon as it is issued).

@@ -4,9 +4,16 @@
 //!   bitcomp, bitrev, shuffle, tornado, neighbor, hotspot), Bernoulli and
 //!   on/off injection, rates in flits or packets per node per cycle, fixed or
 //!   mixed packet sizes.
+//! - [`collective`]: MoE collectives as closed-loop flit traffic (the TP
+//!   ring all-reduce, dispatch and combine), one phase at a time on a
+//!   network built from a wafer.
+//! - [`serving`]: serving iterations with expert load balancing and weight
+//!   migration (NI-Balancer) on one long-lived network.
 //!
-//! Invariant: every source is a pure function of its spec and seed; node `n`
-//! draws only from its own random stream.
+//! Invariants: every synthetic source is a pure function of its spec and
+//! seed, node `n` drawing only from its own random stream; a collective
+//! phase or serving run is a pure function of its spec (and routing), so
+//! its results do not depend on the thread count.
 
 pub mod collective;
 pub mod serving;

@@ -150,7 +150,7 @@ pub struct ServingSpec {
     /// ([`DEFAULT_MIGRATION_WINDOW_PACKETS`]).
     pub migration_window_packets: usize,
     /// Also run the non-invasive reference (module docs); ignored for other
-    /// engines.
+    /// engines and when the balancer's policy is `none` (nothing migrates).
     pub reference: bool,
 }
 
