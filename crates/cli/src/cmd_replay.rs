@@ -214,7 +214,15 @@ pub fn run(a: ReplayArgs) -> CmdResult {
         )));
     }
     if let Some(p) = &a.per_packet {
-        crate::cmd_sim::check_output_file(p, "--per-packet")?;
+        let inputs: Vec<&std::path::Path> = [
+            Some(a.trace.as_path()),
+            a.config.as_deref(),
+            a.booksim.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        crate::cmd_sim::check_output_file(p, "--per-packet", &inputs)?;
     }
     let closed = a.mode != ReplayMode::Open;
     let gapless = a.mode == ReplayMode::Deps;

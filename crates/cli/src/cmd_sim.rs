@@ -160,6 +160,8 @@ pub struct RunOutputs<'a> {
     pub capture: Option<(&'a Path, String)>,
     /// Per-packet CSV of delivered packets.
     pub per_packet: Option<&'a Path>,
+    /// The configuration file the run was read from: no output may be it.
+    pub input: Option<&'a Path>,
 }
 
 /// A packet trace being written, text or binary by the file name.
@@ -264,14 +266,45 @@ impl TrafficSource for Capture<'_> {
 
 /// Fail now, not after a long simulation, if an output file cannot be
 /// written: create (or truncate) it. The caller writes it at the end.
-pub fn check_output_file(p: &Path, flag: &str) -> Result<(), CliError> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(p)
-        .map(drop)
-        .map_err(|e| CliError::new(format!("{flag} {}: cannot write: {e}", p.display())))
+pub fn check_output_file(p: &Path, flag: &str, inputs: &[&Path]) -> Result<(), CliError> {
+    // One file, or (for an output not written yet) one path once its
+    // directory is resolved.
+    let resolved = |q: &Path| {
+        let dir = match q.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        std::fs::canonicalize(dir)
+            .ok()
+            .zip(q.file_name())
+            .map(|(d, f)| d.join(f))
+    };
+    let same = |i: &Path| {
+        wafernoc_trace::same_file(p, i)
+            || p == i
+            || matches!((resolved(p), resolved(i)), (Some(x), Some(y)) if x == y)
+    };
+    if let Some(i) = inputs.iter().find(|i| same(i)) {
+        return Err(CliError::new(format!(
+            "{flag} {}: is also {}; writing it would destroy that",
+            p.display(),
+            i.display()
+        )));
+    }
+    let cannot = |e| CliError::new(format!("{flag} {}: cannot write: {e}", p.display()));
+    // Opened without truncating, and a file created for the check is
+    // removed again: a run that fails later leaves what was there.
+    if std::fs::metadata(p).is_ok() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .map(drop)
+            .map_err(cannot)
+    } else {
+        std::fs::File::create(p).map_err(cannot)?;
+        let _ = std::fs::remove_file(p);
+        Ok(())
+    }
 }
 
 /// Write delivered packets as CSV (`src,dst,size,ctime,itime,atime,latency`).
@@ -308,8 +341,13 @@ pub fn simulate_with(
         .map_err(|e| CliError::new(e.to_string()))?;
     let nodes = net.topology().nodes() as u32;
     let mut delivered: Vec<Delivered> = Vec::new();
+    let mut inputs: Vec<&Path> = outputs.input.into_iter().collect();
+    if let Some((p, _)) = &outputs.capture {
+        check_output_file(p, "--capture", &inputs)?;
+        inputs.push(p);
+    }
     if let Some(p) = outputs.per_packet {
-        check_output_file(p, "--per-packet")?;
+        check_output_file(p, "--per-packet", &inputs)?;
     }
     let keep = outputs.per_packet.is_some();
     let mut prog = Progress::new(quiet, "simulating");
@@ -470,6 +508,7 @@ pub fn run(a: RunArgs) -> CmdResult {
     let outputs = RunOutputs {
         capture: a.capture.as_deref().map(|p| (p, config.to_string())),
         per_packet: a.per_packet.as_deref(),
+        input: Some(&a.config),
     };
     let outcome = simulate_with(&cfg.network, &cfg.traffic, &cfg.sim, a.quiet, &outputs)?;
     finish(outcome, a.json, config, "run", wall)
@@ -531,6 +570,7 @@ pub fn booksim(a: BooksimArgs) -> CmdResult {
     let outputs = RunOutputs {
         capture: a.capture.as_deref().map(|p| (p, config.to_string())),
         per_packet: a.per_packet.as_deref(),
+        input: Some(&a.config),
     };
     let outcome = simulate_with(&res.network, &res.traffic, &res.sim, a.quiet, &outputs)?;
     finish(outcome, a.json, config, "booksim", wall)

@@ -140,6 +140,12 @@ fn import(a: ImportArgs) -> CmdResult {
         phase: a.phase,
         drop_weights: a.no_weights,
     };
+    if trace::same_file(&a.input, &a.output) {
+        return Err(CliError::new(format!(
+            "{}: input and output are the same file",
+            a.output.display()
+        )));
+    }
     let t = trace::import(a.format, &a.input, &opts).map_err(err)?;
     t.save(&a.output, None).map_err(err)?;
     let m = &t.meta;

@@ -539,3 +539,96 @@ fn a_closed_stdout_ends_the_run_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(o.status.signal(), Some(13), "{:?}: {err}", o.status);
 }
+
+/// No command destroys its own input or an existing file on failure
+/// (found by an adversarial probe in session 15): an output that is an
+/// input under another name is refused, and a conversion that fails
+/// leaves what was at the output path.
+#[test]
+fn outputs_never_destroy_inputs_or_existing_files() {
+    let d = tmp("clobber");
+    let trace = d.join("t.wnpt");
+    std::fs::copy(root().join("traces/examples/packets_small.wnpt"), &trace).unwrap();
+    let len = std::fs::metadata(&trace).unwrap().len();
+    let intact = |p: &std::path::Path, n: u64| assert_eq!(std::fs::metadata(p).unwrap().len(), n);
+    // The same file through `..` and through a hard link.
+    let dotdot = d.join("../").join(d.file_name().unwrap()).join("t.wnpt");
+    let link = d.join("hard.jsonl");
+    std::fs::hard_link(&trace, &link).unwrap();
+    for out in [&dotdot, &link] {
+        input_error(
+            &wafernoc_within(20, &["trace", "convert", s(&trace), s(out), "--to", "text"]),
+            &["same file"],
+        );
+        intact(&trace, len);
+    }
+    // A run's capture onto its configuration, and capture = per-packet.
+    let cfg = d.join("c.toml");
+    std::fs::copy(root().join(SMALL), &cfg).unwrap();
+    let cfg_len = std::fs::metadata(&cfg).unwrap().len();
+    // A replay's per-packet CSV onto the trace it replays (a capture of
+    // the run, which records its network), here through a hard link.
+    let captured = d.join("r.wnpt");
+    ok(&wafernoc_within(
+        20,
+        &["run", s(&cfg), "--capture", s(&captured), "--quiet"],
+    ));
+    let cap_len = std::fs::metadata(&captured).unwrap().len();
+    let cap_link = d.join("r.csv");
+    std::fs::hard_link(&captured, &cap_link).unwrap();
+    input_error(
+        &wafernoc_within(
+            20,
+            &[
+                "replay-packets",
+                s(&captured),
+                "--per-packet",
+                s(&cap_link),
+                "--quiet",
+            ],
+        ),
+        &["--per-packet", "is also"],
+    );
+    intact(&captured, cap_len);
+    input_error(
+        &wafernoc_within(20, &["run", s(&cfg), "--capture", s(&cfg), "--quiet"]),
+        &["--capture", "is also"],
+    );
+    intact(&cfg, cfg_len);
+    let cap = d.join("cap.wnpt");
+    input_error(
+        &wafernoc_within(
+            20,
+            &[
+                "run",
+                s(&cfg),
+                "--capture",
+                s(&cap),
+                "--per-packet",
+                s(&cap),
+                "--quiet",
+            ],
+        ),
+        &["--per-packet", "is also"],
+    );
+    // A conversion that fails half way (a truncated input) leaves the
+    // existing output as it was, and no partial or temporary file.
+    let cut = d.join("cut.wnpt");
+    std::fs::write(
+        &cut,
+        &std::fs::read(&trace).unwrap()[..(len as usize) * 2 / 3],
+    )
+    .unwrap();
+    let out = d.join("out.jsonl");
+    std::fs::write(&out, "keep").unwrap();
+    input_error(
+        &wafernoc_within(20, &["trace", "convert", s(&cut), s(&out)]),
+        &["cut.wnpt"],
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep");
+    let names: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
+}

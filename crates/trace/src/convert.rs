@@ -162,24 +162,70 @@ pub fn encoding_for_path(path: &Path, kind: TraceKind) -> Result<Encoding> {
     }
 }
 
-/// Create `path`, run `f` on a buffered writer, flush; on error remove the
-/// partial file.
+/// Write `path` through `f` on a buffered writer. A regular file (or a new
+/// one) is written to a hidden sibling first and renamed over `path` only
+/// when everything is written, so a failed write leaves whatever was at
+/// `path` untouched and no partial file behind. Anything else that exists
+/// at `path` (a device, a pipe) is written in place and never removed: a
+/// failed write to `/dev/full` used to delete the device node.
 pub(crate) fn write_file(
     path: &Path,
     f: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
 ) -> Result<()> {
     let name = path_name(path);
-    let file = File::create(path).map_err(|e| TraceError::io(&name, Location::File, e))?;
-    let mut w = BufWriter::with_capacity(1 << 16, file);
-    let res = f(&mut w).and_then(|()| {
-        w.flush()
-            .map_err(|e| TraceError::io(&name, Location::File, e))
-    });
-    if res.is_err() {
-        drop(w);
-        let _ = std::fs::remove_file(path);
+    let io = |e| TraceError::io(&name, Location::File, e);
+    let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file());
+    let target = if special {
+        path.to_path_buf()
+    } else {
+        let file_name = path
+            .file_name()
+            .ok_or_else(|| TraceError::usage(&name, "the output path names no file"))?;
+        let mut tmp = std::ffi::OsString::from(".");
+        tmp.push(file_name);
+        tmp.push(format!(".tmp-{}", std::process::id()));
+        path.with_file_name(tmp)
+    };
+    let file = if special {
+        std::fs::OpenOptions::new().write(true).open(&target)
+    } else {
+        File::create(&target)
     }
-    res
+    .map_err(io)?;
+    let mut w = BufWriter::with_capacity(1 << 16, file);
+    let res = f(&mut w).and_then(|()| w.flush().map_err(io));
+    drop(w);
+    if special {
+        return res;
+    }
+    match res {
+        Ok(()) => std::fs::rename(&target, path).map_err(io),
+        Err(e) => {
+            let _ = std::fs::remove_file(&target);
+            Err(e)
+        }
+    }
+}
+
+/// Whether `a` and `b` name one existing file (through `..`, symbolic or
+/// hard links). A path that does not exist is no other file.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        ma.dev() == mb.dev() && ma.ino() == mb.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (ma, mb);
+        matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+    }
 }
 
 /// What [`convert`] did.
@@ -203,7 +249,7 @@ pub fn convert(input: &Path, output: &Path, to: Option<Encoding>) -> Result<Conv
         Some(e) => e,
         None => encoding_for_path(output, from.kind)?,
     };
-    if input == output {
+    if input == output || same_file(input, output) {
         return Err(TraceError::usage(
             &path_name(output),
             "input and output are the same file",

@@ -54,8 +54,8 @@ mod tests;
 pub use batching::{iterations, Batching, Iteration, Iterations, TokenRef};
 pub use codec::FORMAT_VERSION;
 pub use convert::{
-    convert, detect_bytes, detect_format, encoding_for_path, ConvertSummary, Encoding, TraceFormat,
-    TraceKind,
+    convert, detect_bytes, detect_format, encoding_for_path, same_file, ConvertSummary, Encoding,
+    TraceFormat, TraceKind,
 };
 pub use error::{Location, Result, TraceError};
 pub use import::{import, ImportFormat, ImportOptions};
