@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use wafernoc_mesh::sim::Status;
+use wafernoc_mesh::sim::{SimMode, Status};
 
 use crate::booksim::BooksimCfg;
 use crate::cmd_sim::{read_text, simulate, RunOutcome};
@@ -188,13 +188,28 @@ pub fn read_reference(dir: &Path) -> Result<Vec<RefRow>, CliError> {
         if f.len() != header.len() {
             return Err(bad("field count"));
         }
+        // Empty: no figure (an unstable run). A figure must be finite: a
+        // NaN latency used to skip the latency check silently.
         let num = |s: &str| {
             if s.is_empty() {
                 Ok(None)
             } else {
-                s.parse::<f64>().map(Some)
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .map(Some)
+                    .ok_or(())
             }
         };
+        let (sim_type, status) = (f[cs], f[cst]);
+        if !matches!(sim_type, "latency" | "throughput") {
+            return Err(bad("sim_type (latency or throughput)"));
+        }
+        if !matches!(status, "ok" | "throughput_mode" | "unstable(latency>thres)") {
+            return Err(bad(
+                "status (ok, throughput_mode or unstable(latency>thres), as BookSim2 prints)",
+            ));
+        }
         rows.push(RefRow {
             topology: f[ctop].to_string(),
             k: f[ck].parse().map_err(|_| bad("k"))?,
@@ -203,15 +218,82 @@ pub fn read_reference(dir: &Path) -> Result<Vec<RefRow>, CliError> {
             buf: f[cb].parse().map_err(|_| bad("buf"))?,
             pkt: f[cp].parse().map_err(|_| bad("pkt_size"))?,
             rate: f[cr].parse().map_err(|_| bad("rate"))?,
-            sim_type: f[cs].to_string(),
-            status: f[cst].to_string(),
+            sim_type: sim_type.to_string(),
+            status: status.to_string(),
             lat: num(f[cl]).map_err(|_| bad("avg_pkt_lat"))?,
             acc: num(f[ca]).map_err(|_| bad("accepted rate"))?,
             hops: num(f[ch]).map_err(|_| bad("avg_hops_routers"))?,
             config: f[cc].to_string(),
         });
+        let r = rows.last().expect("just pushed");
+        if r.status.starts_with("unstable") == r.lat.is_some() && r.sim_type == "latency" {
+            return Err(bad(
+                "avg_pkt_lat (a latency run has one exactly when it is not unstable)",
+            ));
+        }
+    }
+    if rows.is_empty() {
+        return Err(CliError::new(format!(
+            "{}: no rows to compare",
+            path.display()
+        )));
     }
     Ok(rows)
+}
+
+/// Check that each row describes the configuration file it names: its
+/// mesh radix, VCs, buffer depth, packet size, rate and simulation type
+/// (a row pointing at another rate's file was compared under the row's
+/// rate). Before any simulation.
+pub fn check_rows_against_configs(dir: &Path, rows: &[RefRow]) -> Result<(), CliError> {
+    for row in rows {
+        let p = dir.join(&row.config);
+        let res = BooksimCfg::parse(&read_text(&p)?, &p.display().to_string())?.resolve()?;
+        let m = &res.network.mesh;
+        let sim_type = match res.sim.sim_type {
+            SimMode::Latency => "latency",
+            SimMode::Throughput => "throughput",
+        };
+        let mismatch = [
+            (
+                "k",
+                m.rows as u64 == u64::from(row.k) && m.cols as u64 == u64::from(row.k),
+                format!("{}x{}", m.rows, m.cols),
+            ),
+            (
+                "vcs",
+                res.network.router.num_vcs as u64 == u64::from(row.vcs),
+                res.network.router.num_vcs.to_string(),
+            ),
+            (
+                "buf",
+                res.network.router.vc_buf_size as u64 == u64::from(row.buf),
+                res.network.router.vc_buf_size.to_string(),
+            ),
+            (
+                "pkt_size",
+                res.traffic.sizes.len() == 1 && u32::from(res.traffic.sizes[0]) == row.pkt,
+                format!("{:?}", res.traffic.sizes),
+            ),
+            (
+                "rate",
+                (res.traffic.rate - row.rate).abs() <= 1e-9 * row.rate.abs().max(1.0),
+                res.traffic.rate.to_string(),
+            ),
+            ("sim_type", sim_type == row.sim_type, sim_type.to_string()),
+        ]
+        .into_iter()
+        .find(|(_, ok, _)| !ok);
+        if let Some((col, _, theirs)) = mismatch {
+            return Err(CliError::new(format!(
+                "{}: the row of {} (rate {}): `{col}` does not match the file, which gives {theirs}",
+                dir.join("results.csv").display(),
+                row.config,
+                row.rate
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Run one reference configuration through `wafernoc booksim` semantics,
@@ -415,7 +497,9 @@ pub fn run_all(
     let mut results: Vec<Option<Result<Ours, CliError>>> = (0..rows.len()).map(|_| None).collect();
     let slots = std::sync::Mutex::new(&mut results);
     std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
+        // At most one thread per row: `--jobs 1000000` on two rows started
+        // a million threads.
+        for _ in 0..jobs.clamp(1, rows.len().max(1)) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= rows.len() {
@@ -434,6 +518,9 @@ pub fn run_all(
         .collect()
 }
 
+/// Largest `--seeds` (1,000 seeds of two rows take about 18 s).
+const MAX_SEEDS: u64 = 10_000;
+
 /// `wafernoc validate`.
 pub fn run(a: ValidateArgs) -> CmdResult {
     // Flag checks first: not after minutes of simulation, and never a
@@ -441,8 +528,11 @@ pub fn run(a: ValidateArgs) -> CmdResult {
     if a.jobs == 0 {
         return Err(CliError::new("--jobs 0: must be at least 1"));
     }
-    if a.seeds == 0 {
-        return Err(CliError::new("--seeds 0: must be at least 1"));
+    if a.seeds == 0 || a.seeds > MAX_SEEDS {
+        return Err(CliError::new(format!(
+            "--seeds {}: must be in 1..={MAX_SEEDS}",
+            a.seeds
+        )));
     }
     if a.rule == Rule::Statistical && a.seeds < 2 {
         return Err(CliError::new(
@@ -450,14 +540,16 @@ pub fn run(a: ValidateArgs) -> CmdResult {
         ));
     }
     let mut rows = read_reference(&a.dir)?;
+    check_rows_against_configs(&a.dir, &rows)?;
     if a.checked_only {
         let all = rows.clone();
         rows.retain(|r| in_checked_range(&all, r));
     }
+    // The output directory before minutes of simulation, not after.
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| CliError::new(format!("--out {}: {e}", a.out.display())))?;
     let ours = run_all(&a.dir, &rows, a.jobs, a.seeds, a.quiet)?;
     let checks = judge(&rows, &ours, a.rule);
-    std::fs::create_dir_all(&a.out)
-        .map_err(|e| CliError::new(format!("{}: {e}", a.out.display())))?;
     let mut csv = String::from("config,traffic,vcs,buf,pkt,rate,sim_type,booksim_status,wafernoc_status,booksim_latency,wafernoc_latency,wafernoc_latency_sd,latency_error_pct,booksim_accepted,wafernoc_accepted,accepted_error_pct,booksim_hops,wafernoc_hops,check\n");
     let mut md = String::from("| config | rate | BookSim2 latency | wafernoc latency | error | BookSim2 accepted | wafernoc accepted | error | check |\n|---|---|---|---|---|---|---|---|---|\n");
     let (mut pass, mut noisy, mut fail, mut skip) = (0, 0, 0, 0);

@@ -632,3 +632,88 @@ fn outputs_never_destroy_inputs_or_existing_files() {
         .collect();
     assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
 }
+
+/// A BookSim2 reference set is checked before anything runs: figures are
+/// finite, status and sim_type are BookSim2's words, each row describes
+/// the file it names, and there is something to compare. Each case used
+/// to pass silently (session 15's probe): a NaN latency skipped the
+/// latency check, a row at rate 0.5 naming the 0.01 file was judged as
+/// rate 0.5.
+#[test]
+fn validate_checks_the_reference_rows() {
+    let d = tmp("refrows");
+    let cfg = "uniform_k8_v2_b4_p1_r0.01_latency.cfg";
+    std::fs::create_dir_all(d.join("configs")).unwrap();
+    std::fs::copy(
+        root().join("../shared/reference/booksim/configs").join(cfg),
+        d.join("configs").join(cfg),
+    )
+    .unwrap();
+    let header = "topology,k,vcs,buf,pkt_size,traffic,rate,sim_type,status,avg_pkt_lat,\
+                  avg_net_lat,avg_flit_lat,min_pkt_lat,max_pkt_lat,avg_hops_routers,\
+                  injected_flits_per_node_cycle,accepted_flits_per_node_cycle,sim_cycles,config";
+    let row = |rate: &str, status: &str, lat: &str| {
+        format!(
+            "mesh,8,2,4,1,uniform,{rate},latency,{status},{lat},33.2268,33.2583,7.0,77.0,\
+             6.23515,0.00980078,0.00977344,7095,configs/{cfg}"
+        )
+    };
+    let out = d.join("out");
+    let case = |rows: &[String], needles: &[&str]| {
+        let mut text = format!("{header}\n");
+        for r in rows {
+            text.push_str(r);
+            text.push('\n');
+        }
+        std::fs::write(d.join("results.csv"), text).unwrap();
+        input_error(
+            &wafernoc_within(20, &["validate", s(&d), "--out", s(&out), "--quiet"]),
+            needles,
+        );
+    };
+    case(
+        &[row("0.01", "ok", "NaN")],
+        &["results.csv:2", "avg_pkt_lat"],
+    );
+    case(
+        &[row("0.01", "ok", "inf")],
+        &["results.csv:2", "avg_pkt_lat"],
+    );
+    case(
+        &[row("0.01", "bogus", "33.2")],
+        &["results.csv:2", "status"],
+    );
+    case(&[row("0.01", "ok", "")], &["results.csv:2", "avg_pkt_lat"]);
+    case(
+        &[row("0.5", "ok", "33.2")],
+        &["`rate` does not match the file, which gives 0.01"],
+    );
+    case(&[], &["no rows to compare"]);
+    // The good row passes these checks; a bad --seeds or --out is refused
+    // before any simulation.
+    std::fs::write(
+        d.join("results.csv"),
+        format!("{header}\n{}\n", row("0.01", "ok", "33.2268")),
+    )
+    .unwrap();
+    input_error(
+        &wafernoc_within(20, &["validate", s(&d), "--seeds", "4294967296", "--quiet"]),
+        &["--seeds 4294967296", "1..=10000"],
+    );
+    input_error(
+        &wafernoc_within(20, &["validate", s(&d), "--out", "/dev/null/x", "--quiet"]),
+        &["--out /dev/null/x"],
+    );
+    ok(&wafernoc_within(
+        60,
+        &[
+            "validate",
+            s(&d),
+            "--out",
+            s(&out),
+            "--quiet",
+            "--jobs",
+            "1000000",
+        ],
+    ));
+}
