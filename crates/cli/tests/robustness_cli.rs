@@ -717,3 +717,25 @@ fn validate_checks_the_reference_rows() {
         ],
     ));
 }
+
+/// sweep-rates: a step that would never reach rate 1, a rate that is not
+/// one, and a --name that is a path are refused before anything runs
+/// (session 15's probe: `--step 1e-300` never ended, `--rates 1e308` was
+/// named `inf`, `--name /abs` wrote /abs.csv).
+#[test]
+fn sweep_rates_bounds_its_flags() {
+    let out = tmp("sr-flags");
+    for (flags, needles) in [
+        (
+            &["--to-saturation", "--step", "1e-300"][..],
+            &["--step 1.00e-300", "[0.001, 1]"][..],
+        ),
+        (&["--rates", "1e308"], &["--rates: 1.00e308"]),
+        (&["--rates", "0.1", "--name", "/abs"], &["--name `/abs`"]),
+        (&["--rates", "0.1", "--name", "../x"], &["--name `../x`"]),
+    ] {
+        let mut args = vec!["sweep-rates", SMALL, "--out", s(&out), "--quiet"];
+        args.extend_from_slice(flags);
+        input_error(&wafernoc_within(20, &args), needles);
+    }
+}
