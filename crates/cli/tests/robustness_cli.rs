@@ -739,3 +739,15 @@ fn sweep_rates_bounds_its_flags() {
         input_error(&wafernoc_within(20, &args), needles);
     }
 }
+
+/// A deadlock timeout within the network's scheduling horizon reported a
+/// deadlock on XY routing, which has none (session 15's probe:
+/// `deadlock_timeout = 1`); it is refused, naming the horizon.
+#[test]
+fn a_deadlock_timeout_inside_the_horizon_is_refused() {
+    input_error(
+        &run_set(&["network.deadlock_timeout=2"]),
+        &["`deadlock_timeout`", "2 cycles", "scheduling horizon"],
+    );
+    ok(&run_set(&["network.deadlock_timeout=200"]));
+}

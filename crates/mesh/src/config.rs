@@ -37,9 +37,10 @@ pub struct NetworkConfig {
     pub classes: Vec<ClassSpec>,
     /// Cycles without any flit moving, while flits are in the network, after
     /// which the run stops with a deadlock report. 0 picks max(1000, 8 ×
-    /// the longest delay an item can be scheduled ahead: the slowest link's
-    /// or credit link's latency plus the switch, crossbar and output delays
-    /// and a margin, more with batched stages; see `Network::with_threads`).
+    /// the scheduling horizon: the longest delay an item can be scheduled
+    /// ahead, the slowest link's or credit link's latency plus the switch,
+    /// crossbar and output delays and a margin, more with batched stages).
+    /// Any other value must exceed the horizon (`Network::check_config`).
     pub deadlock_timeout: u64,
     /// Check mode: evaluate every router and interface every cycle instead of
     /// only the active ones, always with the general router step (not the

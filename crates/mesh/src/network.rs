@@ -114,8 +114,8 @@ use std::thread::JoinHandle;
 
 use crossbeam::utils::CachePadded;
 use wafernoc_router::{
-    nonzero_bytes, Allocator, AllocatorKind, Flit, LinkTiming, SmallIslip, VcBuffers, VcState,
-    Window,
+    nonzero_bytes, Allocator, AllocatorKind, Flit, LinkTiming, RouterConfig, SmallIslip, VcBuffers,
+    VcState, Window,
 };
 
 use crate::config::{ConfigError, NetworkConfig};
@@ -885,6 +885,18 @@ impl Network {
                     .into(),
             });
         }
+        let horizon = max_delay(&topo, &cfg.router);
+        if cfg.deadlock_timeout > 0 && cfg.deadlock_timeout <= horizon {
+            return Err(ConfigError::Other {
+                key: "deadlock_timeout".into(),
+                reason: format!(
+                    "{} cycles: must be 0 (automatic) or more than {horizon}, this network's \
+                     scheduling horizon (its slowest flit or credit link plus the router's \
+                     stages); a shorter timeout reports deadlocks that are not there",
+                    cfg.deadlock_timeout
+                ),
+            });
+        }
         if r_n * pv * cfg.router.vc_buf_size > MAX_BUFFER_FLITS {
             return Err(ConfigError::Other {
                 key: "vc_buf_size".into(),
@@ -984,23 +996,15 @@ impl Network {
         let mut in_credit_link = vec![u32::MAX; rp];
         for r in 0..r_n {
             for p in 0..PORTS {
+                let ((lat, cpf), cred) = port_links(&topo, rc, r, p);
+                out_timing.push(LinkTiming::new(lat, cpf));
+                cred_timing.push(LinkTiming::new(cred, 1));
                 if p == LOCAL {
-                    out_timing.push(LinkTiming::new(topo.spec.local_latency, 1));
-                    cred_timing.push(LinkTiming::new(topo.spec.local_latency, 1));
                     out_link[r * PORTS + p] = (rp + r) as u32;
                     in_credit_link[r * PORTS + p] = (rp + r) as u32;
                 } else if let Some(nb) = topo.neighbor(r, p) {
-                    let (lat, cpf) = topo.link_params(r, p);
-                    out_timing.push(LinkTiming::new(lat, cpf));
-                    // Credits of input port p of r go back to output port
-                    // p^1 of the neighbour, over that edge's latency.
-                    let back = topo.link_params(nb, p ^ 1).0;
-                    cred_timing.push(LinkTiming::new(back + rc.credit_delay, 1));
                     out_link[r * PORTS + p] = (nb * PORTS + Topology::input_port_of(p)) as u32;
                     in_credit_link[r * PORTS + p] = (nb * PORTS + (p ^ 1)) as u32;
-                } else {
-                    out_timing.push(LinkTiming::new(1, 1));
-                    cred_timing.push(LinkTiming::new(1 + rc.credit_delay, 1));
                 }
             }
         }
@@ -1009,35 +1013,7 @@ impl Network {
         let ej_cred_timing =
             vec![LinkTiming::new(topo.spec.local_latency + rc.credit_delay, 1); r_n];
         let batched = rc.batched_stages && (rc.routing_delay >= 2 || rc.crossbar_delay() >= 2);
-        let max_delay = out_timing
-            .iter()
-            .chain(&inj_timing)
-            .map(|l| (l.latency() + l.cycles_per_flit()) as u64)
-            .chain(
-                cred_timing
-                    .iter()
-                    .chain(&ej_cred_timing)
-                    .map(|l| (l.latency() + 1) as u64),
-            )
-            .max()
-            .unwrap_or(2)
-            + (rc.sw_alloc_delay + rc.crossbar_delay() + rc.output_delay) as u64
-            + 4
-            + if batched {
-                // A flit waits for the crossbar batch ahead of it (at most
-                // the crossbar delay), then in its output's queue behind
-                // flits that each hold a credit of the downstream input
-                // port: at most V × B of them, each taking up to the
-                // slowest link's cycles per flit.
-                let cpf = out_timing
-                    .iter()
-                    .map(|l| l.cycles_per_flit() as u64)
-                    .max()
-                    .unwrap_or(1);
-                rc.crossbar_delay() as u64 + (rc.num_vcs * rc.vc_buf_size) as u64 * cpf
-            } else {
-                0
-            };
+        let max_delay = max_delay(&topo, rc);
         let wheel_len = max_delay.next_power_of_two();
         let deadlock_timeout = if cfg.deadlock_timeout > 0 {
             cfg.deadlock_timeout
@@ -1909,6 +1885,56 @@ impl Network {
 /// borrowed from the [`Part`] apart from the rest of it, so that the
 /// router step can schedule while it holds borrows of the router's own
 /// state.
+/// Timing of the flit link out of output port `p` of router `r` and of
+/// the credit link out of its input port `p`: `((latency, cycles per
+/// flit), credit latency)`. LOCAL: the ejection link, and the credit back
+/// to the interface; a port at the mesh edge: links never used.
+fn port_links(topo: &Topology, rc: &RouterConfig, r: usize, p: usize) -> ((u32, u32), u32) {
+    if p == LOCAL {
+        ((topo.spec.local_latency, 1), topo.spec.local_latency)
+    } else if let Some(nb) = topo.neighbor(r, p) {
+        // Credits of input port p of r go back to output port p^1 of the
+        // neighbour, over that edge's latency.
+        let back = topo.link_params(nb, p ^ 1).0;
+        (topo.link_params(r, p), back + rc.credit_delay)
+    } else {
+        ((1, 1), 1 + rc.credit_delay)
+    }
+}
+
+/// The longest an item is scheduled ahead (the timing wheels' horizon):
+/// the slowest flit link's latency plus cycles per flit, or credit link's
+/// latency plus one, over every router port, injection and ejection
+/// credit link, plus the switch, crossbar and output delays and a margin;
+/// with batched stages, plus the wait in the crossbar batch and the
+/// output queue. Also the floor of `deadlock_timeout`.
+fn max_delay(topo: &Topology, rc: &RouterConfig) -> u64 {
+    let local = topo.spec.local_latency;
+    let (mut item, mut cpf_max) = (
+        u64::from(local + 1).max(u64::from(local + rc.credit_delay + 1)),
+        1u64,
+    );
+    for r in 0..topo.nodes() {
+        for p in 0..PORTS {
+            let ((lat, cpf), cred) = port_links(topo, rc, r, p);
+            item = item.max(u64::from(lat + cpf)).max(u64::from(cred + 1));
+            cpf_max = cpf_max.max(u64::from(cpf));
+        }
+    }
+    let batched = rc.batched_stages && (rc.routing_delay >= 2 || rc.crossbar_delay() >= 2);
+    item + (rc.sw_alloc_delay + rc.crossbar_delay() + rc.output_delay) as u64
+        + 4
+        + if batched {
+            // A flit waits for the crossbar batch ahead of it (at most the
+            // crossbar delay), then in its output's queue behind flits that
+            // each hold a credit of the downstream input port: at most V × B
+            // of them, each taking up to the slowest link's cycles per flit.
+            rc.crossbar_delay() as u64 + (rc.num_vcs * rc.vc_buf_size) as u64 * cpf_max
+        } else {
+            0
+        }
+}
+
 struct Sched<'a> {
     id: u16,
     r0: usize,
