@@ -17,8 +17,7 @@ use clap::Args;
 use wafernoc_mesh::cdg::{self, Analysis, Channel, Verdict};
 use wafernoc_mesh::NetworkConfig;
 
-use crate::booksim::BooksimCfg;
-use crate::cmd_sim::{load_toml, read_text, RunConfig};
+use crate::cmd_sim::network_of;
 use crate::{CliError, CmdResult};
 
 /// Arguments of `wafernoc check-deadlock`.
@@ -42,17 +41,7 @@ fn load_network(a: &CheckDeadlockArgs) -> Result<NetworkConfig, CliError> {
         .config
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("cfg"));
-    if is_cfg {
-        let text = read_text(&a.config)?;
-        let mut cfg = BooksimCfg::parse(&text, &a.config.display().to_string())?;
-        for o in &a.overrides {
-            cfg.set(o)?;
-        }
-        Ok(cfg.resolve()?.network)
-    } else {
-        let cfg: RunConfig = load_toml(&a.config, &a.overrides)?;
-        Ok(cfg.network)
-    }
+    network_of(&a.config, is_cfg, &a.overrides, "check-deadlock")
 }
 
 fn describe(net: &NetworkConfig) -> String {

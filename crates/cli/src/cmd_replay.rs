@@ -45,8 +45,7 @@ use wafernoc_mesh::stats::{Samples, Summary};
 use wafernoc_mesh::{Network, NetworkConfig, NewPacket};
 use wafernoc_trace::{PacketReader, PacketRecord, SizeUnit};
 
-use crate::booksim::BooksimCfg;
-use crate::cmd_sim::{load_toml, read_text, RunConfig};
+use crate::cmd_sim::network_of;
 use crate::progress::Progress;
 use crate::{CliError, CmdResult};
 
@@ -130,16 +129,10 @@ struct Row {
 /// trace's `meta` (as written by `--capture`) when none is given.
 fn network_config(a: &ReplayArgs, meta: &str) -> Result<NetworkConfig, CliError> {
     if let Some(p) = &a.config {
-        let cfg: RunConfig = load_toml(p, &a.set)?;
-        return Ok(cfg.network);
+        return network_of(p, false, &a.set, "replay-packets");
     }
     if let Some(p) = &a.booksim {
-        let text = read_text(p)?;
-        let mut cfg = BooksimCfg::parse(&text, &p.display().to_string())?;
-        for o in &a.set {
-            cfg.set(o)?;
-        }
-        return Ok(cfg.resolve()?.network);
+        return network_of(p, true, &a.set, "replay-packets");
     }
     if !a.set.is_empty() {
         return Err(CliError::new("--set needs --config or --booksim"));

@@ -540,6 +540,50 @@ fn load_booksim(a: &BooksimArgs) -> Result<(BooksimCfg, crate::booksim::Resolved
     Ok((cfg, res))
 }
 
+/// The network of a configuration file, BookSim2 (`booksim`) or native
+/// TOML, with `overrides`, for a command that uses the network alone
+/// (`cmd`: `check-deadlock`, `replay-packets`). An override that would be
+/// ignored is refused: in a TOML file a key outside `network.`; in a
+/// BookSim2 file one that changes the traffic or the measurement and not
+/// the network (`injection_rate=7` was accepted and had no effect).
+pub(crate) fn network_of(
+    path: &Path,
+    booksim: bool,
+    overrides: &[String],
+    cmd: &str,
+) -> Result<NetworkConfig, CliError> {
+    let ignored = |o: &str| {
+        CliError::new(format!(
+            "override `{o}`: {cmd} takes only the network from the configuration, so it \
+             would have no effect"
+        ))
+    };
+    if booksim {
+        let mut cfg = BooksimCfg::parse(&read_text(path)?, &path.display().to_string())?;
+        for o in overrides {
+            let before = cfg.resolve().ok();
+            cfg.set(o)?;
+            let after = cfg.resolve()?;
+            if let Some(b) = before {
+                if b.network == after.network && (b.traffic != after.traffic || b.sim != after.sim)
+                {
+                    return Err(ignored(o));
+                }
+            }
+        }
+        Ok(cfg.resolve()?.network)
+    } else {
+        if let Some(o) = overrides
+            .iter()
+            .find(|o| !o.trim_start().starts_with("network."))
+        {
+            return Err(ignored(o));
+        }
+        let cfg: RunConfig = load_toml(path, overrides)?;
+        Ok(cfg.network)
+    }
+}
+
 /// Everything a synthetic run checks before it simulates
 /// ([`simulate_with`] starts with it): the network, the traffic against
 /// the network's topology and classes, the measurement control.

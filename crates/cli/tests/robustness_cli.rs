@@ -751,3 +751,48 @@ fn a_deadlock_timeout_inside_the_horizon_is_refused() {
     );
     ok(&run_set(&["network.deadlock_timeout=200"]));
 }
+
+/// check-deadlock and replay-packets take only the network from a
+/// configuration: a traffic or measurement override had no effect and was
+/// accepted (session 15's probe); it is refused, network keys still work.
+#[test]
+fn overrides_that_would_be_ignored_are_refused() {
+    let cfg = root()
+        .join("../shared/reference/booksim/configs/uniform_k8_v2_b4_p1_r0.05_latency.cfg")
+        .display()
+        .to_string();
+    input_error(
+        &wafernoc_within(20, &["check-deadlock", SMALL, "traffic.rate=99"]),
+        &["`traffic.rate=99`", "only the network"],
+    );
+    input_error(
+        &wafernoc_within(20, &["check-deadlock", &cfg, "injection_rate=7"]),
+        &["`injection_rate=7`", "only the network"],
+    );
+    ok(&wafernoc_within(
+        20,
+        &["check-deadlock", SMALL, "network.routing=yx"],
+    ));
+    ok(&wafernoc_within(20, &["check-deadlock", &cfg, "num_vcs=4"]));
+    let d = tmp("replay-set");
+    let cap = d.join("c.wnpt");
+    ok(&wafernoc_within(
+        20,
+        &["run", SMALL, "--capture", s(&cap), "--quiet"],
+    ));
+    input_error(
+        &wafernoc_within(
+            20,
+            &[
+                "replay-packets",
+                s(&cap),
+                "--config",
+                SMALL,
+                "--set",
+                "traffic.rate=5",
+                "--quiet",
+            ],
+        ),
+        &["`traffic.rate=5`", "only the network"],
+    );
+}
