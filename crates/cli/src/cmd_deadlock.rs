@@ -50,8 +50,8 @@ fn describe(net: &NetworkConfig) -> String {
     format!(
         "routing {}, {}×{} mesh, {} VC(s), {} class(es)",
         net.routing.name(),
-        m.cols * m.wafers_x,
         m.rows * m.wafers_y,
+        m.cols * m.wafers_x,
         net.router.num_vcs,
         classes.len()
     )

@@ -155,8 +155,9 @@ pub fn run(a: DemoArgs) -> CmdResult {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "wafernoc demo: {} decode routing ({}), {} iterations of {} slots, MoE layer {}",
+        "wafernoc demo: {} {} routing ({}), {} iterations of {} slots, MoE layer {}",
         a.model,
+        tr.trace.meta.phase,
         a.trace.display(),
         its.len(),
         a.slots,

@@ -143,7 +143,13 @@ fn network_config(a: &ReplayArgs, meta: &str) -> Result<NetworkConfig, CliError>
             a.trace.display()
         ))
     };
-    let v: serde_json::Value = serde_json::from_str(meta).map_err(|_| no_net())?;
+    let v: serde_json::Value = serde_json::from_str(meta).map_err(|e| {
+        CliError::new(format!(
+            "{}: the trace's meta is not JSON ({e}), so it holds no network configuration; \
+             give --config or --booksim",
+            a.trace.display()
+        ))
+    })?;
     let net = v
         .get("network")
         .or_else(|| v.get("resolved").and_then(|r| r.get("network")))
@@ -198,7 +204,11 @@ pub fn run(a: ReplayArgs) -> CmdResult {
         )));
     }
     let netcfg = network_config(&a, &header.meta)?;
-    let mut net = Network::new(netcfg).map_err(|e| CliError::new(e.to_string()))?;
+    let source = match (&a.config, &a.booksim) {
+        (Some(p), _) | (None, Some(p)) => p.display().to_string(),
+        (None, None) => format!("{name}: the network in its meta"),
+    };
+    let mut net = Network::new(netcfg).map_err(|e| CliError::new(format!("{source}: {e}")))?;
     let nodes = net.topology().nodes();
     if header.nodes as usize != nodes {
         return Err(CliError::new(format!(
@@ -295,9 +305,11 @@ pub fn run(a: ReplayArgs) -> CmdResult {
             let s = scaled(r.cycle, scale);
             if s > MAX_CYCLE {
                 return Err(CliError::new(format!(
-                    "{name}: record {}: cycle {} (× time scale {scale}) is beyond the replay's \
+                    "{name}: record {}: cycle {} (× time scale {}) is beyond the replay's \
                      limit of {MAX_CYCLE} (2^48) cycles",
-                    r.id, r.cycle
+                    r.id,
+                    r.cycle,
+                    wafernoc_traffic::fmt_num(scale)
                 )));
             }
             s_of.push(s);

@@ -86,7 +86,7 @@ pub fn read_text(p: &Path) -> Result<String, CliError> {
 pub fn apply_set(root: &mut toml::Value, kv: &str) -> Result<(), CliError> {
     let (k, v) = kv
         .split_once('=')
-        .ok_or_else(|| CliError::new(format!("--set `{kv}` is not KEY=VALUE")))?;
+        .ok_or_else(|| CliError::new(format!("override `{kv}` is not KEY=VALUE")))?;
     let val: toml::Value = match toml::from_str::<toml::Table>(&format!("x = {v}")) {
         Ok(mut t) => t.remove("x").expect("parsed key"),
         Err(_) => toml::Value::String(v.to_string()),

@@ -194,7 +194,8 @@ fn stats(a: StatsArgs) -> CmdResult {
         (None, Some(chunk)) => Batching::Chunked { chunk },
         (None, None) => Batching::default_for(t.meta.phase),
     };
-    let s = trace::stats(&t, batching).map_err(err)?;
+    let s = trace::stats(&t, batching)
+        .map_err(|e| CliError::new(format!("{}: {e}", a.trace.display())))?;
     if a.json {
         let j = serde_json::to_string_pretty(&s).map_err(ctx("cannot encode JSON"))?;
         println!("{j}");

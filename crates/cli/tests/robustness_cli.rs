@@ -796,3 +796,31 @@ fn overrides_that_would_be_ignored_are_refused() {
         &["`traffic.rate=5`", "only the network"],
     );
 }
+
+/// Messages and reports of session 15's probe: a mesh is printed rows ×
+/// columns as everywhere else, a huge time scale in three significant
+/// digits, and a network refused from a trace's meta names the trace.
+#[test]
+fn reports_name_sizes_and_sources_plainly() {
+    let o = wafernoc_within(20, &["check-deadlock", SMALL, "network.mesh.rows=2"]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2×4 mesh"));
+    let d = tmp("messages");
+    let cap = d.join("c.wnpt");
+    ok(&wafernoc_within(
+        20,
+        &["run", SMALL, "--capture", s(&cap), "--quiet"],
+    ));
+    let o = wafernoc_within(
+        20,
+        &[
+            "replay-packets",
+            s(&cap),
+            "--time-scale",
+            "1e308",
+            "--quiet",
+        ],
+    );
+    input_error(&o, &["time scale 1.00e308"]);
+    assert!(stderr(&o).len() < 300, "{}", stderr(&o));
+}

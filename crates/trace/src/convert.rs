@@ -157,7 +157,14 @@ pub fn encoding_for_path(path: &Path, kind: TraceKind) -> Result<Encoding> {
         ("jsonl" | "json", _) => Ok(Encoding::Text),
         _ => Err(TraceError::usage(
             &name,
-            "cannot tell the output encoding from the extension (use .wnpt, .wnrt or .jsonl, or give the encoding)",
+            format!(
+                "cannot tell the output encoding from the extension (use {} or .jsonl; \
+                 `trace convert` also takes --to)",
+                match kind {
+                    TraceKind::Packet => ".wnpt",
+                    TraceKind::Routing => ".wnrt",
+                }
+            ),
         )),
     }
 }

@@ -251,7 +251,8 @@ impl Collector {
             return Err(TraceError::invalid(
                 &file,
                 Location::File,
-                "no requests: cannot infer top_k and num_layers (give them as options)",
+                "no token with experts: cannot infer top_k and num_layers (give them as \
+                 options)",
             ));
         };
         let to_u16 = |what: &str, v: usize| {
