@@ -265,7 +265,9 @@ impl TrafficSource for Capture<'_> {
 }
 
 /// Fail now, not after a long simulation, if an output file cannot be
-/// written: create (or truncate) it. The caller writes it at the end.
+/// written, or is one of `inputs` (the files the run reads, and outputs
+/// already claimed). Nothing is truncated: the caller writes the file at
+/// the end.
 pub fn check_output_file(p: &Path, flag: &str, inputs: &[&Path]) -> Result<(), CliError> {
     // One file, or (for an output not written yet) one path once its
     // directory is resolved.
