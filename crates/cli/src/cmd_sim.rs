@@ -294,18 +294,22 @@ pub fn check_output_file(p: &Path, flag: &str, inputs: &[&Path]) -> Result<(), C
         )));
     }
     let cannot = |e| CliError::new(format!("{flag} {}: cannot write: {e}", p.display()));
-    // Opened without truncating, and a file created for the check is
-    // removed again: a run that fails later leaves what was there.
-    if std::fs::metadata(p).is_ok() {
-        std::fs::OpenOptions::new()
+    // Opened without truncating, and a file this check creates is removed
+    // again, so a run that fails later leaves what was there. A symbolic
+    // link (dangling or not) is opened through, never removed.
+    match std::fs::symlink_metadata(p) {
+        Ok(m) => std::fs::OpenOptions::new()
             .write(true)
+            .create(m.file_type().is_symlink())
+            .truncate(false)
             .open(p)
             .map(drop)
-            .map_err(cannot)
-    } else {
-        std::fs::File::create(p).map_err(cannot)?;
-        let _ = std::fs::remove_file(p);
-        Ok(())
+            .map_err(cannot),
+        Err(_) => {
+            std::fs::File::create_new(p).map_err(cannot)?;
+            let _ = std::fs::remove_file(p);
+            Ok(())
+        }
     }
 }
 
@@ -561,19 +565,28 @@ pub(crate) fn network_of(
         ))
     };
     if booksim {
-        let mut cfg = BooksimCfg::parse(&read_text(path)?, &path.display().to_string())?;
-        for o in overrides {
-            let before = cfg.resolve().ok();
-            cfg.set(o)?;
-            let after = cfg.resolve()?;
-            if let Some(b) = before {
-                if b.network == after.network && (b.traffic != after.traffic || b.sim != after.sim)
-                {
+        let file = BooksimCfg::parse(&read_text(path)?, &path.display().to_string())?;
+        // The file with the overrides but `skip`, resolved (order-free: an
+        // override is judged against all the others, never against a
+        // half-applied state that may not resolve).
+        let with = |skip: Option<usize>| -> Result<_, CliError> {
+            let mut cfg = file.clone();
+            for (j, o) in overrides.iter().enumerate() {
+                if Some(j) != skip {
+                    cfg.set(o)?;
+                }
+            }
+            cfg.resolve()
+        };
+        let all = with(None)?;
+        for (i, o) in overrides.iter().enumerate() {
+            if let Ok(w) = with(Some(i)) {
+                if w.network == all.network && (w.traffic != all.traffic || w.sim != all.sim) {
                     return Err(ignored(o));
                 }
             }
         }
-        Ok(cfg.resolve()?.network)
+        Ok(all.network)
     } else {
         if let Some(o) = overrides
             .iter()

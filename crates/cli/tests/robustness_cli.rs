@@ -747,9 +747,38 @@ fn sweep_rates_bounds_its_flags() {
 fn a_deadlock_timeout_inside_the_horizon_is_refused() {
     input_error(
         &run_set(&["network.deadlock_timeout=2"]),
-        &["`deadlock_timeout`", "2 cycles", "scheduling horizon"],
+        &["`deadlock_timeout`", "2 cycles", "without progress"],
     );
     ok(&run_set(&["network.deadlock_timeout=200"]));
+    // The floor counts every router stage: a 64-cycle VC allocation stalls
+    // a light network for longer than 9 cycles.
+    input_error(
+        &run_set(&[
+            "network.router.vc_alloc_delay=64",
+            "traffic.rate=0.01",
+            "network.deadlock_timeout=9",
+        ]),
+        &["`deadlock_timeout`", "more than 73"],
+    );
+    // And it is not the wheels' horizon: BookSim2's default timeout (256)
+    // stays valid with batched stages and deep output queues (refused by
+    // the first version of the floor, a review found).
+    let cfg = root()
+        .join("../shared/reference/booksim/configs/uniform_k8_v2_b4_p1_r0.3_throughput.cfg")
+        .display()
+        .to_string();
+    ok(&wafernoc_within(
+        60,
+        &[
+            "booksim",
+            &cfg,
+            "num_vcs=16",
+            "vc_buf_size=16",
+            "routing_delay=2",
+            "sample_period=500",
+            "--quiet",
+        ],
+    ));
 }
 
 /// check-deadlock and replay-packets take only the network from a
@@ -823,4 +852,78 @@ fn reports_name_sizes_and_sources_plainly() {
     );
     input_error(&o, &["time scale 1.00e308"]);
     assert!(stderr(&o).len() < 300, "{}", stderr(&o));
+}
+
+/// What the review of session 15's fixes found they got wrong, each kept
+/// right now: overrides are judged order-free, an output through a
+/// symbolic link keeps the link, a dangling link given as an output is
+/// not removed, and a run that never finishes warming up is unstable, as
+/// BookSim2's ("Too many sample periods needed to converge"), not "ok"
+/// with zero rates.
+#[cfg(unix)]
+#[test]
+fn probe_fixes_keep_valid_input_valid() {
+    let d = tmp("review15");
+    // A file with speculation and iSLIP; switching both needs both
+    // overrides, in either order.
+    let spec = d.join("spec.cfg");
+    let mut text = std::fs::read_to_string(
+        root().join("../shared/reference/booksim/configs/uniform_k8_v2_b4_p1_r0.05_latency.cfg"),
+    )
+    .unwrap();
+    text.push_str("speculative = 1;\n");
+    std::fs::write(&spec, text).unwrap();
+    for order in [
+        ["sw_allocator=separable_input_first", "speculative=0"],
+        ["speculative=0", "sw_allocator=separable_input_first"],
+    ] {
+        ok(&wafernoc_within(
+            20,
+            &["check-deadlock", s(&spec), order[0], order[1]],
+        ));
+    }
+    // Converting onto a symbolic link writes its target.
+    let target = d.join("real.jsonl");
+    std::fs::write(&target, "old").unwrap();
+    let link = d.join("link.jsonl");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    ok(&wafernoc_within(
+        20,
+        &[
+            "trace",
+            "convert",
+            "traces/examples/packets_small.wnpt",
+            s(&link),
+        ],
+    ));
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read_to_string(&target)
+        .unwrap()
+        .starts_with("{\"wafernoc_packet_trace\""));
+    // A dangling link as a per-packet output survives a failed run.
+    let dangling = d.join("pp.csv");
+    std::os::unix::fs::symlink(d.join("nowhere.csv"), &dangling).unwrap();
+    input_error(
+        &wafernoc_within(
+            20,
+            &[
+                "run",
+                SMALL,
+                "--per-packet",
+                s(&dangling),
+                "--set",
+                "traffic.rate=-1",
+                "--quiet",
+            ],
+        ),
+        &["traffic.rate"],
+    );
+    assert!(std::fs::symlink_metadata(&dangling).is_ok());
+    // Never out of warm-up: unstable.
+    let o = run_set(&["sim.max_samples=1", "sim.warmup_periods=0"]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Simulation unstable"));
 }

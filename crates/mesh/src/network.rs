@@ -885,14 +885,16 @@ impl Network {
                     .into(),
             });
         }
-        let horizon = max_delay(&topo, &cfg.router);
-        if cfg.deadlock_timeout > 0 && cfg.deadlock_timeout <= horizon {
+        let stall = stall_bound(&topo, &cfg.router);
+        if cfg.deadlock_timeout > 0 && cfg.deadlock_timeout <= stall {
             return Err(ConfigError::Other {
                 key: "deadlock_timeout".into(),
                 reason: format!(
-                    "{} cycles: must be 0 (automatic) or more than {horizon}, this network's \
-                     scheduling horizon (its slowest flit or credit link plus the router's \
-                     stages); a shorter timeout reports deadlocks that are not there",
+                    "{} cycles (BookSim2's deadlock_warn_timeout maps to it): must be 0 \
+                     (automatic) or more than {stall}, the longest this network can go without \
+                     progress when it is not deadlocked (its slowest flit or credit link, then \
+                     every router stage of the next hop); a shorter timeout reports deadlocks \
+                     that are not there",
                     cfg.deadlock_timeout
                 ),
             });
@@ -1902,18 +1904,13 @@ fn port_links(topo: &Topology, rc: &RouterConfig, r: usize, p: usize) -> ((u32, 
     }
 }
 
-/// The longest an item is scheduled ahead (the timing wheels' horizon):
-/// the slowest flit link's latency plus cycles per flit, or credit link's
-/// latency plus one, over every router port, injection and ejection
-/// credit link, plus the switch, crossbar and output delays and a margin;
-/// with batched stages, plus the wait in the crossbar batch and the
-/// output queue. Also the floor of `deadlock_timeout`.
-fn max_delay(topo: &Topology, rc: &RouterConfig) -> u64 {
+/// Over every link (router ports, injection, ejection credits): the
+/// longest an item takes on one, flit links' latency plus cycles per flit
+/// and credit links' latency plus one, and the most cycles per flit.
+fn slowest_links(topo: &Topology, rc: &RouterConfig) -> (u64, u64) {
     let local = topo.spec.local_latency;
-    let (mut item, mut cpf_max) = (
-        u64::from(local + 1).max(u64::from(local + rc.credit_delay + 1)),
-        1u64,
-    );
+    let mut item = u64::from(local + 1).max(u64::from(local + rc.credit_delay + 1));
+    let mut cpf_max = 1u64;
     for r in 0..topo.nodes() {
         for p in 0..PORTS {
             let ((lat, cpf), cred) = port_links(topo, rc, r, p);
@@ -1921,6 +1918,38 @@ fn max_delay(topo: &Topology, rc: &RouterConfig) -> u64 {
             cpf_max = cpf_max.max(u64::from(cpf));
         }
     }
+    (item, cpf_max)
+}
+
+/// The longest a network that is not deadlocked can go without progress
+/// (an injection, a switch traversal or an ejection): the slowest flit
+/// link (latency plus cycles per flit) or credit link, then every stage of
+/// the next router (routing, VC and switch allocation, crossbar, output;
+/// with batched stages the batch ahead as well), and a margin. The floor
+/// of a nonzero `deadlock_timeout`. (Waiting in an output queue follows a
+/// traversal, which is progress, so it does not count.)
+fn stall_bound(topo: &Topology, rc: &RouterConfig) -> u64 {
+    let (item, _) = slowest_links(topo, rc);
+    let batched = rc.batched_stages && (rc.routing_delay >= 2 || rc.crossbar_delay() >= 2);
+    let stages = (rc.routing_delay + rc.vc_alloc_delay + rc.sw_alloc_delay)
+        + rc.crossbar_delay()
+        + rc.output_delay
+        + if batched {
+            rc.routing_delay + rc.crossbar_delay()
+        } else {
+            0
+        };
+    item + stages as u64 + 4
+}
+
+/// The longest an item is scheduled ahead (the timing wheels' horizon):
+/// the slowest flit link's latency plus cycles per flit, or credit link's
+/// latency plus one, over every router port, injection and ejection
+/// credit link, plus the switch, crossbar and output delays and a margin;
+/// with batched stages, plus the wait in the crossbar batch and the
+/// output queue.
+fn max_delay(topo: &Topology, rc: &RouterConfig) -> u64 {
+    let (item, cpf_max) = slowest_links(topo, rc);
     let batched = rc.batched_stages && (rc.routing_delay >= 2 || rc.crossbar_delay() >= 2);
     item + (rc.sw_alloc_delay + rc.crossbar_delay() + rc.output_delay) as u64
         + 4

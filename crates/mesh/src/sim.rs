@@ -4,7 +4,9 @@
 //! Semantics copied from BookSim2's `TrafficManager::_SingleSim` (latency
 //! and throughput modes), as documented in `docs/validation.md`:
 //! - statistics are cleared at the start of every even warm-up period (0
-//!   and 2 with the default three) and when measurement starts; during warm-up every retired packet counts,
+//!   and 2 with the default three) and when measurement starts;
+//! - a run still warming up after `max_samples` periods is unstable, as
+//!   BookSim2's ("Too many sample periods needed to converge"); during warm-up every retired packet counts,
 //!   afterwards only *measured* packets (created during measurement, or
 //!   during the drain before it started);
 //! - after each sample period the mean packet latency and the mean accepted
@@ -541,7 +543,11 @@ pub fn run_measured_observed(
             }
         }
     } else if !unstable {
+        // Still warming up after `max_samples` periods: BookSim2 prints
+        // "Too many sample periods needed to converge" and its run is
+        // unstable (`_SingleSim` returns false). Nothing was measured.
         window.1 = net.now();
+        unstable = true;
     }
 
     let mcycles = window.1.saturating_sub(window.0);

@@ -172,7 +172,9 @@ pub fn encoding_for_path(path: &Path, kind: TraceKind) -> Result<Encoding> {
 /// Write `path` through `f` on a buffered writer. A regular file (or a new
 /// one) is written to a hidden sibling first and renamed over `path` only
 /// when everything is written, so a failed write leaves whatever was at
-/// `path` untouched and no partial file behind. Anything else that exists
+/// `path` untouched and no partial or temporary file behind. (A file with
+/// other hard links is replaced, not rewritten: the other names keep the
+/// old contents, as with any atomic save.) Anything else that exists
 /// at `path` (a device, a pipe) is written in place and never removed: a
 /// failed write to `/dev/full` used to delete the device node.
 pub(crate) fn write_file(
@@ -182,6 +184,10 @@ pub(crate) fn write_file(
     let name = path_name(path);
     let io = |e| TraceError::io(&name, Location::File, e);
     let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file());
+    // An existing output is replaced where it really is: through a
+    // symbolic link, the file it points to (the link stays a link).
+    let real = std::fs::canonicalize(path).ok();
+    let path = real.as_deref().unwrap_or(path);
     let target = if special {
         path.to_path_buf()
     } else {
@@ -205,13 +211,11 @@ pub(crate) fn write_file(
     if special {
         return res;
     }
-    match res {
-        Ok(()) => std::fs::rename(&target, path).map_err(io),
-        Err(e) => {
-            let _ = std::fs::remove_file(&target);
-            Err(e)
-        }
+    let res = res.and_then(|()| std::fs::rename(&target, path).map_err(io));
+    if res.is_err() {
+        let _ = std::fs::remove_file(&target);
     }
+    res
 }
 
 /// Whether `a` and `b` name one existing file (through `..`, symbolic or
