@@ -490,6 +490,17 @@ impl BooksimCfg {
         only!("sim_count", [1], 1);
         let deadlock_timeout =
             nonneg("deadlock_warn_timeout", int!("deadlock_warn_timeout", 256))? as u64;
+        if deadlock_timeout == 0 {
+            // BookSim2 then warns at every cycle without progress; wafernoc
+            // stops the run at this timeout (it used to become 1 cycle,
+            // which reports deadlocks that are not there).
+            return Err(bad_int(
+                "deadlock_warn_timeout",
+                0,
+                "wafernoc stops a run at this timeout (BookSim2 only warns): give a number of \
+                 cycles (BookSim2's default is 256)",
+            ));
+        }
         // Every key must have been understood.
         for (key, (v, o)) in &self.entries {
             if !used.contains(&key.as_str()) {
@@ -507,7 +518,7 @@ impl BooksimCfg {
             router: rc,
             routing,
             classes: Vec::new(),
-            deadlock_timeout: deadlock_timeout.max(1),
+            deadlock_timeout,
             step_all: false,
         };
         network

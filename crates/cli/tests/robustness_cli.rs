@@ -760,6 +760,16 @@ fn a_deadlock_timeout_inside_the_horizon_is_refused() {
         ]),
         &["`deadlock_timeout`", "more than 73"],
     );
+    // BookSim2's 0 (warn at every idle cycle there) became a 1-cycle
+    // timeout here; it is refused by its own name.
+    let reference = root()
+        .join("../shared/reference/booksim/configs/uniform_k8_v2_b4_p1_r0.05_latency.cfg")
+        .display()
+        .to_string();
+    input_error(
+        &wafernoc_within(20, &["booksim", &reference, "deadlock_warn_timeout=0"]),
+        &["`deadlock_warn_timeout = 0`", "only warns"],
+    );
     // And it is not the wheels' horizon: BookSim2's default timeout (256)
     // stays valid with batched stages and deep output queues (refused by
     // the first version of the floor, a review found).
