@@ -1014,7 +1014,7 @@ impl Network {
         let inj_timing = vec![LinkTiming::new(topo.spec.local_latency, 1); r_n];
         let ej_cred_timing =
             vec![LinkTiming::new(topo.spec.local_latency + rc.credit_delay, 1); r_n];
-        let batched = rc.batched_stages && (rc.routing_delay >= 2 || rc.crossbar_delay() >= 2);
+        let batched = batched(rc);
         let max_delay = max_delay(&topo, rc);
         let wheel_len = max_delay.next_power_of_two();
         let deadlock_timeout = if cfg.deadlock_timeout > 0 {
@@ -1883,10 +1883,6 @@ impl Network {
     }
 }
 
-/// Where a part's items go: its flit and credit wheels and its outboxes,
-/// borrowed from the [`Part`] apart from the rest of it, so that the
-/// router step can schedule while it holds borrows of the router's own
-/// state.
 /// Timing of the flit link out of output port `p` of router `r` and of
 /// the credit link out of its input port `p`: `((latency, cycles per
 /// flit), credit latency)`. LOCAL: the ejection link, and the credit back
@@ -1902,6 +1898,12 @@ fn port_links(topo: &Topology, rc: &RouterConfig, r: usize, p: usize) -> ((u32, 
     } else {
         ((1, 1), 1 + rc.credit_delay)
     }
+}
+
+/// Whether BookSim2's batched stages change anything: only with a routing
+/// or crossbar delay of 2 or more (with 1, a batch is a pipelined stage).
+fn batched(rc: &RouterConfig) -> bool {
+    rc.batched_stages && (rc.routing_delay >= 2 || rc.crossbar_delay() >= 2)
 }
 
 /// Over every link (router ports, injection, ejection credits): the
@@ -1930,11 +1932,10 @@ fn slowest_links(topo: &Topology, rc: &RouterConfig) -> (u64, u64) {
 /// traversal, which is progress, so it does not count.)
 fn stall_bound(topo: &Topology, rc: &RouterConfig) -> u64 {
     let (item, _) = slowest_links(topo, rc);
-    let batched = rc.batched_stages && (rc.routing_delay >= 2 || rc.crossbar_delay() >= 2);
     let stages = (rc.routing_delay + rc.vc_alloc_delay + rc.sw_alloc_delay)
         + rc.crossbar_delay()
         + rc.output_delay
-        + if batched {
+        + if batched(rc) {
             rc.routing_delay + rc.crossbar_delay()
         } else {
             0
@@ -1950,10 +1951,9 @@ fn stall_bound(topo: &Topology, rc: &RouterConfig) -> u64 {
 /// output queue.
 fn max_delay(topo: &Topology, rc: &RouterConfig) -> u64 {
     let (item, cpf_max) = slowest_links(topo, rc);
-    let batched = rc.batched_stages && (rc.routing_delay >= 2 || rc.crossbar_delay() >= 2);
     item + (rc.sw_alloc_delay + rc.crossbar_delay() + rc.output_delay) as u64
         + 4
-        + if batched {
+        + if batched(rc) {
             // A flit waits for the crossbar batch ahead of it (at most the
             // crossbar delay), then in its output's queue behind flits that
             // each hold a credit of the downstream input port: at most V × B
@@ -1964,6 +1964,10 @@ fn max_delay(topo: &Topology, rc: &RouterConfig) -> u64 {
         }
 }
 
+/// Where a part's items go: its flit and credit wheels and its outboxes,
+/// borrowed from the [`Part`] apart from the rest of it, so that the
+/// router step can schedule while it holds borrows of the router's own
+/// state.
 struct Sched<'a> {
     id: u16,
     r0: usize,

@@ -4,11 +4,12 @@
 //! Semantics copied from BookSim2's `TrafficManager::_SingleSim` (latency
 //! and throughput modes), as documented in `docs/validation.md`:
 //! - statistics are cleared at the start of every even warm-up period (0
-//!   and 2 with the default three) and when measurement starts;
+//!   and 2 with the default three) and when measurement starts; during
+//!   warm-up every retired packet counts, afterwards only *measured*
+//!   packets (created during measurement, or during the drain before it
+//!   started);
 //! - a run still warming up after `max_samples` periods is unstable, as
-//!   BookSim2's ("Too many sample periods needed to converge"); during warm-up every retired packet counts,
-//!   afterwards only *measured* packets (created during measurement, or
-//!   during the drain before it started);
+//!   BookSim2's ("Too many sample periods needed to converge");
 //! - after each sample period the mean packet latency and the mean accepted
 //!   rate are compared with the previous period's; measurement ends after 3
 //!   consecutive periods changing by less than the thresholds, or when
