@@ -145,6 +145,7 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
         },
         "sweep-rates",
     );
+    let max_size = base.traffic.sizes.iter().copied().max().unwrap_or(1);
     let mut points = Vec::new();
     let mut k = 0usize;
     loop {
@@ -190,7 +191,6 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
         // mesh stopped the sweep at its first point: 0.0173 accepted of
         // 0.02 offered on 4x4 with 500-cycle samples. The generated flits
         // are the same random draws the accepted ones come from.)
-        let max_size = base.traffic.sizes.iter().copied().max().unwrap_or(1);
         let stop = a.to_saturation
             && (p.status != "ok"
                 || falls_behind(p.accepted, p.offered, p.cycles, max_size)

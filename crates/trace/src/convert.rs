@@ -183,35 +183,31 @@ pub(crate) fn write_file(
 ) -> Result<()> {
     let name = path_name(path);
     let io = |e| TraceError::io(&name, Location::File, e);
-    let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file());
+    let write = |file: File| {
+        let mut w = BufWriter::with_capacity(1 << 16, file);
+        f(&mut w).and_then(|()| w.flush().map_err(io))
+    };
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return write(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(io)?,
+        );
+    }
     // An existing output is replaced where it really is: through a
     // symbolic link, the file it points to (the link stays a link).
     let real = std::fs::canonicalize(path).ok();
     let path = real.as_deref().unwrap_or(path);
-    let target = if special {
-        path.to_path_buf()
-    } else {
-        let file_name = path
-            .file_name()
-            .ok_or_else(|| TraceError::usage(&name, "the output path names no file"))?;
-        let mut tmp = std::ffi::OsString::from(".");
-        tmp.push(file_name);
-        tmp.push(format!(".tmp-{}", std::process::id()));
-        path.with_file_name(tmp)
-    };
-    let file = if special {
-        std::fs::OpenOptions::new().write(true).open(&target)
-    } else {
-        File::create(&target)
-    }
-    .map_err(io)?;
-    let mut w = BufWriter::with_capacity(1 << 16, file);
-    let res = f(&mut w).and_then(|()| w.flush().map_err(io));
-    drop(w);
-    if special {
-        return res;
-    }
-    let res = res.and_then(|()| std::fs::rename(&target, path).map_err(io));
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| TraceError::usage(&name, "the output path names no file"))?;
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(file_name);
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let target = path.with_file_name(tmp);
+    let res = write(File::create(&target).map_err(io)?)
+        .and_then(|()| std::fs::rename(&target, path).map_err(io));
     if res.is_err() {
         let _ = std::fs::remove_file(&target);
     }
