@@ -1968,7 +1968,7 @@ mod tests {
     //! seeds are the `moe` configurations the repository ships.
 
     use super::*;
-    use crate::mutation::{mutate, shipped_files};
+    use crate::mutation::{edits, mutate, shipped_files};
     use proptest::prelude::*;
 
     /// The shipped `moe --config` files (docs/examples/moe_*.toml).
@@ -2011,7 +2011,7 @@ mod tests {
         #[test]
         fn mutated_moe_configurations_never_panic(
             pick in any::<u16>(),
-            edits in proptest::collection::vec((any::<u16>(), 0u8..4, any::<u8>(), any::<u8>()), 1..6),
+            edits in edits(),
         ) {
             thread_local!(static SEEDS: Vec<String> = seeds());
             let text = SEEDS.with(|c| mutate(&c[pick as usize % c.len()], &edits));

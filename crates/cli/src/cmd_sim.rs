@@ -643,7 +643,7 @@ mod tests {
     //! configurations the repository ships.
 
     use super::*;
-    use crate::mutation::{mutate, shipped};
+    use crate::mutation::{edits, mutate, shipped};
     use proptest::prelude::*;
 
     /// Everything `booksim` checks before it simulates.
@@ -687,7 +687,7 @@ mod tests {
         #[test]
         fn mutated_booksim_configurations_never_panic(
             pick in any::<u16>(),
-            edits in proptest::collection::vec((any::<u16>(), 0u8..4, any::<u8>(), any::<u8>()), 1..6),
+            edits in edits(),
         ) {
             thread_local!(static CFGS: Vec<String> = shipped("tests/data", "cfg"));
             let text = CFGS.with(|c| mutate(&c[pick as usize % c.len()], &edits));
@@ -697,7 +697,7 @@ mod tests {
         #[test]
         fn mutated_toml_configurations_never_panic(
             pick in any::<u16>(),
-            edits in proptest::collection::vec((any::<u16>(), 0u8..4, any::<u8>(), any::<u8>()), 1..6),
+            edits in edits(),
         ) {
             thread_local!(static TOMLS: Vec<String> = shipped("tests/data", "toml"));
             let text = TOMLS.with(|c| mutate(&c[pick as usize % c.len()], &edits));

@@ -1026,7 +1026,7 @@ fn merge(a: MergeArgs) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mutation::{mutate, shipped_files};
+    use crate::mutation::{edits, mutate, shipped_files};
     use proptest::prelude::*;
 
     /// The shipped sweep files that need no routing trace (a trace point's
@@ -1065,7 +1065,7 @@ mod tests {
         #[test]
         fn mutated_sweep_files_never_panic(
             pick in any::<u16>(),
-            edits in proptest::collection::vec((any::<u16>(), 0u8..4, any::<u8>(), any::<u8>()), 1..6),
+            edits in edits(),
         ) {
             thread_local!(static SEEDS: Vec<(PathBuf, String)> = seeds());
             let (path, text) = SEEDS.with(|c| {

@@ -91,3 +91,9 @@ pub(crate) fn mutate(text: &str, edits: &[(u16, u8, u8, u8)]) -> String {
     }
     String::from_utf8_lossy(&b).into_owned()
 }
+
+/// The edits [`mutate`] takes: one to five `(at, op, byte, token)`.
+pub(crate) fn edits() -> impl proptest::strategy::Strategy<Value = Vec<(u16, u8, u8, u8)>> {
+    use proptest::prelude::*;
+    proptest::collection::vec((any::<u16>(), 0u8..4, any::<u8>(), any::<u8>()), 1..6)
+}
