@@ -4,7 +4,9 @@
 //! Acceptance rules (issue "engine", docs/validation.md):
 //! - mean packet latency within 3% of BookSim2 at every offered rate up to
 //!   85% of the lowest rate BookSim2 found unstable for that network;
-//! - at the zero-load rate (0.01) within 1 cycle;
+//! - at the zero-load rate (0.01 flits/node/cycle; a row whose
+//!   configuration gives its rate in packets, `injection_rate_uses_flits =
+//!   0`, is converted) within 1 cycle;
 //! - accepted rate within 3% wherever both runs are stable (and for
 //!   throughput-mode runs).
 
@@ -14,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use wafernoc_mesh::sim::{SimMode, Status};
+use wafernoc_traffic::RateUnit;
 
 use crate::booksim::BooksimCfg;
 use crate::cmd_sim::{read_text, simulate, RunOutcome};
@@ -78,8 +81,12 @@ pub struct RefRow {
     pub buf: u32,
     /// Packet size.
     pub pkt: u32,
-    /// Offered rate.
+    /// Offered rate, in the unit of the row's configuration.
     pub rate: f64,
+    /// Whether that unit is packets per node and cycle (BookSim2's
+    /// `injection_rate_uses_flits = 0`); set by
+    /// [`check_rows_against_configs`], which reads the configuration.
+    pub in_packets: bool,
     /// latency or throughput.
     pub sim_type: String,
     /// BookSim's status.
@@ -113,6 +120,15 @@ pub struct CurveKey<'a> {
 }
 
 impl RefRow {
+    /// Whether this is the zero-load row: 0.01 flits/node/cycle offered.
+    pub fn is_zero_load(&self) -> bool {
+        let flits = if self.in_packets {
+            self.rate * f64::from(self.pkt)
+        } else {
+            self.rate
+        };
+        (flits - 0.01).abs() < 1e-9
+    }
     /// The row's curve ([`CurveKey`]).
     pub fn network(&self) -> CurveKey<'_> {
         CurveKey {
@@ -218,6 +234,7 @@ pub fn read_reference(dir: &Path) -> Result<Vec<RefRow>, CliError> {
             buf: f[cb].parse().map_err(|_| bad("buf"))?,
             pkt: f[cp].parse().map_err(|_| bad("pkt_size"))?,
             rate: f[cr].parse().map_err(|_| bad("rate"))?,
+            in_packets: false,
             sim_type: sim_type.to_string(),
             status: status.to_string(),
             lat: num(f[cl]).map_err(|_| bad("avg_pkt_lat"))?,
@@ -244,8 +261,9 @@ pub fn read_reference(dir: &Path) -> Result<Vec<RefRow>, CliError> {
 /// Check that each row describes the configuration file it names: its
 /// mesh radix, VCs, buffer depth, packet size, rate and simulation type
 /// (a row pointing at another rate's file was compared under the row's
-/// rate). Before any simulation.
-pub fn check_rows_against_configs(dir: &Path, rows: &[RefRow]) -> Result<(), CliError> {
+/// rate). Before any simulation. Sets each row's
+/// [`in_packets`](RefRow::in_packets) from its file.
+pub fn check_rows_against_configs(dir: &Path, rows: &mut [RefRow]) -> Result<(), CliError> {
     for row in rows {
         let p = dir.join(&row.config);
         let res = BooksimCfg::parse(&read_text(&p)?, &p.display().to_string())?.resolve()?;
@@ -292,6 +310,7 @@ pub fn check_rows_against_configs(dir: &Path, rows: &[RefRow]) -> Result<(), Cli
                 row.rate
             )));
         }
+        row.in_packets = matches!(res.traffic.rate_unit, RateUnit::Packets);
     }
     Ok(())
 }
@@ -447,13 +466,9 @@ pub fn judge(rows: &[RefRow], ours: &[Ours], rule: Rule) -> Vec<Check> {
             let mut why = Vec::new();
             let mut noisy = Vec::new();
             let dl = o.lat - lat;
-            let lat_tol = if (r.rate - 0.01).abs() < 1e-9 {
-                1.0
-            } else {
-                0.03 * lat
-            };
+            let lat_tol = if r.is_zero_load() { 1.0 } else { 0.03 * lat };
             if dl.abs() > lat_tol {
-                let msg = if (r.rate - 0.01).abs() < 1e-9 {
+                let msg = if r.is_zero_load() {
                     format!("zero-load latency off by {dl:.2} cycles")
                 } else {
                     format!("latency {:+.1}%", 100.0 * dl / lat)
@@ -540,7 +555,7 @@ pub fn run(a: ValidateArgs) -> CmdResult {
         ));
     }
     let mut rows = read_reference(&a.dir)?;
-    check_rows_against_configs(&a.dir, &rows)?;
+    check_rows_against_configs(&a.dir, &mut rows)?;
     if a.checked_only {
         let all = rows.clone();
         rows.retain(|r| in_checked_range(&all, r));
@@ -677,6 +692,7 @@ mod tests {
             buf: 4,
             pkt: 1,
             rate,
+            in_packets: false,
             sim_type: "latency".into(),
             status: "ok".into(),
             lat: Some(lat),
@@ -735,6 +751,29 @@ mod tests {
             c[0]
         );
         assert!(matches!(c[2], Check::PassNoise(_)), "{:?}", c[2]);
+    }
+
+    /// The zero-load rule (1 cycle) is for 0.01 flits/node/cycle, also
+    /// when a configuration gives its rate in packets: 0.0025 packets of
+    /// 4 flits. Its latency +1.1 cycles (+2.75%) passes the 3% rule and
+    /// fails the zero-load one.
+    #[test]
+    fn zero_load_row_in_packets() {
+        let mut r = row(0.0025, 40.0, 0.01);
+        r.pkt = 4;
+        let o = vec![ours(41.1, 0.01, 0.0, 1)];
+        assert_eq!(judge(&[r.clone()], &o, Rule::Literal)[0], Check::Pass);
+        r.in_packets = true;
+        assert!(r.is_zero_load());
+        assert_eq!(
+            judge(&[r], &o, Rule::Literal)[0],
+            Check::Fail("zero-load latency off by 1.10 cycles".into())
+        );
+        // 0.01 packets of 4 flits is 0.04 flits: not zero load.
+        let mut r = row(0.01, 40.0, 0.04);
+        r.pkt = 4;
+        r.in_packets = true;
+        assert!(!r.is_zero_load());
     }
 
     /// The checked range is per network: an unstable rate of a 4×4 mesh
