@@ -446,9 +446,46 @@ impl BooksimCfg {
                 ),
             ));
         }
-        let packet_size = int!("packet_size", 1);
-        if !(1..=u16::MAX as i64).contains(&packet_size) {
-            return Err(bad_int("packet_size", packet_size, "must be ≥ 1"));
+        // Packet sizes and their weights, BookSim2's way
+        // (trafficmanager.cpp): `packet_size` is an integer, a list with
+        // one entry per traffic class (`{4,8}`), or class 0's list of sizes
+        // (`{{1,4}}`); `packet_size_rate` the same with integer weights,
+        // one per size (a shorter list is padded with its last weight).
+        let (ps, ps_o) = string!("packet_size", "1");
+        let sizes = class0_ints("packet_size", &ps, &ps_o)?;
+        for &s in &sizes {
+            if !(1..=u16::MAX as i64).contains(&s) {
+                return Err(bad(
+                    "packet_size",
+                    &ps_o,
+                    &ps,
+                    &format!("size {s}: must be in 1..=65535"),
+                ));
+            }
+        }
+        let (pr, pr_o) = string!("packet_size_rate", "1");
+        let mut weights = class0_ints("packet_size_rate", &pr, &pr_o)?;
+        if weights.len() > sizes.len() {
+            return Err(bad(
+                "packet_size_rate",
+                &pr_o,
+                &pr,
+                &format!(
+                    "{} weights for {} packet size(s): BookSim2 would ignore the rest",
+                    weights.len(),
+                    sizes.len()
+                ),
+            ));
+        }
+        let last = *weights.last().expect("class0_ints gives one or more");
+        weights.resize(sizes.len(), last);
+        if weights.iter().any(|&w| w < 0) || (sizes.len() > 1 && weights.iter().all(|&w| w == 0)) {
+            return Err(bad(
+                "packet_size_rate",
+                &pr_o,
+                &pr,
+                "weights must be non-negative integers, not all zero",
+            ));
         }
         let (ip, o) = string!("injection_process", "bernoulli");
         let process = match ip.as_str() {
@@ -533,8 +570,13 @@ impl BooksimCfg {
             } else {
                 RateUnit::Packets
             },
-            sizes: vec![packet_size as u16],
-            size_weights: Vec::new(),
+            sizes: sizes.iter().map(|&s| s as u16).collect(),
+            // BookSim2 draws a size only when there are several.
+            size_weights: if sizes.len() > 1 {
+                weights.iter().map(|&w| w as f64).collect()
+            } else {
+                Vec::new()
+            },
             class: 0,
             seed: seed as u64,
         };
@@ -544,6 +586,72 @@ impl BooksimCfg {
             sim,
         })
     }
+}
+
+/// BookSim2's list syntax (config_utils.cpp, `tokenize_str`): a value
+/// that does not start with `{` is one element; `{a,b,{c,d}}` is the
+/// top-level elements `a`, `b` and `{c,d}`. `None` if the braces do not
+/// balance or something follows the closing one.
+fn tokenize(v: &str) -> Option<Vec<&str>> {
+    let Some(body) = v.strip_prefix('{') else {
+        return Some(vec![v]);
+    };
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (i, ch) in body.char_indices() {
+        match ch {
+            '{' => depth += 1,
+            '}' if depth > 0 => depth -= 1,
+            ',' if depth > 0 => {}
+            ',' | '}' => {
+                if i > start {
+                    out.push(&body[start..i]);
+                }
+                start = i + 1;
+                if ch == '}' {
+                    // The closing brace of the list: nothing may follow.
+                    return (i + 1 == body.len()).then_some(out);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Class 0's integers of a BookSim2 per-class list key (`packet_size`,
+/// `packet_size_rate`): `N`, `{N}` or `{{a,b,...}}`. With one traffic
+/// class a list of several classes (`{1,4}`) is refused: BookSim2 would
+/// use its first entry and ignore the others, which is rarely what the
+/// file means (a mix of sizes in one class is `{{1,4}}`). Whitespace is
+/// ignored.
+fn class0_ints(key: &str, v: &str, origin: &str) -> Result<Vec<i64>, CliError> {
+    let compact: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+    let err = |why: &str| CliError::new(format!("{origin}: `{key} = {v}`: {why}"));
+    let classes = tokenize(&compact).ok_or_else(|| err("unbalanced braces"))?;
+    match classes.len() {
+        0 => return Err(err("an empty list")),
+        1 => {}
+        n => {
+            return Err(err(&format!(
+                "a list of {n} traffic classes, and wafernoc runs one (BookSim2 would use \
+                 the first entry only); one class with a mix of values is `{{{{{}}}}}`",
+                classes.join(",")
+            )))
+        }
+    }
+    let items = tokenize(classes[0]).ok_or_else(|| err("unbalanced braces"))?;
+    if items.is_empty() {
+        return Err(err("an empty list"));
+    }
+    items
+        .iter()
+        .map(|x| {
+            x.parse::<i64>()
+                .map_err(|_| err(&format!("`{x}` is not an integer")))
+        })
+        .collect()
 }
 
 /// BookSim2's names of the traffic patterns the reader takes, with
@@ -754,5 +862,73 @@ mod tests {
         );
         let e = BooksimCfg::parse("k 4;", "x.cfg").unwrap_err().to_string();
         assert!(e.contains("x.cfg:1"), "{e}");
+    }
+
+    /// BookSim2's list syntax: class 0's sizes and weights, the padding of
+    /// a short weight list, and a refusal, naming the key, of each form
+    /// BookSim2 would read differently from what it says.
+    #[test]
+    fn packet_size_mixes() {
+        assert_eq!(tokenize("4"), Some(vec!["4"]));
+        assert_eq!(tokenize("{1,4}"), Some(vec!["1", "4"]));
+        assert_eq!(tokenize("{{1,4},2}"), Some(vec!["{1,4}", "2"]));
+        assert_eq!(tokenize("{{1,4}"), None);
+        assert_eq!(tokenize("{1,4}}"), None);
+        let resolve = |extra: &str| {
+            BooksimCfg::parse(
+                &format!("topology = mesh; routing_function = dim_order; k = 4; {extra}"),
+                "x.cfg",
+            )
+            .unwrap()
+            .resolve()
+        };
+        let t = resolve("packet_size = {{2, 8}}; packet_size_rate = {{3,1}};")
+            .unwrap()
+            .traffic;
+        assert_eq!((t.sizes, t.size_weights), (vec![2, 8], vec![3.0, 1.0]));
+        // Padded with the last weight; an integer weight is every size's.
+        let t = resolve("packet_size = {{1,2,4}}; packet_size_rate = {{5,1}};")
+            .unwrap()
+            .traffic;
+        assert_eq!(t.size_weights, vec![5.0, 1.0, 1.0]);
+        let t = resolve("packet_size = {{1,4}}; packet_size_rate = 2;")
+            .unwrap()
+            .traffic;
+        assert_eq!(t.size_weights, vec![2.0, 2.0]);
+        // One size: no draw, whatever the weight.
+        let t = resolve("packet_size = {4};").unwrap().traffic;
+        assert_eq!((t.sizes, t.size_weights), (vec![4], vec![]));
+        for (extra, key, why) in [
+            ("packet_size = {1,4};", "packet_size", "2 traffic classes"),
+            ("packet_size = {{1,0}};", "packet_size", "size 0"),
+            (
+                "packet_size = {{1,x}};",
+                "packet_size",
+                "`x` is not an integer",
+            ),
+            ("packet_size = {};", "packet_size", "an empty list"),
+            ("packet_size = {{1,4};", "packet_size", "unbalanced braces"),
+            (
+                "packet_size = {{1,4}}; packet_size_rate = {{1,1,1}};",
+                "packet_size_rate",
+                "3 weights for 2",
+            ),
+            (
+                "packet_size = {{1,4}}; packet_size_rate = {{0,0}};",
+                "packet_size_rate",
+                "not all zero",
+            ),
+            (
+                "packet_size = {{1,4}}; packet_size_rate = {{-1,2}};",
+                "packet_size_rate",
+                "non-negative",
+            ),
+        ] {
+            let e = resolve(extra).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("`{key} = ")) && e.contains(why),
+                "{extra}: {e}"
+            );
+        }
     }
 }

@@ -267,9 +267,9 @@ fn booksim_points(dir: &Path, r: &Resolved) -> Result<Vec<(f64, f64)>, CliError>
         .map_or("", |(n, _)| n);
     let (mesh, router) = (&r.network.mesh, &r.network.router);
     // BookSim2's meshes are k × k, its rows of one packet size.
-    let Some(&pkt) = r.traffic.sizes.first() else {
+    if r.traffic.sizes.is_empty() {
         return Ok(Vec::new());
-    };
+    }
     if mesh.rows != mesh.cols {
         return Ok(Vec::new());
     }
@@ -280,7 +280,7 @@ fn booksim_points(dir: &Path, r: &Resolved) -> Result<Vec<(f64, f64)>, CliError>
         traffic,
         vcs: router.num_vcs as u32,
         buf: router.vc_buf_size as u32,
-        pkt: pkt as u32,
+        pkt: crate::cmd_validate::mean_size(&r.traffic),
     };
     let rows = read_reference(dir)?;
     let mut pts: Vec<(f64, f64)> = rows

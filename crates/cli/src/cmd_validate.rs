@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use wafernoc_mesh::sim::{SimMode, Status};
-use wafernoc_traffic::RateUnit;
+use wafernoc_traffic::{RateUnit, SyntheticSpec};
 
 use crate::booksim::BooksimCfg;
 use crate::cmd_sim::{read_text, simulate, RunOutcome};
@@ -79,8 +79,10 @@ pub struct RefRow {
     pub vcs: u32,
     /// Buffer depth.
     pub buf: u32,
-    /// Packet size.
-    pub pkt: u32,
+    /// Packet size in flits; with a mix of sizes (BookSim2's
+    /// `packet_size = {{1,4}}`) the mean, weighted as the configuration
+    /// draws them (`packet_size_rate`).
+    pub pkt: f64,
     /// Offered rate, in the unit of the row's configuration.
     pub rate: f64,
     /// Whether that unit is packets per node and cycle (BookSim2's
@@ -103,7 +105,7 @@ pub struct RefRow {
 
 /// The network and traffic of a reference row, all but the rate: rows
 /// with the same key form one latency–throughput curve.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CurveKey<'a> {
     /// BookSim2's topology (`mesh`).
     pub topology: &'a str,
@@ -115,15 +117,15 @@ pub struct CurveKey<'a> {
     pub vcs: u32,
     /// Buffer depth.
     pub buf: u32,
-    /// Packet size.
-    pub pkt: u32,
+    /// Packet size (the mean of a mix).
+    pub pkt: f64,
 }
 
 impl RefRow {
     /// Whether this is the zero-load row: 0.01 flits/node/cycle offered.
     pub fn is_zero_load(&self) -> bool {
         let flits = if self.in_packets {
-            self.rate * f64::from(self.pkt)
+            self.rate * self.pkt
         } else {
             self.rate
         };
@@ -232,7 +234,11 @@ pub fn read_reference(dir: &Path) -> Result<Vec<RefRow>, CliError> {
             traffic: f[ct].to_string(),
             vcs: f[cv].parse().map_err(|_| bad("vcs"))?,
             buf: f[cb].parse().map_err(|_| bad("buf"))?,
-            pkt: f[cp].parse().map_err(|_| bad("pkt_size"))?,
+            pkt: num(f[cp])
+                .ok()
+                .flatten()
+                .filter(|&p| p >= 1.0)
+                .ok_or_else(|| bad("pkt_size (a packet size, ≥ 1)"))?,
             rate: f[cr].parse().map_err(|_| bad("rate"))?,
             in_packets: false,
             sim_type: sim_type.to_string(),
@@ -290,8 +296,8 @@ pub fn check_rows_against_configs(dir: &Path, rows: &mut [RefRow]) -> Result<(),
             ),
             (
                 "pkt_size",
-                res.traffic.sizes.len() == 1 && u32::from(res.traffic.sizes[0]) == row.pkt,
-                format!("{:?}", res.traffic.sizes),
+                (mean_size(&res.traffic) - row.pkt).abs() <= 1e-9 * row.pkt,
+                mean_size(&res.traffic).to_string(),
             ),
             (
                 "rate",
@@ -313,6 +319,21 @@ pub fn check_rows_against_configs(dir: &Path, rows: &mut [RefRow]) -> Result<(),
         row.in_packets = matches!(res.traffic.rate_unit, RateUnit::Packets);
     }
     Ok(())
+}
+
+/// The mean packet size of a workload in flits, weighted as it draws sizes.
+pub fn mean_size(t: &SyntheticSpec) -> f64 {
+    if t.size_weights.is_empty() {
+        t.sizes.iter().map(|&s| f64::from(s)).sum::<f64>() / t.sizes.len() as f64
+    } else {
+        let total: f64 = t.size_weights.iter().sum();
+        t.sizes
+            .iter()
+            .zip(&t.size_weights)
+            .map(|(&s, w)| f64::from(s) * w)
+            .sum::<f64>()
+            / total
+    }
 }
 
 /// Run one reference configuration through `wafernoc booksim` semantics,
@@ -690,7 +711,7 @@ mod tests {
             traffic: "uniform".into(),
             vcs: 2,
             buf: 4,
-            pkt: 1,
+            pkt: 1.0,
             rate,
             in_packets: false,
             sim_type: "latency".into(),
@@ -760,7 +781,7 @@ mod tests {
     #[test]
     fn zero_load_row_in_packets() {
         let mut r = row(0.0025, 40.0, 0.01);
-        r.pkt = 4;
+        r.pkt = 4.0;
         let o = vec![ours(41.1, 0.01, 0.0, 1)];
         assert_eq!(judge(&[r.clone()], &o, Rule::Literal)[0], Check::Pass);
         r.in_packets = true;
@@ -771,7 +792,7 @@ mod tests {
         );
         // 0.01 packets of 4 flits is 0.04 flits: not zero load.
         let mut r = row(0.01, 40.0, 0.04);
-        r.pkt = 4;
+        r.pkt = 4.0;
         r.in_packets = true;
         assert!(!r.is_zero_load());
     }
