@@ -425,7 +425,11 @@ pub fn result_json(r: &SimResult, config: serde_json::Value, command: &str) -> s
     })
 }
 
-/// BookSim2's closing summary lines.
+/// BookSim2's closing summary lines (`DisplayOverallStats`, as BookSim2
+/// prints them after its run: "average = ", with a space, unlike its
+/// per-sample "Accepted flit rate average= " lines). Of its lines, those
+/// wafernoc measures; not printed: fragmentation, packet rates and sizes,
+/// and the flit latency's minimum and maximum.
 pub fn print_booksim_summary(r: &SimResult, wall_s: f64) {
     if r.status == Status::Unstable {
         println!("Simulation unstable, ending ...");
@@ -452,7 +456,7 @@ pub fn print_booksim_summary(r: &SimResult, wall_s: f64) {
     println!("\tminimum = {} (1 samples)", g(r.injected.min));
     println!("\tmaximum = {} (1 samples)", g(r.injected.max));
     println!(
-        "Accepted flit rate average= {} (1 samples)",
+        "Accepted flit rate average = {} (1 samples)",
         g(r.accepted.avg)
     );
     println!("\tminimum = {} (1 samples)", g(r.accepted.min));
