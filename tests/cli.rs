@@ -77,8 +77,12 @@ fn booksim_text_summary_has_booksim_lines() {
         "Packet latency average =",
         "Network latency average =",
         "Flit latency average =",
+        "Injected packet rate average =",
+        "Accepted packet rate average =",
         "Injected flit rate average =",
         "Accepted flit rate average =",
+        "Injected packet size average =",
+        "Accepted packet size average =",
         "Hops average =",
         "Time taken is",
     ] {
@@ -89,6 +93,41 @@ fn booksim_text_summary_has_booksim_lines() {
     for l in out.lines().filter(|l| l.contains(" average")) {
         assert!(l.contains(" average = "), "`{l}` in\n{out}");
     }
+}
+
+/// Packet rates, as BookSim2 counts them: a packet is injected with its
+/// head and accepted with its tail. With 4-flit packets every accepted
+/// packet brings 4 flits, and injected flits and packets differ only by
+/// the packets cut by the window's ends (at most 3 flits per node at each).
+#[test]
+fn booksim_packet_rates() {
+    let o = wafernoc(&[
+        "booksim",
+        &reference_cfg("uniform_k8_v4_b8_p4_r0.2_latency.cfg"),
+        "--json",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = |k: &str| v[k].as_f64().unwrap();
+    let cycles = f("measured_cycles");
+    let (acc, acc_p) = (
+        f("accepted_flits_per_node_cycle"),
+        f("accepted_packets_per_node_cycle"),
+    );
+    assert!(
+        acc_p > 0.0 && (acc - 4.0 * acc_p).abs() < 1e-12,
+        "{acc} {acc_p}"
+    );
+    let (inj, inj_p) = (
+        f("injected_flits_per_node_cycle"),
+        f("injected_packets_per_node_cycle"),
+    );
+    assert!(
+        inj_p > 0.0 && (inj - 4.0 * inj_p).abs() <= 6.0 / cycles,
+        "{inj} {inj_p} over {cycles} cycles"
+    );
+    assert!(v["injected_packets"]["max"].as_f64().unwrap() >= inj_p);
 }
 
 #[test]

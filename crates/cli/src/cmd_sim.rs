@@ -410,6 +410,8 @@ pub fn result_json(r: &SimResult, config: serde_json::Value, command: &str) -> s
         "accepted_flits_per_node_cycle": r.accepted.avg,
         "injected_flits_per_node_cycle": r.injected.avg,
         "offered_flits_per_node_cycle": r.offered.avg,
+        "accepted_packets_per_node_cycle": r.accepted_packets.avg,
+        "injected_packets_per_node_cycle": r.injected_packets.avg,
         "simulated_cycles": r.simulated_cycles,
         "measured_cycles": r.measured_cycles,
         "flit_hops": r.flit_hops,
@@ -420,6 +422,8 @@ pub fn result_json(r: &SimResult, config: serde_json::Value, command: &str) -> s
         "accepted": r.accepted,
         "injected": r.injected,
         "offered": r.offered,
+        "accepted_packets": r.accepted_packets,
+        "injected_packets": r.injected_packets,
         "max_link_utilization": r.link_utilization.iter().cloned().fold(0.0, f64::max),
         "config": config,
     })
@@ -427,9 +431,9 @@ pub fn result_json(r: &SimResult, config: serde_json::Value, command: &str) -> s
 
 /// BookSim2's closing summary lines (`DisplayOverallStats`, as BookSim2
 /// prints them after its run: "average = ", with a space, unlike its
-/// per-sample "Accepted flit rate average= " lines). Of its lines, those
-/// wafernoc measures; not printed: fragmentation, packet rates and sizes,
-/// and the flit latency's minimum and maximum.
+/// per-sample "Accepted flit rate average= " lines), in its order. Of its
+/// lines, those wafernoc measures; not printed: fragmentation and the flit
+/// latency's minimum and maximum.
 pub fn print_booksim_summary(r: &SimResult, wall_s: f64) {
     if r.status == Status::Unstable {
         println!("Simulation unstable, ending ...");
@@ -449,6 +453,13 @@ pub fn print_booksim_summary(r: &SimResult, wall_s: f64) {
         "Flit latency average = {} (1 samples)",
         g(r.flit_latency.mean)
     );
+    let rate = |name: &str, x: &wafernoc_mesh::sim::RateSummary| {
+        println!("{name} rate average = {} (1 samples)", g(x.avg));
+        println!("\tminimum = {} (1 samples)", g(x.min));
+        println!("\tmaximum = {} (1 samples)", g(x.max));
+    };
+    rate("Injected packet", &r.injected_packets);
+    rate("Accepted packet", &r.accepted_packets);
     println!(
         "Injected flit rate average = {} (1 samples)",
         g(r.injected.avg)
@@ -461,6 +472,15 @@ pub fn print_booksim_summary(r: &SimResult, wall_s: f64) {
     );
     println!("\tminimum = {} (1 samples)", g(r.accepted.min));
     println!("\tmaximum = {} (1 samples)", g(r.accepted.max));
+    // BookSim2 divides the flit rate by the packet rate.
+    println!(
+        "Injected packet size average = {} (1 samples)",
+        g(r.injected.avg / r.injected_packets.avg)
+    );
+    println!(
+        "Accepted packet size average = {} (1 samples)",
+        g(r.accepted.avg / r.accepted_packets.avg)
+    );
     println!("Hops average = {} (1 samples)", g(r.hops.mean));
     println!(
         "Packet latency percentiles: p50 = {} p95 = {} p99 = {}",

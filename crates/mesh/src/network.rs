@@ -391,6 +391,10 @@ struct Ni {
     tail_sent: u32,
     /// Packets queued in all classes.
     queued: usize,
+    /// Packets whose head this interface has injected (BookSim2's
+    /// `_sent_packets`; here, not in a vector of the part, so that the
+    /// count costs nothing per body flit).
+    injected_packets: u64,
 }
 
 /// Counters the engine keeps for every run.
@@ -657,6 +661,7 @@ struct Part {
     cyc: Counters,
     /// A flit moved this cycle.
     progressed: bool,
+    /// Flits injected per node of the part (part-local index).
     inj_node: Vec<u64>,
     /// Flits switched per (output port, class), index
     /// `(lr*PORTS + port)*C + class`, with two or more classes (with one,
@@ -1257,6 +1262,7 @@ impl Network {
                             in_use: 0,
                             tail_sent: 0,
                             queued: 0,
+                            injected_packets: 0,
                         })
                         .collect(),
                     ni_on: vec![0; words],
@@ -1435,6 +1441,15 @@ impl Network {
         let mut out = Vec::new();
         for p in 0..self.core.parts.len() {
             out.extend_from_slice(&self.core.lock(p).inj_node);
+        }
+        out
+    }
+    /// Packets injected so far (heads sent into the network), per source
+    /// node: BookSim2's `_sent_packets`.
+    pub fn injected_packets_by_node(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        for p in 0..self.core.parts.len() {
+            out.extend(self.core.lock(p).ni.iter().map(|ni| ni.injected_packets));
         }
         out
     }
@@ -2530,6 +2545,7 @@ impl Part {
         let slot = *q.queue.front().expect("queue checked non-empty");
         let seq = q.next_seq;
         if seq == 0 {
+            ni.injected_packets += 1;
             ni.in_use |= 1 << vc;
             ni.tail_sent &= !(1 << vc);
             q.last_vc = vc;

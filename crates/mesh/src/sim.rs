@@ -228,6 +228,12 @@ pub struct SimResult {
     pub injected: RateSummary,
     /// Accepted (ejected) flits per node per cycle over the measurement.
     pub accepted: RateSummary,
+    /// Injected packets (heads sent into the network) per node per cycle
+    /// over the measurement: BookSim2's injected packet rate.
+    pub injected_packets: RateSummary,
+    /// Accepted packets (tails ejected) per node per cycle over the
+    /// measurement: BookSim2's accepted packet rate.
+    pub accepted_packets: RateSummary,
     /// Offered flits per node per cycle over the measurement: the flits of
     /// the packets the sources created in the window, whether or not they
     /// left their source queue (not a BookSim2 statistic). Below saturation
@@ -260,9 +266,12 @@ struct Meas {
     flat_n: u64,
     hops: Samples,
     accepted: Vec<u64>,
+    /// Packets accepted per destination node since the last clear.
+    accepted_pkts: Vec<u64>,
     /// Flits of the packets created per source node since the last clear.
     offered: Vec<u64>,
     injected_at_reset: Vec<u64>,
+    injected_pkts_at_reset: Vec<u64>,
     reset_time: u64,
 }
 
@@ -275,20 +284,24 @@ impl Meas {
             flat_n: 0,
             hops: Samples::default(),
             accepted: vec![0; n],
+            accepted_pkts: vec![0; n],
             offered: vec![0; n],
             injected_at_reset: vec![0; n],
+            injected_pkts_at_reset: vec![0; n],
             reset_time: 0,
         }
     }
-    fn clear(&mut self, now: u64, injected: &[u64]) {
+    fn clear(&mut self, now: u64, injected: &[u64], injected_pkts: &[u64]) {
         self.plat.clear();
         self.nlat.clear();
         self.flat_sum = 0.0;
         self.flat_n = 0;
         self.hops.clear();
         self.accepted.iter_mut().for_each(|a| *a = 0);
+        self.accepted_pkts.iter_mut().for_each(|a| *a = 0);
         self.offered.iter_mut().for_each(|a| *a = 0);
         self.injected_at_reset.copy_from_slice(injected);
+        self.injected_pkts_at_reset.copy_from_slice(injected_pkts);
         self.reset_time = now;
     }
     fn accepted_avg(&self, now: u64) -> f64 {
@@ -355,6 +368,8 @@ pub fn run_measured_observed(
     let mut window = (0u64, 0u64);
     let mut injected_window = vec![0u64; n];
     let mut accepted_window = vec![0u64; n];
+    let mut injected_pkts_window = vec![0u64; n];
+    let mut accepted_pkts_window = vec![0u64; n];
     let mut offered_window = vec![0u64; n];
 
     // One cycle. `look`: the next step generates too (it is in the same
@@ -392,6 +407,7 @@ pub fn run_measured_observed(
             let counted = state == State::WarmingUp || d.tag == 1;
             if state != State::Draining {
                 meas.accepted[d.dst as usize] += d.size as u64;
+                meas.accepted_pkts[d.dst as usize] += 1;
             }
             if counted {
                 meas.plat.add((d.atime - d.ctime) as f64);
@@ -418,7 +434,11 @@ pub fn run_measured_observed(
     while total_phases < ctl.max_samples && (state != State::Running || converged < 3) {
         if clear_last || (state == State::WarmingUp && total_phases % 2 == 0) {
             clear_last = false;
-            meas.clear(net.now(), &net.injected_by_node());
+            meas.clear(
+                net.now(),
+                &net.injected_by_node(),
+                &net.injected_packets_by_node(),
+            );
             if state == State::Running {
                 link_at_start = net.link_flits();
                 window.0 = net.now();
@@ -496,6 +516,14 @@ pub fn run_measured_observed(
             *w = a - b;
         }
         accepted_window.copy_from_slice(&meas.accepted);
+        for (w, (a, b)) in injected_pkts_window.iter_mut().zip(
+            net.injected_packets_by_node()
+                .iter()
+                .zip(meas.injected_pkts_at_reset.iter()),
+        ) {
+            *w = a - b;
+        }
+        accepted_pkts_window.copy_from_slice(&meas.accepted_pkts);
         offered_window.copy_from_slice(&meas.offered);
         if ctl.sim_type == SimMode::Latency {
             state = State::Draining;
@@ -586,6 +614,8 @@ pub fn run_measured_observed(
         hops: meas.hops.summary(),
         injected: rate_summary(&injected_window, mcycles),
         accepted: rate_summary(&accepted_window, mcycles),
+        injected_packets: rate_summary(&injected_pkts_window, mcycles),
+        accepted_packets: rate_summary(&accepted_pkts_window, mcycles),
         offered: rate_summary(&offered_window, mcycles),
         simulated_cycles: net.now(),
         measured_cycles: mcycles,
