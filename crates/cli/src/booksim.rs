@@ -414,19 +414,28 @@ impl BooksimCfg {
         only!("noq", [0], 0);
         only!("classes", [1], 1);
         let (traffic, o) = string!("traffic", "uniform");
-        let pattern = booksim_patterns()
-            .into_iter()
-            .find(|(n, _)| *n == traffic)
-            .map(|(_, p)| p)
-            .ok_or_else(|| {
-                let names: Vec<_> = booksim_patterns().iter().map(|x| x.0).collect();
-                bad(
-                    "traffic",
-                    &o,
-                    &traffic,
-                    &format!("valid: {} (hotspot: use a TOML config)", names.join(", ")),
-                )
-            })?;
+        let compact: String = traffic.chars().filter(|c| !c.is_whitespace()).collect();
+        let pattern = if let Some(args) = compact.strip_prefix("hotspot") {
+            hotspot_pattern(args, k as usize * k as usize)
+                .map_err(|why| bad("traffic", &o, &traffic, &why))?
+        } else {
+            booksim_patterns()
+                .into_iter()
+                .find(|(n, _)| *n == traffic)
+                .map(|(_, p)| p)
+                .ok_or_else(|| {
+                    let names: Vec<_> = booksim_patterns().iter().map(|x| x.0).collect();
+                    bad(
+                        "traffic",
+                        &o,
+                        &traffic,
+                        &format!(
+                            "valid: {}, hotspot({{{{NODES}}}}) or hotspot({{{{NODES}},{{RATES}}}})",
+                            names.join(", ")
+                        ),
+                    )
+                })?
+        };
         // BookSim2's bit permutations need a power-of-two node count (an
         // even power for transpose: k × k nodes with k a power of two);
         // wafernoc's geometric transpose and bitcomp would run anyway.
@@ -618,6 +627,81 @@ fn tokenize(v: &str) -> Option<Vec<&str>> {
         }
     }
     None
+}
+
+/// BookSim2's `hotspot` pattern (traffic.cpp, `HotSpotTrafficPattern`):
+/// every packet goes to one of the hotspot nodes, drawn with the integer
+/// rates as weights (all 1 by default; a short list is padded with its
+/// last rate). `args` is what follows the name, without whitespace:
+/// `({{0,9}})` or `({{0,9},{3,1}})`. As wafernoc's hotspot pattern draws
+/// uniformly from its node list, a node of rate r is listed r times: the
+/// same law. Refused: no list (BookSim2 then draws a random hotspot, as for
+/// a node of −1), `({0,9},{1,1})` (BookSim2 reads hotspot 0 with rate 9),
+/// nodes outside the mesh, rates below 1 and lists of more than 4096.
+fn hotspot_pattern(args: &str, nodes: usize) -> Result<Pattern, String> {
+    let inner = args
+        .strip_prefix('(')
+        .and_then(|a| a.strip_suffix(')'))
+        .ok_or("give the hotspots: hotspot({{0,9}}), or with rates hotspot({{0,9},{3,1}})")?;
+    let params = tokenize(inner).ok_or(
+        "unbalanced braces, or a list after the first (BookSim2 would read \
+         hotspot({0,9},{1,1}) as hotspot 0 with rate 9): write hotspot({{0,9},{1,1}})",
+    )?;
+    let ints = |v: &str| -> Result<Vec<i64>, String> {
+        let items = tokenize(v).ok_or("unbalanced braces")?;
+        items
+            .iter()
+            .map(|x| {
+                x.parse::<i64>()
+                    .map_err(|_| format!("`{x}` is not an integer"))
+            })
+            .collect()
+    };
+    let (hot, rates) = match params.as_slice() {
+        [h] => (ints(h)?, vec![1]),
+        [h, r] => (ints(h)?, ints(r)?),
+        _ => return Err("hotspot takes a list of nodes and a list of rates".into()),
+    };
+    if hot.is_empty() || rates.is_empty() {
+        return Err("an empty list".into());
+    }
+    if hot.iter().any(|&h| h < 0) {
+        return Err(
+            "a negative hotspot is BookSim2's random one (RandomInt), which wafernoc does not \
+             reproduce: name the node"
+                .into(),
+        );
+    }
+    if let Some(h) = hot.iter().find(|&&h| h as usize >= nodes) {
+        return Err(format!(
+            "hotspot {h} is not a node of the {nodes}-node mesh"
+        ));
+    }
+    if rates.len() > hot.len() {
+        return Err(format!(
+            "{} rates for {} hotspots: BookSim2 would ignore the rest",
+            rates.len(),
+            hot.len()
+        ));
+    }
+    if let Some(r) = rates.iter().find(|&&r| r < 1) {
+        return Err(format!(
+            "rate {r}: rates must be at least 1 (BookSim2 asserts it)"
+        ));
+    }
+    let last = *rates.last().expect("not empty");
+    let mut listed = Vec::new();
+    for (i, &h) in hot.iter().enumerate() {
+        let r = rates.get(i).copied().unwrap_or(last);
+        if listed.len() as i64 + r > 4096 {
+            return Err("the rates add up to more than 4096".into());
+        }
+        listed.extend(std::iter::repeat_n(h as u32, r as usize));
+    }
+    Ok(Pattern::Hotspot {
+        nodes: listed,
+        fraction: 1.0,
+    })
 }
 
 /// Class 0's integers of a BookSim2 per-class list key (`packet_size`,
@@ -928,6 +1012,61 @@ mod tests {
             assert!(
                 e.contains(&format!("`{key} = ")) && e.contains(why),
                 "{extra}: {e}"
+            );
+        }
+    }
+
+    /// BookSim2's `hotspot({{nodes},{rates}})`: a node of rate r listed r
+    /// times (wafernoc draws uniformly from the list), and the forms
+    /// BookSim2 reads differently from what they say refused.
+    #[test]
+    fn hotspot_traffic() {
+        let resolve = |traffic: &str| {
+            BooksimCfg::parse(
+                &format!(
+                    "topology = mesh; routing_function = dim_order; k = 4; traffic = {traffic};"
+                ),
+                "x.cfg",
+            )
+            .unwrap()
+            .resolve()
+        };
+        let p = |traffic: &str| resolve(traffic).unwrap().traffic.pattern;
+        assert_eq!(
+            p("hotspot({{0,9}})"),
+            Pattern::Hotspot {
+                nodes: vec![0, 9],
+                fraction: 1.0
+            }
+        );
+        assert_eq!(
+            p("hotspot({{0, 9}, {3}})"),
+            Pattern::Hotspot {
+                nodes: vec![0, 0, 0, 9, 9, 9],
+                fraction: 1.0
+            }
+        );
+        assert_eq!(
+            p("hotspot({{5,1},{1,2}})"),
+            Pattern::Hotspot {
+                nodes: vec![5, 1, 1],
+                fraction: 1.0
+            }
+        );
+        for (traffic, why) in [
+            ("hotspot", "give the hotspots"),
+            ("hotspot({0,9},{1,1})", "hotspot 0 with rate 9"),
+            ("hotspot({{-1}})", "random one"),
+            ("hotspot({{16}})", "not a node of the 16-node mesh"),
+            ("hotspot({{0,9},{0}})", "at least 1"),
+            ("hotspot({{0,9},{1,1,1}})", "3 rates for 2 hotspots"),
+            ("hotspot({{0},{5000}})", "more than 4096"),
+            ("hotspt", "hotspot({{NODES}})"),
+        ] {
+            let e = resolve(traffic).unwrap_err().to_string();
+            assert!(
+                e.contains("`traffic = ") && e.contains(why),
+                "{traffic}: {e}"
             );
         }
     }
