@@ -95,10 +95,14 @@ fn booksim_text_summary_has_booksim_lines() {
     }
 }
 
-/// Packet rates, as BookSim2 counts them: a packet is injected with its
-/// head and accepted with its tail. With 4-flit packets every accepted
-/// packet brings 4 flits, and injected flits and packets differ only by
-/// the packets cut by the window's ends (at most 3 flits per node at each).
+/// Packet rates in the JSON. A packet is accepted with its tail, and
+/// wafernoc counts accepted flits by whole packet at the tail too (BookSim2
+/// counts them one by one, so its accepted packet size is 4.001 where
+/// wafernoc's is 4), so 4-flit packets give exactly 4 accepted flits per
+/// accepted packet. Injected packets are counted with their heads (the
+/// engine test `injected_packets_are_counted_with_their_heads`), so flits
+/// and packets differ by the packets cut by the window's ends: per node at
+/// most 3 flits, in one direction or the other.
 #[test]
 fn booksim_packet_rates() {
     let o = wafernoc(&[
@@ -124,7 +128,7 @@ fn booksim_packet_rates() {
         f("injected_packets_per_node_cycle"),
     );
     assert!(
-        inj_p > 0.0 && (inj - 4.0 * inj_p).abs() <= 6.0 / cycles,
+        inj_p > 0.0 && (inj - 4.0 * inj_p).abs() <= 3.0 / cycles,
         "{inj} {inj_p} over {cycles} cycles"
     );
     assert!(v["injected_packets"]["max"].as_f64().unwrap() >= inj_p);

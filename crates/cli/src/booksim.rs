@@ -19,7 +19,16 @@ use crate::CliError;
 #[derive(Debug, Default, Clone)]
 pub struct BooksimCfg {
     entries: BTreeMap<String, (String, String)>,
+    /// The last list value (`{...}`) given to a key BookSim2 keeps in two
+    /// slots, an integer one and a string one ([`LIST_KEYS`]), with where.
+    lists: BTreeMap<String, (String, String)>,
 }
+
+/// Keys BookSim2 stores both as an integer and as a string
+/// (booksim_config.cpp: `packet_size`, `packet_size_rate`), and reads from
+/// the string slot whenever it is set (trafficmanager.cpp): an integer
+/// assigned after a list does not replace the list.
+const LIST_KEYS: [&str; 2] = ["packet_size", "packet_size_rate"];
 
 /// Everything a BookSim configuration resolves to.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -75,8 +84,7 @@ impl BooksimCfg {
             if k.is_empty() || k.contains(char::is_whitespace) {
                 return Err(CliError::new(format!("{origin}:{here}: bad key `{k}`")));
             }
-            cfg.entries
-                .insert(k.to_string(), (v.to_string(), format!("{origin}:{here}")));
+            cfg.insert(k, v, format!("{origin}:{here}"));
         }
         Ok(cfg)
     }
@@ -86,11 +94,18 @@ impl BooksimCfg {
         let Some((k, v)) = kv.split_once('=') else {
             return Err(CliError::new(format!("override `{kv}` is not KEY=VALUE")));
         };
-        self.entries.insert(
-            k.trim().to_string(),
-            (v.trim().to_string(), "command line".into()),
-        );
+        self.insert(k.trim(), v.trim(), "command line".into());
         Ok(())
+    }
+
+    /// Record `key = value` (the last assignment wins, and for
+    /// [`LIST_KEYS`] the last list too).
+    fn insert(&mut self, k: &str, v: &str, origin: String) {
+        if LIST_KEYS.contains(&k) && v.starts_with('{') {
+            self.lists
+                .insert(k.to_string(), (v.to_string(), origin.clone()));
+        }
+        self.entries.insert(k.to_string(), (v.to_string(), origin));
     }
 
     /// The configuration as `key = value;` lines (the resolved echo).
@@ -414,8 +429,8 @@ impl BooksimCfg {
         only!("noq", [0], 0);
         only!("classes", [1], 1);
         let (traffic, o) = string!("traffic", "uniform");
-        let compact: String = traffic.chars().filter(|c| !c.is_whitespace()).collect();
-        let pattern = if let Some(args) = compact.strip_prefix("hotspot") {
+        let tc = compact(&traffic);
+        let pattern = if let Some(args) = tc.strip_prefix("hotspot") {
             hotspot_pattern(args, k as usize * k as usize)
                 .map_err(|why| bad("traffic", &o, &traffic, &why))?
         } else {
@@ -460,6 +475,18 @@ impl BooksimCfg {
         // one entry per traffic class (`{4,8}`), or class 0's list of sizes
         // (`{{1,4}}`); `packet_size_rate` the same with integer weights,
         // one per size (a shorter list is padded with its last weight).
+        // An integer after a list: BookSim2 keeps the list, which the
+        // later line does not say; refused, naming both.
+        for key in LIST_KEYS {
+            if let (Some((v, o)), Some((lv, lo))) = (get(key), self.lists.get(key)) {
+                if !v.starts_with('{') {
+                    return Err(CliError::new(format!(
+                        "{o}: `{key} = {v}` after `{key} = {lv}` ({lo}): BookSim2 keeps the \
+                         list (an integer does not replace it); give one form"
+                    )));
+                }
+            }
+        }
         let (ps, ps_o) = string!("packet_size", "1");
         let sizes = class0_ints("packet_size", &ps, &ps_o)?;
         for &s in &sizes {
@@ -473,7 +500,7 @@ impl BooksimCfg {
             }
         }
         let (pr, pr_o) = string!("packet_size_rate", "1");
-        let mut weights = class0_ints("packet_size_rate", &pr, &pr_o)?;
+        let weights = class0_ints("packet_size_rate", &pr, &pr_o)?;
         if weights.len() > sizes.len() {
             return Err(bad(
                 "packet_size_rate",
@@ -486,14 +513,25 @@ impl BooksimCfg {
                 ),
             ));
         }
-        let last = *weights.last().expect("class0_ints gives one or more");
-        weights.resize(sizes.len(), last);
+        let weights = pad_last(weights, sizes.len());
         if weights.iter().any(|&w| w < 0) || (sizes.len() > 1 && weights.iter().all(|&w| w == 0)) {
             return Err(bad(
                 "packet_size_rate",
                 &pr_o,
                 &pr,
                 "weights must be non-negative integers, not all zero",
+            ));
+        }
+        // BookSim2 adds the weights, and the sizes times the weights, in an
+        // `int` (`_packet_size_max_val`, `_GetAveragePacketSize`).
+        let wsum: i64 = weights.iter().sum();
+        let swsum: i64 = sizes.iter().zip(&weights).map(|(s, w)| s * w).sum();
+        if sizes.len() > 1 && wsum.max(swsum) > i64::from(i32::MAX) {
+            return Err(bad(
+                "packet_size_rate",
+                &pr_o,
+                &pr,
+                "the weights (or sizes times weights) add up past BookSim2's integer range",
             ));
         }
         let (ip, o) = string!("injection_process", "bernoulli");
@@ -599,11 +637,11 @@ impl BooksimCfg {
 
 /// BookSim2's list syntax (config_utils.cpp, `tokenize_str`): a value
 /// that does not start with `{` is one element; `{a,b,{c,d}}` is the
-/// top-level elements `a`, `b` and `{c,d}`. `None` if the braces do not
+/// top-level elements `a`, `b` and `{c,d}`. An error if the braces do not
 /// balance or something follows the closing one.
-fn tokenize(v: &str) -> Option<Vec<&str>> {
+fn tokenize(v: &str) -> Result<Vec<&str>, &'static str> {
     let Some(body) = v.strip_prefix('{') else {
-        return Some(vec![v]);
+        return Ok(vec![v]);
     };
     let mut out = Vec::new();
     let mut depth = 0usize;
@@ -620,13 +658,52 @@ fn tokenize(v: &str) -> Option<Vec<&str>> {
                 start = i + 1;
                 if ch == '}' {
                     // The closing brace of the list: nothing may follow.
-                    return (i + 1 == body.len()).then_some(out);
+                    return if i + 1 == body.len() {
+                        Ok(out)
+                    } else {
+                        Err("text after the list's closing brace")
+                    };
                 }
             }
             _ => {}
         }
     }
-    None
+    Err("unbalanced braces")
+}
+
+/// The integers of one BookSim2 list (`3`, `{1,4}`; config_utils.cpp
+/// `tokenize_int`), each within BookSim2's `int` (it reads them with
+/// `atoi`, which does not check the range).
+fn int_list(v: &str) -> Result<Vec<i64>, String> {
+    let items = tokenize(v)?;
+    if items.is_empty() {
+        return Err("an empty list".into());
+    }
+    items
+        .iter()
+        .map(|x| match x.parse::<i64>() {
+            Ok(n) if i32::try_from(n).is_ok() => Ok(n),
+            Ok(_) => Err(format!("`{x}` is outside BookSim2's integer range")),
+            Err(_) if !x.is_empty() && x.chars().all(|c| c.is_ascii_digit() || c == '-') => {
+                Err(format!("`{x}` is outside BookSim2's integer range"))
+            }
+            Err(_) => Err(format!("`{x}` is not an integer")),
+        })
+        .collect()
+}
+
+/// `v` without whitespace (BookSim2's lexer allows none inside a value;
+/// wafernoc tolerates it).
+fn compact(v: &str) -> String {
+    v.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// `list` padded to `n` entries with its last one (BookSim2's
+/// `resize(n, back())`); the caller has refused a longer list.
+fn pad_last(mut list: Vec<i64>, n: usize) -> Vec<i64> {
+    let last = *list.last().expect("int_list gives one or more");
+    list.resize(n, last);
+    list
 }
 
 /// BookSim2's `hotspot` pattern (traffic.cpp, `HotSpotTrafficPattern`):
@@ -634,43 +711,51 @@ fn tokenize(v: &str) -> Option<Vec<&str>> {
 /// rates as weights (all 1 by default; a short list is padded with its
 /// last rate). `args` is what follows the name, without whitespace:
 /// `({{0,9}})` or `({{0,9},{3,1}})`. As wafernoc's hotspot pattern draws
-/// uniformly from its node list, a node of rate r is listed r times: the
-/// same law. Refused: no list (BookSim2 then draws a random hotspot, as for
-/// a node of −1), `({0,9},{1,1})` (BookSim2 reads hotspot 0 with rate 9),
-/// nodes outside the mesh, rates below 1 and lists of more than 4096.
+/// uniformly from its node list, a node of rate r is listed r times (the
+/// rates divided by their greatest common divisor first): the same law.
+/// Refused: no list or `()` (BookSim2 then draws a random hotspot, as for a
+/// node of −1), `({0,9})` and `({0,9},{1,1})` (BookSim2 reads hotspot 0
+/// with rate 9), nodes outside the mesh, rates below 1 and lists of more
+/// than 4096.
 fn hotspot_pattern(args: &str, nodes: usize) -> Result<Pattern, String> {
     let inner = args
         .strip_prefix('(')
         .and_then(|a| a.strip_suffix(')'))
-        .ok_or("give the hotspots: hotspot({{0,9}}), or with rates hotspot({{0,9},{3,1}})")?;
-    let params = tokenize(inner).ok_or(
-        "unbalanced braces, or a list after the first (BookSim2 would read \
-         hotspot({0,9},{1,1}) as hotspot 0 with rate 9): write hotspot({{0,9},{1,1}})",
-    )?;
-    let ints = |v: &str| -> Result<Vec<i64>, String> {
-        let items = tokenize(v).ok_or("unbalanced braces")?;
-        items
-            .iter()
-            .map(|x| {
-                x.parse::<i64>()
-                    .map_err(|_| format!("`{x}` is not an integer"))
-            })
-            .collect()
-    };
-    let (hot, rates) = match params.as_slice() {
-        [h] => (ints(h)?, vec![1]),
-        [h, r] => (ints(h)?, ints(r)?),
-        _ => return Err("hotspot takes a list of nodes and a list of rates".into()),
-    };
-    if hot.is_empty() || rates.is_empty() {
-        return Err("an empty list".into());
+        .ok_or("expected hotspot(...): hotspot({{0,9}}), or with rates hotspot({{0,9},{3,1}})")?;
+    let random = "no hotspot given: BookSim2 then draws a random one (RandomInt), which wafernoc \
+                  does not reproduce; name the nodes, e.g. hotspot({{0,9}})";
+    if inner.is_empty() {
+        return Err(random.into());
     }
+    let params = tokenize(inner).map_err(|why| {
+        if why.starts_with("text after") {
+            format!(
+                "BookSim2 reads only the first list of hotspot({inner}), as one hotspot list \
+                 with its rates: write hotspot({{{inner}}})"
+            )
+        } else {
+            format!("{why} in hotspot(...)")
+        }
+    })?;
+    if params.len() == 2 && params.iter().all(|p| !p.starts_with('{')) {
+        return Err(format!(
+            "BookSim2 reads hotspot({{{inner}}}) as hotspot {} with rate {}: write \
+             hotspot({{{{{inner}}}}}) for two hotspots, or hotspot({{{{{}}},{{{}}}}}) for that",
+            params[0], params[1], params[0], params[1]
+        ));
+    }
+    let (hot, rates) = match params.as_slice() {
+        [h] => (int_list(h)?, vec![1]),
+        [h, r] if r.starts_with('{') || h.starts_with('{') => (int_list(h)?, int_list(r)?),
+        _ => {
+            return Err(format!(
+                "BookSim2 would read only the first two entries of hotspot({inner}): \
+                 write hotspot({{{{NODES}},{{RATES}}}})"
+            ))
+        }
+    };
     if hot.iter().any(|&h| h < 0) {
-        return Err(
-            "a negative hotspot is BookSim2's random one (RandomInt), which wafernoc does not \
-             reproduce: name the node"
-                .into(),
-        );
+        return Err(random.into());
     }
     if let Some(h) = hot.iter().find(|&&h| h as usize >= nodes) {
         return Err(format!(
@@ -689,19 +774,32 @@ fn hotspot_pattern(args: &str, nodes: usize) -> Result<Pattern, String> {
             "rate {r}: rates must be at least 1 (BookSim2 asserts it)"
         ));
     }
-    let last = *rates.last().expect("not empty");
-    let mut listed = Vec::new();
-    for (i, &h) in hot.iter().enumerate() {
-        let r = rates.get(i).copied().unwrap_or(last);
-        if listed.len() as i64 + r > 4096 {
-            return Err("the rates add up to more than 4096".into());
-        }
-        listed.extend(std::iter::repeat_n(h as u32, r as usize));
+    let rates = pad_last(rates, hot.len());
+    let g = rates.iter().fold(0, |g, &r| gcd(g, r));
+    let total: i64 = rates.iter().map(|&r| r / g).sum();
+    if total > 4096 {
+        return Err(format!(
+            "the rates, divided by their common divisor, add up to {total}: at most 4096"
+        ));
     }
+    let listed = hot
+        .iter()
+        .zip(&rates)
+        .flat_map(|(&h, &r)| std::iter::repeat_n(h as u32, (r / g) as usize))
+        .collect();
     Ok(Pattern::Hotspot {
         nodes: listed,
         fraction: 1.0,
     })
+}
+
+/// Greatest common divisor (of non-negative numbers; `gcd(0, n) = n`).
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 /// Class 0's integers of a BookSim2 per-class list key (`packet_size`,
@@ -711,31 +809,28 @@ fn hotspot_pattern(args: &str, nodes: usize) -> Result<Pattern, String> {
 /// file means (a mix of sizes in one class is `{{1,4}}`). Whitespace is
 /// ignored.
 fn class0_ints(key: &str, v: &str, origin: &str) -> Result<Vec<i64>, CliError> {
-    let compact: String = v.chars().filter(|c| !c.is_whitespace()).collect();
     let err = |why: &str| CliError::new(format!("{origin}: `{key} = {v}`: {why}"));
-    let classes = tokenize(&compact).ok_or_else(|| err("unbalanced braces"))?;
+    let c = compact(v);
+    let classes = tokenize(&c).map_err(err)?;
     match classes.len() {
         0 => return Err(err("an empty list")),
         1 => {}
         n => {
+            let hint = if classes.iter().all(|x| !x.starts_with('{')) {
+                format!(
+                    "; one class with a mix of values is `{{{{{}}}}}`",
+                    classes.join(",")
+                )
+            } else {
+                String::new()
+            };
             return Err(err(&format!(
                 "a list of {n} traffic classes, and wafernoc runs one (BookSim2 would use \
-                 the first entry only); one class with a mix of values is `{{{{{}}}}}`",
-                classes.join(",")
-            )))
+                 the first entry only){hint}"
+            )));
         }
     }
-    let items = tokenize(classes[0]).ok_or_else(|| err("unbalanced braces"))?;
-    if items.is_empty() {
-        return Err(err("an empty list"));
-    }
-    items
-        .iter()
-        .map(|x| {
-            x.parse::<i64>()
-                .map_err(|_| err(&format!("`{x}` is not an integer")))
-        })
-        .collect()
+    int_list(classes[0]).map_err(|why| err(&why))
 }
 
 /// BookSim2's names of the traffic patterns the reader takes, with
@@ -953,11 +1048,14 @@ mod tests {
     /// BookSim2 would read differently from what it says.
     #[test]
     fn packet_size_mixes() {
-        assert_eq!(tokenize("4"), Some(vec!["4"]));
-        assert_eq!(tokenize("{1,4}"), Some(vec!["1", "4"]));
-        assert_eq!(tokenize("{{1,4},2}"), Some(vec!["{1,4}", "2"]));
-        assert_eq!(tokenize("{{1,4}"), None);
-        assert_eq!(tokenize("{1,4}}"), None);
+        assert_eq!(tokenize("4"), Ok(vec!["4"]));
+        assert_eq!(tokenize("{1,4}"), Ok(vec!["1", "4"]));
+        assert_eq!(tokenize("{{1,4},2}"), Ok(vec!["{1,4}", "2"]));
+        assert_eq!(tokenize("{{1,4}"), Err("unbalanced braces"));
+        assert_eq!(
+            tokenize("{1,4}}"),
+            Err("text after the list's closing brace")
+        );
         let resolve = |extra: &str| {
             BooksimCfg::parse(
                 &format!("topology = mesh; routing_function = dim_order; k = 4; {extra}"),
@@ -992,6 +1090,33 @@ mod tests {
             ),
             ("packet_size = {};", "packet_size", "an empty list"),
             ("packet_size = {{1,4};", "packet_size", "unbalanced braces"),
+            ("packet_size = {{1,4}}x;", "packet_size", "text after"),
+            (
+                "packet_size = {{1,4},{2,8}};",
+                "packet_size",
+                "first entry only)",
+            ),
+            (
+                "packet_size = {{1,99999999999}};",
+                "packet_size",
+                "integer range",
+            ),
+            (
+                "packet_size = {{1,4}}; packet_size_rate = {{2147483647,2147483647}};",
+                "packet_size_rate",
+                "integer range",
+            ),
+            // An integer after a list: BookSim2 keeps the list.
+            (
+                "packet_size = {{2,8}}; packet_size = 4;",
+                "packet_size",
+                "BookSim2 keeps the list",
+            ),
+            (
+                "packet_size = {{2,8}}; packet_size_rate = {{3,1}}; packet_size_rate = 1;",
+                "packet_size_rate",
+                "BookSim2 keeps the list",
+            ),
             (
                 "packet_size = {{1,4}}; packet_size_rate = {{1,1,1}};",
                 "packet_size_rate",
@@ -1042,7 +1167,7 @@ mod tests {
         assert_eq!(
             p("hotspot({{0, 9}, {3}})"),
             Pattern::Hotspot {
-                nodes: vec![0, 0, 0, 9, 9, 9],
+                nodes: vec![0, 9],
                 fraction: 1.0
             }
         );
@@ -1053,14 +1178,27 @@ mod tests {
                 fraction: 1.0
             }
         );
+        // Rates by their common divisor: 4000:2000 is 2:1.
+        assert_eq!(
+            p("hotspot({{5,1},{4000,2000}})"),
+            Pattern::Hotspot {
+                nodes: vec![5, 5, 1],
+                fraction: 1.0
+            }
+        );
         for (traffic, why) in [
-            ("hotspot", "give the hotspots"),
-            ("hotspot({0,9},{1,1})", "hotspot 0 with rate 9"),
+            ("hotspot", "expected hotspot(...)"),
+            ("hotspot({{0,9}}", "expected hotspot(...)"),
+            ("hotspot()", "random one"),
+            ("hotspot({0,9})", "hotspot 0 with rate 9"),
+            ("hotspot({0,9},{1,1})", "only the first list"),
             ("hotspot({{-1}})", "random one"),
             ("hotspot({{16}})", "not a node of the 16-node mesh"),
             ("hotspot({{0,9},{0}})", "at least 1"),
             ("hotspot({{0,9},{1,1,1}})", "3 rates for 2 hotspots"),
-            ("hotspot({{0},{5000}})", "more than 4096"),
+            ("hotspot({{0,1},{5000,1}})", "add up to 5001"),
+            ("hotspot({{0,1},{1,9223372036854775807}})", "integer range"),
+            ("hotspot({{0,9},{1},{2}})", "first two entries"),
             ("hotspt", "hotspot({{NODES}})"),
         ] {
             let e = resolve(traffic).unwrap_err().to_string();

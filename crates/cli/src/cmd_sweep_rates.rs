@@ -10,7 +10,7 @@ use wafernoc_traffic::{fmt_num, RateUnit};
 
 use crate::booksim::{booksim_patterns, BooksimCfg, Resolved};
 use crate::cmd_sim::{load_toml, read_text, simulate, RunConfig, RunOutcome};
-use crate::cmd_validate::{read_reference, CurveKey};
+use crate::cmd_validate::{check_rows_against_configs, read_reference, CurveKey};
 use crate::plot::{line_chart_svg, LineChart, Series, SeriesStyle};
 use crate::progress::Progress;
 use crate::{CliError, CmdResult};
@@ -259,20 +259,29 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
 }
 
 /// BookSim2's stable latency-mode points for the same mesh, traffic, VCs,
-/// buffer depth and packet size.
+/// buffer depth and (mean) packet size, at their offered rates in this
+/// run's unit (a reference row in packets per node and cycle is converted
+/// through its mean packet size, as its configuration file says). None for
+/// a hotspot run: the rows do not record the hotspots.
 fn booksim_points(dir: &Path, r: &Resolved) -> Result<Vec<(f64, f64)>, CliError> {
-    let traffic = booksim_patterns()
+    let Some(traffic) = booksim_patterns()
         .into_iter()
         .find(|(_, p)| *p == r.traffic.pattern)
-        .map_or("", |(n, _)| n);
-    let (mesh, router) = (&r.network.mesh, &r.network.router);
-    // BookSim2's meshes are k × k, its rows of one packet size.
-    if r.traffic.sizes.is_empty() {
+        .map(|(n, _)| n)
+    else {
+        eprintln!(
+            "note: no BookSim2 points for {:?} traffic (reference rows do not record \
+             hotspot nodes)",
+            r.traffic.pattern
+        );
         return Ok(Vec::new());
-    }
+    };
+    let (mesh, router) = (&r.network.mesh, &r.network.router);
+    // BookSim2's meshes are k × k.
     if mesh.rows != mesh.cols {
         return Ok(Vec::new());
     }
+    let size = r.traffic.size_moments().0;
     // This run's curve, keyed as the validation groups reference rows.
     let key = CurveKey {
         topology: "mesh",
@@ -280,13 +289,22 @@ fn booksim_points(dir: &Path, r: &Resolved) -> Result<Vec<(f64, f64)>, CliError>
         traffic,
         vcs: router.num_vcs as u32,
         buf: router.vc_buf_size as u32,
-        pkt: crate::cmd_validate::mean_size(&r.traffic),
+        pkt: size,
     };
-    let rows = read_reference(dir)?;
+    let mut rows = read_reference(dir)?;
+    // Each row's rate unit, from its file.
+    check_rows_against_configs(dir, &mut rows)?;
+    let to_run_unit = |x: &crate::cmd_validate::RefRow| {
+        let flits = if x.in_packets { x.rate * x.pkt } else { x.rate };
+        match r.traffic.rate_unit {
+            RateUnit::Flits => flits,
+            RateUnit::Packets => flits / size,
+        }
+    };
     let mut pts: Vec<(f64, f64)> = rows
         .iter()
         .filter(|x| x.network() == key && x.sim_type == "latency" && x.status == "ok")
-        .filter_map(|x| x.lat.map(|l| (x.rate, l)))
+        .filter_map(|x| x.lat.map(|l| (to_run_unit(x), l)))
         .collect();
     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
     Ok(pts)

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use wafernoc_mesh::sim::{SimMode, Status};
-use wafernoc_traffic::{RateUnit, SyntheticSpec};
+use wafernoc_traffic::RateUnit;
 
 use crate::booksim::BooksimCfg;
 use crate::cmd_sim::{read_text, simulate, RunOutcome};
@@ -296,8 +296,8 @@ pub fn check_rows_against_configs(dir: &Path, rows: &mut [RefRow]) -> Result<(),
             ),
             (
                 "pkt_size",
-                (mean_size(&res.traffic) - row.pkt).abs() <= 1e-9 * row.pkt,
-                mean_size(&res.traffic).to_string(),
+                (res.traffic.size_moments().0 - row.pkt).abs() <= 1e-9 * row.pkt,
+                res.traffic.size_moments().0.to_string(),
             ),
             (
                 "rate",
@@ -321,21 +321,6 @@ pub fn check_rows_against_configs(dir: &Path, rows: &mut [RefRow]) -> Result<(),
     Ok(())
 }
 
-/// The mean packet size of a workload in flits, weighted as it draws sizes.
-pub fn mean_size(t: &SyntheticSpec) -> f64 {
-    if t.size_weights.is_empty() {
-        t.sizes.iter().map(|&s| f64::from(s)).sum::<f64>() / t.sizes.len() as f64
-    } else {
-        let total: f64 = t.size_weights.iter().sum();
-        t.sizes
-            .iter()
-            .zip(&t.size_weights)
-            .map(|(&s, w)| f64::from(s) * w)
-            .sum::<f64>()
-            / total
-    }
-}
-
 /// Run one reference configuration through `wafernoc booksim` semantics,
 /// `seeds` times with consecutive seeds.
 pub fn run_row(dir: &Path, row: &RefRow, seeds: u64) -> Result<Ours, CliError> {
@@ -345,7 +330,10 @@ pub fn run_row(dir: &Path, row: &RefRow, seeds: u64) -> Result<Ours, CliError> {
     let (mut lats, mut accs, mut hops, mut counting) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let nodes = (res.network.mesh.rows * res.network.mesh.cols) as f64;
-    let size = *res.traffic.sizes.first().unwrap_or(&1) as f64;
+    // Counting noise of the accepted rate: N packets of random size s
+    // bring a flit count of relative spread sqrt(E[s²]) / (E[s] sqrt(N)).
+    let (s1, s2) = res.traffic.size_moments();
+    let spread = s2.sqrt() / s1;
     let mut status = "ok".to_string();
     for k in 0..seeds.max(1) {
         let mut traffic = res.traffic.clone();
@@ -357,9 +345,9 @@ pub fn run_row(dir: &Path, row: &RefRow, seeds: u64) -> Result<Ours, CliError> {
                 }
                 lats.push(r.packet_latency.mean);
                 accs.push(r.accepted.avg);
-                let packets = r.accepted.avg * nodes * r.measured_cycles as f64 / size;
+                let packets = r.accepted_packets.avg * nodes * r.measured_cycles as f64;
                 counting.push(if packets > 0.0 {
-                    r.accepted.avg / packets.sqrt()
+                    r.accepted.avg * spread / packets.sqrt()
                 } else {
                     0.0
                 });

@@ -310,6 +310,13 @@ impl Meas {
     }
 }
 
+/// Per node, the counter's growth since the window's start: `now − at_reset`.
+fn since(now: &[u64], at_reset: &[u64], out: &mut [u64]) {
+    for (w, (a, b)) in out.iter_mut().zip(now.iter().zip(at_reset)) {
+        *w = a - b;
+    }
+}
+
 fn rate_summary(counts: &[u64], cycles: u64) -> RateSummary {
     let dt = cycles.max(1) as f64;
     let mut s = RateSummary {
@@ -429,7 +436,6 @@ pub fn run_measured_observed(
     let mut prev_lat = 0.0f64;
     let mut prev_acc = 0.0f64;
     let mut unstable = false;
-    let injected_snapshot;
 
     while total_phases < ctl.max_samples && (state != State::Running || converged < 3) {
         if clear_last || (state == State::WarmingUp && total_phases % 2 == 0) {
@@ -508,21 +514,17 @@ pub fn run_measured_observed(
     if !unstable && state == State::Running {
         // End of the measurement window.
         window.1 = net.now();
-        injected_snapshot = net.injected_by_node();
-        for (w, (a, b)) in injected_window
-            .iter_mut()
-            .zip(injected_snapshot.iter().zip(meas.injected_at_reset.iter()))
-        {
-            *w = a - b;
-        }
+        since(
+            &net.injected_by_node(),
+            &meas.injected_at_reset,
+            &mut injected_window,
+        );
+        since(
+            &net.injected_packets_by_node(),
+            &meas.injected_pkts_at_reset,
+            &mut injected_pkts_window,
+        );
         accepted_window.copy_from_slice(&meas.accepted);
-        for (w, (a, b)) in injected_pkts_window.iter_mut().zip(
-            net.injected_packets_by_node()
-                .iter()
-                .zip(meas.injected_pkts_at_reset.iter()),
-        ) {
-            *w = a - b;
-        }
         accepted_pkts_window.copy_from_slice(&meas.accepted_pkts);
         offered_window.copy_from_slice(&meas.offered);
         if ctl.sim_type == SimMode::Latency {

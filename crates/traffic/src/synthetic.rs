@@ -92,6 +92,24 @@ pub struct SyntheticSpec {
     pub seed: u64,
 }
 
+impl SyntheticSpec {
+    /// The packet size's mean and mean square in flits, with sizes drawn
+    /// by `size_weights` (equal weights if empty). For a valid spec.
+    pub fn size_moments(&self) -> (f64, f64) {
+        let w = |i: usize| self.size_weights.get(i).copied().unwrap_or(1.0);
+        let total: f64 = (0..self.sizes.len()).map(w).sum();
+        let moment = |k: i32| {
+            self.sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| f64::from(s).powi(k) * w(i))
+                .sum::<f64>()
+                / total
+        };
+        (moment(1), moment(2))
+    }
+}
+
 impl Default for SyntheticSpec {
     fn default() -> Self {
         SyntheticSpec {
@@ -439,13 +457,7 @@ impl Synthetic {
             spec.size_weights.clone()
         };
         let total: f64 = weights.iter().sum();
-        let mean_size: f64 = spec
-            .sizes
-            .iter()
-            .zip(&weights)
-            .map(|(s, w)| *s as f64 * w)
-            .sum::<f64>()
-            / total;
+        let mean_size = spec.size_moments().0;
         let mut acc = 0.0;
         let cum_weights = weights
             .iter()

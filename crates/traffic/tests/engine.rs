@@ -490,3 +490,34 @@ fn speculative_grants_respect_slow_links() {
         }
     }
 }
+
+/// BookSim2 counts a packet as injected when its head leaves the source
+/// queue (`_sent_packets`), so with 4-flit packets from one source the
+/// packet count is the flit count divided by 4, rounded up, after every
+/// cycle: rounded down would be counting tails.
+#[test]
+fn injected_packets_are_counted_with_their_heads() {
+    let mut n = net(4, 2, 4);
+    for dst in [5u32, 10, 15, 3, 12] {
+        n.enqueue(NewPacket {
+            src: 0,
+            dst,
+            size: 4,
+            class: 0,
+            ctime: 0,
+            tag: 0,
+        })
+        .unwrap();
+    }
+    let mut heads_seen_mid_packet = false;
+    for _ in 0..300 {
+        n.step().unwrap();
+        let flits = n.injected_by_node()[0];
+        let packets = n.injected_packets_by_node()[0];
+        assert_eq!(packets, flits.div_ceil(4), "{flits} flits");
+        heads_seen_mid_packet |= flits % 4 != 0;
+        assert!(n.injected_packets_by_node()[1..].iter().all(|&p| p == 0));
+    }
+    assert_eq!(n.injected_by_node()[0], 20);
+    assert!(heads_seen_mid_packet, "never saw a packet partly injected");
+}
