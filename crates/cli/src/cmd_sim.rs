@@ -460,18 +460,8 @@ pub fn print_booksim_summary(r: &SimResult, wall_s: f64) {
     };
     rate("Injected packet", &r.injected_packets);
     rate("Accepted packet", &r.accepted_packets);
-    println!(
-        "Injected flit rate average = {} (1 samples)",
-        g(r.injected.avg)
-    );
-    println!("\tminimum = {} (1 samples)", g(r.injected.min));
-    println!("\tmaximum = {} (1 samples)", g(r.injected.max));
-    println!(
-        "Accepted flit rate average = {} (1 samples)",
-        g(r.accepted.avg)
-    );
-    println!("\tminimum = {} (1 samples)", g(r.accepted.min));
-    println!("\tmaximum = {} (1 samples)", g(r.accepted.max));
+    rate("Injected flit", &r.injected);
+    rate("Accepted flit", &r.accepted);
     // BookSim2 divides the flit rate by the packet rate.
     println!(
         "Injected packet size average = {} (1 samples)",

@@ -294,12 +294,9 @@ fn booksim_points(dir: &Path, r: &Resolved) -> Result<Vec<(f64, f64)>, CliError>
     let mut rows = read_reference(dir)?;
     // Each row's rate unit, from its file.
     check_rows_against_configs(dir, &mut rows)?;
-    let to_run_unit = |x: &crate::cmd_validate::RefRow| {
-        let flits = if x.in_packets { x.rate * x.pkt } else { x.rate };
-        match r.traffic.rate_unit {
-            RateUnit::Flits => flits,
-            RateUnit::Packets => flits / size,
-        }
+    let to_run_unit = |x: &crate::cmd_validate::RefRow| match r.traffic.rate_unit {
+        RateUnit::Flits => x.flit_rate(),
+        RateUnit::Packets => x.flit_rate() / size,
     };
     let mut pts: Vec<(f64, f64)> = rows
         .iter()

@@ -122,14 +122,18 @@ pub struct CurveKey<'a> {
 }
 
 impl RefRow {
-    /// Whether this is the zero-load row: 0.01 flits/node/cycle offered.
-    pub fn is_zero_load(&self) -> bool {
-        let flits = if self.in_packets {
+    /// The offered rate in flits per node and cycle (its packets times
+    /// their mean size if the configuration gives packets).
+    pub fn flit_rate(&self) -> f64 {
+        if self.in_packets {
             self.rate * self.pkt
         } else {
             self.rate
-        };
-        (flits - 0.01).abs() < 1e-9
+        }
+    }
+    /// Whether this is the zero-load row: 0.01 flits/node/cycle offered.
+    pub fn is_zero_load(&self) -> bool {
+        (self.flit_rate() - 0.01).abs() < 1e-9
     }
     /// The row's curve ([`CurveKey`]).
     pub fn network(&self) -> CurveKey<'_> {
@@ -274,6 +278,7 @@ pub fn check_rows_against_configs(dir: &Path, rows: &mut [RefRow]) -> Result<(),
         let p = dir.join(&row.config);
         let res = BooksimCfg::parse(&read_text(&p)?, &p.display().to_string())?.resolve()?;
         let m = &res.network.mesh;
+        let mean_size = res.traffic.size_moments().0;
         let sim_type = match res.sim.sim_type {
             SimMode::Latency => "latency",
             SimMode::Throughput => "throughput",
@@ -296,8 +301,8 @@ pub fn check_rows_against_configs(dir: &Path, rows: &mut [RefRow]) -> Result<(),
             ),
             (
                 "pkt_size",
-                (res.traffic.size_moments().0 - row.pkt).abs() <= 1e-9 * row.pkt,
-                res.traffic.size_moments().0.to_string(),
+                (mean_size - row.pkt).abs() <= 1e-9 * row.pkt,
+                mean_size.to_string(),
             ),
             (
                 "rate",
