@@ -16,6 +16,14 @@ fn reference_cfg(name: &str) -> String {
         .to_string()
 }
 
+/// `wafernoc booksim` on a shared reference configuration, `--json`: it
+/// must succeed; its JSON object.
+fn booksim_json(name: &str) -> serde_json::Value {
+    let o = wafernoc(&["booksim", &reference_cfg(name), "--json", "--quiet"]);
+    assert!(o.status.success(), "{name}: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 #[test]
 fn same_seed_same_json_bytes() {
     let a = wafernoc(&["run", "tests/data/small.toml", "--json", "--quiet"]);
@@ -51,14 +59,7 @@ fn same_seed_same_json_bytes() {
 
 #[test]
 fn booksim_json_for_a_reference_config() {
-    let o = wafernoc(&[
-        "booksim",
-        &reference_cfg("uniform_k8_v2_b4_p1_r0.05_latency.cfg"),
-        "--json",
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = booksim_json("uniform_k8_v2_b4_p1_r0.05_latency.cfg");
     assert_eq!(v["status"], "ok");
     let lat = v["avg_packet_latency"].as_f64().unwrap();
     assert!((lat - 33.4849).abs() / 33.4849 < 0.03, "{lat}");
@@ -105,14 +106,7 @@ fn booksim_text_summary_has_booksim_lines() {
 /// most 3 flits, in one direction or the other.
 #[test]
 fn booksim_packet_rates() {
-    let o = wafernoc(&[
-        "booksim",
-        &reference_cfg("uniform_k8_v4_b8_p4_r0.2_latency.cfg"),
-        "--json",
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = booksim_json("uniform_k8_v4_b8_p4_r0.2_latency.cfg");
     let f = |k: &str| v[k].as_f64().unwrap();
     let cycles = f("measured_cycles");
     let (acc, acc_p) = (
@@ -136,14 +130,7 @@ fn booksim_packet_rates() {
 
 #[test]
 fn unstable_run_reports_unstable() {
-    let o = wafernoc(&[
-        "booksim",
-        &reference_cfg("uniform_k8_v2_b4_p1_r0.35_latency.cfg"),
-        "--json",
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = booksim_json("uniform_k8_v2_b4_p1_r0.35_latency.cfg");
     assert_eq!(v["status"], "unstable");
 }
 
