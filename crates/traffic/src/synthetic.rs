@@ -164,8 +164,8 @@ impl TrafficKey {
     pub fn booksim(self) -> &'static str {
         match self {
             TrafficKey::Pattern => "traffic",
-            TrafficKey::HotspotFraction => "hotspot_fraction",
-            TrafficKey::HotspotNodes => "hotspot_nodes",
+            // BookSim2 gives hotspots in the traffic value, `hotspot({{..}})`.
+            TrafficKey::HotspotFraction | TrafficKey::HotspotNodes => "traffic",
             TrafficKey::Sizes => "packet_size",
             TrafficKey::SizeWeights => "packet_size_rate",
             TrafficKey::Rate => "injection_rate",
