@@ -96,14 +96,16 @@ fn booksim_text_summary_has_booksim_lines() {
     }
 }
 
-/// Packet rates in the JSON. A packet is accepted with its tail, and
-/// wafernoc counts accepted flits by whole packet at the tail too (BookSim2
-/// counts them one by one, so its accepted packet size is 4.001 where
-/// wafernoc's is 4), so 4-flit packets give exactly 4 accepted flits per
-/// accepted packet. Injected packets are counted with their heads (the
-/// engine test `injected_packets_are_counted_with_their_heads`), so flits
-/// and packets differ by the packets cut by the window's ends: per node at
-/// most 3 flits, in one direction or the other.
+/// Packet rates in the JSON. As BookSim2, a packet is accepted with its
+/// tail and injected with its head (the engine test
+/// `injected_packets_are_counted_with_their_heads`), while flits are
+/// counted one by one as they enter and leave the network (the sim test
+/// `accepted_flits_are_counted_one_by_one`). So flits and 4 × packets
+/// differ by the packets cut by the window's ends, in one direction or the
+/// other: per node at most 3 injected flits (an interface injects one
+/// packet at a time) and 3 × 4 accepted flits (4 ejection VCs, each taking
+/// one packet at a time); and the window does cut some of 64 nodes'
+/// packets at 0.2.
 #[test]
 fn booksim_packet_rates() {
     let v = booksim_json("uniform_k8_v4_b8_p4_r0.2_latency.cfg");
@@ -114,9 +116,10 @@ fn booksim_packet_rates() {
         f("accepted_packets_per_node_cycle"),
     );
     assert!(
-        acc_p > 0.0 && (acc - 4.0 * acc_p).abs() < 1e-12,
+        acc_p > 0.0 && (acc - 4.0 * acc_p).abs() <= 12.0 / cycles,
         "{acc} {acc_p}"
     );
+    assert!((acc - 4.0 * acc_p).abs() > 1e-12, "{acc} {acc_p}");
     let (inj, inj_p) = (
         f("injected_flits_per_node_cycle"),
         f("injected_packets_per_node_cycle"),

@@ -1454,6 +1454,24 @@ impl Network {
         }
         out
     }
+    /// Flits of packets still being ejected (head arrived, tail not yet),
+    /// per destination node. Flits ejected so far at a node are the sizes
+    /// of its delivered packets plus this: BookSim2 counts accepted flits
+    /// one by one as they leave the network, and the statistics read this
+    /// at a window's edges to do the same.
+    pub fn ejecting_flits_by_node(&self) -> Vec<u64> {
+        let v = self.core.c.v;
+        let mut out = Vec::new();
+        for p in 0..self.core.parts.len() {
+            let p = self.core.lock(p);
+            out.extend(
+                p.ejecting
+                    .chunks(v)
+                    .map(|vcs| vcs.iter().map(|e| e.arrived as u64).sum::<u64>()),
+            );
+        }
+        out
+    }
     /// For live packets with `tag`: (sum over their flits not yet ejected of
     /// the packet's age, number of such flits). Used by the drain-phase
     /// latency check.

@@ -265,6 +265,8 @@ struct Meas {
     flat_sum: f64,
     flat_n: u64,
     hops: Samples,
+    /// Flits of the packets delivered per destination node since the last
+    /// clear (whole packets, counted at their tail).
     accepted: Vec<u64>,
     /// Packets accepted per destination node since the last clear.
     accepted_pkts: Vec<u64>,
@@ -272,6 +274,9 @@ struct Meas {
     offered: Vec<u64>,
     injected_at_reset: Vec<u64>,
     injected_pkts_at_reset: Vec<u64>,
+    /// Flits of packets being ejected per node at the last clear
+    /// ([`Network::ejecting_flits_by_node`]).
+    ejecting_at_reset: Vec<u64>,
     reset_time: u64,
 }
 
@@ -288,10 +293,11 @@ impl Meas {
             offered: vec![0; n],
             injected_at_reset: vec![0; n],
             injected_pkts_at_reset: vec![0; n],
+            ejecting_at_reset: vec![0; n],
             reset_time: 0,
         }
     }
-    fn clear(&mut self, now: u64, injected: &[u64], injected_pkts: &[u64]) {
+    fn clear(&mut self, now: u64, injected: &[u64], injected_pkts: &[u64], ejecting: &[u64]) {
         self.plat.clear();
         self.nlat.clear();
         self.flat_sum = 0.0;
@@ -302,11 +308,31 @@ impl Meas {
         self.offered.iter_mut().for_each(|a| *a = 0);
         self.injected_at_reset.copy_from_slice(injected);
         self.injected_pkts_at_reset.copy_from_slice(injected_pkts);
+        self.ejecting_at_reset.copy_from_slice(ejecting);
         self.reset_time = now;
     }
-    fn accepted_avg(&self, now: u64) -> f64 {
+    /// Flits ejected per node since the last clear, counted one by one as
+    /// BookSim2 does (`_accepted_flits`, incremented per flit read from the
+    /// network): the delivered packets' flits, plus those of packets being
+    /// ejected now, minus those of packets that were being ejected at the
+    /// clear. (A packet in progress at the clear is either delivered since,
+    /// and counted whole in `accepted`, or still in progress with at least
+    /// as many flits: the difference is never negative.)
+    fn accepted_flits(&self, ejecting_now: &[u64], out: &mut [u64]) {
+        for (o, ((&a, &e), &e0)) in out.iter_mut().zip(
+            self.accepted
+                .iter()
+                .zip(ejecting_now)
+                .zip(&self.ejecting_at_reset),
+        ) {
+            *o = a + e - e0;
+        }
+    }
+    fn accepted_avg(&self, now: u64, ejecting_now: &[u64]) -> f64 {
         let dt = (now - self.reset_time).max(1) as f64;
-        self.accepted.iter().sum::<u64>() as f64 / self.accepted.len() as f64 / dt
+        let mut acc = vec![0; self.accepted.len()];
+        self.accepted_flits(ejecting_now, &mut acc);
+        acc.iter().sum::<u64>() as f64 / acc.len() as f64 / dt
     }
 }
 
@@ -444,6 +470,7 @@ pub fn run_measured_observed(
                 net.now(),
                 &net.injected_by_node(),
                 &net.injected_packets_by_node(),
+                &net.ejecting_flits_by_node(),
             );
             if state == State::Running {
                 link_at_start = net.link_flits();
@@ -473,7 +500,7 @@ pub fn run_measured_observed(
             }
         }
         let cur_lat = meas.plat.mean();
-        let cur_acc = meas.accepted_avg(net.now());
+        let cur_acc = meas.accepted_avg(net.now(), &net.ejecting_flits_by_node());
         if ctl.sim_type == SimMode::Latency && cur_lat > ctl.latency_thres {
             unstable = true;
             break;
@@ -524,7 +551,7 @@ pub fn run_measured_observed(
             &meas.injected_pkts_at_reset,
             &mut injected_pkts_window,
         );
-        accepted_window.copy_from_slice(&meas.accepted);
+        meas.accepted_flits(&net.ejecting_flits_by_node(), &mut accepted_window);
         accepted_pkts_window.copy_from_slice(&meas.accepted_pkts);
         offered_window.copy_from_slice(&meas.offered);
         if ctl.sim_type == SimMode::Latency {
@@ -629,6 +656,83 @@ pub fn run_measured_observed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::NetworkConfig;
+    use crate::topology::MeshSpec;
+
+    /// Every node sends a `size`-flit packet every `every` cycles (nodes
+    /// staggered), to a destination that moves with the cycle.
+    struct Periodic {
+        n: u32,
+        size: u16,
+        every: u64,
+    }
+
+    impl TrafficSource for Periodic {
+        fn generate(&mut self, t: u64, out: &mut Vec<NewPacket>) {
+            for s in 0..self.n {
+                if (t + s as u64) % self.every == 0 {
+                    out.push(NewPacket {
+                        src: s,
+                        dst: (s * 7 + t as u32 + 1) % self.n,
+                        size: self.size,
+                        class: 0,
+                        ctime: t,
+                        tag: 0,
+                    });
+                }
+            }
+        }
+    }
+
+    /// BookSim2 counts accepted flits one by one as they leave the network,
+    /// so packets cut by a window's edges count with the flits ejected
+    /// inside it. The measurement window of a throughput run (which ends
+    /// with the window, without a drain) must hold exactly the flits the
+    /// network ejected in it; counting whole packets at their tail would
+    /// not (checked below, so that the configuration does cut packets).
+    #[test]
+    fn accepted_flits_are_counted_one_by_one() {
+        let cfg = || NetworkConfig {
+            mesh: MeshSpec {
+                rows: 4,
+                cols: 4,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let src = || Periodic {
+            n: 16,
+            size: 20,
+            every: 45,
+        };
+        let ctl = SimControl {
+            sim_type: SimMode::Throughput,
+            warmup_periods: 1,
+            sample_period: 97,
+            max_samples: 4,
+            ..Default::default()
+        };
+        let mut net = Network::new(cfg()).unwrap();
+        let r = run_measured(&mut net, &mut src(), &ctl, &mut |_, _| {}).unwrap();
+        assert_eq!(r.status, Status::Ok);
+        let end = r.simulated_cycles;
+        let start = end - r.measured_cycles;
+        assert!(start > 0 && r.measured_cycles > 0);
+        // The flits ejected by `start`: the same run again, by hand.
+        let mut again = Network::new(cfg()).unwrap();
+        let mut s = src();
+        let mut ps = Vec::new();
+        while again.now() < start {
+            ps.clear();
+            s.generate(again.now(), &mut ps);
+            again.enqueue_all(&ps).unwrap();
+            again.step().unwrap();
+        }
+        let ejected = net.counters().ejected_flits - again.counters().ejected_flits;
+        let per_node_cycle = |x: f64| (x * 16.0 * r.measured_cycles as f64).round() as u64;
+        assert_eq!(per_node_cycle(r.accepted.avg), ejected);
+        assert_ne!(per_node_cycle(r.accepted_packets.avg) * 20, ejected);
+    }
 
     #[test]
     fn measurement_keys_are_checked() {
