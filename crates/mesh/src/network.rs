@@ -422,6 +422,20 @@ impl Counters {
     }
 }
 
+/// Per-node counters ([`Network::node_counts`]), indexed by node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeCounts {
+    /// Flits injected so far (sent from the source queue into the network).
+    pub injected_flits: Vec<u64>,
+    /// Packets injected so far (heads sent): BookSim2's `_sent_packets`.
+    pub injected_packets: Vec<u64>,
+    /// Flits of packets still being ejected (head arrived, tail not yet).
+    /// The flits a node has ejected so far are the sizes of its delivered
+    /// packets plus these: the statistics read them at a window's edges to
+    /// count accepted flits one by one, as BookSim2 does.
+    pub ejecting_flits: Vec<u64>,
+}
+
 /// What every part reads and none writes: the configuration turned into
 /// tables.
 struct Consts {
@@ -1437,40 +1451,34 @@ impl Network {
         }
         out
     }
-    /// Flits injected so far, per source node.
-    pub fn injected_by_node(&self) -> Vec<u64> {
-        let mut out = Vec::new();
-        for p in 0..self.core.parts.len() {
-            out.extend(self.core.lock(p).ni.iter().map(|ni| ni.injected_flits));
-        }
-        out
-    }
-    /// Packets injected so far (heads sent into the network), per source
-    /// node: BookSim2's `_sent_packets`.
-    pub fn injected_packets_by_node(&self) -> Vec<u64> {
-        let mut out = Vec::new();
-        for p in 0..self.core.parts.len() {
-            out.extend(self.core.lock(p).ni.iter().map(|ni| ni.injected_packets));
-        }
-        out
-    }
-    /// Flits of packets still being ejected (head arrived, tail not yet),
-    /// per destination node. Flits ejected so far at a node are the sizes
-    /// of its delivered packets plus this: BookSim2 counts accepted flits
-    /// one by one as they leave the network, and the statistics read this
-    /// at a window's edges to do the same.
-    pub fn ejecting_flits_by_node(&self) -> Vec<u64> {
+    /// The per-node counters the statistics read at a window's edges, in
+    /// one pass over the parts.
+    pub fn node_counts(&self) -> NodeCounts {
         let v = self.core.c.v;
-        let mut out = Vec::new();
+        let mut out = NodeCounts::default();
         for p in 0..self.core.parts.len() {
             let p = self.core.lock(p);
-            out.extend(
+            for ni in &p.ni {
+                out.injected_flits.push(ni.injected_flits);
+                out.injected_packets.push(ni.injected_packets);
+            }
+            out.ejecting_flits.extend(
                 p.ejecting
                     .chunks(v)
                     .map(|vcs| vcs.iter().map(|e| e.arrived as u64).sum::<u64>()),
             );
         }
         out
+    }
+    /// Flits injected so far, per source node
+    /// ([`NodeCounts::injected_flits`]).
+    pub fn injected_by_node(&self) -> Vec<u64> {
+        self.node_counts().injected_flits
+    }
+    /// Packets injected so far, per source node
+    /// ([`NodeCounts::injected_packets`]).
+    pub fn injected_packets_by_node(&self) -> Vec<u64> {
+        self.node_counts().injected_packets
     }
     /// For live packets with `tag`: (sum over their flits not yet ejected of
     /// the packet's age, number of such flits). Used by the drain-phase

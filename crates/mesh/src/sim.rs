@@ -25,7 +25,7 @@
 use serde::Serialize;
 
 use crate::deadlock::DeadlockReport;
-use crate::network::{Delivered, Network, NewPacket};
+use crate::network::{Delivered, Network, NewPacket, NodeCounts};
 use crate::stats::{Samples, Summary};
 use crate::topology::PORTS;
 
@@ -272,11 +272,8 @@ struct Meas {
     accepted_pkts: Vec<u64>,
     /// Flits of the packets created per source node since the last clear.
     offered: Vec<u64>,
-    injected_at_reset: Vec<u64>,
-    injected_pkts_at_reset: Vec<u64>,
-    /// Flits of packets being ejected per node at the last clear
-    /// ([`Network::ejecting_flits_by_node`]).
-    ejecting_at_reset: Vec<u64>,
+    /// The network's per-node counters at the last clear.
+    at_reset: NodeCounts,
     reset_time: u64,
 }
 
@@ -291,13 +288,15 @@ impl Meas {
             accepted: vec![0; n],
             accepted_pkts: vec![0; n],
             offered: vec![0; n],
-            injected_at_reset: vec![0; n],
-            injected_pkts_at_reset: vec![0; n],
-            ejecting_at_reset: vec![0; n],
+            at_reset: NodeCounts {
+                injected_flits: vec![0; n],
+                injected_packets: vec![0; n],
+                ejecting_flits: vec![0; n],
+            },
             reset_time: 0,
         }
     }
-    fn clear(&mut self, now: u64, injected: &[u64], injected_pkts: &[u64], ejecting: &[u64]) {
+    fn clear(&mut self, now: u64, counts: NodeCounts) {
         self.plat.clear();
         self.nlat.clear();
         self.flat_sum = 0.0;
@@ -306,9 +305,7 @@ impl Meas {
         self.accepted.iter_mut().for_each(|a| *a = 0);
         self.accepted_pkts.iter_mut().for_each(|a| *a = 0);
         self.offered.iter_mut().for_each(|a| *a = 0);
-        self.injected_at_reset.copy_from_slice(injected);
-        self.injected_pkts_at_reset.copy_from_slice(injected_pkts);
-        self.ejecting_at_reset.copy_from_slice(ejecting);
+        self.at_reset = counts;
         self.reset_time = now;
     }
     /// Flits ejected per node since the last clear, counted one by one as
@@ -323,7 +320,7 @@ impl Meas {
             self.accepted
                 .iter()
                 .zip(ejecting_now)
-                .zip(&self.ejecting_at_reset),
+                .zip(&self.at_reset.ejecting_flits),
         ) {
             *o = a + e - e0;
         }
@@ -466,12 +463,7 @@ pub fn run_measured_observed(
     while total_phases < ctl.max_samples && (state != State::Running || converged < 3) {
         if clear_last || (state == State::WarmingUp && total_phases % 2 == 0) {
             clear_last = false;
-            meas.clear(
-                net.now(),
-                &net.injected_by_node(),
-                &net.injected_packets_by_node(),
-                &net.ejecting_flits_by_node(),
-            );
+            meas.clear(net.now(), net.node_counts());
             if state == State::Running {
                 link_at_start = net.link_flits();
                 window.0 = net.now();
@@ -500,7 +492,7 @@ pub fn run_measured_observed(
             }
         }
         let cur_lat = meas.plat.mean();
-        let cur_acc = meas.accepted_avg(net.now(), &net.ejecting_flits_by_node());
+        let cur_acc = meas.accepted_avg(net.now(), &net.node_counts().ejecting_flits);
         if ctl.sim_type == SimMode::Latency && cur_lat > ctl.latency_thres {
             unstable = true;
             break;
@@ -541,17 +533,18 @@ pub fn run_measured_observed(
     if !unstable && state == State::Running {
         // End of the measurement window.
         window.1 = net.now();
+        let now = net.node_counts();
         since(
-            &net.injected_by_node(),
-            &meas.injected_at_reset,
+            &now.injected_flits,
+            &meas.at_reset.injected_flits,
             &mut injected_window,
         );
         since(
-            &net.injected_packets_by_node(),
-            &meas.injected_pkts_at_reset,
+            &now.injected_packets,
+            &meas.at_reset.injected_packets,
             &mut injected_pkts_window,
         );
-        meas.accepted_flits(&net.ejecting_flits_by_node(), &mut accepted_window);
+        meas.accepted_flits(&now.ejecting_flits, &mut accepted_window);
         accepted_pkts_window.copy_from_slice(&meas.accepted_pkts);
         offered_window.copy_from_slice(&meas.offered);
         if ctl.sim_type == SimMode::Latency {
