@@ -84,6 +84,8 @@ impl BooksimCfg {
             if k.is_empty() || k.contains(char::is_whitespace) {
                 return Err(CliError::new(format!("{origin}:{here}: bad key `{k}`")));
             }
+            check_value(v)
+                .map_err(|why| CliError::new(format!("{origin}:{here}: `{k} = {v}`: {why}")))?;
             cfg.insert(k, v, format!("{origin}:{here}"));
         }
         Ok(cfg)
@@ -94,7 +96,9 @@ impl BooksimCfg {
         let Some((k, v)) = kv.split_once('=') else {
             return Err(CliError::new(format!("override `{kv}` is not KEY=VALUE")));
         };
-        self.insert(k.trim(), v.trim(), "command line".into());
+        let (k, v) = (k.trim(), v.trim());
+        check_value(v).map_err(|why| CliError::new(format!("command line: `{k} = {v}`: {why}")))?;
+        self.insert(k, v, "command line".into());
         Ok(())
     }
 
@@ -429,8 +433,7 @@ impl BooksimCfg {
         only!("noq", [0], 0);
         only!("classes", [1], 1);
         let (traffic, o) = string!("traffic", "uniform");
-        let tc = compact(&traffic);
-        let pattern = if let Some(args) = tc.strip_prefix("hotspot") {
+        let pattern = if let Some(args) = traffic.strip_prefix("hotspot") {
             hotspot_pattern(args, k as usize * k as usize)
                 .map_err(|why| bad("traffic", &o, &traffic, &why))?
         } else {
@@ -692,10 +695,24 @@ fn int_list(v: &str) -> Result<Vec<i64>, String> {
         .collect()
 }
 
-/// `v` without whitespace (BookSim2's lexer allows none inside a value;
-/// wafernoc tolerates it).
-fn compact(v: &str) -> String {
-    v.chars().filter(|c| !c.is_whitespace()).collect()
+/// A value BookSim2's lexer (config.l) reads as one token: it skips
+/// whitespace between tokens, so `{1, 4}` or `hotspot({{0, 9}})` fall
+/// apart into several and the file is a syntax error there; and no token
+/// starts with `+` (a number is `-?[0-9]...`). wafernoc refuses both, so
+/// that a file it runs also runs in BookSim2, with the same meaning.
+fn check_value(v: &str) -> Result<(), &'static str> {
+    if v.contains('=') {
+        Err("two statements run together: a `;` is missing")
+    } else if v.contains(char::is_whitespace) {
+        Err(
+            "BookSim2's syntax allows no whitespace inside a value (its lexer splits it \
+             into several tokens): remove the spaces",
+        )
+    } else if v.starts_with('+') {
+        Err("BookSim2's syntax has no `+` sign: write the number without it")
+    } else {
+        Ok(())
+    }
 }
 
 /// `list` padded to `n` entries with its last one (BookSim2's
@@ -709,7 +726,7 @@ fn pad_last(mut list: Vec<i64>, n: usize) -> Vec<i64> {
 /// BookSim2's `hotspot` pattern (traffic.cpp, `HotSpotTrafficPattern`):
 /// every packet goes to one of the hotspot nodes, drawn with the integer
 /// rates as weights (all 1 by default; a short list is padded with its
-/// last rate). `args` is what follows the name, without whitespace:
+/// last rate). `args` is what follows the name:
 /// `({{0,9}})` or `({{0,9},{3,1}})`. As wafernoc's hotspot pattern draws
 /// uniformly from its node list, a node of rate r is listed r times (the
 /// rates divided by their greatest common divisor first): the same law.
@@ -806,12 +823,10 @@ fn gcd(a: i64, b: i64) -> i64 {
 /// `packet_size_rate`): `N`, `{N}` or `{{a,b,...}}`. With one traffic
 /// class a list of several classes (`{1,4}`) is refused: BookSim2 would
 /// use its first entry and ignore the others, which is rarely what the
-/// file means (a mix of sizes in one class is `{{1,4}}`). Whitespace is
-/// ignored.
+/// file means (a mix of sizes in one class is `{{1,4}}`).
 fn class0_ints(key: &str, v: &str, origin: &str) -> Result<Vec<i64>, CliError> {
     let err = |why: &str| CliError::new(format!("{origin}: `{key} = {v}`: {why}"));
-    let c = compact(v);
-    let classes = tokenize(&c).map_err(err)?;
+    let classes = tokenize(v).map_err(err)?;
     match classes.len() {
         0 => return Err(err("an empty list")),
         1 => {}
@@ -850,6 +865,29 @@ pub fn booksim_patterns() -> [(&'static str, Pattern); 7] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// BookSim2's lexer takes no whitespace inside a value and no `+` sign
+    /// (a syntax error there); around a value whitespace is fine.
+    #[test]
+    fn values_are_single_tokens() {
+        let err = |text: &str| BooksimCfg::parse(text, "x.cfg").unwrap_err().to_string();
+        let e = err("k = 8;\npacket_size = {{1, 4}};");
+        assert!(
+            e.contains("x.cfg:2: `packet_size = {{1, 4}}`") && e.contains("no whitespace"),
+            "{e}"
+        );
+        let e = err("traffic = hotspot({{0,9}, {3}});");
+        assert!(e.contains("no whitespace"), "{e}");
+        let e = err("k = +8;");
+        assert!(e.contains("`k = +8`") && e.contains("no `+` sign"), "{e}");
+        let mut c = BooksimCfg::parse("  k =\n 8 ;\ntraffic=uniform;", "x.cfg").unwrap();
+        assert_eq!(c.echo()["k"], "8");
+        let e = c.set("seed=+3").unwrap_err().to_string();
+        assert!(e.starts_with("command line: `seed = +3`"), "{e}");
+        assert!(c.set("injection_rate = 0.1 5").is_err());
+        c.set(" seed = 3 ").unwrap();
+        assert_eq!(c.echo()["seed"], "3");
+    }
 
     #[test]
     fn parses_reference_syntax() {
@@ -1005,9 +1043,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("x.cfg:2") && e.contains("missing `;`"), "{e}");
-        // Two statements run together fail on the value.
-        let c = BooksimCfg::parse("k = 4\nnum_vcs = 2;", "x.cfg").unwrap();
-        assert!(c.resolve().is_err());
+        // Two statements run together.
+        let e = BooksimCfg::parse("k = 4\nnum_vcs = 2;", "x.cfg")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x.cfg:1") && e.contains("a `;` is missing"),
+            "{e}"
+        );
         // Trailing whitespace and comments after the last `;` are fine.
         BooksimCfg::parse("k = 4; // end\n\n", "x.cfg").unwrap();
     }
@@ -1064,7 +1107,7 @@ mod tests {
             .unwrap()
             .resolve()
         };
-        let t = resolve("packet_size = {{2, 8}}; packet_size_rate = {{3,1}};")
+        let t = resolve("packet_size = {{2,8}}; packet_size_rate = {{3,1}};")
             .unwrap()
             .traffic;
         assert_eq!((t.sizes, t.size_weights), (vec![2, 8], vec![3.0, 1.0]));
@@ -1165,7 +1208,7 @@ mod tests {
             }
         );
         assert_eq!(
-            p("hotspot({{0, 9}, {3}})"),
+            p("hotspot({{0,9},{3}})"),
             Pattern::Hotspot {
                 nodes: vec![0, 9],
                 fraction: 1.0
