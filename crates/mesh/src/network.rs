@@ -375,6 +375,11 @@ struct NiClass {
     cur_size: u16,
     /// Last VC a head took (round-robin start).
     last_vc: u8,
+    /// Cycle the last tail of this queue was injected (`u64::MAX`: none).
+    /// BookSim2 makes the next packet of a source queue when the last
+    /// one's tail has left, so [`Network::measure_queued`] can tell which
+    /// queued packets BookSim2 would have made by a given cycle.
+    last_tail: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -1270,6 +1275,7 @@ impl Network {
                                     next_seq: 0,
                                     cur_size: 0,
                                     last_vc: h - 1,
+                                    last_tail: u64::MAX,
                                 })
                                 .collect(),
                             last_class: (nclasses - 1) as u8,
@@ -1479,6 +1485,39 @@ impl Network {
     /// ([`NodeCounts::injected_packets`]).
     pub fn injected_packets_by_node(&self) -> Vec<u64> {
         self.node_counts().injected_packets
+    }
+    /// Give `tag` to the queued packets that BookSim2 would not yet have
+    /// made by the end of the last cycle simulated, and return how many.
+    ///
+    /// BookSim2 makes a source queue's packets lazily (`_Inject`): the next
+    /// packet, with its creation time in the past, only once the last one's
+    /// tail has left, in the first step after that; and it decides then,
+    /// by the state at that moment, whether the packet is measured
+    /// (`_GeneratePacket`). wafernoc queues every packet at its creation
+    /// time. So when measurement starts, BookSim2 measures the packets
+    /// still queued at that moment that it had not made yet: all but the
+    /// front of each queue, and the front too if its head has not left and
+    /// the packet before it sent its tail in the last cycle (BookSim2 makes
+    /// it in the next step, which is measured).
+    pub fn measure_queued(&mut self, tag: u64) -> u64 {
+        let last = self.now.wrapping_sub(1);
+        let mut pk = self
+            .core
+            .pkts
+            .write()
+            .expect("a simulation thread panicked");
+        let mut n = 0;
+        for p in 0..self.core.parts.len() {
+            let part = self.core.lock(p);
+            for q in part.ni.iter().flat_map(|ni| &ni.classes) {
+                let made = (q.cur_vc >= 0 || q.last_tail != last) as usize;
+                for &slot in q.queue.iter().skip(made) {
+                    pk[slot as usize].tag = tag;
+                    n += 1;
+                }
+            }
+        }
+        n
     }
     /// For live packets with `tag`: (sum over their flits not yet ejected of
     /// the packet's age, number of such flits). Used by the drain-phase
@@ -2593,6 +2632,7 @@ impl Part {
             q.queue.pop_front();
             q.cur_vc = -1;
             q.next_seq = 0;
+            q.last_tail = t;
             ni.queued -= 1;
             if c.wait_tail {
                 ni.tail_sent |= 1 << vc;

@@ -7,7 +7,9 @@
 //!   and 2 with the default three) and when measurement starts; during
 //!   warm-up every retired packet counts, afterwards only *measured*
 //!   packets (created during measurement, or during the drain before it
-//!   started);
+//!   started, or queued when it started that BookSim2, which makes a
+//!   source's packets lazily, would only then have made:
+//!   [`Network::measure_queued`]);
 //! - a run still warming up after `max_samples` periods is unstable, as
 //!   BookSim2's ("Too many sample periods needed to converge");
 //! - after each sample period the mean packet latency and the mean accepted
@@ -513,6 +515,9 @@ pub fn run_measured_observed(
                 if warmed {
                     clear_last = true;
                     state = State::Running;
+                    // Queued packets BookSim2 would only make from now on
+                    // are measured, as there.
+                    measured_outstanding += net.measure_queued(1);
                 }
             }
             State::Running => {
@@ -725,6 +730,94 @@ mod tests {
         let per_node_cycle = |x: f64| (x * 16.0 * r.measured_cycles as f64).round() as u64;
         assert_eq!(per_node_cycle(r.accepted.avg), ejected);
         assert_ne!(per_node_cycle(r.accepted_packets.avg) * 20, ejected);
+    }
+
+    /// Node 0 creates `n` 4-flit packets for node 3 at cycle 0.
+    struct Burst {
+        n: u32,
+    }
+
+    impl TrafficSource for Burst {
+        fn generate(&mut self, t: u64, out: &mut Vec<NewPacket>) {
+            if t == 0 {
+                out.extend((0..self.n).map(|_| NewPacket {
+                    src: 0,
+                    dst: 3,
+                    size: 4,
+                    class: 0,
+                    ctime: 0,
+                    tag: 0,
+                }));
+            }
+        }
+    }
+
+    /// BookSim2 makes a source's next packet (creation time in the past)
+    /// in the step after the last one's tail left, and measures it if
+    /// measurement has started by then. Ten packets created at cycle 0
+    /// leave one after the other, the flits of each back to back (buffers
+    /// of 8 flits, nothing else in the network), so packet k > 0 is made
+    /// at its predecessor's head cycle + 4; with warm-up ending at cycle
+    /// `S`, exactly the packets made at `S` or later are measured, for
+    /// every `S`. With 4 VCs a packet's head leaves the cycle it is made,
+    /// so at a warm-up's end a queue's front whose head has not left was
+    /// made in the next step (its predecessor's tail left in the warm-up's
+    /// last cycle). With one VC that waits for its tail credit, heads wait
+    /// a few cycles after being made, so the front was made before.
+    #[test]
+    fn packets_queued_at_the_end_of_warm_up_are_measured_as_in_booksim2() {
+        for (vcs, wait_tail) in [(4, false), (1, true)] {
+            let mut edge = false;
+            let mut waited = false;
+            for s in 1..=48u64 {
+                let mut net = Network::new(NetworkConfig {
+                    mesh: MeshSpec {
+                        rows: 2,
+                        cols: 2,
+                        ..Default::default()
+                    },
+                    router: wafernoc_router::RouterConfig {
+                        num_vcs: vcs,
+                        wait_for_tail_credit: wait_tail,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                })
+                .unwrap();
+                let ctl = SimControl {
+                    warmup_periods: 1,
+                    sample_period: s,
+                    max_samples: 3,
+                    ..Default::default()
+                };
+                let mut got = Vec::new();
+                let r = run_measured_observed(
+                    &mut net,
+                    &mut Burst { n: 10 },
+                    &ctl,
+                    &mut |_, _| {},
+                    &mut |d| got.push((d.itime, d.tag)),
+                )
+                .unwrap();
+                got.sort();
+                assert_eq!(got.len(), 10);
+                let mut measured = 0;
+                for (k, &(itime, tag)) in got.iter().enumerate() {
+                    let made = if k == 0 { 0 } else { got[k - 1].0 + 4 };
+                    assert!(itime >= made);
+                    let expect = made >= s;
+                    assert_eq!(tag == 1, expect, "S = {s}, packet {k}: {got:?}");
+                    measured += expect as u64;
+                    // A front made at the warm-up's end, and one made
+                    // before it whose head was still waiting.
+                    edge |= k > 0 && made == s;
+                    waited |= made < s && itime >= s;
+                }
+                assert_eq!(r.packet_latency.count, measured, "S = {s}");
+            }
+            assert!(edge);
+            assert_eq!(waited, wait_tail, "{vcs} VCs");
+        }
     }
 
     #[test]
