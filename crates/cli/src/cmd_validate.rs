@@ -148,11 +148,17 @@ impl RefRow {
     }
 }
 
-/// Our figures for one row (means over seeds).
+/// Our figures for one row (means over seeds; when some seeds ended
+/// unstable and others did not, over the stable ones: an unstable run's
+/// latency is where the threshold stopped it).
 #[derive(Clone, Debug)]
 pub struct Ours {
     /// ok, or the first non-ok status among the seeds (unstable / deadlock).
     pub status: String,
+    /// Seeds run.
+    pub seeds: u64,
+    /// Seeds whose run ended unstable (latency threshold).
+    pub unstable: u64,
     /// Mean packet latency.
     pub lat: f64,
     /// Accepted rate.
@@ -161,13 +167,21 @@ pub struct Ours {
     pub lat_sd: f64,
     /// Sample standard deviation of the accepted rate over seeds.
     pub acc_sd: f64,
-    /// Number of seeds run.
+    /// Number of seeds the figures are over.
     pub n: u64,
     /// Counting (binomial) noise of one run's accepted rate: rate /
     /// √(packets in the measurement window), mean over seeds.
     pub acc_sd_counting: f64,
     /// Mean hops (routers traversed).
     pub hops: f64,
+}
+
+impl Ours {
+    /// Some seeds ended unstable and some did not (the figures are the
+    /// stable ones').
+    pub fn partly_unstable(&self) -> bool {
+        self.unstable > 0 && self.unstable < self.seeds
+    }
 }
 
 /// Read DIR/results.csv.
@@ -332,8 +346,8 @@ pub fn run_row(dir: &Path, row: &RefRow, seeds: u64) -> Result<Ours, CliError> {
     let p = dir.join(&row.config);
     let cfg = BooksimCfg::parse(&read_text(&p)?, &p.display().to_string())?;
     let res = cfg.resolve()?;
-    let (mut lats, mut accs, mut hops, mut counting) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Per seed: stable?, latency, accepted, counting noise, hops.
+    let mut runs: Vec<(bool, f64, f64, f64, f64)> = Vec::new();
     let nodes = (res.network.mesh.rows * res.network.mesh.cols) as f64;
     // Counting noise of the accepted rate: N packets of random size s
     // bring a flit count of relative spread sqrt(E[s²]) / (E[s] sqrt(N)).
@@ -348,15 +362,18 @@ pub fn run_row(dir: &Path, row: &RefRow, seeds: u64) -> Result<Ours, CliError> {
                 if r.status == Status::Unstable && status == "ok" {
                     status = "unstable".into();
                 }
-                lats.push(r.packet_latency.mean);
-                accs.push(r.accepted.avg);
                 let packets = r.accepted_packets.avg * nodes * r.measured_cycles as f64;
-                counting.push(if packets > 0.0 {
-                    r.accepted.avg * spread / packets.sqrt()
-                } else {
-                    0.0
-                });
-                hops.push(r.hops.mean);
+                runs.push((
+                    r.status != Status::Unstable,
+                    r.packet_latency.mean,
+                    r.accepted.avg,
+                    if packets > 0.0 {
+                        r.accepted.avg * spread / packets.sqrt()
+                    } else {
+                        0.0
+                    },
+                    r.hops.mean,
+                ));
             }
             RunOutcome::Deadlock(_) => {
                 status = "deadlock".into();
@@ -364,6 +381,14 @@ pub fn run_row(dir: &Path, row: &RefRow, seeds: u64) -> Result<Ours, CliError> {
             }
         }
     }
+    let unstable = runs.iter().filter(|x| !x.0).count() as u64;
+    if unstable < runs.len() as u64 {
+        runs.retain(|x| x.0);
+    }
+    let lats: Vec<f64> = runs.iter().map(|x| x.1).collect();
+    let accs: Vec<f64> = runs.iter().map(|x| x.2).collect();
+    let counting: Vec<f64> = runs.iter().map(|x| x.3).collect();
+    let hops: Vec<f64> = runs.iter().map(|x| x.4).collect();
     let mean = |v: &[f64]| {
         if v.is_empty() {
             f64::NAN
@@ -382,6 +407,8 @@ pub fn run_row(dir: &Path, row: &RefRow, seeds: u64) -> Result<Ours, CliError> {
     let acc = mean(&accs);
     Ok(Ours {
         status,
+        seeds: seeds.max(1),
+        unstable,
         lat,
         acc,
         lat_sd: sd(&lats, lat),
@@ -474,11 +501,31 @@ pub fn judge(rows: &[RefRow], ours: &[Ours], rule: Rule) -> Vec<Check> {
             let (Some(lat), Some(acc)) = (r.lat, r.acc) else {
                 return Check::NotChecked("BookSim2 has no latency".into());
             };
-            if o.status != "ok" {
-                return Check::Fail(format!("wafernoc status {}", o.status));
-            }
             let mut why = Vec::new();
             let mut noisy = Vec::new();
+            // Near the latency threshold a run ends unstable or not by
+            // chance, in BookSim2 as in wafernoc (knob set p1wftc at 0.2:
+            // BookSim2 10 of 40 seeds unstable, wafernoc 8 of 40). One
+            // BookSim2 run that was stable does not contradict some
+            // wafernoc seeds that were not: the statistical rule then
+            // compares the stable seeds' figures. With none stable there
+            // is no latency to compare: a failure under either rule.
+            if o.status == "unstable" && stat && o.partly_unstable() {
+                noisy.push(format!(
+                    "{} of {} seeds unstable (chance near the threshold, in BookSim2 too): \
+                     figures of the stable ones",
+                    o.unstable, o.seeds
+                ));
+            } else if o.status != "ok" {
+                return Check::Fail(if o.status == "unstable" {
+                    format!(
+                        "wafernoc status unstable ({} of {} seeds)",
+                        o.unstable, o.seeds
+                    )
+                } else {
+                    format!("wafernoc status {}", o.status)
+                });
+            }
             let dl = o.lat - lat;
             let lat_tol = if r.is_zero_load() { 1.0 } else { 0.03 * lat };
             if dl.abs() > lat_tol {
@@ -643,6 +690,13 @@ pub fn run(a: ValidateArgs) -> CmdResult {
         };
         let ol = if o.status == "ok" {
             f(Some(o.lat), 2)
+        } else if o.partly_unstable() {
+            format!(
+                "{} ({} of {} unstable)",
+                f(Some(o.lat), 2),
+                o.unstable,
+                o.seeds
+            )
         } else {
             o.status.clone()
         };
@@ -718,6 +772,8 @@ mod tests {
     fn ours(lat: f64, acc: f64, lat_sd: f64, n: u64) -> Ours {
         Ours {
             status: "ok".into(),
+            seeds: n,
+            unstable: 0,
             lat,
             acc,
             lat_sd,
@@ -726,6 +782,46 @@ mod tests {
             acc_sd_counting: 0.0,
             hops: 6.25,
         }
+    }
+
+    /// Some seeds unstable, some not, where BookSim2's one run was stable:
+    /// the statistical rule compares the stable seeds' figures and says
+    /// so; the literal rule fails; no stable seed fails both.
+    #[test]
+    fn partly_unstable_rows() {
+        let rows = vec![row(0.2, 460.0, 0.19)];
+        let part = |unstable: u64, lat: f64| Ours {
+            status: "unstable".into(),
+            seeds: 8,
+            unstable,
+            n: if unstable == 8 { 8 } else { 8 - unstable },
+            ..ours(lat, 0.19, 20.0, 8 - unstable.min(7))
+        };
+        let c = judge(&rows, &[part(1, 465.0)], Rule::Statistical);
+        assert_eq!(
+            c[0],
+            Check::PassNoise(
+                "1 of 8 seeds unstable (chance near the threshold, in BookSim2 too): \
+                 figures of the stable ones"
+                    .into()
+            )
+        );
+        // The stable seeds' latency must still agree.
+        let c = judge(&rows, &[part(1, 600.0)], Rule::Statistical);
+        assert!(
+            matches!(&c[0], Check::Fail(w) if w.starts_with("latency +30.4%")),
+            "{c:?}"
+        );
+        let c = judge(&rows, &[part(1, 465.0)], Rule::Literal);
+        assert_eq!(
+            c[0],
+            Check::Fail("wafernoc status unstable (1 of 8 seeds)".into())
+        );
+        let c = judge(&rows, &[part(8, 500.0)], Rule::Statistical);
+        assert_eq!(
+            c[0],
+            Check::Fail("wafernoc status unstable (8 of 8 seeds)".into())
+        );
     }
 
     #[test]
