@@ -708,7 +708,9 @@ fn check_value(v: &str) -> Result<(), &'static str> {
             "BookSim2's syntax allows no whitespace inside a value (its lexer splits it \
              into several tokens): remove the spaces",
         )
-    } else if v.starts_with('+') {
+    } else if v.starts_with('+') || (v.starts_with('{') && v.contains('+')) {
+        // (A list's token has no `+` anywhere; a string may hold one after
+        // its first character, as `hotspot({{0,+9}})`.)
         Err("BookSim2's syntax has no `+` sign: write the number without it")
     } else {
         Ok(())
@@ -880,6 +882,8 @@ mod tests {
         assert!(e.contains("no whitespace"), "{e}");
         let e = err("k = +8;");
         assert!(e.contains("`k = +8`") && e.contains("no `+` sign"), "{e}");
+        let e = err("packet_size = {{1,+4}};");
+        assert!(e.contains("no `+` sign"), "{e}");
         let mut c = BooksimCfg::parse("  k =\n 8 ;\ntraffic=uniform;", "x.cfg").unwrap();
         assert_eq!(c.echo()["k"], "8");
         let e = c.set("seed=+3").unwrap_err().to_string();
