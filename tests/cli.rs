@@ -131,6 +131,47 @@ fn booksim_packet_rates() {
     assert!(v["injected_packets"]["max"].as_f64().unwrap() >= inj_p);
 }
 
+/// Saturated transpose and bitcomp with 1-flit packets at rate 1.0 are
+/// deterministic (every node injects every cycle; no random draw), so
+/// wafernoc must print what BookSim2 printed to the digit. In throughput
+/// mode these runs measure packets queued since warm-up (BookSim2 makes
+/// packets lazily) and end by emptying the network without making new
+/// ones, recording the measured packets that leave meanwhile, and
+/// counting cycles until the last credit is back: latency, accepted rate
+/// and run length all depend on it.
+#[test]
+fn deterministic_throughput_rows_equal_booksim2() {
+    let reference =
+        std::fs::read_to_string(root().join("../shared/reference/booksim/results.csv")).unwrap();
+    for name in [
+        "transpose_k8_v2_b4_p1_r1.0_throughput",
+        "bitcomp_k8_v2_b4_p1_r1.0_throughput",
+        "transpose_k8_v4_b8_p1_r1.0_throughput",
+        "bitcomp_k8_v4_b8_p1_r1.0_throughput",
+    ] {
+        let row: Vec<&str> = reference
+            .lines()
+            .find(|l| l.contains(&format!("{name}.cfg")))
+            .unwrap()
+            .split(',')
+            .collect();
+        // avg_pkt_lat (2 decimals), accepted flits (5), sim_cycles.
+        let (lat, acc, cycles): (f64, f64, u64) = (
+            row[9].parse().unwrap(),
+            row[16].parse().unwrap(),
+            row[17].parse().unwrap(),
+        );
+        let v = booksim_json(&format!("{name}.cfg"));
+        let f = |k: &str| v[k].as_f64().unwrap();
+        assert!((f("avg_packet_latency") - lat).abs() < 0.005, "{name}: {v}");
+        assert!(
+            (f("accepted_flits_per_node_cycle") - acc).abs() < 5e-6,
+            "{name}: {v}"
+        );
+        assert_eq!(v["simulated_cycles"].as_u64(), Some(cycles), "{name}");
+    }
+}
+
 #[test]
 fn unstable_run_reports_unstable() {
     let v = booksim_json("uniform_k8_v2_b4_p1_r0.35_latency.cfg");

@@ -1519,6 +1519,40 @@ impl Network {
         }
         n
     }
+    /// Drop the queued packets that BookSim2 would never make once it
+    /// stops making packets after the last cycle simulated (its final
+    /// "Draining remaining packets" runs with `_empty_network`, which skips
+    /// `_Inject`): those [`Network::measure_queued`] would tag. Returns how
+    /// many were dropped, and how many of them had `tag`.
+    pub fn drop_unmade(&mut self, tag: u64) -> (u64, u64) {
+        let last = self.now.wrapping_sub(1);
+        let mut pk = self
+            .core
+            .pkts
+            .write()
+            .expect("a simulation thread panicked");
+        let (mut n, mut tagged) = (0, 0);
+        for p in 0..self.core.parts.len() {
+            let mut part = self.core.lock(p);
+            for ni in part.ni.iter_mut() {
+                for q in ni.classes.iter_mut() {
+                    let made = (q.cur_vc >= 0 || q.last_tail != last) as usize;
+                    if q.queue.len() <= made {
+                        continue;
+                    }
+                    for slot in q.queue.drain(made..) {
+                        let e = &mut pk[slot as usize];
+                        tagged += (e.tag == tag) as u64;
+                        e.live = false;
+                        self.free.push(slot);
+                        ni.queued -= 1;
+                        n += 1;
+                    }
+                }
+            }
+        }
+        (n, tagged)
+    }
     /// For live packets with `tag`: (sum over their flits not yet ejected of
     /// the packet's age, number of such flits). Used by the drain-phase
     /// latency check.

@@ -247,8 +247,10 @@ pub struct SimResult {
     pub simulated_cycles: u64,
     /// Cycles of the measurement window.
     pub measured_cycles: u64,
+    /// First cycle of the measurement window.
+    pub measure_start: u64,
     /// Per output port (index r*5 + port): flits per cycle over the
-    /// measurement window, all classes.
+    /// measurement window, all classes (empty for an unstable run).
     pub link_utilization: Vec<f64>,
     /// Flit traversals of router-to-router links in the whole run.
     pub flit_hops: u64,
@@ -397,6 +399,7 @@ pub fn run_measured_observed(
     // Measured packets still outstanding: count and remaining flits with age.
     let mut measured_outstanding: u64 = 0;
     let mut link_at_start: Vec<u64> = Vec::new();
+    let mut link_at_end: Vec<u64> = Vec::new();
     let mut window = (0u64, 0u64);
     let mut injected_window = vec![0u64; n];
     let mut accepted_window = vec![0u64; n];
@@ -552,6 +555,33 @@ pub fn run_measured_observed(
         meas.accepted_flits(&now.ejecting_flits, &mut accepted_window);
         accepted_pkts_window.copy_from_slice(&meas.accepted_pkts);
         offered_window.copy_from_slice(&meas.offered);
+        if !link_at_start.is_empty() {
+            link_at_end = net.link_flits();
+        }
+        if ctl.sim_type == SimMode::Throughput {
+            // BookSim2 ends a throughput run by emptying the network
+            // without making packets (`Run`, "Draining remaining
+            // packets", then until its credits are back), and still
+            // records the measured packets that leave meanwhile: their
+            // latency and hops count, the rates (window above) do not.
+            state = State::Draining;
+            drain_time = net.now();
+            generating = false;
+            measured_outstanding -= net.drop_unmade(1).1;
+            while !net.is_quiescent() {
+                step(
+                    net,
+                    &mut src,
+                    state,
+                    &mut meas,
+                    generating,
+                    drain_time,
+                    &mut measured_outstanding,
+                    false,
+                )?;
+            }
+            debug_assert_eq!(measured_outstanding, 0);
+        }
         if ctl.sim_type == SimMode::Latency {
             state = State::Draining;
             drain_time = net.now();
@@ -582,9 +612,15 @@ pub fn run_measured_observed(
                 }
             }
             if !unstable {
-                // Empty the network with injection off.
+                // Empty the network with injection off: as BookSim2's
+                // "Draining remaining packets", without the packets it
+                // would not have made yet (none of them measured: every
+                // measured packet has left).
                 generating = false;
-                while net.packets_outstanding() > 0 {
+                let (_, measured) = net.drop_unmade(1);
+                debug_assert_eq!(measured, 0);
+                // And, as BookSim2, until the last credits are back.
+                while !net.is_quiescent() {
                     step(
                         net,
                         &mut src,
@@ -607,15 +643,15 @@ pub fn run_measured_observed(
     }
 
     let mcycles = window.1.saturating_sub(window.0);
-    let link_utilization = if link_at_start.is_empty() {
+    // Over the window only (an unstable run has none: no figures).
+    let link_utilization = if link_at_start.is_empty() || link_at_end.is_empty() {
         Vec::new()
     } else {
         let c = net.num_classes();
-        let now = net.link_flits();
         (0..n * PORTS)
             .map(|l| {
                 let d: u64 = (0..c)
-                    .map(|k| now[l * c + k] - link_at_start[l * c + k])
+                    .map(|k| link_at_end[l * c + k] - link_at_start[l * c + k])
                     .sum();
                 d as f64 / mcycles.max(1) as f64
             })
@@ -646,6 +682,7 @@ pub fn run_measured_observed(
         offered: rate_summary(&offered_window, mcycles),
         simulated_cycles: net.now(),
         measured_cycles: mcycles,
+        measure_start: window.0,
         link_utilization,
         flit_hops: net.counters().flit_hops,
     })
@@ -684,10 +721,10 @@ mod tests {
 
     /// BookSim2 counts accepted flits one by one as they leave the network,
     /// so packets cut by a window's edges count with the flits ejected
-    /// inside it. The measurement window of a throughput run (which ends
-    /// with the window, without a drain) must hold exactly the flits the
-    /// network ejected in it; counting whole packets at their tail would
-    /// not (checked below, so that the configuration does cut packets).
+    /// inside it. The measurement window of a throughput run must hold
+    /// exactly the flits the network ejected in it; counting whole packets
+    /// at their tail would not (checked below, so that the configuration
+    /// does cut packets).
     #[test]
     fn accepted_flits_are_counted_one_by_one() {
         let cfg = || NetworkConfig {
@@ -713,20 +750,25 @@ mod tests {
         let mut net = Network::new(cfg()).unwrap();
         let r = run_measured(&mut net, &mut src(), &ctl, &mut |_, _| {}).unwrap();
         assert_eq!(r.status, Status::Ok);
-        let end = r.simulated_cycles;
-        let start = end - r.measured_cycles;
-        assert!(start > 0 && r.measured_cycles > 0);
-        // The flits ejected by `start`: the same run again, by hand.
+        let start = r.measure_start;
+        let end = start + r.measured_cycles;
+        assert!(start > 0 && r.measured_cycles > 0 && end < r.simulated_cycles);
+        // The flits ejected by `start` and by `end`: the same run again,
+        // by hand.
         let mut again = Network::new(cfg()).unwrap();
         let mut s = src();
         let mut ps = Vec::new();
-        while again.now() < start {
-            ps.clear();
-            s.generate(again.now(), &mut ps);
-            again.enqueue_all(&ps).unwrap();
-            again.step().unwrap();
-        }
-        let ejected = net.counters().ejected_flits - again.counters().ejected_flits;
+        let mut ejected_at = |to: u64| {
+            while again.now() < to {
+                ps.clear();
+                s.generate(again.now(), &mut ps);
+                again.enqueue_all(&ps).unwrap();
+                again.step().unwrap();
+            }
+            again.counters().ejected_flits
+        };
+        let e0 = ejected_at(start);
+        let ejected = ejected_at(end) - e0;
         let per_node_cycle = |x: f64| (x * 16.0 * r.measured_cycles as f64).round() as u64;
         assert_eq!(per_node_cycle(r.accepted.avg), ejected);
         assert_ne!(per_node_cycle(r.accepted_packets.avg) * 20, ejected);
