@@ -601,6 +601,30 @@ const WIN_VCS: usize = 64;
 /// padded likewise.
 const WIN_PORTS: usize = 8;
 
+/// Slots of the per-router arrival rings ([`RingRec`]): a flit sent in
+/// cycle `t` with ring mode ([`Part::ring`]) arrives in `t + 1 ..= t +
+/// RING - 1`.
+const RING: usize = 4;
+
+/// Ring mode's per-router record ([`Part::ring`]): the flits arriving at
+/// the router in each of the next cycles, slot `cycle % RING`: a bit mask
+/// of the input VCs they arrive in, and the flits, one per input port (a
+/// link carries one flit a cycle).
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
+struct RingRec {
+    /// Input VCs (bit `port * V + vc`) a flit arrives in.
+    arr: [u64; RING],
+    /// The arriving flits, per input port.
+    flit: [[Flit; 8]; RING],
+}
+
+/// Ring mode's state borrowed by the simple router step ([`Switch`]).
+struct RingRefs<'a> {
+    rings: &'a mut [RingRec; BAND],
+    on: &'a mut [[u64; 2]; RING],
+}
+
 /// A contiguous range of routers and their interfaces, with everything
 /// they write during a cycle (module docs, "Partitions and threads").
 /// Indices are part-local: router `lr = r − r0`, input VC
@@ -648,7 +672,8 @@ struct Part {
     inj_timing: Vec<LinkTiming>,
     /// Per node: the credit link from the interface to the router's LOCAL output.
     ej_cred_timing: Vec<LinkTiming>,
-    /// Flits in flight to this part's routers and interfaces, per (arrival
+    /// Flits in flight to this part's routers (in ring mode, `Part::ring`,
+    /// none: they are in `rings`) and interfaces, per (arrival
     /// cycle mod the wheel length, band): index `bucket * nbands + band`,
     /// band `lr / BAND` of the receiving router or node.
     ///
@@ -703,6 +728,19 @@ struct Part {
     /// pass ([`Part::cycle`], [`touch_records`]). It only moves loads
     /// earlier; no result depends on it.
     touch: bool,
+    /// Ring mode: the default pipeline on one part of one band with short
+    /// links (the `B = 3` router step). A router-to-router or injected
+    /// flit is put into the receiving router's [`RingRec`] instead of the
+    /// flit wheel, and its router is marked in `ring_on` for the arrival
+    /// cycle; the router's visit in that cycle applies its flits first
+    /// ([`Part::ring_arrivals`]). Ejections and credits keep the wheels.
+    /// (Credits in rings too, and the kernel's visible-flit counters,
+    /// measured slower.)
+    ring: bool,
+    /// Per router (ring mode, [`BAND`] records; else empty).
+    rings: Vec<RingRec>,
+    /// Per slot (ring mode): the routers a flit arrives at in that cycle.
+    ring_on: [[u64; 2]; RING],
 }
 
 /// VC records per thread above which the arrival loop reads them in a first
@@ -1186,7 +1224,17 @@ impl Network {
                 let (r0, r1) = (part_start[p], part_start[p + 1]);
                 let nr = r1 - r0;
                 let words = nr.div_ceil(64);
-                Mutex::new(Part {
+                // Ring mode (`Part::ring`): every flit must arrive within
+                // the ring, at least a cycle after it was sent (the
+                // default pipeline sends it `1 + out_delay` after its
+                // switch grant).
+                let lead_ok = |d: u64| (1..RING as u64).contains(&d);
+                let ring = c.simple
+                    && nparts == 1
+                    && nr <= BAND
+                    && (r0 * PORTS..r1 * PORTS).all(|q| lead_ok(out_timing[q].arrival(0) + 1))
+                    && inj_timing[r0..r1].iter().all(|l| lead_ok(l.arrival(0)));
+                let mut part = Part {
                     id: p as u16,
                     r0,
                     nr,
@@ -1308,7 +1356,28 @@ impl Network {
                         Vec::new()
                     },
                     touch,
-                })
+                    ring,
+                    rings: if ring {
+                        vec![RingRec::default(); BAND]
+                    } else {
+                        Vec::new()
+                    },
+                    ring_on: [[0; 2]; RING],
+                };
+                if ring {
+                    // A router-to-router flit's target as its ring code (one
+                    // part: local ids are global), `router << 16 | port << 8
+                    // | port * V`; ejections keep their wheel target.
+                    debug_assert_eq!(r0, 0);
+                    for (q, l) in part.links[..nr * PORTS].iter_mut().enumerate() {
+                        let x = c.out_link[q];
+                        if x < rp as u32 {
+                            let p = x % PORTS as u32;
+                            l.out_target = ((x / PORTS as u32) << 16) | (p << 8) | (p * v as u32);
+                        }
+                    }
+                }
+                Mutex::new(part)
             })
             .collect();
         let core = Arc::new(Core {
@@ -1422,6 +1491,8 @@ impl Network {
                 let p = self.core.lock(p);
                 p.wheel.iter().flatten().all(Vec::is_empty)
                     && p.cwheel.iter().flatten().all(Vec::is_empty)
+                    && p.rings.iter().all(|r| r.arr == [0; RING])
+                    && p.ring_on == [[0; 2]; RING]
             })
             && self
                 .core
@@ -1977,6 +2048,12 @@ impl Network {
                 }
             }
             on_links += p.wheel.iter().flatten().map(Vec::len).sum::<usize>() as u64;
+            on_links += p
+                .rings
+                .iter()
+                .flat_map(|r| r.arr)
+                .map(|m| m.count_ones() as u64)
+                .sum::<u64>();
         }
         for m in &self.core.mail {
             let m = m.lock().expect("a simulation thread panicked");
@@ -2234,8 +2311,10 @@ impl Part {
             }
             self.process_interfaces(t, c, pk, w0, w1);
             match (c.simple, self.nbands > 1, np > 1) {
-                (true, false, false) => self.process_routers::<true, 3>(t, c, pk, w0, w1),
-                (true, false, true) => self.process_routers::<true, 0>(t, c, pk, w0, w1),
+                (true, false, false) if self.ring => {
+                    self.process_routers::<true, 3>(t, c, pk, w0, w1)
+                }
+                (true, false, _) => self.process_routers::<true, 0>(t, c, pk, w0, w1),
                 (true, true, _) => self.process_routers::<true, 1>(t, c, pk, w0, w1),
                 (false, false, _) => self.process_routers::<false, 0>(t, c, pk, w0, w1),
                 (false, true, _) => self.process_routers::<false, 1>(t, c, pk, w0, w1),
@@ -2374,6 +2453,45 @@ impl Part {
         // the buckets being processed: they are empty again.
         debug_assert!(self.wheel.iter().all(|w| w[bucket].is_empty()));
         debug_assert!(self.cwheel.iter().all(|w| w[bucket].is_empty()));
+    }
+
+    /// Ring mode ([`Part::ring`]): the flits arriving at router `lr` in
+    /// cycle `t` (slot `s`), applied at the start of its visit (routers
+    /// are independent within a cycle, so this is as if all arrivals came
+    /// first), as [`Part::flit_arrives`] applies them (a head into an
+    /// IDLE VC routed), with the router's masks written once for all its
+    /// flits; its state is then in cache for its step. An ACTIVE VC's
+    /// `next` is not moved: the default pipeline never reads it (its last
+    /// grant was before `t`).
+    #[inline(always)]
+    fn ring_arrivals(&mut self, t: u64, c: &Consts, pk: &Packets, lr: usize, s: usize) {
+        let rec = &mut self.rings[lr];
+        let a = std::mem::take(&mut rec.arr[s]);
+        if a == 0 {
+            return;
+        }
+        let rec = &*rec;
+        let base = lr * c.pv;
+        let b = &mut self.bits[lr];
+        // IDLE: neither holding flits nor ACTIVE (`RtBits`).
+        let idle = a & !(b.work[0] | b.active[0]);
+        b.work[0] |= a;
+        let mut x = a;
+        while x != 0 {
+            let li = x.trailing_zeros() as usize;
+            x &= x - 1;
+            let f = rec.flit[s][c.port_of[li & 127] as usize & 7];
+            let g = base + li;
+            self.bufs
+                .push(g, f)
+                .expect("credit protocol violated: input buffer overflow");
+            if idle >> li & 1 != 0 {
+                debug_assert!(f.is_head());
+                let st = &mut self.bufs.vcs[g];
+                st.next = t + 1;
+                st.route = Self::compute_route(c, pk, self.r0 + lr, f.pkt());
+            }
+        }
     }
 
     /// Candidate output VCs at router `r` (global id) for packet `pkt`.
@@ -2677,6 +2795,18 @@ impl Part {
             q.next_seq = seq + 1;
         }
         let a = self.inj_timing[ln].send(t);
+        if self.ring {
+            let li = LOCAL * c.v + vc as usize;
+            let rec = &mut self.rings[ln];
+            let s = a as usize & (RING - 1);
+            debug_assert_eq!(rec.arr[s] >> (LOCAL * c.v) & ((1 << c.v) - 1), 0);
+            rec.arr[s] |= 1 << (li & 63);
+            rec.flit[s][LOCAL] = f;
+            self.ring_on[s][(ln >> 6) & 1] |= 1 << (ln & 63);
+            self.cyc.injected_flits += 1;
+            self.progressed = true;
+            return;
+        }
         let target = ((self.r0 + ln) * PORTS + LOCAL) as u32;
         // Straight into this part's wheel: an interface and its router
         // are in the same part (`schedule` without the part test).
@@ -2704,6 +2834,14 @@ impl Part {
         w0: usize,
         w1: usize,
     ) {
+        let s = (t as usize) & (RING - 1);
+        if B == 3 {
+            // Ring mode: routers a flit arrives at are visited.
+            let on = std::mem::take(&mut self.ring_on[s]);
+            for (w, o) in self.router_on.iter_mut().zip(on) {
+                *w |= o;
+            }
+        }
         for w in w0..w1 {
             let mut bits = if c.step_all { !0u64 } else { self.router_on[w] };
             while bits != 0 {
@@ -2712,6 +2850,9 @@ impl Part {
                 let lr = w * 64 + b;
                 if lr >= self.nr {
                     break;
+                }
+                if B == 3 {
+                    self.ring_arrivals(t, c, pk, lr, s);
                 }
                 if !D {
                     self.router_step::<B>(t, c, pk, lr);
@@ -3147,6 +3288,8 @@ impl Part {
             link_flits,
             va_rows,
             scratch_grants,
+            rings,
+            ring_on,
             ..
         } = self;
         let bits = &mut bits[lr];
@@ -3183,6 +3326,14 @@ impl Part {
                 wheel,
                 cwheel,
                 outbox,
+            },
+            ring: if B == 3 {
+                Some(RingRefs {
+                    rings: (&mut rings[..]).try_into().expect("BAND ring records"),
+                    on: ring_on,
+                })
+            } else {
+                None
             },
         };
         // The switch requests as bits `input * 8 + output`.
@@ -3453,6 +3604,33 @@ impl Part {
         } else {
             self.timing[lr * PORTS + i].cred.send(dep)
         };
+        if B == 3 {
+            self.schedule_credit::<B>(c, a, li.cred_code + vc as u32, i == LOCAL, li.cred_part);
+            let a = dep + xd_od + lo.out_delay as u64;
+            if o == LOCAL {
+                let (target, to) = (lo.out_target, lo.out_part);
+                self.schedule::<B>(
+                    c,
+                    a,
+                    Ev {
+                        target,
+                        vc: ovc,
+                        flit: f,
+                    },
+                    to,
+                );
+            } else {
+                let dn = (lo.out_target >> 16) as usize;
+                let li2 = (lo.out_target & 255) as usize + ovc as usize;
+                let s = a as usize & (RING - 1);
+                let rec = &mut self.rings[dn];
+                debug_assert_eq!(rec.arr[s] >> (li2 - ovc as usize) & ((1 << c.v) - 1), 0);
+                rec.arr[s] |= 1 << (li2 & 63);
+                rec.flit[s][(lo.out_target >> 8) as usize & 7] = f;
+                self.ring_on[s][(dn >> 6) & 1] |= 1 << (dn & 63);
+            }
+            return;
+        }
         self.schedule_credit::<B>(c, a, li.cred_code + vc as u32, i == LOCAL, li.cred_part);
         // With `D` every flit link takes one flit per cycle and is never
         // checked (`Consts::fast_links`): only the arrival is needed.
@@ -3489,7 +3667,7 @@ impl Part {
 /// One router's state as the simple router step holds it
 /// ([`Part::router_step_simple`]): windows of its per-router arrays, its
 /// masks, and where its items go.
-struct Switch<'a, 'c> {
+struct Switch<'a, 'c, 'p> {
     t: u64,
     c: &'c Consts,
     pk: &'c Packets,
@@ -3508,9 +3686,11 @@ struct Switch<'a, 'c> {
     cyc: &'a mut Counters,
     progressed: &'a mut bool,
     sched: Sched<'a>,
+    /// Ring mode's state (`B = 3`), else `None`.
+    ring: Option<RingRefs<'p>>,
 }
 
-impl Switch<'_, '_> {
+impl Switch<'_, '_, '_> {
     /// Switch the front flit of input VC `li` (VC `vc` of input port `i`)
     /// to output port `o`: [`Part::switch_flit`] with the default
     /// pipeline's delays (every one 1 cycle).
@@ -3558,6 +3738,40 @@ impl Switch<'_, '_> {
         let lin = self.lk[i & 7];
         self.cyc.flit_hops += (o != LOCAL) as u64;
         *self.progressed = true;
+        if B == 3 {
+            self.sched.credit::<B>(
+                c,
+                t + lin.cred_delay as u64,
+                lin.cred_code + vc as u32,
+                i == LOCAL,
+                lin.cred_part,
+            );
+            let rg = self.ring.as_mut().expect("ring mode");
+            let a = t + 1 + lo.out_delay as u64;
+            if o == LOCAL {
+                self.sched.flit::<B>(
+                    c,
+                    a,
+                    Ev {
+                        target: lo.out_target,
+                        vc: ovc,
+                        flit: f,
+                    },
+                    lo.out_part,
+                );
+            } else {
+                let dn = (lo.out_target >> 16) as usize;
+                let li2 = (lo.out_target & 255) as usize + ovc as usize;
+                let s = a as usize & (RING - 1);
+                let rec = &mut rg.rings[dn & (BAND - 1)];
+                // One flit a cycle on each link.
+                debug_assert_eq!(rec.arr[s] >> (li2 - ovc as usize) & ((1 << v) - 1), 0);
+                rec.arr[s] |= 1 << (li2 & 63);
+                rec.flit[s][(lo.out_target >> 8) as usize & 7] = f;
+                rg.on[s][(dn >> 6) & 1] |= 1 << (dn & 63);
+            }
+            return;
+        }
         self.sched.credit::<B>(
             c,
             t + lin.cred_delay as u64,
