@@ -28,7 +28,9 @@
 //! interfaces, its own timing wheels of arrivals (four: flits into
 //! routers and flits into interfaces (ejections), `Part::wheel[0]` and
 //! `[1]`; credits to routers and credits to interfaces, `Part::cwheel[0]`
-//! and `[1]`), its link and injection counters. Items sent to
+//! and `[1]`; in ring mode, `Part::ring`, router-bound flits wait in the
+//! receiving router's `RingRec` instead), its link and injection
+//! counters. Items sent to
 //! another part's routers go to a mailbox and are moved into that part's
 //! wheels at the start of the next cycle, which is early enough because
 //! they arrive two or more cycles after they are sent. The packet table
