@@ -20,9 +20,13 @@
 //!   `latency_thres` at a period end, or, while draining, when the mean over
 //!   retired and still-in-flight measured flits passes it (checked every
 //!   1000 cycles);
-//! - latency mode then drains the measured packets with injection on, and
-//!   finally empties the network with injection off. Throughput mode stops
-//!   after the last sample period.
+//! - latency mode then drains the measured packets with injection on;
+//! - both modes finally empty the network with injection off, without the
+//!   queued packets BookSim2 would not have made yet
+//!   ([`Network::drop_unmade`]), until the last credit is back; measured
+//!   packets that leave meanwhile count in the latency and hop statistics
+//!   (in throughput mode those sent in the window's last cycles), not in
+//!   the rates, which are the window's.
 
 use serde::Serialize;
 
@@ -102,7 +106,8 @@ impl<'a> Lookahead<'a> {
 pub enum SimMode {
     /// Latency mode: threshold abort and drain of measured packets.
     Latency,
-    /// Throughput mode: accepted rate only, no threshold, no drain.
+    /// Throughput mode: no latency threshold and no drain with injection
+    /// on; judged on its accepted rate.
     Throughput,
 }
 
@@ -329,11 +334,12 @@ impl Meas {
             *o = a + e - e0;
         }
     }
+    /// Mean over nodes of [`Meas::accepted_flits`] per cycle.
     fn accepted_avg(&self, now: u64, ejecting_now: &[u64]) -> f64 {
         let dt = (now - self.reset_time).max(1) as f64;
-        let mut acc = vec![0; self.accepted.len()];
-        self.accepted_flits(ejecting_now, &mut acc);
-        acc.iter().sum::<u64>() as f64 / acc.len() as f64 / dt
+        let sum = |v: &[u64]| v.iter().sum::<u64>();
+        let flits = sum(&self.accepted) + sum(ejecting_now) - sum(&self.at_reset.ejecting_flits);
+        flits as f64 / self.accepted.len() as f64 / dt
     }
 }
 
@@ -558,33 +564,9 @@ pub fn run_measured_observed(
         if !link_at_start.is_empty() {
             link_at_end = net.link_flits();
         }
-        if ctl.sim_type == SimMode::Throughput {
-            // BookSim2 ends a throughput run by emptying the network
-            // without making packets (`Run`, "Draining remaining
-            // packets", then until its credits are back), and still
-            // records the measured packets that leave meanwhile: their
-            // latency and hops count, the rates (window above) do not.
-            state = State::Draining;
-            drain_time = net.now();
-            generating = false;
-            measured_outstanding -= net.drop_unmade(1).1;
-            while !net.is_quiescent() {
-                step(
-                    net,
-                    &mut src,
-                    state,
-                    &mut meas,
-                    generating,
-                    drain_time,
-                    &mut measured_outstanding,
-                    false,
-                )?;
-            }
-            debug_assert_eq!(measured_outstanding, 0);
-        }
+        state = State::Draining;
+        drain_time = net.now();
         if ctl.sim_type == SimMode::Latency {
-            state = State::Draining;
-            drain_time = net.now();
             let mut steps = 0u64;
             while measured_outstanding > 0 {
                 step(
@@ -611,28 +593,30 @@ pub fn run_measured_observed(
                     }
                 }
             }
-            if !unstable {
-                // Empty the network with injection off: as BookSim2's
-                // "Draining remaining packets", without the packets it
-                // would not have made yet (none of them measured: every
-                // measured packet has left).
-                generating = false;
-                let (_, measured) = net.drop_unmade(1);
-                debug_assert_eq!(measured, 0);
-                // And, as BookSim2, until the last credits are back.
-                while !net.is_quiescent() {
-                    step(
-                        net,
-                        &mut src,
-                        state,
-                        &mut meas,
-                        generating,
-                        drain_time,
-                        &mut measured_outstanding,
-                        false,
-                    )?;
-                }
+        }
+        if !unstable {
+            // Empty the network with injection off, as BookSim2's `Run`
+            // ("Draining remaining packets", then until its credits are
+            // back), without the packets it would not have made yet. The
+            // measured packets that leave meanwhile still count (their
+            // latency and hops, not the rates of the window above): in
+            // throughput mode those of the window's last cycles; in
+            // latency mode none are left.
+            generating = false;
+            measured_outstanding -= net.drop_unmade(1).1;
+            while net.packets_outstanding() > 0 || !net.is_quiescent() {
+                step(
+                    net,
+                    &mut src,
+                    state,
+                    &mut meas,
+                    generating,
+                    drain_time,
+                    &mut measured_outstanding,
+                    false,
+                )?;
             }
+            debug_assert_eq!(measured_outstanding, 0);
         }
     } else if !unstable {
         // Still warming up after `max_samples` periods: BookSim2 prints
