@@ -384,6 +384,18 @@ struct NiClass {
     last_tail: u64,
 }
 
+impl NiClass {
+    /// How many of the queued packets (0 or 1: the front) BookSim2 has
+    /// made by the end of cycle `last`. It makes a queue's next packet in
+    /// the step after the last one's tail left (`_Inject`), so the front is
+    /// made unless its head has not left and its predecessor's tail left
+    /// in `last` (a front whose head left was made, and its predecessor's
+    /// tail left before `last`: the first test only says so directly).
+    fn made(&self, last: u64) -> usize {
+        (self.cur_vc >= 0 || self.last_tail != last) as usize
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 struct Ni {
     /// Per class: its queue and the packet being injected.
@@ -1583,8 +1595,7 @@ impl Network {
         for p in 0..self.core.parts.len() {
             let part = self.core.lock(p);
             for q in part.ni.iter().flat_map(|ni| &ni.classes) {
-                let made = (q.cur_vc >= 0 || q.last_tail != last) as usize;
-                for &slot in q.queue.iter().skip(made) {
+                for &slot in q.queue.iter().skip(q.made(last)) {
                     pk[slot as usize].tag = tag;
                     n += 1;
                 }
@@ -1609,7 +1620,7 @@ impl Network {
             let mut part = self.core.lock(p);
             for ni in part.ni.iter_mut() {
                 for q in ni.classes.iter_mut() {
-                    let made = (q.cur_vc >= 0 || q.last_tail != last) as usize;
+                    let made = q.made(last);
                     if q.queue.len() <= made {
                         continue;
                     }
