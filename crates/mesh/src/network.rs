@@ -2187,7 +2187,7 @@ impl Sched<'_> {
     /// (a router port or a node of this part) arriving in cycle `at`. `S`:
     /// the part has one band (0: the band computation is compiled out),
     /// several (1), either (2: decided at run time), or one band and is
-    /// the only part (3).
+    /// the only part (3 in ring mode, [`Part::ring`]; 4 otherwise).
     #[inline]
     fn wheel_slot<const S: u8>(&self, c: &Consts, at: u64, target: u32) -> usize {
         self.bucket::<S>(c, at, || {
@@ -2205,7 +2205,7 @@ impl Sched<'_> {
     #[inline]
     fn bucket<const S: u8>(&self, c: &Consts, at: u64, lr: impl FnOnce() -> usize) -> usize {
         let bucket = (at & c.wheel_mask) as usize;
-        if S == 0 || S == 3 || (S == 2 && self.nbands == 1) {
+        if S == 0 || S >= 3 || (S == 2 && self.nbands == 1) {
             debug_assert_eq!(self.nbands, 1);
             return bucket;
         }
@@ -2214,11 +2214,12 @@ impl Sched<'_> {
 
     /// Put a flit on its way: into this part's flit wheel, or into the
     /// outbox of the part that receives it. `S`: the part has one band (0),
-    /// several (1), either (2), or one band and is the only part (3: every
-    /// item stays in it, and the outbox code is compiled out).
+    /// several (1), either (2), or one band and is the only part (3 in ring
+    /// mode, 4 otherwise: every item stays in it, and the outbox code is
+    /// compiled out).
     #[inline(always)]
     fn flit<const S: u8>(&mut self, c: &Consts, at: u64, ev: Ev, to: u16) {
-        if S == 3 || to == self.id {
+        if S >= 3 || to == self.id {
             let k = self.wheel_slot::<S>(c, at, ev.target);
             self.wheel[(ev.target >= c.rp) as usize][k].push(ev);
         } else {
@@ -2234,7 +2235,7 @@ impl Sched<'_> {
     /// `S` as for [`Sched::flit`].
     #[inline(always)]
     fn credit<const S: u8>(&mut self, c: &Consts, at: u64, code: u32, ni: bool, to: u16) {
-        if S == 3 || to == self.id {
+        if S >= 3 || to == self.id {
             let k = self.bucket::<S>(c, at, || {
                 if ni {
                     (code >> 8) as usize
@@ -2327,6 +2328,7 @@ impl Part {
                 (true, false, false) if self.ring => {
                     self.process_routers::<true, 3>(t, c, pk, w0, w1)
                 }
+                (true, false, false) => self.process_routers::<true, 4>(t, c, pk, w0, w1),
                 (true, false, _) => self.process_routers::<true, 0>(t, c, pk, w0, w1),
                 (true, true, _) => self.process_routers::<true, 1>(t, c, pk, w0, w1),
                 (false, false, _) => self.process_routers::<false, 0>(t, c, pk, w0, w1),
@@ -2836,8 +2838,8 @@ impl Part {
     /// `D`: the configuration is [`Consts::simple`]: its routers take
     /// [`Part::single_vc_step`] and [`Part::router_step_simple`], the others
     /// [`Part::router_step`]. `B`: the bands and parts, as `S` of
-    /// [`Sched::flit`] (3, one band and one part, only with `D`: the
-    /// single-thread runs of the default pipeline).
+    /// [`Sched::flit`] (3 and 4, one band and one part, only with `D`: the
+    /// single-thread runs of the default pipeline, 3 in ring mode).
     #[inline(never)]
     fn process_routers<const D: bool, const B: u8>(
         &mut self,
