@@ -336,10 +336,11 @@ pub(crate) fn lib_err(e: CollectiveError) -> CliError {
         _ => match e.parameter() {
             Some(p) => {
                 let k = key_of(p);
-                // The collective module's own errors say "parameter `k`: why";
-                // after "invalid `k`" only the why is new.
+                // The collective module's and the moe crate's errors say
+                // "parameter `k`: why"; after "invalid `k`" only the why is new.
                 let why = match &e {
                     CollectiveError::Param { reason, .. } => reason.clone(),
+                    CollectiveError::Moe(m) => m.reason(),
                     _ => e.to_string(),
                 };
                 // Name a flag only if `wafernoc moe` has it; `[noc]` and

@@ -434,6 +434,46 @@ fn moe_errors_name_only_flags_that_exist() {
 }
 
 #[test]
+fn moe_errors_name_the_parameter_once() {
+    // Was: "invalid `tp` (--tp): parameter `tp`/`dp`: tp (3) x dp (5) ...":
+    // the moe crate's message named the parameter again after the CLI's.
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--tp", "3", "--dp", "5"],
+            "invalid `tp` (--tp): tp (3) x dp (5) = 15 but the mesh has 16 devices",
+        ),
+        (
+            &["--tile", "3x3"],
+            "invalid `tile` (--tile): 3x3 has area 9, expected 4",
+        ),
+        (
+            &["--model", "no-such-model"],
+            "invalid `model` (--model): \"no-such-model\" is not a preset",
+        ),
+    ];
+    for (extra, want) in cases {
+        // DSV3_4X4 with the flags of `extra` replaced.
+        let mut args = vec![];
+        let mut base = DSV3_4X4.iter();
+        while let Some(a) = base.next() {
+            if a.starts_with("--") {
+                let v = base.next().unwrap();
+                if !extra.contains(a) {
+                    args.extend([*a, *v]);
+                }
+            } else {
+                args.push(a);
+            }
+        }
+        args.extend(extra);
+        args.push("--quiet");
+        let o = wafernoc_within(20, &args);
+        input_error(&o, &[want]);
+        assert!(!stderr(&o).contains("parameter `"), "{}", stderr(&o));
+    }
+}
+
+#[test]
 fn an_unwritable_output_file_is_refused_before_the_simulation() {
     // Was: the whole simulation ran (here minutes: 64×64 routers, samples
     // of 10^6 cycles), then writing the CSV failed.

@@ -237,6 +237,36 @@ impl MoeError {
             MoeError::HbmCapacity { .. } => "shadow_slots_per_device",
         }
     }
+
+    /// The message without its leading clause that names the parameter
+    /// (``parameter `tp` must be at least 1`` gives `must be at least 1`,
+    /// ``parameter `tile` = 3x3 has area 9, expected 4`` gives
+    /// `3x3 has area 9, expected 4`), for a layer that names the key
+    /// itself. A message that does not start with one parameter's name
+    /// (`parameters `a` = ... and `b` = ...`) is returned whole.
+    pub fn reason(&self) -> String {
+        let msg = self.to_string();
+        let Some(rest) = msg.strip_prefix("parameter `") else {
+            return msg;
+        };
+        // The name clause: `p`, or `p`/`q` (tp and dp together).
+        let mut rest = match rest.find('`') {
+            Some(i) => &rest[i + 1..],
+            None => return msg,
+        };
+        if let Some(r) = rest.strip_prefix("/`") {
+            match r.find('`') {
+                Some(i) => rest = &r[i + 1..],
+                None => return msg,
+            }
+        }
+        for sep in [": ", " = ", " "] {
+            if let Some(r) = rest.strip_prefix(sep) {
+                return r.to_string();
+            }
+        }
+        msg
+    }
 }
 
 /// Checks that a real parameter is finite and strictly positive.
@@ -271,5 +301,144 @@ pub(crate) fn nonzero(param: &'static str, value: usize) -> Result<()> {
         Err(MoeError::Zero { param })
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One error of every variant.
+    fn every_variant() -> Vec<MoeError> {
+        vec![
+            MoeError::Zero { param: "tp" },
+            MoeError::BadReal {
+                param: "skew",
+                value: f64::NAN,
+                expected: "finite and > 0",
+            },
+            MoeError::DeviceCountMismatch {
+                tp: 3,
+                dp: 5,
+                product: 15,
+                devices: 16,
+            },
+            MoeError::ExpertsNotDivisible {
+                experts: 64,
+                devices: 12,
+            },
+            MoeError::TileArea {
+                param: "tile",
+                rows: 3,
+                cols: 3,
+                area: 9,
+                expected: 4,
+            },
+            MoeError::TileDoesNotDivide {
+                param: "tile",
+                rows: 3,
+                cols: 1,
+                region: "mesh",
+                region_rows: 4,
+                region_cols: 4,
+            },
+            MoeError::NoTileShape {
+                param: "dp",
+                area: 5,
+                region: "mesh",
+                region_rows: 4,
+                region_cols: 4,
+            },
+            MoeError::UnknownModel {
+                name: "x".into(),
+                valid: "a, b".into(),
+            },
+            MoeError::TopKTooLarge {
+                top_k: 9,
+                experts: 8,
+            },
+            MoeError::DeviceOutOfRange {
+                param: "device",
+                device: 20,
+                devices: 16,
+            },
+            MoeError::ExpertOutOfRange {
+                param: "expert",
+                expert: 70,
+                experts: 64,
+            },
+            MoeError::GroupOutOfRange {
+                param: "group",
+                group: 5,
+                groups: 4,
+            },
+            MoeError::NotNeighbours { a: 0, b: 5 },
+            MoeError::DuplicateExpert {
+                group: 0,
+                token: 1,
+                expert: 2,
+            },
+            MoeError::LengthMismatch {
+                param: "loads",
+                expected: 4,
+                got: 3,
+            },
+            MoeError::NoFreeSlot { device: 1 },
+            MoeError::AlreadyHosted {
+                expert: 1,
+                device: 2,
+            },
+            MoeError::NoSuchReplica {
+                expert: 1,
+                device: 2,
+            },
+            MoeError::HbmCapacity {
+                slots: 9,
+                expert_bytes: 10,
+                need: 90,
+                capacity: 80,
+            },
+        ]
+    }
+
+    #[test]
+    fn reason_drops_only_the_name_clause() {
+        for e in every_variant() {
+            let (msg, why) = (e.to_string(), e.reason());
+            assert!(msg.ends_with(&why), "{msg:?} / {why:?}");
+            assert!(!why.is_empty(), "{msg:?}");
+            if msg.starts_with("parameter `") {
+                assert!(!why.starts_with("parameter"), "{msg:?} / {why:?}");
+                assert!(
+                    !why.starts_with(['=', ':', ' ', '/', '`']),
+                    "{msg:?} / {why:?}"
+                );
+                assert!(why.len() < msg.len(), "{msg:?}");
+            } else {
+                assert_eq!(why, msg);
+            }
+        }
+        let e = MoeError::DeviceCountMismatch {
+            tp: 3,
+            dp: 5,
+            product: 15,
+            devices: 16,
+        };
+        assert_eq!(
+            e.reason(),
+            "tp (3) x dp (5) = 15 but the mesh has 16 devices"
+        );
+        let e = MoeError::TileArea {
+            param: "tile",
+            rows: 3,
+            cols: 3,
+            area: 9,
+            expected: 4,
+        };
+        assert_eq!(e.reason(), "3x3 has area 9, expected 4");
+        assert_eq!(
+            MoeError::Zero { param: "tp" }.reason(),
+            "must be at least 1"
+        );
     }
 }
