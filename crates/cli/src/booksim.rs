@@ -69,23 +69,33 @@ impl BooksimCfg {
             if s.is_empty() {
                 continue;
             }
+            // A statement over several lines is named by its line range,
+            // and its text printed on one line (newlines as `\n`).
+            let here = match s.matches('\n').count() {
+                0 => here.to_string(),
+                n => format!("{here}-{}", here + n),
+            };
+            let s_line = s.replace('\n', "\\n");
             if i + 1 == n_stmts {
                 // BookSim's parser requires the `;` (a syntax error there).
                 return Err(CliError::new(format!(
-                    "{origin}:{here}: missing `;` after `{s}`"
+                    "{origin}:{here}: missing `;` after `{s_line}`"
                 )));
             }
             let Some((k, v)) = s.split_once('=') else {
                 return Err(CliError::new(format!(
-                    "{origin}:{here}: expected `key = value;`, found `{s}`"
+                    "{origin}:{here}: expected `key = value;`, found `{s_line}`"
                 )));
             };
             let (k, v) = (k.trim(), v.trim());
             if k.is_empty() || k.contains(char::is_whitespace) {
+                let k = k.replace('\n', "\\n");
                 return Err(CliError::new(format!("{origin}:{here}: bad key `{k}`")));
             }
-            check_value(v)
-                .map_err(|why| CliError::new(format!("{origin}:{here}: `{k} = {v}`: {why}")))?;
+            check_value(v).map_err(|why| {
+                let v = v.replace('\n', "\\n");
+                CliError::new(format!("{origin}:{here}: `{k} = {v}`: {why}"))
+            })?;
             cfg.insert(k, v, format!("{origin}:{here}"));
         }
         Ok(cfg)
@@ -891,6 +901,23 @@ mod tests {
         assert!(c.set("injection_rate = 0.1 5").is_err());
         c.set(" seed = 3 ").unwrap();
         assert_eq!(c.echo()["seed"], "3");
+    }
+
+    /// A statement over several lines is named by its line range and
+    /// printed on one line (was: the error message broke over lines).
+    #[test]
+    fn a_statement_over_lines_is_named_by_its_range_on_one_line() {
+        let err = |text: &str| BooksimCfg::parse(text, "x.cfg").unwrap_err().to_string();
+        let e = err("topology = mesh;\nk = 4\n  5;\nn = 2;");
+        assert!(e.starts_with("x.cfg:2-3: `k = 4\\n  5`:"), "{e}");
+        assert!(!e.contains('\n'), "{e:?}");
+        let e = err("k = 4;\nnum_vcs\n = 2");
+        assert!(e.starts_with("x.cfg:2-3: missing `;` after `num_vcs\\n = 2`"), "{e}");
+        let e = err("k\nx = 4;");
+        assert!(e.starts_with("x.cfg:1-2: bad key `k\\nx`"), "{e}");
+        // A valid statement over lines is recorded with its range.
+        let c = BooksimCfg::parse("k = 4;\nnum_vcs =\n\n 2;", "x.cfg").unwrap();
+        assert_eq!(c.echo()["num_vcs"], "2");
     }
 
     #[test]
