@@ -768,8 +768,8 @@ fn hotspot_pattern(args: &str, nodes: usize) -> Result<Pattern, String> {
     })?;
     if params.len() == 2 && params.iter().all(|p| !p.starts_with('{')) {
         return Err(format!(
-            "BookSim2 reads hotspot({{{inner}}}) as hotspot {} with rate {}: write \
-             hotspot({{{{{inner}}}}}) for two hotspots, or hotspot({{{{{}}},{{{}}}}}) for that",
+            "BookSim2 reads hotspot({inner}) as hotspot {} with rate {}: write \
+             hotspot({{{inner}}}) for two hotspots, or hotspot({{{{{}}},{{{}}}}}) for that",
             params[0], params[1], params[0], params[1]
         ));
     }
@@ -912,7 +912,10 @@ mod tests {
         assert!(e.starts_with("x.cfg:2-3: `k = 4\\n  5`:"), "{e}");
         assert!(!e.contains('\n'), "{e:?}");
         let e = err("k = 4;\nnum_vcs\n = 2");
-        assert!(e.starts_with("x.cfg:2-3: missing `;` after `num_vcs\\n = 2`"), "{e}");
+        assert!(
+            e.starts_with("x.cfg:2-3: missing `;` after `num_vcs\\n = 2`"),
+            "{e}"
+        );
         let e = err("k\nx = 4;");
         assert!(e.starts_with("x.cfg:1-2: bad key `k\\nx`"), "{e}");
         // A valid statement over lines is recorded with its range.
@@ -1281,5 +1284,31 @@ mod tests {
                 "{traffic}: {e}"
             );
         }
+        // The two-entry form: the message quotes what was written, and
+        // both suggestions are accepted (was: both with a brace too many).
+        let e = resolve("hotspot({0,9})").unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "reads hotspot({0,9}) as hotspot 0 with rate 9: write hotspot({{0,9}}) \
+                        for two hotspots, or hotspot({{0},{9}}) for that"
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            p("hotspot({{0,9}})"),
+            Pattern::Hotspot {
+                nodes: vec![0, 9],
+                fraction: 1.0
+            }
+        );
+        assert_eq!(
+            p("hotspot({{0},{9}})"),
+            Pattern::Hotspot {
+                nodes: vec![0],
+                fraction: 1.0
+            }
+        );
+        let e = resolve("hotspot({0,9},{1,1})").unwrap_err().to_string();
+        assert!(e.contains("write hotspot({{0,9},{1,1}})"), "{e}");
     }
 }
