@@ -176,6 +176,23 @@ pub struct MoeFile {
     pub cross_wafer_latency_ns: Option<f64>,
     /// Router and packet parameters.
     pub noc: Option<NocParams>,
+    /// Whether the file's `[noc]` table gives `max_packet_flits` (the
+    /// same setting as `packet_flits`; [`NocParams`] fills in a default,
+    /// so its value alone does not say).
+    #[serde(skip)]
+    pub noc_max_packet_flits_given: bool,
+}
+
+impl MoeFile {
+    /// Parses a `wafernoc moe` TOML file.
+    pub fn parse(text: &str) -> Result<MoeFile, toml::de::Error> {
+        let mut file: MoeFile = toml::from_str(text)?;
+        file.noc_max_packet_flits_given = toml::from_str::<toml::Table>(text)?
+            .get("noc")
+            .and_then(|n| n.get("max_packet_flits"))
+            .is_some();
+        Ok(file)
+    }
 }
 
 pub(crate) fn err(param: &str, msg: impl std::fmt::Display) -> CliError {
@@ -414,7 +431,7 @@ pub fn resolve(a: &MoeArgs) -> Result<Resolved, CliError> {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| CliError::new(format!("{}: {e}", p.display())))?;
-            toml::from_str(&text).map_err(|e| CliError::new(format!("{}: {e}", p.display())))?
+            MoeFile::parse(&text).map_err(|e| CliError::new(format!("{}: {e}", p.display())))?
         }
         None => MoeFile::default(),
     };
@@ -489,6 +506,24 @@ fn resolve_with(a: &MoeArgs, file: MoeFile) -> Result<Resolved, CliError> {
     }
     wafer.validate().map_err(|e| lib_err(e.into()))?;
     let mut noc = file.noc.clone().unwrap_or_default();
+    if file.noc_max_packet_flits_given {
+        // `packet_flits` and `[noc] max_packet_flits` are one setting: a
+        // file may give either, or both alike; the flag overrides them.
+        // (Was: `packet_flits` silently replaced the table's value, even 0.)
+        let m = noc.max_packet_flits;
+        if m == 0 {
+            return Err(err("noc.max_packet_flits", "must be at least 1"));
+        }
+        if let Some(p) = file.packet_flits.filter(|&p| p != m) {
+            return Err(err(
+                "noc.max_packet_flits",
+                format!(
+                    "{m} contradicts `packet_flits` = {p} in the same file (one setting, \
+                     the largest packet in flits): give one of them"
+                ),
+            ));
+        }
+    }
     if let Some(p) = pick(&a.packet_flits, &file.packet_flits) {
         noc.max_packet_flits = p;
     }
@@ -1986,7 +2021,7 @@ mod tests {
 
     /// Everything `moe --config FILE` checks before it simulates.
     fn check_moe_text(text: &str) -> Result<(), CliError> {
-        let file: MoeFile = toml::from_str(text).map_err(|e| CliError::new(e.to_string()))?;
+        let file = MoeFile::parse(text).map_err(|e| CliError::new(e.to_string()))?;
         let a = MoeArgs::default();
         check_resolved(&a, &resolve_with(&a, file)?)
     }

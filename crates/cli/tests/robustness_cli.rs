@@ -474,6 +474,46 @@ fn moe_errors_name_the_parameter_once() {
 }
 
 #[test]
+fn moe_packet_size_keys_may_not_contradict() {
+    // Was: `[noc] max_packet_flits` was replaced by `packet_flits` (its
+    // default 16 too) without a word, even when 0.
+    let d = tmp("moe-packet-flits");
+    let cfg = d.join("moe.toml");
+    let run = |text: &str, flag: Option<&str>| {
+        std::fs::write(&cfg, text).unwrap();
+        let mut args = DSV3_4X4.to_vec();
+        args.extend(["--quiet", "--json", "--config", s(&cfg)]);
+        if let Some(f) = flag {
+            args.extend(["--packet-flits", f]);
+        }
+        wafernoc_within(60, &args)
+    };
+    input_error(
+        &run("packet_flits = 16\n[noc]\nmax_packet_flits = 4\n", None),
+        &["noc.max_packet_flits", "4 contradicts `packet_flits` = 16"],
+    );
+    input_error(
+        &run("[noc]\nmax_packet_flits = 0\n", Some("8")),
+        &["noc.max_packet_flits", "at least 1"],
+    );
+    // Alone, the table's key takes effect; the flag overrides it.
+    let packets = |o: &std::process::Output| {
+        assert!(o.status.success(), "{}", stderr(o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["config"]["noc"]["max_packet_flits"].as_u64().unwrap()
+    };
+    assert_eq!(packets(&run("[noc]\nmax_packet_flits = 4\n", None)), 4);
+    assert_eq!(packets(&run("[noc]\nmax_packet_flits = 4\n", Some("8"))), 8);
+    assert_eq!(
+        packets(&run(
+            "packet_flits = 4\n[noc]\nmax_packet_flits = 4\n",
+            None
+        )),
+        4
+    );
+}
+
+#[test]
 fn an_unwritable_output_file_is_refused_before_the_simulation() {
     // Was: the whole simulation ran (here minutes: 64×64 routers, samples
     // of 10^6 cycles), then writing the CSV failed.
