@@ -397,9 +397,13 @@ pub fn simulate_with(
 }
 
 /// The JSON object of a synthetic run: headline figures, full statistics,
-/// the resolved configuration and the version.
+/// the resolved configuration and the version. An unstable run has
+/// `unstable` (why, [`wafernoc_mesh::sim::Unstable`]) and `null` for every
+/// latency and rate figure (BookSim2 reports none; they would be partial,
+/// the rates 0 when the run stopped before its measurement window closed:
+/// a saturated network's throughput is `sim_type = throughput`'s).
 pub fn result_json(r: &SimResult, config: serde_json::Value, command: &str) -> serde_json::Value {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "wafernoc_version": env!("CARGO_PKG_VERSION"),
         "command": command,
         "status": match r.status { Status::Ok => "ok", Status::Unstable => "unstable" },
@@ -425,8 +429,35 @@ pub fn result_json(r: &SimResult, config: serde_json::Value, command: &str) -> s
         "accepted_packets": r.accepted_packets,
         "injected_packets": r.injected_packets,
         "max_link_utilization": r.link_utilization.iter().cloned().fold(0.0, f64::max),
+        "unstable": r.unstable,
         "config": config,
-    })
+    });
+    if r.unstable.is_some() {
+        for k in [
+            "avg_packet_latency",
+            "avg_network_latency",
+            "avg_flit_latency",
+            "avg_hops",
+            "accepted_flits_per_node_cycle",
+            "injected_flits_per_node_cycle",
+            "offered_flits_per_node_cycle",
+            "accepted_packets_per_node_cycle",
+            "injected_packets_per_node_cycle",
+            "packet_latency",
+            "network_latency",
+            "flit_latency",
+            "hops",
+            "accepted",
+            "injected",
+            "offered",
+            "accepted_packets",
+            "injected_packets",
+            "max_link_utilization",
+        ] {
+            v[k] = serde_json::Value::Null;
+        }
+    }
+    v
 }
 
 /// BookSim2's closing summary lines (`DisplayOverallStats`, as BookSim2
@@ -437,6 +468,9 @@ pub fn result_json(r: &SimResult, config: serde_json::Value, command: &str) -> s
 pub fn print_booksim_summary(r: &SimResult, wall_s: f64) {
     if r.status == Status::Unstable {
         println!("Simulation unstable, ending ...");
+        if let Some(why) = &r.unstable {
+            println!("(wafernoc: {why})");
+        }
         return;
     }
     let p = &r.packet_latency;

@@ -59,6 +59,8 @@ struct Point {
     offered: f64,
     /// Measurement window in cycles.
     cycles: u64,
+    /// Why the point is not ok (empty when it is).
+    why: String,
 }
 
 /// Saturated by throughput: the accepted rate (flits/node/cycle) is more
@@ -172,6 +174,7 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
                 injected: r.injected.avg,
                 offered: r.offered.avg,
                 cycles: r.measured_cycles,
+                why: r.unstable.map(|u| u.to_string()).unwrap_or_default(),
             },
             RunOutcome::Deadlock(_) => Point {
                 rate: traffic.rate,
@@ -181,6 +184,7 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
                 injected: f64::NAN,
                 offered: f64::NAN,
                 cycles: 0,
+                why: "the network deadlocked".into(),
             },
         };
         bar.inc(1);
@@ -204,11 +208,17 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
 
     let mut csv = String::from("rate,status,avg_packet_latency,accepted_flits_per_node_cycle,injected_flits_per_node_cycle,offered_flits_per_node_cycle\n");
     for p in &points {
-        let _ = writeln!(
-            csv,
-            "{},{},{:.4},{:.6},{:.6},{:.6}",
-            p.rate, p.status, p.latency, p.accepted, p.injected, p.offered
-        );
+        if p.status == "ok" {
+            let _ = writeln!(
+                csv,
+                "{},{},{:.4},{:.6},{:.6},{:.6}",
+                p.rate, p.status, p.latency, p.accepted, p.injected, p.offered
+            );
+        } else {
+            // No figures (BookSim2 reports none for an unstable run; the
+            // rates would be 0 for a window that never closed).
+            let _ = writeln!(csv, "{},{},,,,", p.rate, p.status);
+        }
     }
     let csv_path = a.out.join(format!("{name}.csv"));
     std::fs::write(&csv_path, csv)
@@ -230,7 +240,11 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
             style: SeriesStyle::Markers,
         });
     }
-    let zero_load = points.first().map(|p| p.latency).unwrap_or(30.0);
+    let zero_load = points
+        .iter()
+        .find(|p| p.status == "ok")
+        .map(|p| p.latency)
+        .unwrap_or(30.0);
     let chart = LineChart {
         title: format!("{name}: latency vs offered load"),
         x_label: format!(
@@ -249,10 +263,14 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
     std::fs::write(&svg_path, line_chart_svg(&chart))
         .map_err(|e| CliError::new(format!("{}: {e}", svg_path.display())))?;
     for p in &points {
-        println!(
-            "rate {:>6.3}  {:<9} latency {:>9.3}  accepted {:.4}",
-            p.rate, p.status, p.latency, p.accepted
-        );
+        if p.status == "ok" {
+            println!(
+                "rate {:>6.3}  {:<9} latency {:>9.3}  accepted {:.4}",
+                p.rate, p.status, p.latency, p.accepted
+            );
+        } else {
+            println!("rate {:>6.3}  {:<9} {}", p.rate, p.status, p.why);
+        }
     }
     println!("wrote {} and {}", csv_path.display(), svg_path.display());
     Ok(ExitCode::SUCCESS)

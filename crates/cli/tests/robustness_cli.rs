@@ -1017,3 +1017,75 @@ fn probe_fixes_keep_valid_input_valid() {
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stdout).contains("Simulation unstable"));
 }
+
+/// An unstable run says why, and gives no figures: they would be partial
+/// (the window's rates 0 when the run stopped before it closed), and
+/// BookSim2 reports none. Was: rates of 0.0 and a latency under the
+/// threshold, with no reason.
+#[test]
+fn an_unstable_run_says_why_and_gives_no_figures() {
+    let json = |o: &std::process::Output| -> serde_json::Value {
+        ok(o);
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    // Never out of warm-up.
+    let set = [
+        "sim.warmup_periods=0",
+        "sim.max_samples=2",
+        "sim.sample_period=100",
+    ];
+    let mut args = set.to_vec();
+    args.push("--json");
+    let v = json(&run_set_args(&args));
+    assert_eq!(v["status"], "unstable");
+    assert_eq!(v["unstable"]["kind"], "not_warmed_up");
+    assert_eq!(v["unstable"]["sample_periods"], 2);
+    for k in [
+        "avg_packet_latency",
+        "accepted_flits_per_node_cycle",
+        "injected_flits_per_node_cycle",
+        "packet_latency",
+        "accepted",
+    ] {
+        assert!(v[k].is_null(), "{k}: {}", v[k]);
+    }
+    assert!(v["simulated_cycles"].as_u64().unwrap() >= 200);
+    let o = run_set_args(&set);
+    ok(&o);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("Simulation unstable") && out.contains("max_samples = 2"),
+        "{out}"
+    );
+    // Latency over the threshold, at a sample period's end.
+    let v = json(&run_set_args(&[
+        "traffic.rate=0.9",
+        "sim.latency_thres=100",
+        "--json",
+    ]));
+    assert_eq!(v["status"], "unstable");
+    let u = &v["unstable"];
+    assert_eq!(u["kind"], "latency_threshold");
+    assert_eq!(u["threshold"], 100.0);
+    assert!(u["mean_latency"].as_f64().unwrap() > 100.0, "{u}");
+    assert!(v["avg_packet_latency"].is_null());
+    // A stable run has figures and no reason.
+    let v = json(&run_set_args(&["--json"]));
+    assert_eq!(v["status"], "ok");
+    assert!(v["unstable"].is_null());
+    assert!(v["avg_packet_latency"].as_f64().unwrap() > 0.0);
+}
+
+/// `run SMALL --quiet` with `--set` for each `k=v` and the other
+/// arguments as they are.
+fn run_set_args(args: &[&str]) -> std::process::Output {
+    let mut all = vec!["run", SMALL, "--quiet"];
+    for a in args {
+        if a.starts_with("--") {
+            all.push(a);
+        } else {
+            all.extend(["--set", a]);
+        }
+    }
+    wafernoc_within(60, &all)
+}

@@ -189,8 +189,59 @@ impl SimControl {
 pub enum Status {
     /// Converged (or ran out of sample periods) and drained.
     Ok,
-    /// Latency passed `latency_thres` (BookSim: "Simulation unstable").
+    /// Latency passed `latency_thres`, or the run never finished warming
+    /// up (BookSim: "Simulation unstable"); why: [`SimResult::unstable`].
     Unstable,
+}
+
+/// Why a run ended unstable. BookSim2 prints only "Simulation unstable,
+/// ending ..." (or, for the second, "Too many sample periods needed to
+/// converge" before it).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Unstable {
+    /// Latency mode: the mean packet latency passed `latency_thres`.
+    LatencyThreshold {
+        /// When it was checked: `"warm-up"` or `"measure"` (the mean of
+        /// the packets retired since the statistics were last cleared, at
+        /// a sample period's end) or `"drain"` (retired and still in-flight
+        /// measured packets, their current ages; every 1000 cycles).
+        phase: &'static str,
+        /// The cycle of the check.
+        cycle: u64,
+        /// The mean that passed the threshold.
+        mean_latency: f64,
+        /// `latency_thres`.
+        threshold: f64,
+    },
+    /// Still warming up after `max_samples` sample periods (BookSim2: "Too
+    /// many sample periods needed to converge"): nothing was measured.
+    NotWarmedUp {
+        /// `max_samples`.
+        sample_periods: u32,
+    },
+}
+
+impl std::fmt::Display for Unstable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Unstable::LatencyThreshold {
+                phase,
+                cycle,
+                mean_latency,
+                threshold,
+            } => write!(
+                f,
+                "mean packet latency {mean_latency:.3} passed latency_thres = {threshold} \
+                 at cycle {cycle} ({phase})"
+            ),
+            Unstable::NotWarmedUp { sample_periods } => write!(
+                f,
+                "still warming up after max_samples = {sample_periods} sample periods \
+                 (BookSim2: \"Too many sample periods needed to converge\")"
+            ),
+        }
+    }
 }
 
 /// A mean and its sample count.
@@ -222,6 +273,11 @@ pub struct RateSummary {
 pub struct SimResult {
     /// Ok or unstable.
     pub status: Status,
+    /// Why the run ended unstable (`None` exactly when `status` is ok).
+    /// The figures below are then partial: the window's rates are 0 when
+    /// the run stopped before the window closed, and the latencies are
+    /// those of the packets retired by then; BookSim2 reports none.
+    pub unstable: Option<Unstable>,
     /// Packet latency (creation to tail ejection), measured packets.
     pub packet_latency: Summary,
     /// Network latency (head leaves source queue to tail ejection).
@@ -470,6 +526,7 @@ pub fn run_measured_observed(
     let mut prev_lat = 0.0f64;
     let mut prev_acc = 0.0f64;
     let mut unstable = false;
+    let mut why = None;
 
     while total_phases < ctl.max_samples && (state != State::Running || converged < 3) {
         if clear_last || (state == State::WarmingUp && total_phases % 2 == 0) {
@@ -506,6 +563,16 @@ pub fn run_measured_observed(
         let cur_acc = meas.accepted_avg(net.now(), &net.node_counts().ejecting_flits);
         if ctl.sim_type == SimMode::Latency && cur_lat > ctl.latency_thres {
             unstable = true;
+            why = Some(Unstable::LatencyThreshold {
+                phase: if state == State::WarmingUp {
+                    "warm-up"
+                } else {
+                    "measure"
+                },
+                cycle: net.now(),
+                mean_latency: cur_lat,
+                threshold: ctl.latency_thres,
+            });
             break;
         }
         let dl = ((cur_lat - prev_lat) / cur_lat).abs();
@@ -589,6 +656,12 @@ pub fn run_measured_observed(
                     let cnt = meas.plat.count() as f64 + age_n as f64;
                     if cnt > 0.0 && total / cnt > ctl.latency_thres {
                         unstable = true;
+                        why = Some(Unstable::LatencyThreshold {
+                            phase: "drain",
+                            cycle: net.now(),
+                            mean_latency: total / cnt,
+                            threshold: ctl.latency_thres,
+                        });
                         break;
                     }
                 }
@@ -624,6 +697,9 @@ pub fn run_measured_observed(
         // unstable (`_SingleSim` returns false). Nothing was measured.
         window.1 = net.now();
         unstable = true;
+        why = Some(Unstable::NotWarmedUp {
+            sample_periods: ctl.max_samples,
+        });
     }
 
     let mcycles = window.1.saturating_sub(window.0);
@@ -649,12 +725,14 @@ pub fn run_measured_observed(
             0.0
         },
     };
+    debug_assert_eq!(unstable, why.is_some());
     Ok(SimResult {
         status: if unstable {
             Status::Unstable
         } else {
             Status::Ok
         },
+        unstable: why,
         packet_latency: meas.plat.summary(),
         network_latency: meas.nlat.summary(),
         flit_latency: flat,
