@@ -407,10 +407,11 @@ pub fn result_json(r: &SimResult, config: serde_json::Value, command: &str) -> s
         "wafernoc_version": env!("CARGO_PKG_VERSION"),
         "command": command,
         "status": match r.status { Status::Ok => "ok", Status::Unstable => "unstable" },
-        "avg_packet_latency": r.packet_latency.mean,
-        "avg_network_latency": r.network_latency.mean,
-        "avg_flit_latency": r.flit_latency.mean,
-        "avg_hops": r.hops.mean,
+        // No packet measured (rate 0): no mean, as BookSim2's "nan".
+        "avg_packet_latency": mean_of(r.packet_latency.count, r.packet_latency.mean),
+        "avg_network_latency": mean_of(r.network_latency.count, r.network_latency.mean),
+        "avg_flit_latency": mean_of(r.flit_latency.count, r.flit_latency.mean),
+        "avg_hops": mean_of(r.hops.count, r.hops.mean),
         "accepted_flits_per_node_cycle": r.accepted.avg,
         "injected_flits_per_node_cycle": r.injected.avg,
         "offered_flits_per_node_cycle": r.offered.avg,
@@ -460,6 +461,11 @@ pub fn result_json(r: &SimResult, config: serde_json::Value, command: &str) -> s
     v
 }
 
+/// A mean of `count` samples, `None` (JSON `null`) for none.
+fn mean_of(count: u64, mean: f64) -> Option<f64> {
+    (count > 0).then_some(mean)
+}
+
 /// BookSim2's closing summary lines (`DisplayOverallStats`, as BookSim2
 /// prints them after its run: "average = ", with a space, unlike its
 /// per-sample "Accepted flit rate average= " lines), in its order. Of its
@@ -473,8 +479,32 @@ pub fn print_booksim_summary(r: &SimResult, wall_s: f64) {
         }
         return;
     }
-    let p = &r.packet_latency;
-    let nl = &r.network_latency;
+    // Of no samples BookSim2 prints glibc's NaNs: "-nan" for its average
+    // (0/0) and maximum, "nan" for its minimum.
+    let empty = |s: &wafernoc_mesh::stats::Summary| {
+        if s.count > 0 {
+            *s
+        } else {
+            let nan = f64::NAN;
+            wafernoc_mesh::stats::Summary {
+                count: 0,
+                mean: -nan,
+                min: nan,
+                max: -nan,
+                p50: nan,
+                p95: nan,
+                p99: nan,
+            }
+        }
+    };
+    let p = &empty(&r.packet_latency);
+    let nl = &empty(&r.network_latency);
+    let hops = empty(&r.hops).mean;
+    let flit = if r.flit_latency.count > 0 {
+        r.flit_latency.mean
+    } else {
+        -f64::NAN
+    };
     println!("====== Overall Traffic Statistics ======");
     println!("====== Traffic class 0 ======");
     println!("Packet latency average = {} (1 samples)", g(p.mean));
@@ -483,10 +513,7 @@ pub fn print_booksim_summary(r: &SimResult, wall_s: f64) {
     println!("Network latency average = {} (1 samples)", g(nl.mean));
     println!("\tminimum = {} (1 samples)", g(nl.min));
     println!("\tmaximum = {} (1 samples)", g(nl.max));
-    println!(
-        "Flit latency average = {} (1 samples)",
-        g(r.flit_latency.mean)
-    );
+    println!("Flit latency average = {} (1 samples)", g(flit));
     let rate = |name: &str, x: &wafernoc_mesh::sim::RateSummary| {
         println!("{name} rate average = {} (1 samples)", g(x.avg));
         println!("\tminimum = {} (1 samples)", g(x.min));
@@ -496,16 +523,23 @@ pub fn print_booksim_summary(r: &SimResult, wall_s: f64) {
     rate("Accepted packet", &r.accepted_packets);
     rate("Injected flit", &r.injected);
     rate("Accepted flit", &r.accepted);
-    // BookSim2 divides the flit rate by the packet rate.
+    // BookSim2 divides the flit rate by the packet rate (0/0: "-nan").
+    let size = |flits: f64, packets: f64| {
+        if packets == 0.0 {
+            -f64::NAN
+        } else {
+            flits / packets
+        }
+    };
     println!(
         "Injected packet size average = {} (1 samples)",
-        g(r.injected.avg / r.injected_packets.avg)
+        g(size(r.injected.avg, r.injected_packets.avg))
     );
     println!(
         "Accepted packet size average = {} (1 samples)",
-        g(r.accepted.avg / r.accepted_packets.avg)
+        g(size(r.accepted.avg, r.accepted_packets.avg))
     );
-    println!("Hops average = {} (1 samples)", g(r.hops.mean));
+    println!("Hops average = {} (1 samples)", g(hops));
     println!(
         "Packet latency percentiles: p50 = {} p95 = {} p99 = {}",
         g(p.p50),
@@ -516,8 +550,12 @@ pub fn print_booksim_summary(r: &SimResult, wall_s: f64) {
     println!("Total run time {wall_s:.3} s");
 }
 
-/// Six significant digits, as C++ iostreams print.
+/// Six significant digits, as C++ iostreams print (NaN as glibc:
+/// `nan`, or `-nan` with the sign bit set).
 pub fn g(x: f64) -> String {
+    if x.is_nan() {
+        return if x.is_sign_negative() { "-nan" } else { "nan" }.into();
+    }
     if x == 0.0 || !x.is_finite() {
         return format!("{x}");
     }

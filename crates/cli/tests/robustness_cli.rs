@@ -1089,3 +1089,39 @@ fn run_set_args(args: &[&str]) -> std::process::Output {
     }
     wafernoc_within(60, &all)
 }
+
+/// No packet measured (rate 0): no latency figures, as BookSim2's "nan".
+/// Was: 0.0 for every latency and percentile, with `status` ok.
+#[test]
+fn a_run_without_packets_has_no_latency() {
+    let o = run_set_args(&["traffic.rate=0", "--json"]);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"], "ok");
+    for k in [
+        "avg_packet_latency",
+        "avg_network_latency",
+        "avg_flit_latency",
+        "avg_hops",
+    ] {
+        assert!(v[k].is_null(), "{k}: {}", v[k]);
+    }
+    assert_eq!(v["packet_latency"]["count"], 0);
+    for k in ["mean", "min", "max", "p50", "p99"] {
+        assert!(v["packet_latency"][k].is_null(), "{k}");
+    }
+    assert!(v["flit_latency"]["mean"].is_null());
+    assert_eq!(v["accepted_flits_per_node_cycle"], 0.0);
+    // The text report prints BookSim2's lines for no samples.
+    let o = run_set_args(&["traffic.rate=0"]);
+    ok(&o);
+    let out = String::from_utf8_lossy(&o.stdout);
+    for line in [
+        "Packet latency average = -nan (1 samples)",
+        "\tminimum = nan (1 samples)",
+        "Injected packet size average = -nan (1 samples)",
+        "Hops average = -nan (1 samples)",
+    ] {
+        assert!(out.contains(line), "{line:?} in\n{out}");
+    }
+}

@@ -244,13 +244,23 @@ impl std::fmt::Display for Unstable {
     }
 }
 
-/// A mean and its sample count.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+/// A mean and its sample count. Serialized with a `null` mean when empty.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct MeanOnly {
     /// Number of samples.
     pub count: u64,
     /// Mean (0 when empty).
     pub mean: f64,
+}
+
+impl Serialize for MeanOnly {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = ser.serialize_struct("MeanOnly", 2)?;
+        st.serialize_field("count", &self.count)?;
+        st.serialize_field("mean", &(self.count > 0).then_some(self.mean))?;
+        st.end()
+    }
 }
 
 /// Rate summary over nodes.

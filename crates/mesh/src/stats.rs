@@ -11,8 +11,9 @@ pub struct Samples {
     values: Vec<f64>,
 }
 
-/// Summary of a [`Samples`] set.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+/// Summary of a [`Samples`] set. Serialized with `null` for every figure
+/// of an empty set (its fields hold 0 then: there is no mean of nothing).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Summary {
     /// Number of samples.
     pub count: u64,
@@ -28,6 +29,22 @@ pub struct Summary {
     pub p95: f64,
     /// 99th percentile.
     pub p99: f64,
+}
+
+impl Serialize for Summary {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let some = |x: f64| (self.count > 0).then_some(x);
+        let mut st = ser.serialize_struct("Summary", 7)?;
+        st.serialize_field("count", &self.count)?;
+        st.serialize_field("mean", &some(self.mean))?;
+        st.serialize_field("min", &some(self.min))?;
+        st.serialize_field("max", &some(self.max))?;
+        st.serialize_field("p50", &some(self.p50))?;
+        st.serialize_field("p95", &some(self.p95))?;
+        st.serialize_field("p99", &some(self.p99))?;
+        st.end()
+    }
 }
 
 impl Samples {
