@@ -661,11 +661,43 @@ pub fn run(a: SweepArgs) -> CmdResult {
     }
 }
 
+/// Two points may not write the same file: `args` are the same for every
+/// point, so `--capture`, `--per-packet` or `--out` there would have each
+/// point overwrite the others' output (with `--jobs` > 1, interleaved:
+/// a user found a corrupt capture). Checked over the whole grid, as
+/// shards may run at once.
+fn check_shared_outputs(sweep: &Sweep) -> Result<(), CliError> {
+    let mut seen: BTreeMap<(&'static str, PathBuf), usize> = BTreeMap::new();
+    for i in 0..sweep.points {
+        for key in crate::point_outputs(&sweep.point_args(i)) {
+            if let Some(&j) = seen.get(&key) {
+                return Err(CliError::new(format!(
+                    "points {j} and {i} would both write `{} {}`: a sweep's points must write \
+                     different files (`args` are the same for every point). Each point's JSON \
+                     result is kept in the sweep's --out directory; for files of their own{}",
+                    key.0,
+                    key.1.display(),
+                    match sweep.command {
+                        PointCommand::Moe | PointCommand::Balance if key.0 == "--out" => {
+                            " make `out` a [[param]] with one directory per point (all axes \
+                             combined), or run the points one by one"
+                        }
+                        _ => " run the points one by one",
+                    }
+                )));
+            }
+            seen.insert(key, i);
+        }
+    }
+    Ok(())
+}
+
 fn run_sweep(a: SweepRunArgs) -> CmdResult {
     let file = a
         .file
         .ok_or_else(|| CliError::new("give a sweep file: wafernoc sweep SWEEP.toml"))?;
     let sweep = Sweep::load(&file)?;
+    check_shared_outputs(&sweep)?;
     let shard = a.shard.unwrap_or(Shard { index: 0, count: 1 });
     let mine: Vec<usize> = (shard.index..sweep.points).step_by(shard.count).collect();
     if a.dry_run {

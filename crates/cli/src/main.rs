@@ -1,6 +1,7 @@
 //! The `wafernoc` command-line tool. Each subcommand lives in its own module
 //! (`cmd_*.rs`); this file only parses arguments and maps errors to exit codes.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -104,6 +105,40 @@ pub(crate) fn check_point_args(args: &[String]) -> Result<(), CliError> {
         Command::Balance(a) => cmd_balance::check(&a),
         _ => Ok(()),
     }
+}
+
+/// The files or directories a point's command line would write, as
+/// (flag, path) pairs; none if the line does not parse (its own check
+/// reports that).
+pub(crate) fn point_outputs(args: &[String]) -> Vec<(&'static str, PathBuf)> {
+    let argv = std::iter::once("wafernoc".to_string()).chain(args.iter().cloned());
+    let Ok(cli) = Cli::try_parse_from(argv) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut add = |flag: &'static str, p: &Option<PathBuf>| {
+        if let Some(p) = p {
+            out.push((flag, p.clone()));
+        }
+    };
+    match cli.command {
+        Command::Run(a) => {
+            add("--capture", &a.capture);
+            add("--per-packet", &a.per_packet);
+        }
+        Command::Booksim(a) => {
+            add("--capture", &a.capture);
+            add("--per-packet", &a.per_packet);
+        }
+        Command::Moe(a) => {
+            add("--out", &a.out);
+            add("--capture", &a.capture);
+            add("--per-packet", &a.per_packet);
+        }
+        Command::Balance(a) => add("--out", &a.out),
+        _ => {}
+    }
+    out
 }
 
 fn main() -> ExitCode {

@@ -447,3 +447,75 @@ fn dry_run_checks_moe_and_balance_points() {
         &["point 0", "required arguments were not provided: --routing"],
     );
 }
+
+/// Two points may not write the same file. Was: `args = ["--capture",
+/// "cap.wnpt"]` with `--jobs 2` left a corrupt capture (both points
+/// writing it at once) and reported success.
+#[test]
+fn points_writing_one_file_are_refused() {
+    let d = tmp("shared-output");
+    let out = d.join("out").display().to_string();
+    let f = d.join("cap.toml");
+    let cap = d.join("cap.wnpt").display().to_string();
+    std::fs::write(
+        &f,
+        format!(
+            "command = \"run\"\nconfig = \"{}\"\nargs = [\"--capture\", \"{cap}\"]\n\
+             [[param]]\nname = \"traffic.seed\"\nvalues = [1, 2]\n",
+            small_toml()
+        ),
+    )
+    .unwrap();
+    let f = f.display().to_string();
+    for extra in [&[][..], &["--dry-run"][..], &["--shard", "1/2"][..]] {
+        let mut args = vec!["sweep", f.as_str(), "--out", &out, "--quiet", "--jobs", "2"];
+        args.extend(extra);
+        fails_with(
+            &wafernoc(&args),
+            2,
+            &["points 0 and 1 would both write", "--capture", &cap],
+        );
+    }
+    assert!(!Path::new(&cap).exists());
+    // One point: nothing shared.
+    std::fs::write(
+        &f,
+        format!(
+            "command = \"run\"\nconfig = \"{}\"\nargs = [\"--capture\", \"{cap}\"]\n\
+             [fixed]\n\"sim.sample_period\" = 200\n",
+            small_toml()
+        ),
+    )
+    .unwrap();
+    ok(&wafernoc(&["sweep", &f, "--out", &out, "--quiet"]));
+    assert!(Path::new(&cap).exists());
+    // moe: `out` as a parameter gives each point its own directory, unless
+    // another axis repeats it.
+    let f = d.join("moe.toml");
+    let moe = |outs: &str, tokens: &str| {
+        std::fs::write(
+            &f,
+            format!(
+                "command = \"moe\"\nargs = [\"--model\", \"DeepSeek-V3\", \"--mesh\", \"4x4\", \
+                 \"--tp\", \"4\", \"--dp\", \"4\", \"--mapping\", \"er\"]\n\
+                 [[param]]\nname = \"tokens_per_group\"\nvalues = [{tokens}]\n\
+                 [[param]]\nname = \"out\"\nvalues = [{outs}]\n"
+            ),
+        )
+        .unwrap();
+        let f = f.display().to_string();
+        wafernoc(&["sweep", &f, "--out", &out, "--quiet", "--dry-run"])
+    };
+    let (o1, o2) = (d.join("o1"), d.join("o2"));
+    let outs = format!("\"{}\", \"{}\"", o1.display(), o2.display());
+    ok(&moe(&outs, "4"));
+    fails_with(
+        &moe(&outs, "4, 8"),
+        2,
+        &[
+            "points 0 and 2 would both write",
+            "--out",
+            "make `out` a [[param]]",
+        ],
+    );
+}
