@@ -20,9 +20,11 @@ use crate::{CliError, CmdResult};
 /// Arguments of `wafernoc demo` (all optional: the defaults are the demo).
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Routing trace to replay.
-    #[arg(long, default_value = "traces/gpt-oss-20b/decode_128req.wnrt")]
-    pub trace: PathBuf,
+    /// Routing trace to replay. Default: traces/gpt-oss-20b/decode_128req.wnrt
+    /// of the current directory, else of the source tree the binary was
+    /// built from.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
     /// Model preset the trace was captured from.
     #[arg(long, default_value = "gpt-oss-20b")]
     pub model: String,
@@ -69,9 +71,37 @@ fn parse_mesh(s: &str) -> Result<(usize, usize), CliError> {
     Ok((r, c))
 }
 
+/// The shipped trace the demo replays, relative to the repository root.
+const DEFAULT_TRACE: &str = "traces/gpt-oss-20b/decode_128req.wnrt";
+
+/// The default trace: in the current directory (a clone's root), else in
+/// the source tree this binary was built from (a binary run from
+/// elsewhere). Was: only the first, so `wafernoc demo` outside the clone
+/// failed with a bare "No such file or directory".
+fn default_trace() -> Result<PathBuf, CliError> {
+    let here = PathBuf::from(DEFAULT_TRACE);
+    if here.is_file() {
+        return Ok(here);
+    }
+    let built = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join(DEFAULT_TRACE);
+    if built.is_file() {
+        return Ok(built.canonicalize().unwrap_or(built));
+    }
+    Err(CliError::new(format!(
+        "the demo's trace {DEFAULT_TRACE} is neither in the current directory nor in the \
+         source tree this binary was built from ({}): run it from the repository's root, \
+         or give the trace with --trace FILE",
+        built.display()
+    )))
+}
+
 /// `wafernoc demo`.
 pub fn run(a: DemoArgs) -> CmdResult {
     let wall = Instant::now();
+    let trace = match a.trace.clone() {
+        Some(t) => t,
+        None => default_trace()?,
+    };
     let (rows, cols) = parse_mesh(&a.mesh)?;
     let devices = rows * cols;
     if a.tp == 0 || devices % a.tp != 0 {
@@ -82,7 +112,7 @@ pub fn run(a: DemoArgs) -> CmdResult {
     }
     let dp = devices / a.tp;
     let model = MoeModel::preset(&a.model).map_err(|e| CliError::new(e.to_string()))?;
-    let tr = TraceRouting::load(&a.trace, &model, &a.model)?;
+    let tr = TraceRouting::load(&trace, &model, &a.model)?;
     if a.iterations == 0 {
         return Err(CliError::new("--iterations 0: must be at least 1"));
     }
@@ -135,7 +165,8 @@ pub fn run(a: DemoArgs) -> CmdResult {
     if a.json {
         let j = serde_json::json!({
             "wafernoc_version": env!("CARGO_PKG_VERSION"),
-            "trace": a.trace.display().to_string(),
+            "command": "demo",
+            "trace": trace.display().to_string(),
             "model": a.model, "mesh": a.mesh, "tp": a.tp, "dp": dp, "slots": a.slots, "layer": a.layer,
             "cycle_ns": cycle_ns,
             "mappings": report.iter().map(|(m, its)| serde_json::json!({
@@ -158,7 +189,7 @@ pub fn run(a: DemoArgs) -> CmdResult {
         "wafernoc demo: {} {} routing ({}), {} iterations of {} slots, MoE layer {}",
         a.model,
         tr.trace.meta.phase,
-        a.trace.display(),
+        trace.display(),
         its.len(),
         a.slots,
         a.layer
@@ -201,6 +232,12 @@ pub fn run(a: DemoArgs) -> CmdResult {
         }
         totals.push((m, ar, a2a));
     }
+    println!(
+        "(load max/mean: the busiest expert's tokens over the mean expert's; allreduce, \
+         dispatch, combine: cycles of each phase;\n all-to-all ns: dispatch + combine; \
+         boundary flits: dispatch and combine flits on links between compact tiles, TP tiles \
+         under block,\n Full Token Domains under ER, whose all-to-all stays inside its domain)"
+    );
     println!();
     for (m, ar, a2a) in &totals {
         println!(

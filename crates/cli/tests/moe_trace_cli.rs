@@ -116,4 +116,30 @@ fn demo_prints_a_report() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("ER vs block"), "{out}");
     assert!(out.contains("block") && out.contains("er "), "{out}");
+    assert!(
+        out.contains("boundary flits: "),
+        "the table's legend: {out}"
+    );
+}
+
+/// Was: outside the clone's root the default trace was not found ("No
+/// such file or directory"); it is now also looked up in the source tree
+/// the binary was built from.
+#[test]
+fn demo_runs_from_any_directory() {
+    let dir = std::env::temp_dir();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wafernoc"))
+        .args(["demo", "--iterations", "1", "--quiet", "--json"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["command"], "demo");
+    let trace = v["trace"].as_str().unwrap();
+    assert!(
+        std::path::Path::new(trace).is_absolute()
+            && trace.ends_with("traces/gpt-oss-20b/decode_128req.wnrt"),
+        "{trace}"
+    );
 }
