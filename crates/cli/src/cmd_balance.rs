@@ -503,7 +503,14 @@ fn bal_err(e: CollectiveError) -> CliError {
         Some("shadow_slots_per_device") | Some("shadow_slots") => "shadow-slots",
         _ => return lib_err(e),
     };
-    CliError::new(format!("invalid --{flag}: {e}"))
+    // The flag names the parameter: only the reason follows (was: "invalid
+    // --alpha: parameter `trigger_alpha` = NaN is invalid: ...").
+    let why = match &e {
+        CollectiveError::Param { reason, .. } => reason.clone(),
+        CollectiveError::Moe(m) => m.reason(),
+        _ => e.to_string(),
+    };
+    CliError::new(format!("invalid --{flag}: {why}"))
 }
 
 fn result_json(r: &Resolved, res: &ServingResult) -> serde_json::Value {

@@ -1125,3 +1125,33 @@ fn a_run_without_packets_has_no_latency() {
         assert!(out.contains(line), "{line:?} in\n{out}");
     }
 }
+
+/// `balance` names its flag once. Was: "invalid --alpha: parameter
+/// `trigger_alpha` = NaN is invalid: ...".
+#[test]
+fn balance_errors_name_the_flag_once() {
+    let o = wafernoc_within(
+        30,
+        &[
+            "balance",
+            "--model",
+            "gpt-oss-20b",
+            "--mesh",
+            "4x8",
+            "--tp",
+            "4",
+            "--dp",
+            "8",
+            "--routing",
+            "trace:traces/gpt-oss-20b/decode_128req.wnrt",
+            "--alpha",
+            "nan",
+            "--quiet",
+        ],
+    );
+    input_error(
+        &o,
+        &["invalid --alpha: NaN is invalid: must be finite and >= 0"],
+    );
+    assert!(!stderr(&o).contains("parameter `"), "{}", stderr(&o));
+}
