@@ -81,16 +81,42 @@ pub fn read_text(p: &Path) -> Result<String, CliError> {
     std::fs::read_to_string(p).map_err(|e| CliError::new(format!("{}: {e}", p.display())))
 }
 
-/// Apply `a.b.c=value` to a TOML tree; the value is parsed as TOML, or taken
-/// as a string if it does not parse.
+/// Apply `a.b.c=value` to a TOML tree; the value is parsed as TOML, or
+/// taken as a string if it is a bare word (`uniform`, `xy`). Anything else
+/// that does not parse is an error (was: `99999999999999999999`, an
+/// integer out of range, silently became a string).
 pub fn apply_set(root: &mut toml::Value, kv: &str) -> Result<(), CliError> {
     let (k, v) = kv
         .split_once('=')
         .ok_or_else(|| CliError::new(format!("override `{kv}` is not KEY=VALUE")))?;
     let val: toml::Value = match toml::from_str::<toml::Table>(&format!("x = {v}")) {
         Ok(mut t) => t.remove("x").expect("parsed key"),
-        Err(_) => toml::Value::String(v.to_string()),
+        Err(_) if is_bare_word(v) => toml::Value::String(v.to_string()),
+        Err(e) => {
+            let why = e.message().trim().replace('\n', "; ");
+            let numeric = v
+                .trim()
+                .starts_with(|c: char| c.is_ascii_digit() || "+-.".contains(c));
+            return Err(CliError::new(format!(
+                "--set {kv}: `{v}` is not a TOML value ({why}){}",
+                if numeric {
+                    String::new()
+                } else {
+                    format!(
+                        "; a string with other than letters, digits and `_-.:/` needs quotes: \
+                         {}='\"...\"'",
+                        k.trim()
+                    )
+                }
+            )));
+        }
     };
+    if k.trim().split('.').any(str::is_empty) {
+        return Err(CliError::new(format!(
+            "--set {kv}: `{}` is not a dotted key path (e.g. traffic.rate)",
+            k.trim()
+        )));
+    }
     let parts: Vec<&str> = k.trim().split('.').collect();
     let mut cur = root;
     for (i, part) in parts.iter().enumerate() {
@@ -111,6 +137,16 @@ pub fn apply_set(root: &mut toml::Value, kv: &str) -> Result<(), CliError> {
     Ok(())
 }
 
+/// A word `--set` takes as a string without quotes: a letter or `/`
+/// first, then letters, digits and `_-.:/` (`uniform`, `adaptive_escape`,
+/// `a/b.csv`, `/tmp/x.wnpt`).
+fn is_bare_word(v: &str) -> bool {
+    let mut c = v.trim().chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '/')
+        && c.all(|x| x.is_ascii_alphanumeric() || "_-.:/".contains(x))
+}
+
 /// Parse a TOML file with overrides into `T`, naming unknown keys.
 pub fn load_toml<T: for<'de> Deserialize<'de>>(
     path: &Path,
@@ -128,10 +164,27 @@ fn parse_toml<T: for<'de> Deserialize<'de>>(
     let mut v: toml::Value = toml::from_str::<toml::Table>(text)
         .map(toml::Value::Table)
         .map_err(|e| CliError::new(format!("{origin}: {e}")))?;
+    let file = v.clone();
     for s in sets {
         apply_set(&mut v, s)?;
     }
-    T::deserialize(v).map_err(|e| CliError::new(format!("{origin}: {e}")))
+    T::deserialize(v).map_err(|e| {
+        // Name what is at fault: the file, or the first override that
+        // makes it fail (was: always the file, for `--set bogus.key=3`).
+        if T::deserialize(file.clone()).is_err() {
+            return CliError::new(format!("{origin}: {e}"));
+        }
+        let mut v = file;
+        for s in sets {
+            if apply_set(&mut v, s).is_ok() {
+                if let Err(e) = T::deserialize(v.clone()) {
+                    let e = e.to_string();
+                    return CliError::new(format!("--set {s}: {}", e.trim().replace('\n', " ")));
+                }
+            }
+        }
+        CliError::new(format!("{origin} with the --set overrides: {e}"))
+    })
 }
 
 /// Outcome of one synthetic run.

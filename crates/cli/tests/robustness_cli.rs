@@ -1155,3 +1155,33 @@ fn balance_errors_name_the_flag_once() {
     );
     assert!(!stderr(&o).contains("parameter `"), "{}", stderr(&o));
 }
+
+/// `--set` names itself when it is at fault, and a value that is neither
+/// TOML nor a bare word is an error. Was: "s.toml: unknown field `bogus`"
+/// for `--set bogus.key=3`, "unknown field ``" for `--set =3`, and an
+/// integer out of range silently read as a string.
+#[test]
+fn set_overrides_are_named_when_at_fault() {
+    for (set, want) in [
+        ("bogus.key=3", "--set bogus.key=3: unknown field `bogus`"),
+        ("=3", "--set =3: `` is not a dotted key path"),
+        ("network..rows=3", "is not a dotted key path"),
+        (
+            "network.mesh.rows=99999999999999999999",
+            "`99999999999999999999` is not a TOML value",
+        ),
+        ("network.routing=x y", "`x y` is not a TOML value"),
+        (
+            "network.mesh.rows=abc",
+            "--set network.mesh.rows=abc: invalid type",
+        ),
+    ] {
+        let o = run_set_args(&[set]);
+        input_error(&o, &[want]);
+        let e = stderr(&o);
+        assert!(!e.contains("small.toml"), "{set}: {e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "{set}: one line: {e}");
+    }
+    // Bare words are strings.
+    ok(&run_set_args(&["network.routing=yx"]));
+}
