@@ -17,7 +17,9 @@
 //! - Binary files start with an 8-byte magic (`WNOCPKT\0` packet,
 //!   `WNOCRTE\0` routing) and a little-endian `u16` format version; versions
 //!   newer than [`FORMAT_VERSION`] are rejected. Records are tagged and the
-//!   stream ends with an end marker carrying the record count, so truncation
+//!   stream ends with an end marker carrying the record count and (version
+//!   2) a checksum of every byte before it, so any change confined to one
+//!   byte is an error, and truncation
 //!   anywhere — inside a record or at a record boundary — is an error.
 //! - Packet ids are dense: record `i` has `id == i`; a dependency is valid
 //!   iff it is `< id` (it names an earlier packet; no cycles). `src`, `dst`

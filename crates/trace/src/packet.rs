@@ -170,17 +170,13 @@ impl<W: Write> PacketTraceWriter<W> {
     }
 
     /// Like [`new`](Self::new), naming the output in error messages.
-    pub fn with_name(
-        mut w: W,
-        header: &PacketTraceHeader,
-        name: impl Into<String>,
-    ) -> Result<Self> {
+    pub fn with_name(w: W, header: &PacketTraceHeader, name: impl Into<String>) -> Result<Self> {
         let file = name.into();
         let validator = PacketValidator::new(header)
             .map_err(|m| TraceError::invalid(&file, Location::Header, m))?;
-        codec::write_header(&mut w, &file, &PACKET_MAGIC, header)?;
+        let rec = codec::create(w, &file, &PACKET_MAGIC, header)?;
         Ok(PacketTraceWriter {
-            rec: RecordWriter::new(w),
+            rec,
             validator,
             file,
         })
@@ -233,10 +229,10 @@ impl<R: Read> PacketTraceReader<R> {
     }
 
     /// Like [`new`](Self::new), naming the input in error messages.
-    pub fn with_name(mut r: R, name: impl Into<String>) -> Result<Self> {
+    pub fn with_name(r: R, name: impl Into<String>) -> Result<Self> {
         let file = name.into();
-        let header: PacketTraceHeader = codec::read_header(
-            &mut r,
+        let (header, rec): (PacketTraceHeader, _) = codec::open(
+            r,
             &file,
             &PACKET_MAGIC,
             "wafernoc binary packet trace (WNOCPKT)",
@@ -244,7 +240,7 @@ impl<R: Read> PacketTraceReader<R> {
         let validator = PacketValidator::new(&header)
             .map_err(|m| TraceError::invalid(&file, Location::Header, m))?;
         Ok(PacketTraceReader {
-            rec: RecordReader::new(r),
+            rec,
             header,
             validator,
             file,

@@ -421,13 +421,13 @@ impl<W: Write> RoutingWriter<W> {
     }
 
     /// Like [`new`](Self::new), naming the output in error messages.
-    pub fn with_name(mut w: W, meta: &RoutingMeta, name: impl Into<String>) -> Result<Self> {
+    pub fn with_name(w: W, meta: &RoutingMeta, name: impl Into<String>) -> Result<Self> {
         let file = name.into();
         let validator = RequestValidator::new(meta)
             .map_err(|m| TraceError::invalid(&file, Location::Header, m))?;
-        codec::write_header(&mut w, &file, &ROUTING_MAGIC, meta)?;
+        let rec = codec::create(w, &file, &ROUTING_MAGIC, meta)?;
         Ok(RoutingWriter {
-            rec: RecordWriter::new(w),
+            rec,
             validator,
             file,
         })
@@ -475,10 +475,10 @@ impl<R: Read> RoutingReader<R> {
     }
 
     /// Like [`new`](Self::new), naming the input in error messages.
-    pub fn with_name(mut r: R, name: impl Into<String>) -> Result<Self> {
+    pub fn with_name(r: R, name: impl Into<String>) -> Result<Self> {
         let file = name.into();
-        let meta: RoutingMeta = codec::read_header(
-            &mut r,
+        let (meta, rec): (RoutingMeta, _) = codec::open(
+            r,
             &file,
             &ROUTING_MAGIC,
             "wafernoc binary routing trace (WNOCRTE)",
@@ -486,7 +486,7 @@ impl<R: Read> RoutingReader<R> {
         let validator = RequestValidator::new(&meta)
             .map_err(|m| TraceError::invalid(&file, Location::Header, m))?;
         Ok(RoutingReader {
-            rec: RecordReader::new(r),
+            rec,
             meta,
             validator,
             file,
