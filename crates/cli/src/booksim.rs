@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use wafernoc_mesh::sim::{SimControl, SimMode};
-use wafernoc_mesh::{MeshSpec, NetworkConfig, Routing};
+use wafernoc_mesh::{ConfigError, MeshSpec, NetworkConfig, Routing};
 use wafernoc_router::{AllocatorKind, ArbiterKind, RouterConfig};
 use wafernoc_traffic::{Pattern, Process, RateUnit, SyntheticSpec};
 
@@ -225,8 +225,19 @@ impl BooksimCfg {
         only!("n", [2], 2);
         only!("c", [1], 1);
         only!("use_noc_latency", [0, 1], 1);
-        only!("x", [k], k);
-        only!("y", [k], k);
+        // BookSim2's mesh is k^n nodes; x and y are other topologies' keys.
+        for key in ["x", "y"] {
+            let v = int!(key, k);
+            if v != k {
+                return Err(bad_int(
+                    key,
+                    v,
+                    &format!(
+                        "wafernoc's BookSim2 mesh is k x k: give {key} = k ({k}) or leave it out"
+                    ),
+                ));
+            }
+        }
         let (rf, o) = string!("routing_function", "none");
         if rf == "none" {
             return Err(bad(
@@ -618,9 +629,19 @@ impl BooksimCfg {
             deadlock_timeout,
             step_all: false,
         };
-        network
-            .validate()
-            .map_err(|e| CliError::new(e.to_string()))?;
+        network.validate().map_err(|e| {
+            // Name where the key was set, as the other errors do (was:
+            // "invalid router parameter `num_vcs`: ..." without the file).
+            let key = match &e {
+                ConfigError::Router(r) => Some(r.key),
+                ConfigError::Topology(t) => Some(t.key),
+                ConfigError::Other { key, .. } => Some(key.as_str()),
+            };
+            match key.and_then(|k| self.entries.get(k).map(|(v, o)| (k, v, o))) {
+                Some((k, v, o)) => CliError::new(format!("{o}: `{k} = {v}`: {e}")),
+                None => CliError::new(e.to_string()),
+            }
+        })?;
         let traffic = SyntheticSpec {
             pattern,
             process,
@@ -901,6 +922,35 @@ mod tests {
         assert!(c.set("injection_rate = 0.1 5").is_err());
         c.set(" seed = 3 ").unwrap();
         assert_eq!(c.echo()["seed"], "3");
+    }
+
+    /// Errors of the network's own checks name where the key was set
+    /// (was: only the key); x and y must equal k.
+    #[test]
+    fn network_errors_name_where_the_key_was_set() {
+        let base = "topology = mesh; routing_function = dim_order; k = 4;\nnum_vcs = 0;";
+        let e = BooksimCfg::parse(base, "x.cfg")
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.cfg:2: `num_vcs = 0`: "), "{e}");
+        let mut c = BooksimCfg::parse(
+            "topology = mesh; routing_function = dim_order; k = 4;",
+            "x.cfg",
+        )
+        .unwrap();
+        c.set("vc_buf_size=0").unwrap();
+        let e = c.resolve().unwrap_err().to_string();
+        assert!(e.starts_with("command line: `vc_buf_size = 0`: "), "{e}");
+        let mut c = BooksimCfg::parse(
+            "topology = mesh; routing_function = dim_order; k = 4;",
+            "x.cfg",
+        )
+        .unwrap();
+        c.set("x=8").unwrap();
+        let e = c.resolve().unwrap_err().to_string();
+        assert!(e.contains("give x = k (4)"), "{e}");
     }
 
     /// A statement over several lines is named by its line range and
