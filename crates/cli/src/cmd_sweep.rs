@@ -622,6 +622,25 @@ fn run_point(exe: &Path, dir: &Path, sweep: &Sweep, index: usize) -> Result<(), 
 /// Create `DIR/points` and write the manifest, or check that an existing
 /// one describes the same sweep.
 fn prepare_dir(dir: &Path, manifest: &Json) -> Result<(), CliError> {
+    // An existing directory must be a sweep's (its manifest decides below)
+    // or hold nothing but `points/` (another shard starting this one).
+    // Was: any directory, `--out docs` wrote sweep.json and points/ there.
+    if !dir.join("sweep.json").exists() {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            let other = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name())
+                .find(|n| n != "points");
+            if let Some(n) = other {
+                return Err(CliError::new(format!(
+                    "{} is not empty (it holds {}) and is not a sweep's output directory \
+                     (no sweep.json): choose a new or empty --out",
+                    dir.display(),
+                    n.to_string_lossy()
+                )));
+            }
+        }
+    }
     let points = dir.join("points");
     std::fs::create_dir_all(&points)
         .map_err(|e| CliError::new(format!("{}: {e}", points.display())))?;

@@ -519,3 +519,31 @@ fn points_writing_one_file_are_refused() {
         ],
     );
 }
+
+/// `--out` may not be a directory that is neither empty nor a sweep's.
+/// Was: `--out docs` wrote sweep.json and points/ into it.
+#[test]
+fn out_must_be_new_empty_or_a_sweeps() {
+    let d = tmp("out-foreign");
+    let f = grid_sweep(&d);
+    let foreign = d.join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
+    let out = foreign.display().to_string();
+    fails_with(
+        &wafernoc(&["sweep", &f, "--out", &out, "--quiet"]),
+        2,
+        &["is not empty (it holds notes.txt)", "no sweep.json"],
+    );
+    assert!(!foreign.join("sweep.json").exists());
+    // Empty: fine, and afterwards it is the sweep's.
+    let empty = d.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = empty.display().to_string();
+    ok(&wafernoc(&[
+        "sweep", &f, "--out", &out, "--quiet", "--shard", "0/2",
+    ]));
+    ok(&wafernoc(&[
+        "sweep", &f, "--out", &out, "--quiet", "--shard", "1/2",
+    ]));
+}
