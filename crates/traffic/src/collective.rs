@@ -304,6 +304,15 @@ pub fn network_config(spec: &WaferSpec, noc: &NocParams) -> Result<NetworkConfig
             reason: "must be at least 1".into(),
         });
     }
+    // The crossing links exist only with several wafers; on one wafer their
+    // timing is unused, so it may be outside the engine's range (was: a
+    // 1-byte flit on one wafer was refused for `cross_wafer_latency_ns`),
+    // and the engine's defaults stand in for it then.
+    let one_wafer = spec.wafers_x * spec.wafers_y == 1;
+    let cross = |param, v, default| match cycles_u32(param, v, spec) {
+        Err(_) if one_wafer => Ok(default),
+        r => r,
+    };
     let mesh = MeshSpec {
         rows: spec.rows,
         cols: spec.cols,
@@ -311,15 +320,15 @@ pub fn network_config(spec: &WaferSpec, noc: &NocParams) -> Result<NetworkConfig
         wafers_y: spec.wafers_y,
         link_latency: cycles_u32("hop_latency_ns", spec.link_latency_cycles(), spec)?,
         link_cycles_per_flit: 1,
-        cross_latency: cycles_u32(
+        cross_latency: cross(
             "cross_wafer_latency_ns",
             spec.cross_wafer_latency_cycles(),
-            spec,
+            MeshSpec::default().cross_latency,
         )?,
-        cross_cycles_per_flit: cycles_u32(
+        cross_cycles_per_flit: cross(
             "cross_wafer_gbps",
             spec.cross_wafer_cycles_per_flit(),
-            spec,
+            MeshSpec::default().cross_cycles_per_flit,
         )?,
         local_latency: noc.local_latency,
     };
