@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::batching::{iterations, Batching};
-use crate::codec::{self, RecordWriter, PACKET_MAGIC, ROUTING_MAGIC};
+use crate::codec::{self, PACKET_MAGIC, ROUTING_MAGIC};
 use crate::import::{import_esft, import_generic_reader, import_gpt_oss_json, ImportOptions};
 use crate::packet::{PacketTextReader, PacketTextWriter, PacketTraceReader, PacketTraceWriter};
 use crate::routing::{RoutingReader, TEXT_HEADER_KEY};
