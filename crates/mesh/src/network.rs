@@ -1692,7 +1692,10 @@ impl Network {
             if p.class as usize >= nclasses {
                 return Err(ConfigError::Other {
                     key: "class".into(),
-                    reason: format!("class {} but the network has {} classes", p.class, nclasses),
+                    reason: format!(
+                        "class {} but the network has {nclasses} class(es) (0..{nclasses})",
+                        p.class
+                    ),
                 });
             }
             if p.size == 0 {
@@ -2067,6 +2070,19 @@ impl Network {
                 .flat_map(|r| r.arr)
                 .map(|m| m.count_ones() as u64)
                 .sum::<u64>();
+            // A router with arrivals in a ring slot is marked for that
+            // slot's cycle (else its visit, which applies them, could be
+            // skipped).
+            for (lr, r) in p.rings.iter().enumerate() {
+                for (slot, &m) in r.arr.iter().enumerate() {
+                    if m != 0 && p.ring_on[slot][(lr >> 6) & 1] & (1 << (lr & 63)) == 0 {
+                        return Err(format!(
+                            "router {}: arrivals in ring slot {slot} but not marked in ring_on",
+                            p.r0 + lr
+                        ));
+                    }
+                }
+            }
         }
         for m in &self.core.mail {
             let m = m.lock().expect("a simulation thread panicked");

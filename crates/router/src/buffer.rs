@@ -22,7 +22,11 @@ pub struct VcState {
     /// model's encoding (the mesh: bit `port * V + vc`), valid while it
     /// waits for VC allocation.
     pub route: u128,
-    /// First cycle the VC's current pipeline stage may act.
+    /// First cycle the VC's current pipeline stage may act. (The mesh's
+    /// ring mode, which applies a router's arrivals at its visit, leaves
+    /// it at an earlier cycle than the wheel's arrival would for a flit
+    /// joining an active VC; both are at or before the current cycle, and
+    /// the default pipeline only tests `next <= t`, so it reads the same.)
     pub next: u64,
     /// Index of the front slot in the VC's ring.
     head: u16,
