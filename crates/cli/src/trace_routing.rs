@@ -53,12 +53,13 @@ impl TraceRouting {
         // The whole range must exist: running fewer iterations than asked
         // would be a silent default.
         if its.len() < range.len() {
+            // (Was: "only 0 iterations from 100000": say how many there are.)
+            let total = iterations(&self.trace, batching)
+                .map_err(|e| CliError::new(e.to_string()))?
+                .count();
             return Err(CliError::new(format!(
-                "iterations {}..{}: the trace has only {} iterations from {} with {slots} slots",
-                range.start,
-                range.end,
-                its.len(),
-                range.start
+                "iterations {}..{}: the trace has {total} iterations (0..{total}) with {slots} slots",
+                range.start, range.end
             )));
         }
         Ok(its)

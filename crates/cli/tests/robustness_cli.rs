@@ -260,7 +260,7 @@ fn demo_and_moe_reject_empty_meshes_and_missing_iterations() {
             30,
             &["demo", "--start", "900", "--iterations", "200", "--quiet"],
         ),
-        &["900..1100", "only 82 iterations"],
+        &["900..1100", "the trace has 982 iterations (0..982)"],
     );
     let routing = format!("trace:{GPT}");
     let mut args = GPT_4X8.to_vec();
@@ -272,7 +272,7 @@ fn demo_and_moe_reject_empty_meshes_and_missing_iterations() {
         "--quiet",
     ]);
     let o = wafernoc_within(30, &args);
-    input_error(&o, &["0..1000000000", "only 982 iterations"]);
+    input_error(&o, &["0..1000000000", "the trace has 982 iterations (0..982)"]);
 }
 
 #[test]
