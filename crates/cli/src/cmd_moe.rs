@@ -284,7 +284,7 @@ pub fn parse_routing(s: &str) -> Result<RoutingSource, CliError> {
     }
     Err(err(
         "routing",
-        format!("`{s}` is not `uniform` or `zipf:S` with S >= 0 (e.g. zipf:1.2)"),
+        format!("`{s}` is not `uniform`, `zipf:S` with S >= 0 (e.g. zipf:1.2) or `trace:FILE`"),
     ))
 }
 
