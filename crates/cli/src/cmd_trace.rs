@@ -147,6 +147,16 @@ fn import(a: ImportArgs) -> CmdResult {
         )));
     }
     let t = trace::import(a.format, &a.input, &opts).map_err(err)?;
+    // An empty trace is valid to the trace crate (a header fixes its
+    // shape) but every consumer refuses it; importing one is a mistake
+    // (was: exit 0 and a file `trace stats` then rejected).
+    if t.requests.is_empty() {
+        return Err(CliError::new(format!(
+            "{}: no requests to import; nothing written to {}",
+            a.input.display(),
+            a.output.display()
+        )));
+    }
     t.save(&a.output, None).map_err(err)?;
     let m = &t.meta;
     println!(
