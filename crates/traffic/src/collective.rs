@@ -145,7 +145,8 @@ pub struct NocParams {
     /// Switch-allocation priority of the migration class; the collective
     /// class has 1. Default 0: migration flits lose every allocation to
     /// collective flits (the NI-Balancer design). 1 is the ablation where
-    /// they compete as equals (what the priority class buys).
+    /// they compete as equals (what the priority class buys); 2 or more
+    /// gives migration flits precedence (any `u8` is valid).
     pub migration_priority: u8,
 }
 
