@@ -143,3 +143,25 @@ fn demo_runs_from_any_directory() {
         "{trace}"
     );
 }
+
+/// The example packet trace replays as its README says (two classes).
+#[test]
+fn example_packet_trace_replays_as_documented() {
+    let readme = std::fs::read_to_string(common::root().join("traces/examples/README.md")).unwrap();
+    let set =
+        r#"network.classes=[{name="request",vcs=1,priority=0},{name="reply",vcs=1,priority=0}]"#;
+    assert!(readme.contains(set), "README lost the command");
+    let o = wafernoc(&[
+        "replay-packets",
+        "traces/examples/packets_small.wnpt",
+        "--config",
+        "tests/data/small.toml",
+        "--set",
+        set,
+        "--mode",
+        "closed",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Packets replayed = 11"));
+}
