@@ -272,7 +272,10 @@ fn demo_and_moe_reject_empty_meshes_and_missing_iterations() {
         "--quiet",
     ]);
     let o = wafernoc_within(30, &args);
-    input_error(&o, &["0..1000000000", "the trace has 982 iterations (0..982)"]);
+    input_error(
+        &o,
+        &["0..1000000000", "the trace has 982 iterations (0..982)"],
+    );
 }
 
 #[test]
@@ -1209,4 +1212,28 @@ fn set_overrides_are_named_when_at_fault() {
     }
     // Bare words are strings.
     ok(&run_set_args(&["network.routing=yx"]));
+}
+
+/// Importing nothing is an error and writes nothing. Was: exit 0 and a
+/// trace `trace stats` then refused.
+#[test]
+fn importing_an_empty_input_is_an_error() {
+    let d = tmp("empty-import");
+    let input = d.join("empty.jsonl");
+    std::fs::write(&input, "").unwrap();
+    let out = d.join("out.wnrt");
+    let o = wafernoc_within(
+        20,
+        &[
+            "trace",
+            "import",
+            "--format",
+            "gpt-oss-jsonl",
+            s(&input),
+            s(&out),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert!(!out.exists(), "an output was written");
 }
