@@ -1,4 +1,5 @@
-//! `wafernoc check-deadlock CONFIG [KEY=VALUE]...`: static deadlock verdict
+//! `wafernoc check-deadlock CONFIG [KEY=VALUE]... [--set KEY=VALUE]...`:
+//! static deadlock verdict
 //! from the channel dependency graph (see `wafernoc_mesh::cdg` and
 //! docs/deadlock.md).
 //!
@@ -30,6 +31,10 @@ pub struct CheckDeadlockArgs {
     /// (`network.routing=yx`) for a TOML file.
     #[arg(value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+    /// An override given as `run` and `replay-packets` take them (the
+    /// same as a positional one, applied after them).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -41,7 +46,8 @@ fn load_network(a: &CheckDeadlockArgs) -> Result<NetworkConfig, CliError> {
         .config
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("cfg"));
-    network_of(&a.config, is_cfg, &a.overrides, "check-deadlock")
+    let all: Vec<String> = a.overrides.iter().chain(&a.set).cloned().collect();
+    network_of(&a.config, is_cfg, &all, "check-deadlock")
 }
 
 fn describe(net: &NetworkConfig) -> String {

@@ -1237,3 +1237,24 @@ fn importing_an_empty_input_is_an_error() {
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
     assert!(!out.exists(), "an output was written");
 }
+
+/// `check-deadlock` takes `--set` as `run` does, the same as a positional
+/// override (was: refused, so a `run` line's overrides could not be reused).
+#[test]
+fn check_deadlock_takes_set_like_run() {
+    for (set, code) in [
+        ("network.routing=adaptive_unsafe", 3),
+        ("network.routing=yx", 0),
+    ] {
+        let positional = wafernoc_within(30, &["check-deadlock", SMALL, set]);
+        let flag = wafernoc_within(30, &["check-deadlock", SMALL, "--set", set]);
+        assert_eq!(
+            positional.status.code(),
+            Some(code),
+            "{}",
+            stderr(&positional)
+        );
+        assert_eq!(flag.status.code(), Some(code), "{}", stderr(&flag));
+        assert_eq!(positional.stdout, flag.stdout);
+    }
+}
