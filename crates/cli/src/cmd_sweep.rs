@@ -773,8 +773,8 @@ fn run_sweep(a: SweepRunArgs) -> CmdResult {
     }
     if !existing.is_empty() {
         return Err(CliError::new(format!(
-            "{} already holds results for {} point(s) of this run (e.g. {}); \
-             pass --resume to keep them and run the rest, or choose another --out",
+            "{} already holds files for {} point(s) of this run (e.g. {}); \
+             pass --resume to keep the valid ones and run the rest, or choose another --out",
             dir.join("points").display(),
             existing.len(),
             point_path(&dir, existing[0]).display()
