@@ -169,6 +169,22 @@ pub fn run(a: DemoArgs) -> CmdResult {
             "trace": trace.display().to_string(),
             "model": a.model, "mesh": a.mesh, "tp": a.tp, "dp": dp, "slots": a.slots, "layer": a.layer,
             "cycle_ns": cycle_ns,
+            // The resolved configuration, as the other commands' JSON has.
+            "config": {
+                "trace": trace.display().to_string(),
+                "model": a.model,
+                "mesh": a.mesh,
+                "tp": a.tp,
+                "dp": dp,
+                "slots": a.slots,
+                "start": a.start,
+                "iterations": a.iterations,
+                "layer": a.layer,
+                "mappings": ["block", "er"],
+                "alltoall": "confined",
+                "wafer": &wafer,
+                "noc": NocParams::default(),
+            },
             "mappings": report.iter().map(|(m, its)| serde_json::json!({
                 "mapping": m,
                 "iterations": its.iter().map(|(i, t, imb, r)| serde_json::json!({

@@ -136,6 +136,8 @@ fn demo_runs_from_any_directory() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["command"], "demo");
+    assert_eq!(v["config"]["tp"], 4);
+    assert_eq!(v["config"]["wafer"]["flit_bytes"], 256);
     let trace = v["trace"].as_str().unwrap();
     assert!(
         std::path::Path::new(trace).is_absolute()
