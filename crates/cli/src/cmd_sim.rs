@@ -169,21 +169,36 @@ fn parse_toml<T: for<'de> Deserialize<'de>>(
         apply_set(&mut v, s)?;
     }
     T::deserialize(v).map_err(|e| {
-        // Name what is at fault: the file, or the first override that
-        // makes it fail (was: always the file, for `--set bogus.key=3`).
+        // Name what is at fault: the file, or an override (was: always
+        // the file, for `--set bogus.key=3`).
         if T::deserialize(file.clone()).is_err() {
             return CliError::new(format!("{origin}: {e}"));
         }
+        // Blame the override with which the final error first appears and
+        // then stays: applying them one by one, an earlier override may
+        // fail for a reason a later one fixes (`pattern.kind=hotspot`
+        // before `pattern.nodes=[0]`), so the first failing one is not it.
+        let last = e.to_string();
         let mut v = file;
+        let mut blamed = None;
         for s in sets {
-            if apply_set(&mut v, s).is_ok() {
-                if let Err(e) = T::deserialize(v.clone()) {
-                    let e = e.to_string();
-                    return CliError::new(format!("--set {s}: {}", e.trim().replace('\n', " ")));
-                }
+            if apply_set(&mut v, s).is_err() {
+                blamed = None;
+                continue;
+            }
+            match T::deserialize(v.clone()) {
+                Err(e) if e.to_string() == last => blamed = blamed.or(Some(s)),
+                _ => blamed = None,
             }
         }
-        CliError::new(format!("{origin} with the --set overrides: {e}"))
+        if let Some(s) = blamed {
+            return CliError::new(format!("--set {s}: {}", last.trim().replace('\n', " ")));
+        }
+        let e = e.to_string();
+        CliError::new(format!(
+            "{origin} with the --set overrides: {}",
+            e.trim().replace('\n', " ")
+        ))
     })
 }
 
@@ -451,8 +466,8 @@ pub fn simulate_with(
 
 /// The JSON object of a synthetic run: headline figures, full statistics,
 /// the resolved configuration and the version. An unstable run has
-/// `unstable` (why, [`wafernoc_mesh::sim::Unstable`]) and `null` for every
-/// latency and rate figure (BookSim2 reports none; they would be partial,
+/// `unstable` (why, [`wafernoc_mesh::sim::Unstable`]; absent otherwise) and
+/// `null` for every latency and rate figure (objects keep their keys) (BookSim2 reports none; they would be partial,
 /// the rates 0 when the run stopped before its measurement window closed:
 /// a saturated network's throughput is `sim_type = throughput`'s).
 pub fn result_json(r: &SimResult, config: serde_json::Value, command: &str) -> serde_json::Value {
@@ -483,10 +498,10 @@ pub fn result_json(r: &SimResult, config: serde_json::Value, command: &str) -> s
         "accepted_packets": r.accepted_packets,
         "injected_packets": r.injected_packets,
         "max_link_utilization": r.link_utilization.iter().cloned().fold(0.0, f64::max),
-        "unstable": r.unstable,
         "config": config,
     });
-    if r.unstable.is_some() {
+    if let Some(why) = &r.unstable {
+        v["unstable"] = serde_json::to_value(why).expect("serialisable");
         for k in [
             "avg_packet_latency",
             "avg_network_latency",
@@ -508,7 +523,15 @@ pub fn result_json(r: &SimResult, config: serde_json::Value, command: &str) -> s
             "injected_packets",
             "max_link_utilization",
         ] {
-            v[k] = serde_json::Value::Null;
+            // Objects keep their keys with null leaves, so that results of
+            // stable and unstable runs have one shape (`sweep merge`
+            // flattens them into the same columns).
+            match &mut v[k] {
+                serde_json::Value::Object(m) => {
+                    m.values_mut().for_each(|x| *x = serde_json::Value::Null)
+                }
+                x => *x = serde_json::Value::Null,
+            }
         }
     }
     v

@@ -169,7 +169,12 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
                 } else {
                     "unstable".into()
                 },
-                latency: r.packet_latency.mean,
+                // No packet measured (rate 0): no mean latency.
+                latency: if r.packet_latency.count > 0 {
+                    r.packet_latency.mean
+                } else {
+                    f64::NAN
+                },
                 accepted: r.accepted.avg,
                 injected: r.injected.avg,
                 offered: r.offered.avg,
@@ -209,10 +214,15 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
     let mut csv = String::from("rate,status,avg_packet_latency,accepted_flits_per_node_cycle,injected_flits_per_node_cycle,offered_flits_per_node_cycle\n");
     for p in &points {
         if p.status == "ok" {
+            let latency = if p.latency.is_finite() {
+                format!("{:.4}", p.latency)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 csv,
-                "{},{},{:.4},{:.6},{:.6},{:.6}",
-                p.rate, p.status, p.latency, p.accepted, p.injected, p.offered
+                "{},{},{latency},{:.6},{:.6},{:.6}",
+                p.rate, p.status, p.accepted, p.injected, p.offered
             );
         } else {
             // No figures (BookSim2 reports none for an unstable run; the
@@ -228,7 +238,7 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
         name: "wafernoc".into(),
         points: points
             .iter()
-            .filter(|p| p.status == "ok")
+            .filter(|p| p.status == "ok" && p.latency.is_finite())
             .map(|p| (p.rate, p.latency))
             .collect(),
         style: SeriesStyle::LineMarkers,
@@ -242,7 +252,7 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
     }
     let zero_load = points
         .iter()
-        .find(|p| p.status == "ok")
+        .find(|p| p.status == "ok" && p.latency.is_finite())
         .map(|p| p.latency)
         .unwrap_or(30.0);
     let chart = LineChart {
@@ -263,7 +273,12 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
     std::fs::write(&svg_path, line_chart_svg(&chart))
         .map_err(|e| CliError::new(format!("{}: {e}", svg_path.display())))?;
     for p in &points {
-        if p.status == "ok" {
+        if p.status == "ok" && !p.latency.is_finite() {
+            println!(
+                "rate {:>6.3}  {:<9} latency         -  accepted {:.4} (no packet measured)",
+                p.rate, p.status, p.accepted
+            );
+        } else if p.status == "ok" {
             println!(
                 "rate {:>6.3}  {:<9} latency {:>9.3}  accepted {:.4}",
                 p.rate, p.status, p.latency, p.accepted
