@@ -623,14 +623,18 @@ fn run_point(exe: &Path, dir: &Path, sweep: &Sweep, index: usize) -> Result<(), 
 /// one describes the same sweep.
 fn prepare_dir(dir: &Path, manifest: &Json) -> Result<(), CliError> {
     // An existing directory must be a sweep's (its manifest decides below)
-    // or hold nothing but `points/` (another shard starting this one).
+    // or hold nothing but what another shard starting at the same time
+    // writes: `points/`, the manifest and its temporary file.
     // Was: any directory, `--out docs` wrote sweep.json and points/ there.
     if !dir.join("sweep.json").exists() {
         if let Ok(entries) = std::fs::read_dir(dir) {
             let other = entries
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name())
-                .find(|n| n != "points");
+                .find(|n| {
+                    let n = n.to_string_lossy();
+                    n != "points" && n != "sweep.json" && !n.starts_with(".sweep.json.tmp.")
+                });
             if let Some(n) = other {
                 return Err(CliError::new(format!(
                     "{} is not empty (it holds {}) and is not a sweep's output directory \
@@ -688,7 +692,13 @@ pub fn run(a: SweepArgs) -> CmdResult {
 fn check_shared_outputs(sweep: &Sweep) -> Result<(), CliError> {
     let mut seen: BTreeMap<(&'static str, PathBuf), usize> = BTreeMap::new();
     for i in 0..sweep.points {
-        for key in crate::point_outputs(&sweep.point_args(i)) {
+        for (flag, path) in crate::point_outputs(&sweep.point_args(i)) {
+            // `o1` and `./o1` are one path.
+            let path: PathBuf = path
+                .components()
+                .filter(|c| *c != std::path::Component::CurDir)
+                .collect();
+            let key = (flag, path);
             if let Some(&j) = seen.get(&key) {
                 return Err(CliError::new(format!(
                     "points {j} and {i} would both write `{} {}`: a sweep's points must write \

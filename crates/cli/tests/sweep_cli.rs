@@ -518,6 +518,12 @@ fn points_writing_one_file_are_refused() {
             "make `out` a [[param]]",
         ],
     );
+    // `o1` and `./o1` are one directory.
+    fails_with(
+        &moe("\"o1\", \"./o1\"", "4"),
+        2,
+        &["points 0 and 1 would both write"],
+    );
 }
 
 /// `--out` may not be a directory that is neither empty nor a sweep's.
@@ -546,4 +552,10 @@ fn out_must_be_new_empty_or_a_sweeps() {
     ok(&wafernoc(&[
         "sweep", &f, "--out", &out, "--quiet", "--shard", "1/2",
     ]));
+    // What another shard starting at the same time writes is not foreign.
+    let racing = d.join("racing");
+    std::fs::create_dir_all(racing.join("points")).unwrap();
+    std::fs::write(racing.join(".sweep.json.tmp.4242"), "").unwrap();
+    let out = racing.display().to_string();
+    ok(&wafernoc(&["sweep", &f, "--out", &out, "--quiet"]));
 }
