@@ -22,8 +22,9 @@
 //! written: about half of single bit flips in a version-1 file still
 //! decoded to valid records (a user-level review flipped 30 bits in each
 //! kind of file). FNV-1a detects every change confined to one byte (each
-//! step is a bijection of the state) and others with probability
-//! 1 − 2⁻⁶⁴. It is checked when the reader reaches the end marker, so a
+//! step is a bijection of the state); other random corruption goes
+//! undetected with a chance of about 2⁻⁶⁴ (a heuristic figure: FNV is not
+//! a CRC, and its low bits depend only on the bytes' low bits). It is checked when the reader reaches the end marker, so a
 //! consumer sees the records before it, as with any streaming error.
 //! Version-1 files (no checksum) are still read.
 //!
@@ -39,10 +40,13 @@ use serde::Serialize;
 
 use crate::error::{Location, Result, TraceError};
 
-/// Newest binary (and text) format version this build reads and writes.
-/// Version 2 added the binary checksum; the text formats of versions 1
-/// and 2 are the same.
+/// Newest format version this build reads, and the version of the binary
+/// files it writes. Version 2 added the binary checksum; the text formats
+/// of versions 1 and 2 are the same, so text files are written as
+/// [`TEXT_FORMAT_VERSION`] (builds before version 2 read them).
 pub const FORMAT_VERSION: u16 = 2;
+/// The version text (JSONL) traces are written with.
+pub const TEXT_FORMAT_VERSION: u16 = 1;
 /// Magic of binary packet traces.
 pub const PACKET_MAGIC: [u8; 8] = *b"WNOCPKT\0";
 /// Magic of binary MoE routing traces.
@@ -393,14 +397,11 @@ impl<R: Read> RecordReader<R> {
                     )?;
                     let stored = u64::from_le_bytes(c);
                     if stored != computed {
-                        return Err(TraceError::malformed(
-                            file,
-                            Location::File,
-                            format!(
-                                "checksum mismatch (stored {stored:016x}, computed \
-                                 {computed:016x}): the file is corrupt"
-                            ),
-                        ));
+                        return Err(TraceError::Corrupt {
+                            file: file.to_string(),
+                            stored,
+                            computed,
+                        });
                     }
                 }
                 match read_byte(&mut self.r) {
@@ -408,7 +409,14 @@ impl<R: Read> RecordReader<R> {
                     Ok(Some(_)) => Err(TraceError::malformed(
                         file,
                         loc,
-                        "trailing data after the end-of-stream marker",
+                        if self.version < CHECKSUM_VERSION {
+                            // A version-2 file whose version field was
+                            // corrupted to 1 ends like this too.
+                            "trailing data after the end-of-stream marker (a version-1 file \
+                             has no checksum; if this one has, its version field is corrupt)"
+                        } else {
+                            "trailing data after the end-of-stream marker"
+                        },
                     )),
                     Err(e) => Err(TraceError::io(file, loc, e)),
                 }

@@ -84,6 +84,20 @@ pub enum TraceError {
         /// e.g. `truncated record 7` or `truncated after record 6`.
         detail: String,
     },
+    /// A binary file decoded but its checksum (format version 2) does not
+    /// match: it was changed after it was written.
+    #[error(
+        "{file}: corrupt: checksum mismatch (stored {stored:016x}, computed {computed:016x}): \
+         the file was changed after it was written"
+    )]
+    Corrupt {
+        /// File being read.
+        file: String,
+        /// The checksum stored in the file.
+        stored: u64,
+        /// The checksum of the bytes read.
+        computed: u64,
+    },
     /// Bytes or text that cannot be decoded (bad JSON, bad tag, undecodable binary record).
     #[error("{file}: {loc}: malformed: {msg}")]
     Malformed {

@@ -54,7 +54,7 @@ pub mod stats;
 mod tests;
 
 pub use batching::{iterations, Batching, Iteration, Iterations, TokenRef};
-pub use codec::FORMAT_VERSION;
+pub use codec::{FORMAT_VERSION, TEXT_FORMAT_VERSION};
 pub use convert::{
     convert, detect_bytes, detect_format, encoding_for_path, same_file, ConvertSummary, Encoding,
     TraceFormat, TraceKind,

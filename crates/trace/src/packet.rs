@@ -34,7 +34,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{self, RecordReader, RecordWriter, FORMAT_VERSION, LIMIT_BYTES, PACKET_MAGIC};
+use crate::codec::{
+    self, RecordReader, RecordWriter, FORMAT_VERSION, LIMIT_BYTES, PACKET_MAGIC,
+    TEXT_FORMAT_VERSION,
+};
 use crate::error::{fused, open_buffered, path_name, Location, Result, TraceError};
 
 /// Name used in error messages when a reader or writer was not given one.
@@ -325,7 +328,7 @@ impl<W: Write> PacketTextWriter<W> {
         let validator = PacketValidator::new(header)
             .map_err(|m| TraceError::invalid(&file, Location::Header, m))?;
         let th = TextHeader {
-            wafernoc_packet_trace: FORMAT_VERSION,
+            wafernoc_packet_trace: TEXT_FORMAT_VERSION,
             nodes: header.nodes,
             unit: header.unit,
             meta: header.meta.clone(),

@@ -30,7 +30,9 @@ use std::path::Path;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::codec::{self, RecordReader, RecordWriter, FORMAT_VERSION, LIMIT_BYTES, ROUTING_MAGIC};
+use crate::codec::{
+    self, RecordReader, RecordWriter, LIMIT_BYTES, ROUTING_MAGIC, TEXT_FORMAT_VERSION,
+};
 use crate::error::{fused, open_buffered, path_name, Location, Result, TraceError};
 use crate::packet::{write_json_line, STREAM_NAME};
 
@@ -331,7 +333,7 @@ impl RoutingTrace {
     pub fn write_text<W: Write>(&self, mut w: W, name: &str) -> Result<()> {
         self.validate(name)?;
         let header = TextHeader {
-            wafernoc_routing_trace: FORMAT_VERSION,
+            wafernoc_routing_trace: TEXT_FORMAT_VERSION,
             meta: &self.meta,
         };
         write_json_line(&mut w, &header, name, Location::Line(1))?;
