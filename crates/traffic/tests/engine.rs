@@ -254,21 +254,25 @@ fn saturation_below_bisection_bound_and_accepted_at_most_offered() {
 /// pipeline, up to its largest VC count: 12 VCs × 5 ports).
 #[test]
 fn step_all_mode_is_identical() {
-    // Router knobs beyond the VC count, per case.
-    type Knobs = fn(&mut RouterConfig);
-    fn defaults(_: &mut RouterConfig) {}
-    fn batched(r: &mut RouterConfig) {
+    // Knobs beyond the VC count, per case.
+    type Knobs = fn(&mut NetworkConfig);
+    fn defaults(_: &mut NetworkConfig) {}
+    fn batched(c: &mut NetworkConfig) {
         // BookSim2's batched stages.
-        r.batched_stages = true;
-        r.routing_delay = 2;
-        r.st_final_delay = 2;
+        c.router.batched_stages = true;
+        c.router.routing_delay = 2;
+        c.router.st_final_delay = 2;
     }
-    fn shared_spec(r: &mut RouterConfig) {
+    fn shared_spec(c: &mut NetworkConfig) {
         // BookSim2's speculation.
-        r.speculative = true;
-        r.shared_speculation = true;
+        c.router.speculative = true;
+        c.router.shared_speculation = true;
     }
-    let cases: [(f64, u16, Pattern, usize, Knobs); 7] = [
+    fn slow_links(c: &mut NetworkConfig) {
+        // Too slow for ring mode: the one-part step without rings (B = 4).
+        c.mesh.link_latency = 3;
+    }
+    let cases: [(f64, u16, Pattern, usize, Knobs); 8] = [
         (0.05, 1, Pattern::Uniform, 2, defaults),
         (0.3, 4, Pattern::Uniform, 2, defaults),
         (0.12, 4, Pattern::Transpose, 2, defaults),
@@ -276,12 +280,13 @@ fn step_all_mode_is_identical() {
         (0.3, 2, Pattern::Transpose, 12, defaults),
         (0.3, 4, Pattern::Uniform, 3, batched),
         (0.35, 4, Pattern::Uniform, 5, shared_spec),
+        (0.3, 4, Pattern::Uniform, 4, slow_links),
     ];
     for (rate, size, pattern, vcs, knobs) in cases {
         let mut outs = Vec::new();
         for step_all in [false, true] {
             let mut c = cfg(8, vcs, 4, step_all);
-            knobs(&mut c.router);
+            knobs(&mut c);
             let mut n = Network::new(c).unwrap();
             let spec = SyntheticSpec {
                 pattern: pattern.clone(),
