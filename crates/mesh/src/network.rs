@@ -1243,10 +1243,15 @@ impl Network {
                 // default pipeline sends it `1 + out_delay` after its
                 // switch grant).
                 let lead_ok = |d: u64| (1..RING as u64).contains(&d);
+                // (Ejections keep the wheel, so the local output ports'
+                // timing does not matter: a `local_latency` of 2 keeps ring
+                // mode, the ring review's finding.)
                 let ring = c.simple
                     && nparts == 1
                     && nr <= BAND
-                    && (r0 * PORTS..r1 * PORTS).all(|q| lead_ok(out_timing[q].arrival(0) + 1))
+                    && (r0 * PORTS..r1 * PORTS)
+                        .filter(|q| q % PORTS != LOCAL)
+                        .all(|q| lead_ok(out_timing[q].arrival(0) + 1))
                     && inj_timing[r0..r1].iter().all(|l| lead_ok(l.arrival(0)));
                 let mut part = Part {
                     id: p as u16,

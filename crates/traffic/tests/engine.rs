@@ -272,7 +272,11 @@ fn step_all_mode_is_identical() {
         // Too slow for ring mode: the one-part step without rings (B = 4).
         c.mesh.link_latency = 3;
     }
-    let cases: [(f64, u16, Pattern, usize, Knobs); 8] = [
+    fn slow_local(c: &mut NetworkConfig) {
+        // Ring mode with 2-cycle injection and ejection links.
+        c.mesh.local_latency = 2;
+    }
+    let cases: [(f64, u16, Pattern, usize, Knobs); 9] = [
         (0.05, 1, Pattern::Uniform, 2, defaults),
         (0.3, 4, Pattern::Uniform, 2, defaults),
         (0.12, 4, Pattern::Transpose, 2, defaults),
@@ -281,6 +285,7 @@ fn step_all_mode_is_identical() {
         (0.3, 4, Pattern::Uniform, 3, batched),
         (0.35, 4, Pattern::Uniform, 5, shared_spec),
         (0.3, 4, Pattern::Uniform, 4, slow_links),
+        (0.3, 4, Pattern::Uniform, 4, slow_local),
     ];
     for (rate, size, pattern, vcs, knobs) in cases {
         let mut outs = Vec::new();
