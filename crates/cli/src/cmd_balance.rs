@@ -576,9 +576,12 @@ fn print_text(r: &Resolved, res: &ServingResult, wall: f64) {
     println!("wall time {wall:.2} s");
 }
 
-fn iterations_csv(rows: &[IterationRow]) -> String {
+/// One row per serving iteration: `iteration` counts from 0 in the run,
+/// `trace_iteration` is the routing's (with `--iterations 100..104`, 100 to
+/// 103: what the plots' x axes show).
+fn iterations_csv(rows: &[IterationRow], first: usize) -> String {
     let mut s = String::from(
-        "iteration,tokens,max_over_mean_load,attention_ns,allreduce_ns,dispatch_ns,combine_ns,\
+        "iteration,trace_iteration,tokens,max_over_mean_load,attention_ns,allreduce_ns,dispatch_ns,combine_ns,\
          alltoall_ns,moe_compute_ns,migration_stall_ns,iteration_ns,migrations_planned,\
          migrations_completed,migrations_cancelled,migration_bytes,migration_byte_hops,\
          live_replicas,pending_replicas,critical_path_added_ns\n",
@@ -586,8 +589,9 @@ fn iterations_csv(rows: &[IterationRow]) -> String {
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{:.6},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{},{},{},{},{},{:.3}",
+            "{},{},{},{:.6},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{},{},{},{},{},{:.3}",
             r.iteration,
+            r.iteration + first,
             r.tokens,
             r.max_over_mean_load,
             r.attention_ns,
@@ -619,7 +623,10 @@ fn write_outputs(
 ) -> Result<(), CliError> {
     make_dir(dir)?;
     write_file(&dir.join("result.json"), json)?;
-    write_file(&dir.join("iterations.csv"), &iterations_csv(&res.rows))?;
+    write_file(
+        &dir.join("iterations.csv"),
+        &iterations_csv(&res.rows, r.first_iteration),
+    )?;
     let title = format!(
         "{} {} {} TP{} DP{}: {:?} + {}",
         r.model_name, r.mesh, r.mapping, r.tp, r.dp, r.balancer, r.migration
@@ -637,7 +644,7 @@ fn write_outputs(
         &dir.join("load.svg"),
         &line_chart_svg(&LineChart {
             title: format!("{title}: device load imbalance"),
-            x_label: "iteration".into(),
+            x_label: "iteration (trace_iteration in iterations.csv)".into(),
             y_label: "max / mean device load (mean over layers)".into(),
             series: vec![series("max/mean load", &|x| x.max_over_mean_load)],
             y_max: None,
@@ -648,7 +655,7 @@ fn write_outputs(
         &dir.join("times.svg"),
         &line_chart_svg(&LineChart {
             title: format!("{title}: time per iteration"),
-            x_label: "iteration".into(),
+            x_label: "iteration (trace_iteration in iterations.csv)".into(),
             y_label: "us per iteration (all layers)".into(),
             series: vec![
                 series("MoE compute", &|x| x.moe_compute_ns / 1e3),

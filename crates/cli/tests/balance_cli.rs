@@ -149,7 +149,7 @@ fn out_dir_has_csv_and_plots() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let csv = std::fs::read_to_string(dir.join("iterations.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5);
-    assert!(csv.starts_with("iteration,tokens,max_over_mean_load,"));
+    assert!(csv.starts_with("iteration,trace_iteration,tokens,max_over_mean_load,"));
     for f in [
         "result.json",
         "load.svg",
