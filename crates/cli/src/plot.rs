@@ -12,11 +12,11 @@
 //!
 //!   **Clipping above `y_max`:** the y axis ends exactly at `y_max`. A line
 //!   running into the region above `y_max` is drawn up to the top edge and
-//!   stops there, with an upward arrowhead at the crossing; points above
-//!   `y_max` get no marker. For marker-only series each run of consecutive
-//!   points above `y_max` is shown by one upward arrowhead on the top edge at
-//!   the x of the first point of the run. When anything was clipped the
-//!   legend says so.
+//!   stops there; points above `y_max` get no marker. For every series each
+//!   run of consecutive points above `y_max` is shown by one upward
+//!   arrowhead on the top edge at the x of the first point of the run (its
+//!   true x, so two series clipped at the same x show it there). When
+//!   anything was clipped the legend says so.
 //! * [`link_heatmap_svg`]: per-directed-link values on a 2-D mesh, coloured
 //!   with a viridis colour map ([`viridis`]).
 //! * [`bar_chart_svg`]: grouped bar chart for comparing mappings or policies.
@@ -500,6 +500,20 @@ fn marker_svg(m: Marker, x: f64, y: f64, r: f64, colour: &str, hollow: bool) -> 
     }
 }
 
+/// Font size for a bold title centred at `cx` on a canvas `width` wide:
+/// `base`, or smaller (not below 9) so that the title fits (estimating a
+/// bold sans-serif character at 0.62 em). Was: long titles ran off both
+/// sides of the balancer's link maps (visual QA, session 18).
+fn title_font(text: &str, cx: f64, width: f64, base: f64) -> f64 {
+    let room = 2.0 * cx.min(width - cx) - 12.0;
+    let est = 0.62 * base * text.chars().count() as f64;
+    if est <= room || room <= 0.0 {
+        base
+    } else {
+        (base * room / est).max(9.0)
+    }
+}
+
 /// Upward arrowhead whose tip touches the top edge `y_top` at `x`.
 fn up_arrow_svg(x: f64, y_top: f64, colour: &str) -> String {
     let pts = [(x, y_top), (x + 5.5, y_top + 10.0), (x - 5.5, y_top + 10.0)];
@@ -833,17 +847,11 @@ pub fn line_chart_svg(c: &LineChart) -> String {
                 continue;
             }
             clipped_any = true;
-            let x = if has_line && k > 0 {
-                let (p, q) = (scr[k - 1], scr[k]);
-                if q.1 < p.1 {
-                    p.0 + (q.0 - p.0) * ((top - p.1) / (q.1 - p.1)).clamp(0.0, 1.0)
-                } else {
-                    q.0
-                }
-            } else {
-                scr[k].0
-            };
-            body.raw(&up_arrow_svg(x, top, colour));
+            // At the point's own x, for lines as for markers: at the
+            // line's crossing instead, a curve clipped between two points
+            // looked as if it saturated at a lower rate than a marker
+            // series clipped at the same rate (visual QA, session 18).
+            body.raw(&up_arrow_svg(scr[k].0, top, colour));
         }
         body.raw("</g>");
     }
@@ -884,7 +892,7 @@ pub fn line_chart_svg(c: &LineChart) -> String {
         (left + right) / 2.0,
         28.0,
         "middle",
-        17.0,
+        title_font(&c.title, (left + right) / 2.0, width, 17.0),
         r#" font-weight="bold""#,
         &c.title,
     );
@@ -1011,7 +1019,7 @@ pub fn link_heatmap_svg(h: &LinkHeat) -> String {
         width / 2.0,
         30.0,
         "middle",
-        17.0,
+        title_font(&h.title, width / 2.0, width, 17.0),
         r#" font-weight="bold""#,
         &h.title,
     );
@@ -1361,7 +1369,7 @@ pub fn bar_chart_svg(
         (left + right) / 2.0,
         28.0,
         "middle",
-        17.0,
+        title_font(title, (left + right) / 2.0, width, 17.0),
         r#" font-weight="bold""#,
         title,
     );
@@ -1699,6 +1707,58 @@ mod tests {
                 assert!(y >= 49.5, "point above plot: {p}");
             }
         }
+    }
+
+    #[test]
+    fn long_titles_shrink_to_fit() {
+        assert_eq!(title_font("short", 400.0, 800.0, 17.0), 17.0);
+        let long = "x".repeat(120);
+        let f = title_font(&long, 400.0, 800.0, 17.0);
+        assert!(f < 17.0 && 0.62 * f * 120.0 <= 800.0 - 12.0 + 1e-9, "{f}");
+        // Off-centre: the nearer edge limits it.
+        assert!(title_font(&long, 200.0, 800.0, 17.0) < f);
+        assert_eq!(title_font(&"x".repeat(10_000), 400.0, 800.0, 17.0), 9.0);
+    }
+
+    /// A line and a marker series clipped at the same x show their
+    /// arrowheads at that x (was: the line's at its crossing of the top
+    /// edge, to the left, as if it saturated earlier).
+    #[test]
+    fn clipped_lines_and_markers_point_at_the_same_x() {
+        let pts = vec![(0.1, 30.0), (0.2, 40.0), (0.3, 500.0)];
+        let c = LineChart {
+            title: String::new(),
+            x_label: String::new(),
+            y_label: String::new(),
+            series: vec![
+                Series {
+                    name: "line".into(),
+                    points: pts.clone(),
+                    style: SeriesStyle::LineMarkers,
+                },
+                Series {
+                    name: "markers".into(),
+                    points: pts,
+                    style: SeriesStyle::Markers,
+                },
+            ],
+            y_max: Some(100.0),
+            log_y: false,
+        };
+        let svg = line_chart_svg(&c);
+        check_xml(&svg);
+        // The tip's x of each series' arrowhead (the polygon's first point).
+        let tips: Vec<f64> = svg
+            .split("<g data-series")
+            .skip(1)
+            .map(|g| {
+                let at = "<polygon points=\"";
+                let poly = &g[g.find(at).unwrap() + at.len()..];
+                poly.split([',', ' ']).next().unwrap().parse().unwrap()
+            })
+            .collect();
+        assert_eq!(tips.len(), 2, "{svg}");
+        assert!((tips[0] - tips[1]).abs() < 1e-6, "{tips:?}");
     }
 
     #[test]
