@@ -249,6 +249,15 @@ pub(crate) fn parse_mapping_kind(s: &str) -> Result<MappingKind, CliError> {
     }
 }
 
+/// A mapping's name in plots (`ER`, as the papers write it).
+fn mapping_label(k: MappingKind) -> &'static str {
+    match k {
+        MappingKind::Block => "block",
+        MappingKind::Er => "ER",
+        MappingKind::Her => "HER",
+    }
+}
+
 pub(crate) fn mapping_name(k: MappingKind) -> &'static str {
     match k {
         MappingKind::Block => "block",
@@ -1616,18 +1625,57 @@ fn sweep_plots(rows: &[SweepRow], sides: &[usize], dir: &Path) -> Result<(), Cli
             "All-to-all time (dispatch + combine), block vs ER",
             &cats,
             &[("block".into(), ba), ("ER".into(), ea)],
-            "ns",
+            "time (ns)",
         ),
     )?;
+    // The ring policy decides the all-reduce, so the totals say which
+    // (was: untitled `same` rings only, where ER loses, while the best-ring
+    // table of mapping_sweep.md has ER ahead at most points).
     write_file(
         &dir.join("total_block_vs_er.svg"),
         &bar_chart_svg(
-            "Layer communication time (all-reduce + dispatch + combine)",
+            "Layer communication (all-reduce + dispatch + combine), every TP ring one way (ring policy same)",
             &cats,
             &[("block".into(), bt), ("ER".into(), et)],
-            "ns",
+            "time (ns)",
         ),
     )?;
+    let rings = [
+        RingPolicy::Same,
+        RingPolicy::Alternate,
+        RingPolicy::Bidirectional,
+    ];
+    let (mut bcats, mut bb, mut eb) = (Vec::new(), Vec::new(), Vec::new());
+    for model in SWEEP_MODELS {
+        for &k in sides {
+            let best = |m| {
+                rings
+                    .iter()
+                    .filter_map(|&r| find(rows, "ring", model, k, m, r))
+                    .min_by_key(|r| r.total())
+            };
+            if let (Some(b), Some(e)) = (best(MappingKind::Block), best(MappingKind::Er)) {
+                bcats.push(format!(
+                    "{model} {k}x{k} ({} / {})",
+                    ring_name(b.point.ring),
+                    ring_name(e.point.ring)
+                ));
+                bb.push(b.total() as f64 * b.cycle_ns);
+                eb.push(e.total() as f64 * e.cycle_ns);
+            }
+        }
+    }
+    if !bcats.is_empty() {
+        write_file(
+            &dir.join("total_block_vs_er_best_ring.svg"),
+            &bar_chart_svg(
+                "Layer communication with each mapping's best ring policy (block / ER)",
+                &bcats,
+                &[("block".into(), bb), ("ER".into(), eb)],
+                "time (ns)",
+            ),
+        )?;
+    }
     // Lines: all-to-all vs mesh side per model and mapping.
     let mut series = Vec::new();
     for model in SWEEP_MODELS {
@@ -1640,7 +1688,7 @@ fn sweep_plots(rows: &[SweepRow], sides: &[usize], dir: &Path) -> Result<(), Cli
                 })
                 .collect();
             series.push(Series {
-                name: format!("{model} {}", mapping_name(m)),
+                name: format!("{model} {}", mapping_label(m)),
                 points: pts,
                 style: SeriesStyle::LineMarkers,
             });
@@ -1667,7 +1715,7 @@ fn sweep_plots(rows: &[SweepRow], sides: &[usize], dir: &Path) -> Result<(), Cli
             RingPolicy::Bidirectional,
         ] {
             groups.push((
-                format!("{} {}", mapping_name(m), ring_name(ring)),
+                format!("{} {}", mapping_label(m), ring_name(ring)),
                 Vec::new(),
             ));
         }
@@ -1702,7 +1750,7 @@ fn sweep_plots(rows: &[SweepRow], sides: &[usize], dir: &Path) -> Result<(), Cli
         for m in [MappingKind::Block, MappingKind::Er] {
             if let Some(r) = find(rows, "mapping", "DeepSeek-V3", k, m, RingPolicy::Same) {
                 for ph in &r.phases {
-                    cats.push(format!("{k}x{k} {} {}", mapping_name(m), ph.name));
+                    cats.push(format!("{k}x{k} {} {}", mapping_label(m), ph.name));
                     ui.push(ph.mean_intra_tile_utilization);
                     ub.push(ph.mean_boundary_utilization);
                 }

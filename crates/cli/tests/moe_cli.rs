@@ -297,6 +297,7 @@ fn quick_sweep_writes_table_csv_and_plots() {
     for svg in [
         "alltoall_block_vs_er.svg",
         "total_block_vs_er.svg",
+        "total_block_vs_er_best_ring.svg",
         "alltoall_vs_mesh.svg",
         "allreduce_ring_policy.svg",
         "hot_cold_links.svg",
