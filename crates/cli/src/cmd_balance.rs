@@ -658,7 +658,9 @@ fn write_outputs(
             x_label: "iteration (trace_iteration in iterations.csv)".into(),
             y_label: "us per iteration (all layers)".into(),
             series: vec![
+                series("iteration total", &|x| x.iteration_ns / 1e3),
                 series("MoE compute", &|x| x.moe_compute_ns / 1e3),
+                series("attention compute", &|x| x.attention_ns / 1e3),
                 series("all-to-all", &|x| x.alltoall_ns / 1e3),
                 series("all-reduce", &|x| x.allreduce_ns / 1e3),
                 series("migration stall", &|x| x.migration_stall_ns / 1e3),

@@ -1024,8 +1024,13 @@ pub fn link_heatmap_svg(h: &LinkHeat) -> String {
         &h.title,
     );
     let subtitle = format!(
-        "{rows}×{cols} mesh · {} directed links · bar on the right of its direction of travel",
-        links.len()
+        "{rows}×{cols} mesh · {} directed links · bar on the right of its direction of travel{}",
+        links.len(),
+        if h.tile.is_some_and(|(a, b)| a > 0 || b > 0) {
+            " · dashed red: tile boundaries"
+        } else {
+            ""
+        }
     );
     svg.text(
         width / 2.0,
