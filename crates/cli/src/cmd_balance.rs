@@ -709,6 +709,7 @@ fn write_outputs(
                 ),
                 max_value: None,
                 tile,
+                value_label: "flits".into(),
             }),
         )?;
     }

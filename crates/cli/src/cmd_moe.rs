@@ -826,6 +826,7 @@ pub fn phase_heatmap(
         ),
         max_value: Some(1.0),
         tile: Some((g.tile_rows, g.tile_cols)),
+        value_label: "busy fraction".into(),
     })
 }
 

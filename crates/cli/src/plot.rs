@@ -128,6 +128,9 @@ pub struct LinkHeat {
     /// Draw dashed tile boundaries every `a` rows and every `b` columns
     /// (a zero disables that direction).
     pub tile: Option<(usize, usize)>,
+    /// The values' unit, printed under the colour bar (short: `flits`,
+    /// `flits/cycle`); empty for none.
+    pub value_label: String,
 }
 
 // ---------------------------------------------------------------------------
@@ -1284,6 +1287,17 @@ pub fn link_heatmap_svg(h: &LinkHeat) -> String {
         );
         svg.text(cb_x + cb_w + 8.0, y + 10.0, "start", 11.0, "", "n/a");
     }
+    if !h.value_label.is_empty() {
+        let y = cb_y + cb_h + if any_na { 44.0 } else { 20.0 };
+        svg.text(
+            cb_x,
+            y,
+            "start",
+            11.0,
+            r##" fill="#555555""##,
+            &h.value_label,
+        );
+    }
     svg.finish()
 }
 
@@ -1656,6 +1670,7 @@ mod tests {
             title: format!("Link utilisation {rows}×{cols}"),
             max_value: None,
             tile: Some((4, 4)),
+            value_label: "flits/cycle".into(),
         }
     }
 
@@ -1932,6 +1947,7 @@ mod tests {
             title: "odd".into(),
             max_value: Some(2.0),
             tile: Some((0, 2)),
+            value_label: String::new(),
         };
         let svg = link_heatmap_svg(&h);
         check_xml(&svg);
