@@ -49,6 +49,10 @@ const AXIS_COLOUR: &str = "#333333";
 const GRID_COLOUR: &str = "#e3e3e3";
 const MINOR_GRID_COLOUR: &str = "#f2f2f2";
 const NA_COLOUR: &str = "#b8b8b8";
+/// Fill of a link that carried nothing (value exactly 0): white with a grey
+/// outline, apart from the colour map, whose bottom is a dark colour that
+/// a lightly used link also gets (the cold links of a phase matter).
+const IDLE_FILL: &str = r##"fill="#ffffff" stroke="#9a9a9a" stroke-width="0.8""##;
 
 // ---------------------------------------------------------------------------
 // Public data types
@@ -992,7 +996,7 @@ pub fn link_heatmap_svg(h: &LinkHeat) -> String {
     let cb_w = 18.0;
     let cb_h = gh.clamp(140.0, 520.0);
     let width = (cb_x + cb_w + 90.0).max(420.0);
-    let height = mt + gh.max(cb_h + 40.0) + 30.0;
+    let height = mt + gh.max(cb_h + 64.0) + 30.0;
 
     let in_mesh = |(r, c): (usize, usize)| r < rows && c < cols;
     let links: Vec<&LinkValue> = h
@@ -1016,6 +1020,7 @@ pub fn link_heatmap_svg(h: &LinkHeat) -> String {
     };
     let saturated = data_max > vmax * (1.0 + 1e-12);
     let any_na = links.iter().any(|l| !l.value.is_finite());
+    let any_idle = links.iter().any(|l| l.value == 0.0);
 
     let mut svg = Svg::new(width, height);
     svg.text(
@@ -1103,15 +1108,17 @@ pub fn link_heatmap_svg(h: &LinkHeat) -> String {
             (hb.0 - nx * hw, hb.1 - ny * hw),
             (a.0 - nx * hw, a.1 - ny * hw),
         ];
-        let (fill, rgb) = if l.value.is_finite() {
+        let (fill, rgb) = if l.value == 0.0 {
+            (IDLE_FILL.to_string(), Some((255, 255, 255)))
+        } else if l.value.is_finite() {
             let rgb = viridis(l.value / vmax);
-            (colour_hex(rgb), Some(rgb))
+            (format!(r#"fill="{}""#, colour_hex(rgb)), Some(rgb))
         } else {
-            (NA_COLOUR.to_string(), None)
+            (format!(r#"fill="{NA_COLOUR}""#), None)
         };
         let _ = writeln!(
             svg.out,
-            r#"<polygon points="{}" fill="{fill}"><title>{} → {} ({},{})→({},{}): {}</title></polygon>"#,
+            r#"<polygon points="{}" {fill}><title>{} → {} ({},{})→({},{}): {}</title></polygon>"#,
             points_attr(&poly),
             id(l.from),
             id(l.to),
@@ -1279,16 +1286,26 @@ pub fn link_heatmap_svg(h: &LinkHeat) -> String {
         "",
     );
     svg.text(cb_x + cb_w + 8.0, cb_y + 4.0, "start", 11.0, "", &top_label);
+    // Boxes under the bar for what the colour map does not cover.
+    let mut y = cb_y + cb_h + 14.0;
+    if any_idle {
+        let _ = writeln!(
+            svg.out,
+            r#"<rect x="{cb_x:.2}" y="{y:.2}" width="{cb_w:.2}" height="12" {IDLE_FILL}/>"#
+        );
+        svg.text(cb_x + cb_w + 8.0, y + 10.0, "start", 11.0, "", "0 (idle)");
+        y += 20.0;
+    }
     if any_na {
-        let y = cb_y + cb_h + 14.0;
         let _ = writeln!(
             svg.out,
             r#"<rect x="{cb_x:.2}" y="{y:.2}" width="{cb_w:.2}" height="12" fill="{NA_COLOUR}" stroke="{AXIS_COLOUR}" stroke-width="1"/>"#
         );
         svg.text(cb_x + cb_w + 8.0, y + 10.0, "start", 11.0, "", "n/a");
+        y += 20.0;
     }
     if !h.value_label.is_empty() {
-        let y = cb_y + cb_h + if any_na { 44.0 } else { 20.0 };
+        let y = y + 6.0;
         svg.text(
             cb_x,
             y,
@@ -1738,6 +1755,33 @@ mod tests {
         // Off-centre: the nearer edge limits it.
         assert!(title_font(&long, 200.0, 800.0, 17.0) < f);
         assert_eq!(title_font(&"x".repeat(10_000), 400.0, 800.0, 17.0), 9.0);
+    }
+
+    /// Links that carried nothing are drawn apart from the colour map
+    /// (white, outlined) and the colour bar says so; a map without idle
+    /// links has no such box.
+    #[test]
+    fn idle_links_are_drawn_apart() {
+        let mut h = heat(3, 3);
+        let idle = h.links.iter().filter(|l| l.value == 0.0).count();
+        assert!(idle > 0, "the fixture has idle links");
+        let svg = link_heatmap_svg(&h);
+        check_xml(&svg);
+        let polys = svg.matches("<polygon points=").count();
+        let white = svg
+            .split("<polygon points=")
+            .skip(1)
+            .filter(|p| p.contains(r##"fill="#ffffff""##))
+            .count();
+        assert_eq!(white, idle, "{svg}");
+        assert!(polys >= h.links.len());
+        assert!(svg.contains(">0 (idle)<"));
+        for l in &mut h.links {
+            if l.value == 0.0 {
+                l.value = 0.01;
+            }
+        }
+        assert!(!link_heatmap_svg(&h).contains("0 (idle)"));
     }
 
     /// A line and a marker series clipped at the same x show their
