@@ -681,11 +681,16 @@ fn write_outputs(
             (g.tile_rows, g.tile_cols)
         });
     let lf = &res.link_flits;
-    for (name, v) in [
-        ("attention_collective", &lf.attention_collective),
-        ("attention_migration", &lf.attention_migration),
-        ("moe_collective", &lf.moe_collective),
-        ("moe_migration", &lf.moe_migration),
+    // The two windows' maps of a class share one colour scale, so that
+    // they compare side by side (was: each its own, 3.5x apart).
+    let top = |a: &[u64], b: &[u64]| a.iter().chain(b).copied().max().unwrap_or(0) as f64;
+    let collective = top(&lf.attention_collective, &lf.moe_collective);
+    let migration = top(&lf.attention_migration, &lf.moe_migration);
+    for (name, v, scale) in [
+        ("attention_collective", &lf.attention_collective, collective),
+        ("attention_migration", &lf.attention_migration, migration),
+        ("moe_collective", &lf.moe_collective, collective),
+        ("moe_migration", &lf.moe_migration, migration),
     ] {
         let links = res
             .links
@@ -704,10 +709,10 @@ fn write_outputs(
                 cols,
                 links,
                 title: format!(
-                    "{title}: {} flits per link over the run",
+                    "{title}: {} flits per link over the run (scale shared with the other window)",
                     name.replace('_', " ")
                 ),
-                max_value: None,
+                max_value: (scale > 0.0).then_some(scale),
                 tile,
                 value_label: "flits".into(),
             }),
