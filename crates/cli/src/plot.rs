@@ -720,7 +720,18 @@ pub fn line_chart_svg(c: &LineChart) -> String {
     // x axis
     let (x_lo, x_hi) = min_max(all().map(|p| p.0)).unwrap_or((0.0, 1.0));
     let (x_lo, x_hi) = include_zero(x_lo, x_hi);
-    let x_axis = Axis::linear(x_lo, x_hi, None, 8);
+    let mut x_axis = Axis::linear(x_lo, x_hi, None, 8);
+    // Integer data (iterations, mesh sides): no label at a fraction, the
+    // tick stays as a minor grid line (was: "100.5" on an iteration axis).
+    if has_data && all().all(|p| p.0.fract() == 0.0) {
+        for t in &mut x_axis.ticks {
+            t.1 = if t.0.fract().abs() > 1e-9 {
+                None
+            } else {
+                Some(format!("{}", t.0.round()))
+            };
+        }
+    }
 
     // y axis (points above the cap do not influence it)
     let in_range = || all().map(|p| p.1).filter(|&y| cap.is_none_or(|m| y <= m));
@@ -1782,6 +1793,42 @@ mod tests {
             }
         }
         assert!(!link_heatmap_svg(&h).contains("0 (idle)"));
+    }
+
+    /// Integer x data get labels only at integers.
+    #[test]
+    fn integer_x_axes_label_only_integers() {
+        let mk = |pts: Vec<(f64, f64)>| LineChart {
+            title: String::new(),
+            x_label: String::new(),
+            y_label: String::new(),
+            series: vec![Series {
+                name: "s".into(),
+                points: pts,
+                style: SeriesStyle::LineMarkers,
+            }],
+            y_max: None,
+            log_y: false,
+        };
+        let labels = |svg: &str| -> Vec<String> {
+            // x tick labels sit below the plot: text with anchor middle.
+            svg.split("<text ")
+                .filter(|t| t.contains(r#"text-anchor="middle" font-size="11.0""#))
+                .filter_map(|t| {
+                    let v = &t[t.find('>')? + 1..t.find("</text>")?];
+                    v.parse::<f64>().ok().map(|_| v.to_string())
+                })
+                .collect()
+        };
+        let ints = labels(&line_chart_svg(&mk(vec![
+            (100.0, 1.0),
+            (101.0, 2.0),
+            (103.0, 3.0),
+        ])));
+        assert!(!ints.is_empty());
+        assert!(ints.iter().all(|l| !l.contains('.')), "{ints:?}");
+        let frac = labels(&line_chart_svg(&mk(vec![(0.1, 1.0), (0.25, 2.0)])));
+        assert!(frac.iter().any(|l| l.contains('.')), "{frac:?}");
     }
 
     /// A line and a marker series clipped at the same x show their
