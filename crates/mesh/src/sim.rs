@@ -535,7 +535,7 @@ pub fn run_measured_observed(
     let mut clear_last = false;
     let mut prev_lat = 0.0f64;
     let mut prev_acc = 0.0f64;
-    let mut unstable = false;
+    // Why the run ended unstable; `None` while it is not.
     let mut why = None;
 
     while total_phases < ctl.max_samples && (state != State::Running || converged < 3) {
@@ -572,7 +572,6 @@ pub fn run_measured_observed(
         let cur_lat = meas.plat.mean();
         let cur_acc = meas.accepted_avg(net.now(), &net.node_counts().ejecting_flits);
         if ctl.sim_type == SimMode::Latency && cur_lat > ctl.latency_thres {
-            unstable = true;
             why = Some(Unstable::LatencyThreshold {
                 phase: if state == State::WarmingUp {
                     "warm-up"
@@ -621,7 +620,7 @@ pub fn run_measured_observed(
         total_phases += 1;
     }
 
-    if !unstable && state == State::Running {
+    if why.is_none() && state == State::Running {
         // End of the measurement window.
         window.1 = net.now();
         let now = net.node_counts();
@@ -665,7 +664,6 @@ pub fn run_measured_observed(
                     let total = meas.plat.sum() + age_sum as f64;
                     let cnt = meas.plat.count() as f64 + age_n as f64;
                     if cnt > 0.0 && total / cnt > ctl.latency_thres {
-                        unstable = true;
                         why = Some(Unstable::LatencyThreshold {
                             phase: "drain",
                             cycle: net.now(),
@@ -677,7 +675,7 @@ pub fn run_measured_observed(
                 }
             }
         }
-        if !unstable {
+        if why.is_none() {
             // Empty the network with injection off, as BookSim2's `Run`
             // ("Draining remaining packets", then until its credits are
             // back), without the packets it would not have made yet. The
@@ -701,12 +699,11 @@ pub fn run_measured_observed(
             }
             debug_assert_eq!(measured_outstanding, 0);
         }
-    } else if !unstable {
+    } else if why.is_none() {
         // Still warming up after `max_samples` periods: BookSim2 prints
         // "Too many sample periods needed to converge" and its run is
         // unstable (`_SingleSim` returns false). Nothing was measured.
         window.1 = net.now();
-        unstable = true;
         why = Some(Unstable::NotWarmedUp {
             sample_periods: ctl.max_samples,
         });
@@ -735,9 +732,8 @@ pub fn run_measured_observed(
             0.0
         },
     };
-    debug_assert_eq!(unstable, why.is_some());
     Ok(SimResult {
-        status: if unstable {
+        status: if why.is_some() {
             Status::Unstable
         } else {
             Status::Ok
