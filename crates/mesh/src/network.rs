@@ -2839,19 +2839,17 @@ impl Part {
             rec.arr[s] |= 1 << (li & 63);
             rec.flit[s][LOCAL] = f;
             self.ring_on[s][(ln >> 6) & 1] |= 1 << (ln & 63);
-            self.cyc.injected_flits += 1;
-            self.progressed = true;
-            return;
+        } else {
+            let target = ((self.r0 + ln) * PORTS + LOCAL) as u32;
+            // Straight into this part's wheel: an interface and its router
+            // are in the same part (`schedule` without the part test).
+            let k = self.sched().wheel_slot::<2>(c, a, target);
+            self.wheel[0][k].push(Ev {
+                target,
+                vc,
+                flit: f,
+            });
         }
-        let target = ((self.r0 + ln) * PORTS + LOCAL) as u32;
-        // Straight into this part's wheel: an interface and its router
-        // are in the same part (`schedule` without the part test).
-        let k = self.sched().wheel_slot::<2>(c, a, target);
-        self.wheel[0][k].push(Ev {
-            target,
-            vc,
-            flit: f,
-        });
         self.cyc.injected_flits += 1;
         self.progressed = true;
     }
