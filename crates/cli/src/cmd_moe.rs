@@ -1309,6 +1309,24 @@ fn find<'a>(
     })
 }
 
+/// The point of `model` on a k×k mesh under mapping `m` with the ring
+/// policy that gives the shortest layer (all-reduce + dispatch + combine).
+fn best_ring<'a>(
+    rows: &'a [SweepRow],
+    model: &str,
+    k: usize,
+    m: MappingKind,
+) -> Option<&'a SweepRow> {
+    [
+        RingPolicy::Same,
+        RingPolicy::Alternate,
+        RingPolicy::Bidirectional,
+    ]
+    .into_iter()
+    .filter_map(|r| find(rows, "ring", model, k, m, r))
+    .min_by_key(|r| r.total())
+}
+
 fn pct(block: u64, er: u64) -> String {
     if block == 0 {
         return "n/a".into();
@@ -1376,19 +1394,9 @@ pub fn sweep_markdown(
         "| model | mesh | block ring | ER ring | total block | total ER | total change |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-    let rings = [
-        RingPolicy::Same,
-        RingPolicy::Alternate,
-        RingPolicy::Bidirectional,
-    ];
     for model in SWEEP_MODELS {
         for &k in sides {
-            let best = |m| {
-                rings
-                    .iter()
-                    .filter_map(|&r| find(rows, "ring", model, k, m, r))
-                    .min_by_key(|r| r.total())
-            };
+            let best = |m| best_ring(rows, model, k, m);
             if let (Some(b), Some(e)) = (best(MappingKind::Block), best(MappingKind::Er)) {
                 let _ = writeln!(
                     s,
@@ -1641,20 +1649,10 @@ fn sweep_plots(rows: &[SweepRow], sides: &[usize], dir: &Path) -> Result<(), Cli
             "time (ns)",
         ),
     )?;
-    let rings = [
-        RingPolicy::Same,
-        RingPolicy::Alternate,
-        RingPolicy::Bidirectional,
-    ];
     let (mut bcats, mut bb, mut eb) = (Vec::new(), Vec::new(), Vec::new());
     for model in SWEEP_MODELS {
         for &k in sides {
-            let best = |m| {
-                rings
-                    .iter()
-                    .filter_map(|&r| find(rows, "ring", model, k, m, r))
-                    .min_by_key(|r| r.total())
-            };
+            let best = |m| best_ring(rows, model, k, m);
             if let (Some(b), Some(e)) = (best(MappingKind::Block), best(MappingKind::Er)) {
                 bcats.push(format!(
                     "{model} {k}x{k} ({} / {})",
