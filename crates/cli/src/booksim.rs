@@ -928,28 +928,20 @@ mod tests {
     /// (was: only the key); x and y must equal k.
     #[test]
     fn network_errors_name_where_the_key_was_set() {
-        let base = "topology = mesh; routing_function = dim_order; k = 4;\nnum_vcs = 0;";
-        let e = BooksimCfg::parse(base, "x.cfg")
-            .unwrap()
-            .resolve()
-            .unwrap_err()
-            .to_string();
+        let base = "topology = mesh; routing_function = dim_order; k = 4;";
+        // The resolve error of `base` with `line` appended and `set` applied.
+        let err = |line: &str, set: Option<&str>| {
+            let mut c = BooksimCfg::parse(&format!("{base}{line}"), "x.cfg").unwrap();
+            if let Some(kv) = set {
+                c.set(kv).unwrap();
+            }
+            c.resolve().unwrap_err().to_string()
+        };
+        let e = err("\nnum_vcs = 0;", None);
         assert!(e.starts_with("x.cfg:2: `num_vcs = 0`: "), "{e}");
-        let mut c = BooksimCfg::parse(
-            "topology = mesh; routing_function = dim_order; k = 4;",
-            "x.cfg",
-        )
-        .unwrap();
-        c.set("vc_buf_size=0").unwrap();
-        let e = c.resolve().unwrap_err().to_string();
+        let e = err("", Some("vc_buf_size=0"));
         assert!(e.starts_with("command line: `vc_buf_size = 0`: "), "{e}");
-        let mut c = BooksimCfg::parse(
-            "topology = mesh; routing_function = dim_order; k = 4;",
-            "x.cfg",
-        )
-        .unwrap();
-        c.set("x=8").unwrap();
-        let e = c.resolve().unwrap_err().to_string();
+        let e = err("", Some("x=8"));
         assert!(e.contains("give x = k (4)"), "{e}");
     }
 
