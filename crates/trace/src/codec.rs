@@ -187,6 +187,13 @@ fn read_exact_or<R: Read>(
     })
 }
 
+/// A little-endian `u64`, or `trunc` as the truncation message.
+fn read_u64_or<R: Read>(r: &mut R, file: &str, loc: Location, trunc: &str) -> Result<u64> {
+    let mut b = [0u8; 8];
+    read_exact_or(r, &mut b, file, loc, trunc)?;
+    Ok(u64::from_le_bytes(b))
+}
+
 /// Write magic, version and the bincode-encoded header body, and return
 /// the writer of the records.
 pub(crate) fn create<W: Write, H: Serialize>(
@@ -369,15 +376,12 @@ impl<R: Read> RecordReader<R> {
                 Ok(Some(rec))
             }
             TAG_END => {
-                let mut c = [0u8; 8];
-                read_exact_or(
+                let stated = read_u64_or(
                     &mut self.r,
-                    &mut c,
                     file,
                     loc,
                     &format!("truncated end-of-stream marker after {n} records"),
                 )?;
-                let stated = u64::from_le_bytes(c);
                 if stated != n {
                     return Err(TraceError::malformed(
                         file,
@@ -387,15 +391,12 @@ impl<R: Read> RecordReader<R> {
                 }
                 if self.version >= CHECKSUM_VERSION {
                     let computed = self.r.h.0;
-                    let mut c = [0u8; 8];
-                    read_exact_or(
+                    let stored = read_u64_or(
                         &mut self.r,
-                        &mut c,
                         file,
                         loc,
                         &format!("truncated checksum after {n} records"),
                     )?;
-                    let stored = u64::from_le_bytes(c);
                     if stored != computed {
                         return Err(TraceError::Corrupt {
                             file: file.to_string(),
