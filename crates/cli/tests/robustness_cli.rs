@@ -39,6 +39,20 @@ const DSV3_4X4: &[&str] = &[
     "8",
 ];
 
+/// `base` (a subcommand, then `--flag value` pairs) with the pairs of
+/// `extra` replacing those of the same flag, or added.
+fn with_flags<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+    let (head, pairs) = base.split_at(1);
+    let mut args = head.to_vec();
+    for p in pairs.chunks(2) {
+        if !extra.chunks(2).any(|e| e[0] == p[0]) {
+            args.extend(p);
+        }
+    }
+    args.extend(extra);
+    args
+}
+
 fn run_set(sets: &[&str]) -> std::process::Output {
     let mut args = vec!["run", SMALL, "--quiet"];
     for s in sets {
@@ -455,20 +469,7 @@ fn moe_errors_name_the_parameter_once() {
         ),
     ];
     for (extra, want) in cases {
-        // DSV3_4X4 with the flags of `extra` replaced.
-        let mut args = vec![];
-        let mut base = DSV3_4X4.iter();
-        while let Some(a) = base.next() {
-            if a.starts_with("--") {
-                let v = base.next().unwrap();
-                if !extra.contains(a) {
-                    args.extend([*a, *v]);
-                }
-            } else {
-                args.push(a);
-            }
-        }
-        args.extend(extra);
+        let mut args = with_flags(DSV3_4X4, extra);
         args.push("--quiet");
         let o = wafernoc_within(20, &args);
         input_error(&o, &[want]);
@@ -563,26 +564,11 @@ fn a_link_too_long_in_cycles_names_the_flit_size_that_sets_the_cycle() {
     // latency when the cause was a 1-byte flit (a 0.001 ns cycle).
     // Two wafers: the crossing links exist (on one wafer their timing is
     // unused and not checked).
-    let args = [
-        "moe",
-        "--model",
-        "DeepSeek-V3",
-        "--mesh",
-        "4x4",
-        "--wafers",
-        "2x1",
-        "--tp",
-        "4",
-        "--dp",
-        "8",
-        "--mapping",
-        "er",
-        "--tokens-per-group",
-        "8",
-        "--flit-bytes",
-        "1",
-        "--quiet",
-    ];
+    let mut args = with_flags(
+        DSV3_4X4,
+        &["--wafers", "2x1", "--dp", "8", "--flit-bytes", "1"],
+    );
+    args.push("--quiet");
     let o = wafernoc_within(20, &args);
     input_error(&o, &["cross_wafer_latency_ns", "1-byte flit", "flit_bytes"]);
     // Was: refused for `cross_wafer_latency_ns` on one wafer too, where no
