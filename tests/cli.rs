@@ -237,8 +237,7 @@ fn bad_inputs_are_named_errors() {
     let o = wafernoc(&["run", "tests/data/nope.toml"]);
     assert_clean_error(&o, &["nope.toml"]);
     // Malformed TOML.
-    let dir = std::env::temp_dir().join(format!("wafernoc-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tmp("errors");
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[network\nrows = ").unwrap();
     let o = wafernoc(&["run", bad.to_str().unwrap()]);
@@ -266,8 +265,7 @@ fn documented_configuration_runs() {
     let doc = std::fs::read_to_string(root().join("docs/configuration.md")).unwrap();
     let start = doc.find("```toml\n").expect("a toml block") + 8;
     let end = start + doc[start..].find("```").unwrap();
-    let dir = std::env::temp_dir().join(format!("wafernoc-doc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tmp("doc");
     let p = dir.join("doc.toml");
     std::fs::write(&p, &doc[start..end]).unwrap();
     let o = wafernoc(&[
@@ -287,7 +285,7 @@ fn documented_configuration_runs() {
 #[test]
 fn outputs_do_not_depend_on_the_thread_count() {
     let cfg = reference_cfg("uniform_k8_v2_b4_p4_r0.2_latency.cfg");
-    let base = std::env::temp_dir().join(format!("wafernoc-threads-{}", std::process::id()));
+    let base = tmp("threads");
     let words = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
     let cases: Vec<Vec<String>> = vec![
         words("run tests/data/small.toml --json --quiet"),

@@ -13,6 +13,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+#[path = "../crates/cli/tests/common/mod.rs"]
+mod common;
+
 #[test]
 fn agrees_with_booksim2_reference_runs() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -22,7 +25,7 @@ fn agrees_with_booksim2_reference_runs() {
         "BookSim2 reference data missing at {}",
         reference.display()
     );
-    let out = std::env::temp_dir().join(format!("wafernoc-validation-{}", std::process::id()));
+    let out = common::tmp("validation");
     let o = Command::new(env!("CARGO_BIN_EXE_wafernoc"))
         .args([
             "validate",
@@ -53,7 +56,6 @@ fn agrees_with_booksim2_reference_runs() {
     let csv = std::fs::read_to_string(out.join("validation.csv")).unwrap();
     let checked = csv.lines().skip(1).filter(|l| l.contains(",pass")).count();
     assert!(checked >= 100, "only {checked} rows checked:\n{stdout}");
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 /// The knob sets of tests/data/booksim-knobs (BookSim2 runs of
@@ -74,7 +76,7 @@ fn knob_sets_agree_with_booksim2() {
         .collect();
     sets.sort();
     assert!(sets.len() >= 34, "only {} knob sets found", sets.len());
-    let out = std::env::temp_dir().join(format!("wafernoc-knobs-{}", std::process::id()));
+    let out = common::tmp("knobs");
     let mut checked = 0;
     for set in &sets {
         let dir = out.join(set.file_name().unwrap());
@@ -95,5 +97,4 @@ fn knob_sets_agree_with_booksim2() {
         checked += csv.lines().skip(1).filter(|l| l.contains(",pass")).count();
     }
     assert!(checked >= 161, "only {checked} knob rows checked");
-    let _ = std::fs::remove_dir_all(&out);
 }

@@ -1138,14 +1138,21 @@ mod tests {
     }
 
     fn sweep(text: &str) -> Result<Sweep, CliError> {
-        let d = std::env::temp_dir().join(format!("wafernoc-sweep-unit-{}", std::process::id()));
+        // Tests run on parallel threads: one directory per call, removed
+        // once the sweep is loaded.
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "wafernoc-sweep-unit-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("c.toml"), "").unwrap();
-        // Tests run on parallel threads: one file name per call.
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let f = d.join(format!("s{}.toml", N.fetch_add(1, Ordering::Relaxed)));
+        let f = d.join("s.toml");
         std::fs::write(&f, text).unwrap();
-        Sweep::load(&f)
+        let sweep = Sweep::load(&f);
+        let _ = std::fs::remove_dir_all(&d);
+        sweep
     }
 
     #[test]

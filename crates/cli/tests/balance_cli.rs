@@ -124,8 +124,7 @@ fn blocking_and_non_invasive_on_the_trace() {
 
 #[test]
 fn out_dir_has_csv_and_plots() {
-    let dir = std::env::temp_dir().join(format!("wafernoc-balance-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = tmp("balance");
     let o = wafernoc(&[
         "balance",
         "--model",
@@ -162,7 +161,6 @@ fn out_dir_has_csv_and_plots() {
         let t = std::fs::read_to_string(dir.join(f)).unwrap();
         assert!(!t.is_empty(), "{f}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -243,9 +241,7 @@ fn balance_sweeps() {
         let text = String::from_utf8_lossy(&o.stdout);
         assert_eq!(text.matches("wafernoc balance ").count(), 6, "{f}: {text}");
     }
-    let dir = std::env::temp_dir().join(format!("wafernoc-balsweep-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tmp("balsweep");
     let sweep = dir.join("s.toml");
     std::fs::write(
         &sweep,
@@ -326,5 +322,4 @@ fn balance_sweeps() {
     let direct_numbers = numbers(&direct_text);
     assert!(direct_numbers.len() > 100);
     assert_eq!(numbers(stored), direct_numbers);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -3,7 +3,7 @@
 //! validating writers).
 
 use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::batching::{iterations, Batching};
@@ -734,18 +734,36 @@ fn routing_text_header_and_versions() {
 
 static DIRS: AtomicUsize = AtomicUsize::new(0);
 
-fn temp_dir(tag: &str) -> PathBuf {
+/// A scratch directory removed when it drops, unless the test is
+/// panicking (a failed test leaves its files for inspection).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn temp_dir(tag: &str) -> Scratch {
     let n = DIRS.fetch_add(1, Ordering::Relaxed);
     let d = std::env::temp_dir().join(format!(
         "wafernoc-trace-test-{}-{tag}-{n}",
         std::process::id()
     ));
-    let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
 }
 
-fn esft_dir(files: &[(&str, &str)]) -> PathBuf {
+fn esft_dir(files: &[(&str, &str)]) -> Scratch {
     let d = temp_dir("esft");
     for (name, body) in files {
         std::fs::write(d.join(name), body).unwrap();
@@ -787,7 +805,6 @@ fn esft_good() {
         Some(vec![0.9, 0.1, 0.9, 0.1])
     );
     assert_eq!(t.requests[1].tokens[0].experts, vec![0, 7, 1, 2]);
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -884,7 +901,6 @@ fn gpt_oss_json_good_and_list() {
     // Directory: both files, in name order (list.json then one.json).
     let t = import_gpt_oss_json(&d, &ImportOptions::default()).unwrap();
     assert_eq!(t.requests.len(), 3);
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -918,7 +934,6 @@ fn gpt_oss_json_bad_inputs() {
     std::fs::write(&f, "{\"router_data\": [\n{\"token_1\": }]}").unwrap();
     let m = msg(import_gpt_oss_json(&f, &ImportOptions::default()));
     assert!(m.contains("bad.json: line 2: malformed: bad JSON"), "{m}");
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 // ----------------------------------------------------------- batching/stats
