@@ -7,7 +7,7 @@ OUT          ?= out
 REF          ?= ../shared/reference/booksim
 
 .PHONY: all build test fmt-check clippy doc unit test-dev proptest-long bench bench-booksim validate validate-extra validate-knobs \
-        sweep-synthetic sweep-mapping sweep-balancer paper traces demo clean
+        sweep-synthetic sweep-mapping sweep-balancer sweep-gpu paper traces demo clean
 
 all: build
 
@@ -125,10 +125,18 @@ sweep-balancer: build
 	    --jobs $(BAL_JOBS) --resume
 	$(WAFERNOC) sweep merge $(OUT)/sweep-balancer/zipf
 
+## 256 wafer-scale dies against the analytic NVL72 baseline, per device
+## (docs/reproduction.md "Wafer against GPUs"): 8 points, about 4 min with
+## 2 jobs on 2 cores.
+sweep-gpu: build
+	$(WAFERNOC) sweep docs/sweeps/gpu_baseline.toml --out $(OUT)/sweep-gpu \
+	    --jobs $(BAL_JOBS) --resume
+	$(WAFERNOC) sweep merge $(OUT)/sweep-gpu
+
 ## Every figure and table of docs/reproduction.md, from scratch.
 paper: build
-	rm -rf $(OUT)/sweep-mapping $(OUT)/sweep-balancer
-	$(MAKE) sweep-mapping sweep-balancer
+	rm -rf $(OUT)/sweep-mapping $(OUT)/sweep-balancer $(OUT)/sweep-gpu
+	$(MAKE) sweep-mapping sweep-balancer sweep-gpu
 
 demo: build
 	$(WAFERNOC) demo

@@ -11,8 +11,9 @@ use std::time::Instant;
 use clap::Args;
 use serde::Serialize;
 use wafernoc_moe::{
-    AllToAllMode, BalancePolicy, BalancerConfig, ComputeModel, DieSpec, MappingKind, MoeModel,
-    ParallelPlan, PredictorKind, ProjectionAttention, RingPolicy, WaferSpec, DEFAULT_TRIGGER_ALPHA,
+    AllToAllMode, BalancePolicy, BalancerConfig, ClusterLayer, ComputeModel, DieSpec, MappingKind,
+    MoeModel, ParallelPlan, PredictorKind, ProjectionAttention, RingPolicy, SwitchCluster,
+    WaferSpec, DEFAULT_TRIGGER_ALPHA,
 };
 use wafernoc_trace::Iteration;
 use wafernoc_traffic::collective::{CollectiveError, NocParams};
@@ -119,6 +120,21 @@ pub struct BalanceArgs {
     /// Largest packet in flits. Default 16.
     #[arg(long = "packet-flits")]
     pub packet_flits: Option<u16>,
+    /// Also evaluate the analytic GPU baseline: this many GPUs behind one
+    /// ideal switch (72: an NVL72), expert-parallel over all of them, on the
+    /// same zipf routing law at the same tokens per device as the wafer
+    /// (`--tokens-per-group / --tp`); reports the per-device MoE throughput
+    /// of the two (docs/reproduction.md). Zipf routing only.
+    #[arg(long = "gpu-baseline", value_name = "GPUS")]
+    pub gpu_baseline: Option<usize>,
+    /// GPU baseline: switch port bandwidth per GPU, GB/s per direction.
+    /// Default 900 (NVLink 5).
+    #[arg(long = "gpu-port-gbps")]
+    pub gpu_port_gbps: Option<f64>,
+    /// GPU baseline: time added to each all-to-all phase, ns. Default 0
+    /// (the GPUs' best case).
+    #[arg(long = "gpu-latency-ns")]
+    pub gpu_latency_ns: Option<f64>,
     /// Write iterations.csv, result.json and SVG plots here.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -151,7 +167,21 @@ struct Resolved {
     predictor: PredictorKind,
     shadow_slots: usize,
     reference: bool,
+    /// The GPU baseline, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpu_baseline: Option<GpuBaseline>,
     spec: ServingSpec,
+}
+
+/// The GPU baseline of a zipf study: the cluster and its routing feed
+/// (the wafer's law, seed and drift; one group per GPU holding as many
+/// tokens as a die).
+#[derive(Debug, Clone, Serialize)]
+struct GpuBaseline {
+    cluster: SwitchCluster,
+    tokens_per_device: u64,
+    #[serde(skip)]
+    feed: DriftingZipf,
 }
 
 fn parse_policy(s: &str) -> Result<BalancePolicy, CliError> {
@@ -328,6 +358,7 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
     // Routing feed.
     let trace_path = a.routing.trim().strip_prefix("trace:").map(PathBuf::from);
     let feed: Box<dyn RoutingFeed>;
+    let mut feed_zipf = None;
     let (mut slots, mut tokens_per_group, mut drift_every, mut seed) = (None, None, None, None);
     let trace_layers;
     if let Some(path) = &trace_path {
@@ -391,15 +422,18 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
         let sd = a.seed.unwrap_or(1);
         (tokens_per_group, drift_every, seed) = (Some(t), Some(d), Some(sd));
         trace_layers = None;
-        feed = Box::new(DriftingZipf {
+        let z = DriftingZipf {
             experts: model.experts,
             top_k: model.top_k,
             s: zipf,
             tokens_per_group: t,
             drift_every: d,
             seed: sd,
-        });
+        };
+        feed_zipf = Some(z.clone());
+        feed = Box::new(z);
     }
+    let gpu_baseline = gpu_baseline(a, &feed_zipf)?;
     let max_layers = trace_layers.map_or(model.moe_layers, |t| t.min(model.moe_layers));
     let layers = a.layers.unwrap_or(max_layers);
     if layers == 0 || layers > max_layers {
@@ -447,9 +481,130 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
         predictor,
         shadow_slots: spec.plan.shadow_slots_per_device,
         reference: spec.reference && engine == MigrationEngine::NonInvasive,
+        gpu_baseline,
         spec,
     };
     Ok((r, feed))
+}
+
+/// The GPU baseline the flags ask for, checked: zipf routing only, and a
+/// GPU holds as many tokens as a die (`--tokens-per-group` a multiple of
+/// `--tp`).
+fn gpu_baseline(
+    a: &BalanceArgs,
+    zipf: &Option<DriftingZipf>,
+) -> Result<Option<GpuBaseline>, CliError> {
+    let Some(gpus) = a.gpu_baseline else {
+        if a.gpu_port_gbps.is_some() || a.gpu_latency_ns.is_some() {
+            return Err(err(
+                "gpu-baseline",
+                "--gpu-port-gbps and --gpu-latency-ns describe the GPU baseline: give \
+                 --gpu-baseline GPUS too",
+            ));
+        }
+        return Ok(None);
+    };
+    let d = SwitchCluster::default();
+    let cluster = SwitchCluster {
+        gpus,
+        port_gbps: a.gpu_port_gbps.unwrap_or(d.port_gbps),
+        latency_ns: a.gpu_latency_ns.unwrap_or(d.latency_ns),
+    };
+    if let Err(e) = cluster.validate() {
+        let flag = match e.parameter() {
+            "gpus" => "gpu-baseline",
+            "port_gbps" => "gpu-port-gbps",
+            _ => "gpu-latency-ns",
+        };
+        return Err(CliError::new(format!("invalid --{flag}: {}", e.reason())));
+    }
+    let Some(z) = zipf else {
+        return Err(err(
+            "gpu-baseline",
+            "needs --routing zipf:S (a trace's batch is not re-split over GPUs at the wafer's \
+             tokens per device)",
+        ));
+    };
+    let tp = a.tp.max(1) as u64;
+    if z.tokens_per_group % tp != 0 {
+        return Err(err(
+            "gpu-baseline",
+            format!(
+                "--tokens-per-group {} is not a multiple of --tp {}: a GPU must hold as many \
+                 tokens as a die (tokens per group / tp)",
+                z.tokens_per_group, a.tp
+            ),
+        ));
+    }
+    let tokens_per_device = z.tokens_per_group / tp;
+    Ok(Some(GpuBaseline {
+        cluster,
+        tokens_per_device,
+        feed: DriftingZipf {
+            tokens_per_group: tokens_per_device,
+            ..z.clone()
+        },
+    }))
+}
+
+/// The GPU baseline over the study's iterations and layers: one row per
+/// iteration (sums over layers).
+fn run_gpu_baseline(g: &GpuBaseline, spec: &ServingSpec) -> Result<Vec<ClusterLayer>, CliError> {
+    let mut feed = g.feed.clone();
+    let mut rows = Vec::with_capacity(spec.iterations);
+    for it in 0..spec.iterations {
+        let mut sum = ClusterLayer::default();
+        for layer in 0..spec.layers {
+            let routing = feed.layer(it, layer, g.cluster.gpus).map_err(bal_err)?;
+            let l = g
+                .cluster
+                .moe_layer(&spec.model, &spec.die, &spec.compute, &routing.counts)
+                .map_err(|e| lib_err(e.into()))?;
+            sum.dispatch_ns += l.dispatch_ns;
+            sum.compute_ns += l.compute_ns;
+            sum.combine_ns += l.combine_ns;
+            sum.token_copies += l.token_copies;
+            sum.local_token_copies += l.local_token_copies;
+        }
+        rows.push(sum);
+    }
+    Ok(rows)
+}
+
+/// The wafer's MoE time of an iteration: dispatch, expert compute, combine
+/// and any blocking migration wait (all on its critical path).
+fn wafer_moe_ns(r: &IterationRow) -> f64 {
+    r.dispatch_ns + r.moe_compute_ns + r.combine_ns + r.migration_stall_ns
+}
+
+/// The `gpu_baseline` object of the JSON result.
+fn gpu_json(g: &GpuBaseline, rows: &[ClusterLayer], res: &ServingResult) -> serde_json::Value {
+    let sum = |f: &dyn Fn(&ClusterLayer) -> f64| rows.iter().map(f).sum::<f64>();
+    let gpu_moe = sum(&|r| r.moe_ns());
+    let wafer_moe: f64 = res.rows.iter().map(wafer_moe_ns).sum();
+    let per_device = (wafer_moe > 0.0).then(|| gpu_moe / wafer_moe);
+    serde_json::json!({
+        "gpus": g.cluster.gpus,
+        "port_gbps": g.cluster.port_gbps,
+        "latency_ns": g.cluster.latency_ns,
+        "tokens_per_device": g.tokens_per_device,
+        "iterations": rows.iter().map(|r| serde_json::json!({
+            "dispatch_ns": r.dispatch_ns,
+            "compute_ns": r.compute_ns,
+            "combine_ns": r.combine_ns,
+            "moe_ns": r.moe_ns(),
+            "token_copies": r.token_copies,
+            "local_token_copies": r.local_token_copies,
+        })).collect::<Vec<_>>(),
+        "summary": {
+            "dispatch_ns": sum(&|r| r.dispatch_ns),
+            "compute_ns": sum(&|r| r.compute_ns),
+            "combine_ns": sum(&|r| r.combine_ns),
+            "moe_ns": gpu_moe,
+        },
+        "wafer_moe_ns": wafer_moe,
+        "wafer_over_gpu_per_device": per_device,
+    })
 }
 
 /// `wafernoc balance`.
@@ -467,7 +622,14 @@ pub fn run(a: BalanceArgs) -> CmdResult {
     });
     bar.finish_and_clear();
     let res = res.map_err(bal_err)?;
-    let json = result_json(&r, &res);
+    let gpu = match &r.gpu_baseline {
+        Some(g) => Some((g, run_gpu_baseline(g, spec)?)),
+        None => None,
+    };
+    let mut json = result_json(&r, &res);
+    if let Some((g, rows)) = &gpu {
+        json["gpu_baseline"] = gpu_json(g, rows, &res);
+    }
     let text =
         serde_json::to_string_pretty(&json).map_err(|e| CliError::new(e.to_string()))? + "\n";
     if let Some(dir) = &a.out {
@@ -477,6 +639,9 @@ pub fn run(a: BalanceArgs) -> CmdResult {
         print!("{text}");
     } else {
         print_text(&r, &res, wall.elapsed().as_secs_f64());
+        if let Some((g, rows)) = &gpu {
+            print_gpu(g, rows, &res);
+        }
         if let Some(dir) = &a.out {
             println!(
                 "wrote {}/{{iterations.csv,result.json,load.svg,times.svg,links_*.svg}}",
@@ -574,6 +739,35 @@ fn print_text(r: &Resolved, res: &ServingResult, wall: f64) {
         _ => println!("critical path added: not measured (--no-reference)"),
     }
     println!("wall time {wall:.2} s");
+}
+
+fn print_gpu(g: &GpuBaseline, rows: &[ClusterLayer], res: &ServingResult) {
+    let c = &g.cluster;
+    let us = |ns: f64| ns / 1e3;
+    let sum = |f: &dyn Fn(&ClusterLayer) -> f64| rows.iter().map(f).sum::<f64>();
+    let gpu_moe = sum(&|r| r.moe_ns());
+    let wafer_moe: f64 = res.rows.iter().map(wafer_moe_ns).sum();
+    println!(
+        "GPU baseline: {} GPUs behind one ideal switch, {} GB/s per port (+{} ns per phase), \
+         {} tokens per device as on the wafer",
+        c.gpus, c.port_gbps, c.latency_ns, g.tokens_per_device
+    );
+    println!(
+        "  MoE time (dispatch + expert compute + combine): wafer {:.1} us, GPUs {:.1} us \
+         (dispatch {:.1}, compute {:.1}, combine {:.1})",
+        us(wafer_moe),
+        us(gpu_moe),
+        us(sum(&|r| r.dispatch_ns)),
+        us(sum(&|r| r.compute_ns)),
+        us(sum(&|r| r.combine_ns))
+    );
+    if wafer_moe > 0.0 {
+        println!(
+            "  per-device MoE throughput, wafer / GPUs: {:.2}x (MoEntwine: about 1.39x for 256 \
+             dies against an NVL72)",
+            gpu_moe / wafer_moe
+        );
+    }
 }
 
 /// One row per serving iteration: `iteration` counts from 0 in the run,

@@ -203,6 +203,55 @@ fn bad_arguments_are_named() {
         ),
         (&["--routing", "trace:nowhere.wnrt"], "nowhere.wnrt"),
         (
+            &["--routing", "zipf:1", "--gpu-port-gbps", "900"],
+            "give --gpu-baseline GPUS too",
+        ),
+        (
+            &["--routing", "zipf:1", "--gpu-baseline", "0"],
+            "invalid --gpu-baseline",
+        ),
+        (
+            &[
+                "--routing",
+                "zipf:1",
+                "--gpu-baseline",
+                "8",
+                "--gpu-port-gbps",
+                "0",
+            ],
+            "invalid --gpu-port-gbps",
+        ),
+        (
+            &[
+                "--routing",
+                "zipf:1",
+                "--gpu-baseline",
+                "8",
+                "--gpu-latency-ns=-1",
+            ],
+            "invalid --gpu-latency-ns",
+        ),
+        (
+            &[
+                "--routing",
+                "zipf:1",
+                "--gpu-baseline",
+                "8",
+                "--tokens-per-group",
+                "6",
+            ],
+            "not a multiple of --tp 4",
+        ),
+        (
+            &[
+                "--routing",
+                "trace:traces/gpt-oss-20b/decode_128req.wnrt",
+                "--gpu-baseline",
+                "8",
+            ],
+            "needs --routing zipf:S",
+        ),
+        (
             &[
                 "--routing",
                 "trace:traces/gpt-oss-20b/decode_128req.wnrt",
@@ -223,14 +272,106 @@ fn bad_arguments_are_named() {
     }
 }
 
-/// The ladder's sweep files parse (6 points each), and a small balance
-/// sweep merges into a CSV whose columns carry the summary.
+/// `--gpu-baseline`: the GPU side holds as many tokens per device as the
+/// wafer, sends `k` copies per token, and the summary and the per-device
+/// ratio are the sums of the rows (wafer: dispatch + compute + combine +
+/// blocking wait; GPUs: dispatch + compute + combine).
+#[test]
+fn gpu_baseline_is_consistent() {
+    let v = json(&[
+        "balance",
+        "--model",
+        "gpt-oss-20b",
+        "--mesh",
+        "4x8",
+        "--tp",
+        "4",
+        "--dp",
+        "8",
+        "--routing",
+        "zipf:1.0",
+        "--tokens-per-group",
+        "16",
+        "--iterations",
+        "3",
+        "--layers",
+        "2",
+        "--balancer",
+        "none",
+        "--gpu-baseline",
+        "8",
+        "--gpu-latency-ns",
+        "100",
+        "--json",
+        "--quiet",
+    ]);
+    let g = &v["gpu_baseline"];
+    assert_eq!(g["gpus"], 8);
+    assert_eq!(g["tokens_per_device"], 4);
+    assert_eq!(v["config"]["gpu_baseline"]["cluster"]["latency_ns"], 100.0);
+    let rows = g["iterations"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    let f = |x: &serde_json::Value| x.as_f64().unwrap();
+    let mut gpu = 0.0;
+    for r in rows {
+        // 8 GPUs x 4 tokens x top-4 x 2 layers.
+        assert_eq!(r["token_copies"], 8 * 4 * 4 * 2);
+        let moe = f(&r["dispatch_ns"]) + f(&r["compute_ns"]) + f(&r["combine_ns"]);
+        assert!((f(&r["moe_ns"]) - moe).abs() <= 1e-9 * moe);
+        // Both all-to-all phases of both layers moved data: latency paid.
+        assert!(f(&r["dispatch_ns"]) > 2.0 * 100.0);
+        gpu += f(&r["moe_ns"]);
+    }
+    assert!((f(&g["summary"]["moe_ns"]) - gpu).abs() <= 1e-9 * gpu);
+    let wafer: f64 = v["iterations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            f(&r["dispatch_ns"])
+                + f(&r["moe_compute_ns"])
+                + f(&r["combine_ns"])
+                + f(&r["migration_stall_ns"])
+        })
+        .sum();
+    assert!((f(&g["wafer_moe_ns"]) - wafer).abs() <= 1e-9 * wafer);
+    assert!((f(&g["wafer_over_gpu_per_device"]) - gpu / wafer).abs() <= 1e-12 * (gpu / wafer));
+    // Without the flag there is no baseline and no config key.
+    let plain = json(&[
+        "balance",
+        "--model",
+        "gpt-oss-20b",
+        "--mesh",
+        "4x8",
+        "--tp",
+        "4",
+        "--dp",
+        "8",
+        "--routing",
+        "zipf:1.0",
+        "--iterations",
+        "1",
+        "--layers",
+        "1",
+        "--balancer",
+        "none",
+        "--json",
+        "--quiet",
+    ]);
+    assert!(plain.get("gpu_baseline").is_none());
+    assert!(plain["config"].get("gpu_baseline").is_none());
+}
+
+/// The ladder's sweep files parse (6 points each; the GPU-baseline sweep
+/// 8), and a small balance sweep merges into a CSV whose columns carry the
+/// summary.
 #[test]
 fn balance_sweeps() {
-    for f in [
-        "docs/sweeps/balancer_gpt_oss.toml",
-        "docs/sweeps/balancer_esft.toml",
-        "docs/sweeps/balancer_zipf.toml",
+    for (f, points) in [
+        ("docs/sweeps/balancer_gpt_oss.toml", 6),
+        ("docs/sweeps/balancer_esft.toml", 6),
+        ("docs/sweeps/balancer_zipf.toml", 6),
+        ("docs/sweeps/gpu_baseline.toml", 8),
     ] {
         let o = wafernoc(&["sweep", f, "--dry-run", "--out", "/nonexistent/x"]);
         assert!(
@@ -239,7 +380,11 @@ fn balance_sweeps() {
             String::from_utf8_lossy(&o.stderr)
         );
         let text = String::from_utf8_lossy(&o.stdout);
-        assert_eq!(text.matches("wafernoc balance ").count(), 6, "{f}: {text}");
+        assert_eq!(
+            text.matches("wafernoc balance ").count(),
+            points,
+            "{f}: {text}"
+        );
     }
     let dir = tmp("balsweep");
     let sweep = dir.join("s.toml");

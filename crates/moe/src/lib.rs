@@ -5,8 +5,10 @@
 //! ER-Mapping, hierarchical ER: [`ParallelPlan`], [`Layout`]), expert
 //! placement with shadow replicas ([`Placement`]), dispatch/combine traffic
 //! matrices ([`dispatch`], [`combine`]), synthetic routing
-//! ([`RoutingSource`]), the roofline compute model ([`ComputeModel`]) and the
-//! load predictor and balancer policy ([`LoadPredictor`], [`Balancer`]).
+//! ([`RoutingSource`]), the roofline compute model ([`ComputeModel`]), the
+//! load predictor and balancer policy ([`LoadPredictor`], [`Balancer`]), and
+//! an analytic GPU-cluster baseline behind one ideal switch
+//! ([`SwitchCluster`], NVL72 by default).
 //!
 //! This crate sends no packet, reads no file and prints nothing; the traffic
 //! crate turns its outputs into packets. The design and its sources are in
@@ -41,6 +43,7 @@
 
 mod alltoall;
 mod balance;
+mod cluster;
 mod compute;
 mod error;
 mod grid;
@@ -64,6 +67,7 @@ pub use balance::{
     BalancePolicy, Balancer, BalancerConfig, Eviction, LoadPredictor, Migration, PredictorKind,
     RoundPlan, DEFAULT_TRIGGER_ALPHA,
 };
+pub use cluster::{ClusterLayer, SwitchCluster, NVL72_GPUS, NVLINK5_GBPS};
 pub use compute::{
     check_hbm_capacity, AttentionCost, ComputeModel, MoeCompute, ProjectionAttention,
 };
