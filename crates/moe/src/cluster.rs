@@ -133,7 +133,7 @@ impl SwitchCluster {
         let e_count = model.experts;
         let (mut sent, mut received) = (vec![0u64; g], vec![0u64; g]);
         let (mut copies, mut local) = (0u64, 0u64);
-        for src in 0..g {
+        for (src, out) in sent.iter_mut().enumerate() {
             for e in 0..e_count {
                 let n = counts.get(src, e);
                 copies += n;
@@ -141,7 +141,7 @@ impl SwitchCluster {
                 if dst == src {
                     local += n;
                 } else {
-                    sent[src] += n;
+                    *out += n;
                     received[dst] += n;
                 }
             }
