@@ -126,12 +126,15 @@ sweep-balancer: build
 	$(WAFERNOC) sweep merge $(OUT)/sweep-balancer/zipf
 
 ## 256 wafer-scale dies against the analytic NVL72 baseline, per device
-## (docs/reproduction.md "Wafer against GPUs"): 8 points, about 4 min with
-## 2 jobs on 2 cores.
+## (docs/reproduction.md "Wafer against GPUs"): 16 + 8 points, about
+## 15 min with 2 jobs on 2 cores.
 sweep-gpu: build
-	$(WAFERNOC) sweep docs/sweeps/gpu_baseline.toml --out $(OUT)/sweep-gpu \
+	$(WAFERNOC) sweep docs/sweeps/gpu_baseline.toml --out $(OUT)/sweep-gpu/her \
 	    --jobs $(BAL_JOBS) --resume
-	$(WAFERNOC) sweep merge $(OUT)/sweep-gpu
+	$(WAFERNOC) sweep merge $(OUT)/sweep-gpu/her
+	$(WAFERNOC) sweep docs/sweeps/gpu_baseline_tp1.toml --out $(OUT)/sweep-gpu/tp1 \
+	    --jobs $(BAL_JOBS) --resume
+	$(WAFERNOC) sweep merge $(OUT)/sweep-gpu/tp1
 
 ## Every figure and table of docs/reproduction.md, from scratch.
 paper: build

@@ -211,6 +211,21 @@ fn bad_arguments_are_named() {
             "invalid --gpu-baseline",
         ),
         (
+            &["--routing", "zipf:1", "--gpu-baseline", "1000000000"],
+            "must be at most 65536",
+        ),
+        (
+            &[
+                "--routing",
+                "zipf:1",
+                "--gpu-baseline",
+                "8",
+                "--gpu-latency-ns",
+                "1e308",
+            ],
+            "must be at most 1e15",
+        ),
+        (
             &[
                 "--routing",
                 "zipf:1",
@@ -336,6 +351,16 @@ fn gpu_baseline_is_consistent() {
         .sum();
     assert!((f(&g["wafer_moe_ns"]) - wafer).abs() <= 1e-9 * wafer);
     assert!((f(&g["wafer_over_gpu_per_device"]) - gpu / wafer).abs() <= 1e-12 * (gpu / wafer));
+    let allreduce: f64 = v["iterations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| f(&r["allreduce_ns"]))
+        .sum();
+    assert!(allreduce > 0.0, "TP4 has an all-reduce");
+    assert_eq!(f(&g["wafer_allreduce_ns"]), allreduce);
+    let with = gpu / (wafer + allreduce);
+    assert!((f(&g["wafer_over_gpu_per_device_with_allreduce"]) - with).abs() <= 1e-12 * with);
     // Without the flag there is no baseline and no config key.
     let plain = json(&[
         "balance",
@@ -362,8 +387,65 @@ fn gpu_baseline_is_consistent() {
     assert!(plain["config"].get("gpu_baseline").is_none());
 }
 
-/// The ladder's sweep files parse (6 points each; the GPU-baseline sweep
-/// 8), and a small balance sweep merges into a CSV whose columns carry the
+/// With TP = 1 and as many GPUs as dies, the GPU side draws exactly the
+/// wafer's tokens (same law, seed, ranking, groups), and with one expert
+/// per device on both sides the slowest device's compute is the same: equal
+/// expert compute in every iteration, here compute-bound (64 tokens per
+/// device under Zipf 1.0), so it depends on the exact per-expert counts.
+/// The wafer rounds each layer's compute up to whole network cycles
+/// (256 B / 900 GB/s = 0.284 ns), the GPUs do not: within one cycle per
+/// layer, far below the 22 ns one more copy of a GPT-OSS expert costs.
+#[test]
+fn gpu_feed_is_the_wafers_at_tp1() {
+    let v = json(&[
+        "balance",
+        "--model",
+        "gpt-oss-20b",
+        "--mesh",
+        "4x8",
+        "--tp",
+        "1",
+        "--dp",
+        "32",
+        "--mapping",
+        "block",
+        "--routing",
+        "zipf:1.0",
+        "--tokens-per-group",
+        "64",
+        "--iterations",
+        "3",
+        "--layers",
+        "2",
+        "--balancer",
+        "none",
+        "--gpu-baseline",
+        "32",
+        "--json",
+        "--quiet",
+    ]);
+    let wafer = v["iterations"].as_array().unwrap();
+    let gpu = v["gpu_baseline"]["iterations"].as_array().unwrap();
+    assert_eq!(wafer.len(), 3);
+    let weight_read = 5.0e3; // below any compute-bound time here, ns
+    for (w, g) in wafer.iter().zip(gpu) {
+        let (wc, gc) = (
+            w["moe_compute_ns"].as_f64().unwrap(),
+            g["compute_ns"].as_f64().unwrap(),
+        );
+        let cycle_ns = 256.0 / 900.0;
+        assert!(
+            wc >= gc && wc - gc < 2.0 * cycle_ns,
+            "wafer {wc} vs GPUs {gc}: {w} / {g}"
+        );
+        assert!(wc > 2.0 * 2.0 * weight_read, "not compute-bound: {wc}");
+        assert_eq!(g["token_copies"], 32 * 64 * 4 * 2);
+        assert_eq!(w["allreduce_ns"], 0.0);
+    }
+}
+
+/// The ladder's sweep files parse (6 points each; the GPU-baseline sweeps
+/// 16 and 8), and a small balance sweep merges into a CSV whose columns carry the
 /// summary.
 #[test]
 fn balance_sweeps() {
@@ -371,7 +453,8 @@ fn balance_sweeps() {
         ("docs/sweeps/balancer_gpt_oss.toml", 6),
         ("docs/sweeps/balancer_esft.toml", 6),
         ("docs/sweeps/balancer_zipf.toml", 6),
-        ("docs/sweeps/gpu_baseline.toml", 8),
+        ("docs/sweeps/gpu_baseline.toml", 16),
+        ("docs/sweeps/gpu_baseline_tp1.toml", 8),
     ] {
         let o = wafernoc(&["sweep", f, "--dry-run", "--out", "/nonexistent/x"]);
         assert!(

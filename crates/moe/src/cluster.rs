@@ -43,6 +43,10 @@ pub const NVL72_GPUS: usize = 72;
 /// NVLink 5 bandwidth per GPU, GB/s per direction (1.8 TB/s both ways).
 pub const NVLINK5_GBPS: f64 = 900.0;
 
+/// Largest cluster [`SwitchCluster::validate`] accepts (the largest wafer
+/// layer run has as many devices): bounds the routing tables built for it.
+pub const MAX_CLUSTER_GPUS: usize = 65_536;
+
 /// A GPU cluster behind one ideal switch (module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -90,11 +94,35 @@ impl ClusterLayer {
 }
 
 impl SwitchCluster {
-    /// Checks every field; the error names the first bad one.
+    /// Checks every field; the error names the first bad one. Ranges keep
+    /// every time finite: at most [`MAX_CLUSTER_GPUS`] GPUs, ports of at
+    /// least 0.001 GB/s, at most 10^15 ns of latency.
     pub fn validate(&self) -> Result<()> {
         nonzero("gpus", self.gpus)?;
+        if self.gpus > MAX_CLUSTER_GPUS {
+            return Err(MoeError::BadReal {
+                param: "gpus",
+                value: self.gpus as f64,
+                expected: "at most 65536",
+            });
+        }
         positive("port_gbps", self.port_gbps)?;
-        non_negative("latency_ns", self.latency_ns)
+        if self.port_gbps < 1e-3 {
+            return Err(MoeError::BadReal {
+                param: "port_gbps",
+                value: self.port_gbps,
+                expected: "at least 0.001",
+            });
+        }
+        non_negative("latency_ns", self.latency_ns)?;
+        if self.latency_ns > 1e15 {
+            return Err(MoeError::BadReal {
+                param: "latency_ns",
+                value: self.latency_ns,
+                expected: "at most 1e15",
+            });
+        }
+        Ok(())
     }
 
     /// The GPU hosting `expert` of `experts`: `floor(expert * gpus /
@@ -193,6 +221,50 @@ mod tests {
         assert!((1..256).all(|e| c.host_of(e, 256) >= c.host_of(e - 1, 256)));
     }
 
+    /// Three GPUs, three experts (one each): GPU 2 sends 7 copies and
+    /// receives 1, GPU 0 receives 6 and sends 2; the port bound is the
+    /// largest of all six counters (7, GPU 2's sends), and the compute the
+    /// slowest GPU's, with one compute-bound expert (its 400 copies outlast
+    /// the weight read).
+    #[test]
+    fn port_bound_is_the_busiest_port_and_compute_the_slowest_gpu() {
+        let mut m = v3();
+        m.experts = 3;
+        m.top_k = 1;
+        let c = SwitchCluster {
+            gpus: 3,
+            port_gbps: 50.0,
+            latency_ns: 0.0,
+        };
+        let mut counts = RoutingCounts::new(3, 3).unwrap();
+        counts.add(2, 0, 6).unwrap(); // GPU 2 -> GPU 0
+        counts.add(2, 1, 1).unwrap(); // GPU 2 -> GPU 1
+        counts.add(0, 2, 1).unwrap(); // GPU 0 -> GPU 2
+        counts.add(0, 1, 1).unwrap(); // GPU 0 -> GPU 1
+        counts.add(1, 1, 400).unwrap(); // local on GPU 1
+        let die = DieSpec::default();
+        let cm = ComputeModel::default();
+        let r = c.moe_layer(&m, &die, &cm, &counts).unwrap();
+        // Sent: [2, 0, 7]; received: [6, 2, 1].
+        let h = m.hidden as f64;
+        assert_eq!(r.dispatch_ns, 7.0 * h / 50.0);
+        assert_eq!(r.combine_ns, 7.0 * h * 2.0 / 50.0);
+        assert_eq!((r.token_copies, r.local_token_copies), (409, 400));
+        let t = |n| cm.expert_time_ns(&m, &die, n);
+        // Expert 1 (GPU 1): 402 copies, compute-bound.
+        assert!(t(402) > t(1) * 2.0, "expert 1 must be compute-bound");
+        assert_eq!(r.compute_ns, t(402));
+        assert!(r.compute_ns > t(6) && r.compute_ns > t(1));
+        // And a port that receives more than any port sends: GPU 0
+        // receives 9 (3 from GPU 1, 6 from GPU 2); sent [1, 3, 6].
+        let mut counts = RoutingCounts::new(3, 3).unwrap();
+        counts.add(1, 0, 3).unwrap();
+        counts.add(2, 0, 6).unwrap();
+        counts.add(0, 2, 1).unwrap();
+        let r = c.moe_layer(&m, &die, &cm, &counts).unwrap();
+        assert_eq!(r.dispatch_ns, 9.0 * h / 50.0);
+    }
+
     /// Two GPUs, four experts (two each), hand-computed times.
     #[test]
     fn port_bound_and_compute_by_hand() {
@@ -270,6 +342,22 @@ mod tests {
             }),
             "latency_ns"
         );
+        for c in [
+            SwitchCluster {
+                gpus: MAX_CLUSTER_GPUS + 1,
+                ..d
+            },
+            SwitchCluster {
+                port_gbps: 1e-300,
+                ..d
+            },
+            SwitchCluster {
+                latency_ns: 1e308,
+                ..d
+            },
+        ] {
+            assert!(c.validate().is_err(), "{c:?}");
+        }
         let wrong = RoutingCounts::new(16, 256).unwrap();
         let e = d.moe_layer(&m, &die, &cm, &wrong).unwrap_err();
         assert!(e.to_string().contains("one per GPU"), "{e}");

@@ -67,7 +67,7 @@ pub use balance::{
     BalancePolicy, Balancer, BalancerConfig, Eviction, LoadPredictor, Migration, PredictorKind,
     RoundPlan, DEFAULT_TRIGGER_ALPHA,
 };
-pub use cluster::{ClusterLayer, SwitchCluster, NVL72_GPUS, NVLINK5_GBPS};
+pub use cluster::{ClusterLayer, SwitchCluster, MAX_CLUSTER_GPUS, NVL72_GPUS, NVLINK5_GBPS};
 pub use compute::{
     check_hbm_capacity, AttentionCost, ComputeModel, MoeCompute, ProjectionAttention,
 };
