@@ -11,9 +11,9 @@ use std::time::Instant;
 use clap::Args;
 use serde::Serialize;
 use wafernoc_moe::{
-    AllToAllMode, BalancePolicy, BalancerConfig, ClusterLayer, ComputeModel, DieSpec, MappingKind,
-    MoeModel, ParallelPlan, PredictorKind, ProjectionAttention, RingPolicy, SwitchCluster,
-    WaferSpec, DEFAULT_TRIGGER_ALPHA, MAX_CLUSTER_GPUS,
+    AllToAllMode, AttentionCost, BalancePolicy, BalancerConfig, ClusterLayer, ComputeModel,
+    DieSpec, MappingKind, MoeModel, ParallelPlan, PredictorKind, ProjectionAttention, RingPolicy,
+    SwitchCluster, WaferSpec, DEFAULT_TRIGGER_ALPHA, MAX_CLUSTER_GPUS,
 };
 use wafernoc_trace::Iteration;
 use wafernoc_traffic::collective::{CollectiveError, NocParams};
@@ -566,68 +566,113 @@ fn gpu_err(flag: &str, why: impl std::fmt::Display) -> CliError {
     CliError::new(format!("invalid --{flag}: {why}"))
 }
 
+/// One iteration of the GPU baseline: its MoE layers summed, and their
+/// data-parallel attention (the wafer's attention model with TP = 1 and
+/// the GPU's tokens).
+struct GpuRow {
+    moe: ClusterLayer,
+    attention_ns: f64,
+}
+
 /// The GPU baseline over the study's iterations and layers: one row per
 /// iteration (sums over layers).
-fn run_gpu_baseline(g: &GpuBaseline, spec: &ServingSpec) -> Result<Vec<ClusterLayer>, CliError> {
+fn run_gpu_baseline(g: &GpuBaseline, spec: &ServingSpec) -> Result<Vec<GpuRow>, CliError> {
     let mut feed = g.feed.clone();
     let mut rows = Vec::with_capacity(spec.iterations);
     for it in 0..spec.iterations {
-        let mut sum = ClusterLayer::default();
+        let mut row = GpuRow {
+            moe: ClusterLayer::default(),
+            attention_ns: 0.0,
+        };
         for layer in 0..spec.layers {
             let routing = feed.layer(it, layer, g.cluster.gpus).map_err(bal_err)?;
             let l = g
                 .cluster
                 .moe_layer(&spec.model, &spec.die, &spec.compute, &routing.counts)
                 .map_err(|e| lib_err(e.into()))?;
+            let sum = &mut row.moe;
             sum.dispatch_ns += l.dispatch_ns;
             sum.compute_ns += l.compute_ns;
             sum.combine_ns += l.combine_ns;
             sum.token_copies += l.token_copies;
             sum.local_token_copies += l.local_token_copies;
+            row.attention_ns +=
+                spec.attention
+                    .layer_time_ns(&spec.model, &spec.die, g.tokens_per_device, 1);
         }
-        rows.push(sum);
+        rows.push(row);
     }
     Ok(rows)
 }
 
-/// The wafer's MoE time of an iteration: dispatch, expert compute, combine
-/// and any blocking migration wait (all on its critical path).
-fn wafer_moe_ns(r: &IterationRow) -> f64 {
-    r.dispatch_ns + r.moe_compute_ns + r.combine_ns + r.migration_stall_ns
+/// The two sides' totals over the run.
+struct Comparison {
+    gpu_moe_ns: f64,
+    gpu_attention_ns: f64,
+    /// Dispatch, expert compute, combine and any blocking migration wait
+    /// (all on the wafer's critical path).
+    wafer_moe_ns: f64,
+    wafer_allreduce_ns: f64,
+    wafer_attention_ns: f64,
+}
+
+impl Comparison {
+    fn new(rows: &[GpuRow], res: &ServingResult) -> Comparison {
+        let w = |f: &dyn Fn(&IterationRow) -> f64| res.rows.iter().map(f).sum::<f64>();
+        Comparison {
+            gpu_moe_ns: rows.iter().map(|r| r.moe.moe_ns()).sum(),
+            gpu_attention_ns: rows.iter().map(|r| r.attention_ns).sum(),
+            wafer_moe_ns: w(&|r| {
+                r.dispatch_ns + r.moe_compute_ns + r.combine_ns + r.migration_stall_ns
+            }),
+            wafer_allreduce_ns: w(&|r| r.allreduce_ns),
+            wafer_attention_ns: w(&|r| r.attention_ns),
+        }
+    }
+
+    /// Per-device MoE throughput, wafer over GPUs (same tokens per device).
+    fn moe_ratio(&self) -> Option<f64> {
+        (self.wafer_moe_ns > 0.0).then(|| self.gpu_moe_ns / self.wafer_moe_ns)
+    }
+
+    /// The same over whole layers: attention (the wafer's TP, the GPUs' DP),
+    /// the wafer's all-reduce, and MoE.
+    fn layer_ratio(&self) -> Option<f64> {
+        let wafer = self.wafer_attention_ns + self.wafer_allreduce_ns + self.wafer_moe_ns;
+        (wafer > 0.0).then(|| (self.gpu_attention_ns + self.gpu_moe_ns) / wafer)
+    }
 }
 
 /// The `gpu_baseline` object of the JSON result.
-fn gpu_json(g: &GpuBaseline, rows: &[ClusterLayer], res: &ServingResult) -> serde_json::Value {
-    let sum = |f: &dyn Fn(&ClusterLayer) -> f64| rows.iter().map(f).sum::<f64>();
-    let gpu_moe = sum(&|r| r.moe_ns());
-    let wafer_moe: f64 = res.rows.iter().map(wafer_moe_ns).sum();
-    let wafer_allreduce: f64 = res.rows.iter().map(|r| r.allreduce_ns).sum();
-    let per_device = (wafer_moe > 0.0).then(|| gpu_moe / wafer_moe);
-    let with_allreduce =
-        (wafer_moe + wafer_allreduce > 0.0).then(|| gpu_moe / (wafer_moe + wafer_allreduce));
+fn gpu_json(g: &GpuBaseline, rows: &[GpuRow], res: &ServingResult) -> serde_json::Value {
+    let sum = |f: &dyn Fn(&ClusterLayer) -> f64| rows.iter().map(|r| f(&r.moe)).sum::<f64>();
+    let c = Comparison::new(rows, res);
     serde_json::json!({
         "gpus": g.cluster.gpus,
         "port_gbps": g.cluster.port_gbps,
         "latency_ns": g.cluster.latency_ns,
         "tokens_per_device": g.tokens_per_device,
         "iterations": rows.iter().map(|r| serde_json::json!({
-            "dispatch_ns": r.dispatch_ns,
-            "compute_ns": r.compute_ns,
-            "combine_ns": r.combine_ns,
-            "moe_ns": r.moe_ns(),
-            "token_copies": r.token_copies,
-            "local_token_copies": r.local_token_copies,
+            "attention_ns": r.attention_ns,
+            "dispatch_ns": r.moe.dispatch_ns,
+            "compute_ns": r.moe.compute_ns,
+            "combine_ns": r.moe.combine_ns,
+            "moe_ns": r.moe.moe_ns(),
+            "token_copies": r.moe.token_copies,
+            "local_token_copies": r.moe.local_token_copies,
         })).collect::<Vec<_>>(),
         "summary": {
+            "attention_ns": c.gpu_attention_ns,
             "dispatch_ns": sum(&|r| r.dispatch_ns),
             "compute_ns": sum(&|r| r.compute_ns),
             "combine_ns": sum(&|r| r.combine_ns),
-            "moe_ns": gpu_moe,
+            "moe_ns": c.gpu_moe_ns,
         },
-        "wafer_moe_ns": wafer_moe,
-        "wafer_allreduce_ns": wafer_allreduce,
-        "wafer_over_gpu_per_device": per_device,
-        "wafer_over_gpu_per_device_with_allreduce": with_allreduce,
+        "wafer_moe_ns": c.wafer_moe_ns,
+        "wafer_allreduce_ns": c.wafer_allreduce_ns,
+        "wafer_attention_ns": c.wafer_attention_ns,
+        "wafer_over_gpu_per_device": c.moe_ratio(),
+        "wafer_over_gpu_per_device_layer": c.layer_ratio(),
     })
 }
 
@@ -765,51 +810,52 @@ fn print_text(r: &Resolved, res: &ServingResult, wall: f64) {
     println!("wall time {wall:.2} s");
 }
 
-fn print_gpu(r: &Resolved, g: &GpuBaseline, rows: &[ClusterLayer], res: &ServingResult) {
-    let c = &g.cluster;
+fn print_gpu(r: &Resolved, g: &GpuBaseline, rows: &[GpuRow], res: &ServingResult) {
+    let gc = &g.cluster;
     let us = |ns: f64| ns / 1e3;
-    let sum = |f: &dyn Fn(&ClusterLayer) -> f64| rows.iter().map(f).sum::<f64>();
-    let gpu_moe = sum(&|r| r.moe_ns());
-    let wafer_moe: f64 = res.rows.iter().map(wafer_moe_ns).sum();
-    let wafer_allreduce: f64 = res.rows.iter().map(|r| r.allreduce_ns).sum();
+    let sum = |f: &dyn Fn(&ClusterLayer) -> f64| rows.iter().map(|r| f(&r.moe)).sum::<f64>();
+    let c = Comparison::new(rows, res);
     println!(
         "GPU baseline: {} GPUs behind one ideal switch, {} GB/s per port (+{} ns per phase), \
          {} tokens per device as on the wafer",
-        c.gpus, c.port_gbps, c.latency_ns, g.tokens_per_device
+        gc.gpus, gc.port_gbps, gc.latency_ns, g.tokens_per_device
     );
     let experts = r.spec.model.experts;
-    if c.gpus > experts {
+    if gc.gpus > experts {
         println!(
             "  ({} of the {} GPUs host no expert: {} experts)",
-            c.gpus - experts,
-            c.gpus,
+            gc.gpus - experts,
+            gc.gpus,
             experts
         );
     }
     println!(
         "  MoE time (dispatch + expert compute + combine): wafer {:.1} us, GPUs {:.1} us \
          (dispatch {:.1}, compute {:.1}, combine {:.1})",
-        us(wafer_moe),
-        us(gpu_moe),
+        us(c.wafer_moe_ns),
+        us(c.gpu_moe_ns),
         us(sum(&|r| r.dispatch_ns)),
         us(sum(&|r| r.compute_ns)),
         us(sum(&|r| r.combine_ns))
     );
-    if wafer_moe > 0.0 {
+    println!(
+        "  attention: wafer {:.1} us (TP{}) + all-reduce {:.1} us, GPUs {:.1} us (data-parallel)",
+        us(c.wafer_attention_ns),
+        r.tp,
+        us(c.wafer_allreduce_ns),
+        us(c.gpu_attention_ns)
+    );
+    if let Some(m) = c.moe_ratio() {
         // The paper's figure only where its comparison is the one run.
-        let paper = if c.gpus == 72 && r.spec.wafer.num_devices() == 256 {
+        let paper = if gc.gpus == 72 && r.spec.wafer.num_devices() == 256 {
             " (MoEntwine: about 1.39x for 256 dies against an NVL72)"
         } else {
             ""
         };
-        println!(
-            "  per-device MoE throughput, wafer / GPUs: {:.2}x{paper}",
-            gpu_moe / wafer_moe
-        );
-        println!(
-            "  counting the wafer's TP all-reduce too (the GPUs' attention has none): {:.2}x",
-            gpu_moe / (wafer_moe + wafer_allreduce)
-        );
+        println!("  per-device throughput, wafer / GPUs: MoE {m:.2}x{paper}");
+    }
+    if let Some(l) = c.layer_ratio() {
+        println!("  per-device throughput, wafer / GPUs: whole layers {l:.2}x");
     }
 }
 

@@ -351,16 +351,26 @@ fn gpu_baseline_is_consistent() {
         .sum();
     assert!((f(&g["wafer_moe_ns"]) - wafer).abs() <= 1e-9 * wafer);
     assert!((f(&g["wafer_over_gpu_per_device"]) - gpu / wafer).abs() <= 1e-12 * (gpu / wafer));
-    let allreduce: f64 = v["iterations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| f(&r["allreduce_ns"]))
-        .sum();
+    let wsum = |k: &str| -> f64 {
+        v["iterations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| f(&r[k]))
+            .sum()
+    };
+    let (allreduce, attention) = (wsum("allreduce_ns"), wsum("attention_ns"));
     assert!(allreduce > 0.0, "TP4 has an all-reduce");
     assert_eq!(f(&g["wafer_allreduce_ns"]), allreduce);
-    let with = gpu / (wafer + allreduce);
-    assert!((f(&g["wafer_over_gpu_per_device_with_allreduce"]) - with).abs() <= 1e-12 * with);
+    assert_eq!(f(&g["wafer_attention_ns"]), attention);
+    let gpu_attention: f64 = rows.iter().map(|r| f(&r["attention_ns"])).sum();
+    assert_eq!(f(&g["summary"]["attention_ns"]), gpu_attention);
+    // Data-parallel attention reads all 4 H^2 projection weights on every
+    // GPU (TP4 on the wafer reads a quarter on every die): memory-bound
+    // at 4 tokens per device, so 4x the wafer's.
+    assert!((gpu_attention - 4.0 * attention).abs() <= 1e-6 * attention);
+    let layer = (gpu_attention + gpu) / (attention + allreduce + wafer);
+    assert!((f(&g["wafer_over_gpu_per_device_layer"]) - layer).abs() <= 1e-12 * layer);
     // Without the flag there is no baseline and no config key.
     let plain = json(&[
         "balance",
@@ -441,6 +451,12 @@ fn gpu_feed_is_the_wafers_at_tp1() {
         assert!(wc > 2.0 * 2.0 * weight_read, "not compute-bound: {wc}");
         assert_eq!(g["token_copies"], 32 * 64 * 4 * 2);
         assert_eq!(w["allreduce_ns"], 0.0);
+        // Attention: the same model, tokens and TP on both sides.
+        let (wa, ga) = (
+            w["attention_ns"].as_f64().unwrap(),
+            g["attention_ns"].as_f64().unwrap(),
+        );
+        assert!(wa >= ga && wa - ga < 2.0 * cycle_ns, "{wa} vs {ga}");
     }
 }
 
