@@ -126,8 +126,8 @@ sweep-balancer: build
 	$(WAFERNOC) sweep merge $(OUT)/sweep-balancer/zipf
 
 ## 256 wafer-scale dies against the analytic NVL72 baseline, per device
-## (docs/reproduction.md "Wafer against GPUs"): 16 + 8 points, about
-## 15 min with 2 jobs on 2 cores.
+## (docs/reproduction.md "Wafer against GPUs"): 16 + 8 points, 10-15 min
+## with 2 jobs on 2 cores (571 s and 899 s in session 19).
 sweep-gpu: build
 	$(WAFERNOC) sweep docs/sweeps/gpu_baseline.toml --out $(OUT)/sweep-gpu/her \
 	    --jobs $(BAL_JOBS) --resume
