@@ -37,6 +37,31 @@ fn gpt_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
+/// `balance` of GPT-OSS-20B on 4x8 with Zipf routing, no balancer,
+/// `--json --quiet`, the plan `tp` x `dp` and `extra` flags (word per
+/// whitespace).
+fn zipf_json(tp: &str, dp: &str, extra: &str) -> serde_json::Value {
+    let mut args = vec![
+        "balance",
+        "--model",
+        "gpt-oss-20b",
+        "--mesh",
+        "4x8",
+        "--tp",
+        tp,
+        "--dp",
+        dp,
+        "--routing",
+        "zipf:1.0",
+        "--balancer",
+        "none",
+        "--json",
+        "--quiet",
+    ];
+    args.extend(extra.split_whitespace());
+    json(&args)
+}
+
 /// Without balancing every device hosts one expert (32 experts, 32 devices),
 /// so the device load ratio is the expert load ratio, computed here straight
 /// from the trace.
@@ -293,33 +318,11 @@ fn bad_arguments_are_named() {
 /// blocking wait; GPUs: dispatch + compute + combine).
 #[test]
 fn gpu_baseline_is_consistent() {
-    let v = json(&[
-        "balance",
-        "--model",
-        "gpt-oss-20b",
-        "--mesh",
-        "4x8",
-        "--tp",
+    let v = zipf_json(
         "4",
-        "--dp",
         "8",
-        "--routing",
-        "zipf:1.0",
-        "--tokens-per-group",
-        "16",
-        "--iterations",
-        "3",
-        "--layers",
-        "2",
-        "--balancer",
-        "none",
-        "--gpu-baseline",
-        "8",
-        "--gpu-latency-ns",
-        "100",
-        "--json",
-        "--quiet",
-    ]);
+        "--tokens-per-group 16 --iterations 3 --layers 2 --gpu-baseline 8 --gpu-latency-ns 100",
+    );
     let g = &v["gpu_baseline"];
     assert_eq!(g["gpus"], 8);
     assert_eq!(g["tokens_per_device"], 4);
@@ -372,27 +375,7 @@ fn gpu_baseline_is_consistent() {
     let layer = (gpu_attention + gpu) / (attention + allreduce + wafer);
     assert!((f(&g["wafer_over_gpu_per_device_layer"]) - layer).abs() <= 1e-12 * layer);
     // Without the flag there is no baseline and no config key.
-    let plain = json(&[
-        "balance",
-        "--model",
-        "gpt-oss-20b",
-        "--mesh",
-        "4x8",
-        "--tp",
-        "4",
-        "--dp",
-        "8",
-        "--routing",
-        "zipf:1.0",
-        "--iterations",
-        "1",
-        "--layers",
-        "1",
-        "--balancer",
-        "none",
-        "--json",
-        "--quiet",
-    ]);
+    let plain = zipf_json("4", "8", "--iterations 1 --layers 1");
     assert!(plain.get("gpu_baseline").is_none());
     assert!(plain["config"].get("gpu_baseline").is_none());
 }
@@ -407,33 +390,11 @@ fn gpu_baseline_is_consistent() {
 /// layer, far below the 22 ns one more copy of a GPT-OSS expert costs.
 #[test]
 fn gpu_feed_is_the_wafers_at_tp1() {
-    let v = json(&[
-        "balance",
-        "--model",
-        "gpt-oss-20b",
-        "--mesh",
-        "4x8",
-        "--tp",
+    let v = zipf_json(
         "1",
-        "--dp",
         "32",
-        "--mapping",
-        "block",
-        "--routing",
-        "zipf:1.0",
-        "--tokens-per-group",
-        "64",
-        "--iterations",
-        "3",
-        "--layers",
-        "2",
-        "--balancer",
-        "none",
-        "--gpu-baseline",
-        "32",
-        "--json",
-        "--quiet",
-    ]);
+        "--mapping block --tokens-per-group 64 --iterations 3 --layers 2 --gpu-baseline 32",
+    );
     let wafer = v["iterations"].as_array().unwrap();
     let gpu = v["gpu_baseline"]["iterations"].as_array().unwrap();
     assert_eq!(wafer.len(), 3);
