@@ -123,8 +123,9 @@ pub struct BalanceArgs {
     /// Also evaluate the analytic GPU baseline: this many GPUs behind one
     /// ideal switch (72: an NVL72), expert-parallel over all of them, on the
     /// same zipf routing law at the same tokens per device as the wafer
-    /// (`--tokens-per-group / --tp`); reports the per-device MoE throughput
-    /// of the two (docs/reproduction.md). Zipf routing only.
+    /// (`--tokens-per-group / --tp`); reports the per-device throughput of
+    /// the two over MoE and over whole layers (docs/reproduction.md). Zipf
+    /// routing only.
     #[arg(long = "gpu-baseline", value_name = "GPUS")]
     pub gpu_baseline: Option<usize>,
     /// GPU baseline: switch port bandwidth per GPU, GB/s per direction.
