@@ -13,7 +13,7 @@ use serde::Serialize;
 use wafernoc_moe::{
     AllToAllMode, AttentionCost, BalancePolicy, BalancerConfig, ClusterLayer, ComputeModel,
     DieSpec, MappingKind, MoeModel, ParallelPlan, PredictorKind, ProjectionAttention, RingPolicy,
-    SwitchCluster, WaferSpec, DEFAULT_TRIGGER_ALPHA, MAX_CLUSTER_GPUS,
+    SwitchCluster, WaferSpec, DEFAULT_TRIGGER_ALPHA,
 };
 use wafernoc_trace::Iteration;
 use wafernoc_traffic::collective::{CollectiveError, NocParams};
@@ -511,13 +511,6 @@ fn gpu_baseline(
         }
         return Ok(None);
     };
-    if gpus > MAX_CLUSTER_GPUS {
-        // Here, not in `validate`, whose error holds the count as a real.
-        return Err(gpu_err(
-            "gpu-baseline",
-            format!("{gpus} GPUs: must be at most {MAX_CLUSTER_GPUS}"),
-        ));
-    }
     let d = SwitchCluster::default();
     let cluster = SwitchCluster {
         gpus,
@@ -591,12 +584,7 @@ fn run_gpu_baseline(g: &GpuBaseline, spec: &ServingSpec) -> Result<Vec<GpuRow>, 
                 .cluster
                 .moe_layer(&spec.model, &spec.die, &spec.compute, &routing.counts)
                 .map_err(|e| lib_err(e.into()))?;
-            let sum = &mut row.moe;
-            sum.dispatch_ns += l.dispatch_ns;
-            sum.compute_ns += l.compute_ns;
-            sum.combine_ns += l.combine_ns;
-            sum.token_copies += l.token_copies;
-            sum.local_token_copies += l.local_token_copies;
+            row.moe += l;
             row.attention_ns +=
                 spec.attention
                     .layer_time_ns(&spec.model, &spec.die, g.tokens_per_device, 1);
@@ -608,7 +596,8 @@ fn run_gpu_baseline(g: &GpuBaseline, spec: &ServingSpec) -> Result<Vec<GpuRow>, 
 
 /// The two sides' totals over the run.
 struct Comparison {
-    gpu_moe_ns: f64,
+    /// The GPUs' MoE layers summed over the run.
+    gpu: ClusterLayer,
     gpu_attention_ns: f64,
     /// Dispatch, expert compute, combine and any blocking migration wait
     /// (all on the wafer's critical path).
@@ -620,8 +609,12 @@ struct Comparison {
 impl Comparison {
     fn new(rows: &[GpuRow], res: &ServingResult) -> Comparison {
         let w = |f: &dyn Fn(&IterationRow) -> f64| res.rows.iter().map(f).sum::<f64>();
+        let mut gpu = ClusterLayer::default();
+        for r in rows {
+            gpu += r.moe;
+        }
         Comparison {
-            gpu_moe_ns: rows.iter().map(|r| r.moe.moe_ns()).sum(),
+            gpu,
             gpu_attention_ns: rows.iter().map(|r| r.attention_ns).sum(),
             wafer_moe_ns: w(&|r| {
                 r.dispatch_ns + r.moe_compute_ns + r.combine_ns + r.migration_stall_ns
@@ -633,20 +626,19 @@ impl Comparison {
 
     /// Per-device MoE throughput, wafer over GPUs (same tokens per device).
     fn moe_ratio(&self) -> Option<f64> {
-        (self.wafer_moe_ns > 0.0).then(|| self.gpu_moe_ns / self.wafer_moe_ns)
+        (self.wafer_moe_ns > 0.0).then(|| self.gpu.moe_ns() / self.wafer_moe_ns)
     }
 
     /// The same over whole layers: attention (the wafer's TP, the GPUs' DP),
     /// the wafer's all-reduce, and MoE.
     fn layer_ratio(&self) -> Option<f64> {
         let wafer = self.wafer_attention_ns + self.wafer_allreduce_ns + self.wafer_moe_ns;
-        (wafer > 0.0).then(|| (self.gpu_attention_ns + self.gpu_moe_ns) / wafer)
+        (wafer > 0.0).then(|| (self.gpu_attention_ns + self.gpu.moe_ns()) / wafer)
     }
 }
 
 /// The `gpu_baseline` object of the JSON result.
 fn gpu_json(g: &GpuBaseline, rows: &[GpuRow], res: &ServingResult) -> serde_json::Value {
-    let sum = |f: &dyn Fn(&ClusterLayer) -> f64| rows.iter().map(|r| f(&r.moe)).sum::<f64>();
     let c = Comparison::new(rows, res);
     serde_json::json!({
         "gpus": g.cluster.gpus,
@@ -664,10 +656,10 @@ fn gpu_json(g: &GpuBaseline, rows: &[GpuRow], res: &ServingResult) -> serde_json
         })).collect::<Vec<_>>(),
         "summary": {
             "attention_ns": c.gpu_attention_ns,
-            "dispatch_ns": sum(&|r| r.dispatch_ns),
-            "compute_ns": sum(&|r| r.compute_ns),
-            "combine_ns": sum(&|r| r.combine_ns),
-            "moe_ns": c.gpu_moe_ns,
+            "dispatch_ns": c.gpu.dispatch_ns,
+            "compute_ns": c.gpu.compute_ns,
+            "combine_ns": c.gpu.combine_ns,
+            "moe_ns": c.gpu.moe_ns(),
         },
         "wafer_moe_ns": c.wafer_moe_ns,
         "wafer_allreduce_ns": c.wafer_allreduce_ns,
@@ -814,7 +806,6 @@ fn print_text(r: &Resolved, res: &ServingResult, wall: f64) {
 fn print_gpu(r: &Resolved, g: &GpuBaseline, rows: &[GpuRow], res: &ServingResult) {
     let gc = &g.cluster;
     let us = |ns: f64| ns / 1e3;
-    let sum = |f: &dyn Fn(&ClusterLayer) -> f64| rows.iter().map(|r| f(&r.moe)).sum::<f64>();
     let c = Comparison::new(rows, res);
     println!(
         "GPU baseline: {} GPUs behind one ideal switch, {} GB/s per port (+{} ns per phase), \
@@ -834,10 +825,10 @@ fn print_gpu(r: &Resolved, g: &GpuBaseline, rows: &[GpuRow], res: &ServingResult
         "  MoE time (dispatch + expert compute + combine): wafer {:.1} us, GPUs {:.1} us \
          (dispatch {:.1}, compute {:.1}, combine {:.1})",
         us(c.wafer_moe_ns),
-        us(c.gpu_moe_ns),
-        us(sum(&|r| r.dispatch_ns)),
-        us(sum(&|r| r.compute_ns)),
-        us(sum(&|r| r.combine_ns))
+        us(c.gpu.moe_ns()),
+        us(c.gpu.dispatch_ns),
+        us(c.gpu.compute_ns),
+        us(c.gpu.combine_ns)
     );
     println!(
         "  attention: wafer {:.1} us (TP{}) + all-reduce {:.1} us, GPUs {:.1} us (data-parallel)",

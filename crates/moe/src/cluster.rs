@@ -86,6 +86,17 @@ pub struct ClusterLayer {
     pub local_token_copies: u64,
 }
 
+/// Sums of layers (a run's totals).
+impl std::ops::AddAssign for ClusterLayer {
+    fn add_assign(&mut self, l: ClusterLayer) {
+        self.dispatch_ns += l.dispatch_ns;
+        self.compute_ns += l.compute_ns;
+        self.combine_ns += l.combine_ns;
+        self.token_copies += l.token_copies;
+        self.local_token_copies += l.local_token_copies;
+    }
+}
+
 impl ClusterLayer {
     /// Dispatch + compute + combine, ns.
     pub fn moe_ns(&self) -> f64 {
@@ -100,10 +111,10 @@ impl SwitchCluster {
     pub fn validate(&self) -> Result<()> {
         nonzero("gpus", self.gpus)?;
         if self.gpus > MAX_CLUSTER_GPUS {
-            return Err(MoeError::BadReal {
+            return Err(MoeError::TooLarge {
                 param: "gpus",
-                value: self.gpus as f64,
-                expected: "at most 65536",
+                value: self.gpus,
+                max: MAX_CLUSTER_GPUS,
             });
         }
         positive("port_gbps", self.port_gbps)?;
@@ -160,11 +171,10 @@ impl SwitchCluster {
         let g = self.gpus;
         let e_count = model.experts;
         let (mut sent, mut received) = (vec![0u64; g], vec![0u64; g]);
-        let (mut copies, mut local) = (0u64, 0u64);
+        let mut local = 0u64;
         for (src, out) in sent.iter_mut().enumerate() {
             for e in 0..e_count {
                 let n = counts.get(src, e);
-                copies += n;
                 let dst = self.host_of(e, e_count);
                 if dst == src {
                     local += n;
@@ -193,7 +203,7 @@ impl SwitchCluster {
             dispatch_ns: phase(model.dispatch_bytes_per_token()),
             compute_ns: per_gpu.iter().copied().fold(0.0, f64::max),
             combine_ns: phase(model.combine_bytes_per_token()),
-            token_copies: copies,
+            token_copies: counts.total(),
             local_token_copies: local,
         })
     }

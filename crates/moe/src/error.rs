@@ -163,6 +163,16 @@ pub enum MoeError {
         /// The repeated expert.
         expert: usize,
     },
+    /// An integer parameter above its largest accepted value.
+    #[error("parameter `{param}` = {value} is invalid: must be at most {max}")]
+    TooLarge {
+        /// Name of the parameter.
+        param: &'static str,
+        /// The rejected value.
+        value: usize,
+        /// The largest accepted value.
+        max: usize,
+    },
     /// A vector argument has the wrong length.
     #[error("parameter `{param}` has length {got}, expected {expected}")]
     LengthMismatch {
@@ -218,6 +228,7 @@ impl MoeError {
         match self {
             MoeError::Zero { param }
             | MoeError::BadReal { param, .. }
+            | MoeError::TooLarge { param, .. }
             | MoeError::TileArea { param, .. }
             | MoeError::TileDoesNotDivide { param, .. }
             | MoeError::NoTileShape { param, .. }
