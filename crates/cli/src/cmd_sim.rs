@@ -501,38 +501,30 @@ pub fn result_json(r: &SimResult, config: serde_json::Value, command: &str) -> s
         "config": config,
     });
     if let Some(why) = &r.unstable {
-        v["unstable"] = serde_json::to_value(why).expect("serialisable");
-        for k in [
-            "avg_packet_latency",
-            "avg_network_latency",
-            "avg_flit_latency",
-            "avg_hops",
-            "accepted_flits_per_node_cycle",
-            "injected_flits_per_node_cycle",
-            "offered_flits_per_node_cycle",
-            "accepted_packets_per_node_cycle",
-            "injected_packets_per_node_cycle",
-            "packet_latency",
-            "network_latency",
-            "flit_latency",
-            "hops",
-            "accepted",
-            "injected",
-            "offered",
-            "accepted_packets",
-            "injected_packets",
-            "max_link_utilization",
-        ] {
-            // Objects keep their keys with null leaves, so that results of
-            // stable and unstable runs have one shape (`sweep merge`
-            // flattens them into the same columns).
-            match &mut v[k] {
-                serde_json::Value::Object(m) => {
-                    m.values_mut().for_each(|x| *x = serde_json::Value::Null)
+        // Every figure but the run's identity and size: objects keep their
+        // keys with null leaves, so that results of stable and unstable
+        // runs have one shape (`sweep merge` flattens them into the same
+        // columns).
+        const KEPT: [&str; 7] = [
+            "wafernoc_version",
+            "command",
+            "status",
+            "simulated_cycles",
+            "measured_cycles",
+            "flit_hops",
+            "config",
+        ];
+        if let Some(m) = v.as_object_mut() {
+            for (_, x) in m.iter_mut().filter(|(k, _)| !KEPT.contains(&k.as_str())) {
+                match x {
+                    serde_json::Value::Object(o) => {
+                        o.values_mut().for_each(|y| *y = serde_json::Value::Null)
+                    }
+                    y => *y = serde_json::Value::Null,
                 }
-                x => *x = serde_json::Value::Null,
             }
         }
+        v["unstable"] = serde_json::to_value(why).expect("serialisable");
     }
     v
 }
