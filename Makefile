@@ -114,27 +114,21 @@ sweep-mapping: build
 ## non-invasive (docs/reproduction.md "Balancer", docs/balancer.md). About
 ## 25 min with 2 jobs on 2 cores; --resume keeps finished points.
 BAL_JOBS ?= 2
+# $(call sweep_merged,FILE,DIR): run sweep FILE into DIR (resumable), then
+# merge DIR's points into DIR/results.csv.
+sweep_merged = $(WAFERNOC) sweep $(1) --out $(2) --jobs $(BAL_JOBS) --resume && \
+	$(WAFERNOC) sweep merge $(2)
 sweep-balancer: build
-	$(WAFERNOC) sweep docs/sweeps/balancer_gpt_oss.toml --out $(OUT)/sweep-balancer/gpt-oss \
-	    --jobs $(BAL_JOBS) --resume
-	$(WAFERNOC) sweep merge $(OUT)/sweep-balancer/gpt-oss
-	$(WAFERNOC) sweep docs/sweeps/balancer_esft.toml --out $(OUT)/sweep-balancer/esft \
-	    --jobs $(BAL_JOBS) --resume
-	$(WAFERNOC) sweep merge $(OUT)/sweep-balancer/esft
-	$(WAFERNOC) sweep docs/sweeps/balancer_zipf.toml --out $(OUT)/sweep-balancer/zipf \
-	    --jobs $(BAL_JOBS) --resume
-	$(WAFERNOC) sweep merge $(OUT)/sweep-balancer/zipf
+	$(call sweep_merged,docs/sweeps/balancer_gpt_oss.toml,$(OUT)/sweep-balancer/gpt-oss)
+	$(call sweep_merged,docs/sweeps/balancer_esft.toml,$(OUT)/sweep-balancer/esft)
+	$(call sweep_merged,docs/sweeps/balancer_zipf.toml,$(OUT)/sweep-balancer/zipf)
 
 ## 256 wafer-scale dies against the analytic NVL72 baseline, per device
 ## (docs/reproduction.md "Wafer against GPUs"): 16 + 8 points, 10-15 min
 ## with 2 jobs on 2 cores (571 s and 899 s in session 19).
 sweep-gpu: build
-	$(WAFERNOC) sweep docs/sweeps/gpu_baseline.toml --out $(OUT)/sweep-gpu/her \
-	    --jobs $(BAL_JOBS) --resume
-	$(WAFERNOC) sweep merge $(OUT)/sweep-gpu/her
-	$(WAFERNOC) sweep docs/sweeps/gpu_baseline_tp1.toml --out $(OUT)/sweep-gpu/tp1 \
-	    --jobs $(BAL_JOBS) --resume
-	$(WAFERNOC) sweep merge $(OUT)/sweep-gpu/tp1
+	$(call sweep_merged,docs/sweeps/gpu_baseline.toml,$(OUT)/sweep-gpu/her)
+	$(call sweep_merged,docs/sweeps/gpu_baseline_tp1.toml,$(OUT)/sweep-gpu/tp1)
 
 ## Every figure and table of docs/reproduction.md, from scratch.
 paper: build
