@@ -232,27 +232,17 @@ fn huge_slot_and_chunk_counts_do_not_hang() {
 #[test]
 fn serving_runs_too_large_to_hold_are_refused() {
     // Was: abort "memory allocation of 24000000000000 bytes failed".
-    let o = wafernoc_within(
-        30,
-        &[
-            "balance",
-            "--model",
-            "gpt-oss-20b",
-            "--mesh",
-            "4x8",
-            "--tp",
-            "4",
-            "--dp",
-            "8",
-            "--routing",
-            "zipf:1.2",
-            "--iterations",
-            "1000000000000",
-            "--layers",
-            "1",
-            "--quiet",
-        ],
-    );
+    let mut args = gpt_oss_4x8("balance", "4", "8");
+    args.extend([
+        "--routing",
+        "zipf:1.2",
+        "--iterations",
+        "1000000000000",
+        "--layers",
+        "1",
+        "--quiet",
+    ]);
+    let o = wafernoc_within(30, &args);
     input_error(&o, &["iterations", "2^27"]);
 }
 
@@ -1169,25 +1159,15 @@ fn a_run_without_packets_has_no_latency() {
 /// `trigger_alpha` = NaN is invalid: ...".
 #[test]
 fn balance_errors_name_the_flag_once() {
-    let o = wafernoc_within(
-        30,
-        &[
-            "balance",
-            "--model",
-            "gpt-oss-20b",
-            "--mesh",
-            "4x8",
-            "--tp",
-            "4",
-            "--dp",
-            "8",
-            "--routing",
-            "trace:traces/gpt-oss-20b/decode_128req.wnrt",
-            "--alpha",
-            "nan",
-            "--quiet",
-        ],
-    );
+    let mut args = gpt_oss_4x8("balance", "4", "8");
+    args.extend([
+        "--routing",
+        "trace:traces/gpt-oss-20b/decode_128req.wnrt",
+        "--alpha",
+        "nan",
+        "--quiet",
+    ]);
+    let o = wafernoc_within(30, &args);
     input_error(
         &o,
         &["invalid --alpha: NaN is invalid: must be finite and >= 0"],

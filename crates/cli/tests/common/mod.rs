@@ -76,6 +76,22 @@ impl Drop for Scratch {
     }
 }
 
+/// `command` on GPT-OSS-20B over a 4x8 mesh with the plan `tp` x `dp`
+/// (the shipped decode trace's machine); the caller adds the rest.
+pub fn gpt_oss_4x8<'a>(command: &'a str, tp: &'a str, dp: &'a str) -> Vec<&'a str> {
+    vec![
+        command,
+        "--model",
+        "gpt-oss-20b",
+        "--mesh",
+        "4x8",
+        "--tp",
+        tp,
+        "--dp",
+        dp,
+    ]
+}
+
 /// A path as `&str` (test paths are UTF-8).
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
