@@ -18,7 +18,7 @@ use wafernoc_moe::{
 use wafernoc_trace::Iteration;
 use wafernoc_traffic::collective::{CollectiveError, NocParams};
 use wafernoc_traffic::serving::{
-    check_serving, run_serving, DriftingZipf, IterationRow, LayerRouting, MigrationEngine,
+    draw_serving, run_serving, DriftingZipf, IterationRow, LayerRouting, MigrationEngine,
     RoutingFeed, ServingResult, ServingSpec, DEFAULT_MIGRATION_WINDOW_PACKETS,
 };
 
@@ -120,6 +120,13 @@ pub struct BalanceArgs {
     /// Largest packet in flits. Default 16.
     #[arg(long = "packet-flits")]
     pub packet_flits: Option<u16>,
+    /// Tokens of context each decoding token attends over: its KV cache is
+    /// read in every layer's attention (on the wafer and in the GPU
+    /// baseline) and must fit in HBM with the expert weights. Default 0:
+    /// the KV cache is not counted.
+    #[arg(long, value_name = "TOKENS")]
+    pub context: Option<u64>,
+
     /// Also evaluate the analytic GPU baseline: this many GPUs behind one
     /// ideal switch (72: an NVL72), expert-parallel over all of them, on the
     /// same zipf routing law at the same tokens per device as the wafer
@@ -290,11 +297,12 @@ impl RoutingFeed for TraceFeed {
 
 /// Every check `wafernoc balance` makes before it simulates, without
 /// simulating or writing anything: the flags, the routing feed (a trace:
-/// loaded, its iterations checked) and the serving study
-/// ([`check_serving`]). Used by `sweep --dry-run`.
+/// loaded, its iterations checked), the serving study and its routing
+/// ([`draw_serving`]: the KV cache's room needs the batches). Used by
+/// `sweep --dry-run`.
 pub(crate) fn check(a: &BalanceArgs) -> Result<(), CliError> {
-    let (r, _) = prepare(a)?;
-    check_serving(&r.spec).map_err(bal_err)?;
+    let (r, mut feed) = prepare(a)?;
+    draw_serving(&r.spec, feed.as_mut()).map_err(bal_err)?;
     Ok(())
 }
 
@@ -457,12 +465,28 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
         predictor,
         migration: engine,
         compute: ComputeModel::default(),
-        attention: ProjectionAttention::default(),
+        attention: ProjectionAttention {
+            context_tokens: a.context.unwrap_or(0),
+            ..ProjectionAttention::default()
+        },
         iterations: range.len(),
         layers,
         migration_window_packets: a.window_packets.unwrap_or(DEFAULT_MIGRATION_WINDOW_PACKETS),
         reference: !a.no_reference,
     };
+    if let Some(g) = &gpu_baseline {
+        let context = spec.attention.context_tokens;
+        if let Err(e) = g
+            .cluster
+            .check_hbm(&spec.model, &spec.die, context, g.tokens_per_device)
+        {
+            let flag = match e.parameter() {
+                "context" => "context",
+                _ => "gpu-baseline",
+            };
+            return Err(gpu_err(flag, format!("on the GPUs: {}", e.reason())));
+        }
+    }
     let r = Resolved {
         model_name: spec.model.name.clone(),
         mesh: fmt_pair(mesh),
@@ -587,7 +611,7 @@ fn run_gpu_baseline(g: &GpuBaseline, spec: &ServingSpec) -> Result<Vec<GpuRow>, 
             row.moe += l;
             row.attention_ns +=
                 spec.attention
-                    .layer_time_ns(&spec.model, &spec.die, g.tokens_per_device, 1);
+                    .layer_time_ns(&spec.model, &spec.die, layer, g.tokens_per_device, 1);
         }
         rows.push(row);
     }
@@ -723,6 +747,7 @@ fn bal_err(e: CollectiveError) -> CliError {
         Some("trigger_alpha") => "alpha",
         Some("migration_window_packets") => "window-packets",
         Some("shadow_slots_per_device") | Some("shadow_slots") => "shadow-slots",
+        Some("context") => "context",
         _ => return lib_err(e),
     };
     // The flag names the parameter: only the reason follows (was: "invalid
@@ -765,6 +790,7 @@ fn print_text(r: &Resolved, res: &ServingResult, wall: f64) {
         r.shadow_slots,
         r.migration
     );
+    println!("  attention: {}", attention_desc(&r.spec));
     println!(
         "max/mean device load (mean over iterations): {:.3}",
         s.mean_max_over_mean_load
@@ -801,6 +827,26 @@ fn print_text(r: &Resolved, res: &ServingResult, wall: f64) {
         _ => println!("critical path added: not measured (--no-reference)"),
     }
     println!("wall time {wall:.2} s");
+}
+
+/// The attention model in words, for the text report.
+fn attention_desc(spec: &ServingSpec) -> String {
+    let m = &spec.model;
+    match spec.attention.context_tokens {
+        0 => "projections only, KV cache not counted (--context 0)".into(),
+        c => format!(
+            "projections + KV cache of {c} tokens of context ({} B per token and layer, {}{})",
+            m.kv_bytes_per_token,
+            match m.kv_heads {
+                1 => "read whole by every TP member".to_string(),
+                n => format!("split over up to {n} TP members"),
+            },
+            match m.alternate_sliding_window {
+                0 => String::new(),
+                w => format!(", {w}-token window on every other layer"),
+            }
+        ),
+    }
 }
 
 fn print_gpu(r: &Resolved, g: &GpuBaseline, rows: &[GpuRow], res: &ServingResult) {

@@ -354,6 +354,54 @@ fn gpu_baseline_is_consistent() {
     assert!(plain["config"].get("gpu_baseline").is_none());
 }
 
+/// `--context` adds the KV-cache read to every layer's attention, on the
+/// wafer and on the GPUs, and a cache too large for HBM is refused before
+/// anything is simulated. GPT-OSS: 2048 B per token and layer over 8 KV
+/// heads, a 128-token window on layer 0; attention stays memory-bound.
+#[test]
+fn context_reads_the_kv_cache() {
+    let run = |extra: &str| {
+        zipf_json(
+            "4",
+            "8",
+            &format!("--iterations 1 --layers 2 --gpu-baseline 32 {extra}"),
+        )
+    };
+    let (plain, kv) = (run(""), run("--context 4096"));
+    let f = |v: &serde_json::Value, k: &str| v["iterations"][0][k].as_f64().unwrap();
+    let g = |v: &serde_json::Value| {
+        v["gpu_baseline"]["iterations"][0]["attention_ns"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(kv["config"]["spec"]["attention"]["context_tokens"], 4096);
+    // Wafer, TP4: 16 tokens per group, a quarter of the heads per die.
+    // GPUs, TP1: 4 tokens each, all the heads. The same bytes per device.
+    let bytes = 16.0 * (128.0 + 4096.0) * 2048.0 / 4.0;
+    assert_eq!(bytes, 4.0 * (128.0 + 4096.0) * 2048.0);
+    let want = bytes / 8000.0;
+    let wafer = f(&kv, "attention_ns") - f(&plain, "attention_ns");
+    let cycle_ns = 256.0 / 900.0;
+    assert!((wafer - want).abs() < 2.0 * cycle_ns, "{wafer} vs {want}");
+    let gpu = g(&kv) - g(&plain);
+    assert!((gpu - want).abs() < 1e-6 * want, "{gpu} vs {want}");
+    // Everything else is untouched.
+    for k in [
+        "dispatch_ns",
+        "combine_ns",
+        "moe_compute_ns",
+        "allreduce_ns",
+    ] {
+        assert_eq!(f(&kv, k), f(&plain, k), "{k}");
+    }
+    // 16 tokens x 10^8 x 512 B x 12 full layers: 9.8 TB per die.
+    let mut args = gpt_oss_4x8("balance", "4", "8");
+    args.extend("--routing zipf:1 --iterations 1 --quiet --context 100000000".split(' '));
+    input_error(&wafernoc(&args), &["invalid --context:", "KV cache"]);
+    args.extend(["--gpu-baseline", "32"]);
+    input_error(&wafernoc(&args), &["invalid --context: on the GPUs:"]);
+}
+
 /// With TP = 1 and as many GPUs as dies, the GPU side draws exactly the
 /// wafer's tokens (same law, seed, ranking, groups), and with one expert
 /// per device on both sides the slowest device's compute is the same: equal
@@ -397,9 +445,10 @@ fn gpu_feed_is_the_wafers_at_tp1() {
     }
 }
 
-/// The ladder's sweep files parse (6 points each; the GPU-baseline sweeps
-/// 16 and 8), and a small balance sweep merges into a CSV whose columns carry the
-/// summary.
+/// The ladder's sweep files parse and pass every check of their points
+/// (6 points each; the GPU-baseline sweeps 16, 8, 4 and 6, the last two
+/// with a KV cache that must fit in HBM), and a small balance sweep merges
+/// into a CSV whose columns carry the summary.
 #[test]
 fn balance_sweeps() {
     for (f, points) in [
@@ -408,6 +457,8 @@ fn balance_sweeps() {
         ("docs/sweeps/balancer_zipf.toml", 6),
         ("docs/sweeps/gpu_baseline.toml", 16),
         ("docs/sweeps/gpu_baseline_tp1.toml", 8),
+        ("docs/sweeps/gpu_baseline_kv.toml", 4),
+        ("docs/sweeps/gpu_baseline_kv_tp1.toml", 6),
     ] {
         let o = wafernoc(&["sweep", f, "--dry-run", "--out", "/nonexistent/x"]);
         assert!(

@@ -136,6 +136,24 @@ impl SwitchCluster {
         Ok(())
     }
 
+    /// Checks that every GPU's HBM (the die's, [`DieSpec`]) holds its
+    /// experts of every MoE layer (`ceil(E / G)` on the fullest GPU) and the
+    /// KV cache of its `tokens` tokens with `context` tokens of context each
+    /// (attention at TP = 1), as [`check_hbm_capacity`] does for a die.
+    ///
+    /// [`check_hbm_capacity`]: crate::check_hbm_capacity
+    pub fn check_hbm(
+        &self,
+        model: &MoeModel,
+        die: &DieSpec,
+        context: u64,
+        tokens: u64,
+    ) -> Result<()> {
+        self.validate()?;
+        let slots = model.experts.div_ceil(self.gpus);
+        crate::compute::check_device_hbm(model, die, slots, 1, context, tokens)
+    }
+
     /// The GPU hosting `expert` of `experts`: `floor(expert * gpus /
     /// experts)`.
     pub fn host_of(&self, expert: usize, experts: usize) -> usize {
@@ -215,6 +233,22 @@ mod tests {
 
     fn v3() -> MoeModel {
         MoeModel::preset("DeepSeek-V3").unwrap()
+    }
+
+    #[test]
+    fn hbm_holds_experts_and_kv_cache() {
+        let c = SwitchCluster::default();
+        let die = DieSpec::default();
+        // 4 experts of 44 MB x 58 layers = 10.2 GB; 64 tokens x 16384 x
+        // 1152 B x 58 layers = 70 GB: fits; at 65536 tokens of context
+        // 280 GB: refused, naming the context.
+        c.check_hbm(&v3(), &die, 16_384, 64).unwrap();
+        let e = c.check_hbm(&v3(), &die, 65_536, 64).unwrap_err();
+        assert_eq!(e.parameter(), "context");
+        let two = SwitchCluster { gpus: 2, ..c };
+        let e = two.check_hbm(&v3(), &die, 0, 0).unwrap_err();
+        assert_eq!(e.parameter(), "shadow_slots_per_device");
+        assert!(e.to_string().contains("128 expert slots x 58"), "{e}");
     }
 
     #[test]

@@ -12,9 +12,20 @@
 //! **Attention** ([`ProjectionAttention`], a documented approximation behind
 //! the [`AttentionCost`] trait): a layer's attention projections hold about
 //! `4 H^2` parameters (Q, K, V, O), split over the `tp` members of a TP
-//! group; each member runs all of its DP group's tokens through its share:
-//! `max(4H^2/tp * param_bytes / B_hbm, 2 * tokens * 4H^2/tp / P)`. The KV
-//! cache read and the score/softmax work are not modelled.
+//! group; each member runs all of its DP group's tokens through its share
+//! and, with a context of `C` tokens ([`ProjectionAttention::context_tokens`]),
+//! reads its share of their KV cache
+//! ([`MoeModel::kv_bytes_per_device`]: split over at most the model's KV
+//! heads, so MLA's latent is read whole by every member):
+//! `max((4H^2/tp * param_bytes + KV) / B_hbm, 2 * tokens * 4H^2/tp / P)`.
+//! The score and softmax FLOPs are not modelled (decode attention is
+//! memory-bound on a B200-class die: GQA does a few FLOPs per cached byte,
+//! and even DeepSeek's MLA, 128 heads x 2 x (576 + 512) FLOPs per 1152-byte
+//! latent, about 240, stays below the die's 281 FLOP/B ridge).
+//!
+//! **HBM capacity** ([`check_hbm_capacity`]): a device's expert slots of
+//! every MoE layer plus, with a context, the KV cache of every MoE layer must
+//! fit. Attention weights and dense layers are not counted.
 //!
 //! All times are in nanoseconds; convert with
 //! [`WaferSpec::ns_to_cycles`](crate::WaferSpec::ns_to_cycles).
@@ -132,13 +143,21 @@ impl ComputeModel {
 /// Attention compute cost of one layer on one device; implement it to replace
 /// the default model.
 pub trait AttentionCost {
-    /// Time in ns for a device that is one of `tp` members of a TP group whose
-    /// DP group holds `tokens` tokens.
-    fn layer_time_ns(&self, model: &MoeModel, die: &DieSpec, tokens: u64, tp: usize) -> f64;
+    /// Time in ns of MoE layer `layer`'s attention for a device that is one
+    /// of `tp` members of a TP group whose DP group holds `tokens` tokens.
+    fn layer_time_ns(
+        &self,
+        model: &MoeModel,
+        die: &DieSpec,
+        layer: usize,
+        tokens: u64,
+        tp: usize,
+    ) -> f64;
 }
 
 /// Default attention model: dense projections of `params_factor * H^2`
-/// parameters per layer (see the module docs).
+/// parameters per layer and the KV cache of `context_tokens` tokens of
+/// context per decoding token (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProjectionAttention {
@@ -146,11 +165,18 @@ pub struct ProjectionAttention {
     /// O of multi-head attention; MLA and GQA models differ, so it is a
     /// parameter).
     pub params_factor: f64,
+    /// Tokens of context each decoding token attends over; its KV cache is
+    /// read in every layer's attention and held in HBM. Default 0: the KV
+    /// cache is not counted (the figures of before it was modelled).
+    pub context_tokens: u64,
 }
 
 impl Default for ProjectionAttention {
     fn default() -> Self {
-        ProjectionAttention { params_factor: 4.0 }
+        ProjectionAttention {
+            params_factor: 4.0,
+            context_tokens: 0,
+        }
     }
 }
 
@@ -162,30 +188,76 @@ impl ProjectionAttention {
 }
 
 impl AttentionCost for ProjectionAttention {
-    fn layer_time_ns(&self, model: &MoeModel, die: &DieSpec, tokens: u64, tp: usize) -> f64 {
+    fn layer_time_ns(
+        &self,
+        model: &MoeModel,
+        die: &DieSpec,
+        layer: usize,
+        tokens: u64,
+        tp: usize,
+    ) -> f64 {
         let h = model.hidden as f64;
         let params = self.params_factor * h * h / tp.max(1) as f64;
-        let memory = params * model.param_bytes / die.hbm_gbps;
+        let kv = model.kv_bytes_per_device(layer, tokens, self.context_tokens, tp);
+        let memory = (params * model.param_bytes + kv) / die.hbm_gbps;
         let compute = 2.0 * tokens as f64 * params / die.flop_per_ns();
         memory.max(compute)
     }
 }
 
-/// Checks that a device's expert slots (home + shadow) fit in its HBM.
-/// Attention weights and the KV cache are not counted.
-pub fn check_hbm_capacity(model: &MoeModel, die: &DieSpec, layout: &Layout) -> Result<()> {
-    model.validate()?;
-    die.validate()?;
+/// Checks that a device's HBM holds its expert slots (home + shadow) of
+/// every MoE layer and the KV cache of every MoE layer for its DP group's
+/// `tokens_per_group` tokens with `context` tokens of context each (none
+/// with `context` 0). Attention weights and dense layers are not counted.
+/// Weights alone too large is [`MoeError::HbmCapacity`], the KV cache on
+/// top of them [`MoeError::KvCapacity`].
+pub fn check_hbm_capacity(
+    model: &MoeModel,
+    die: &DieSpec,
+    layout: &Layout,
+    context: u64,
+    tokens_per_group: u64,
+) -> Result<()> {
     nonzero("experts", layout.experts())?;
     let slots = layout.experts_per_device() + layout.shadow_slots_per_device();
+    check_device_hbm(model, die, slots, layout.tp(), context, tokens_per_group)
+}
+
+/// [`check_hbm_capacity`] for one device with `slots` expert slots per
+/// layer, one of `tp` members of a TP group whose DP group holds `tokens`
+/// tokens.
+pub(crate) fn check_device_hbm(
+    model: &MoeModel,
+    die: &DieSpec,
+    slots: usize,
+    tp: usize,
+    context: u64,
+    tokens: u64,
+) -> Result<()> {
+    model.validate()?;
+    die.validate()?;
+    let layers = model.moe_layers;
     let expert_bytes = model.expert_weight_bytes();
-    let need = slots as u128 * u128::from(expert_bytes);
+    let weights = slots as u128 * u128::from(expert_bytes) * layers as u128;
     let capacity = die.hbm_capacity_bytes();
-    if need > capacity {
+    if weights > capacity {
         return Err(MoeError::HbmCapacity {
             slots,
+            layers,
             expert_bytes,
-            need,
+            need: weights,
+            capacity,
+        });
+    }
+    let kv: f64 = (0..layers)
+        .map(|l| model.kv_bytes_per_device(l, tokens, context, tp))
+        .sum();
+    if weights as f64 + kv > capacity as f64 {
+        return Err(MoeError::KvCapacity {
+            tokens,
+            context,
+            kv_bytes: kv.ceil() as u128,
+            weights,
             capacity,
         });
     }
@@ -269,29 +341,74 @@ mod tests {
         let att = ProjectionAttention::default();
         att.validate().unwrap();
         let p = 4.0 * 6144.0 * 6144.0 / 4.0;
-        let t = att.layer_time_ns(&m, &die, 1, 4);
+        let t = att.layer_time_ns(&m, &die, 0, 1, 4);
         assert!((t - p / 8000.0).abs() < 1e-6);
-        let big = att.layer_time_ns(&m, &die, 1_000_000, 4);
+        let big = att.layer_time_ns(&m, &die, 0, 1_000_000, 4);
         assert!((big - 2e6 * p / 2.25e6).abs() < 1e-3);
         assert_eq!(
-            ProjectionAttention { params_factor: 0.0 }
-                .validate()
-                .unwrap_err()
-                .parameter(),
+            ProjectionAttention {
+                params_factor: 0.0,
+                ..att
+            }
+            .validate()
+            .unwrap_err()
+            .parameter(),
             "params_factor"
         );
         let l = ParallelPlan::new(2, 2, Mapping::er())
             .layout(&WaferSpec::single(2, 2), 8)
             .unwrap();
-        // Mixtral: 2 home + 1 shadow experts of 302 MB (FP8): fits.
-        check_hbm_capacity(&m, &die, &l).unwrap();
-        let tiny = DieSpec {
-            hbm_capacity_gb: 0.5,
+        // Mixtral: 2 home + 1 shadow experts of 302 MB (FP8) x 56 layers =
+        // 50.7 GB: fits in 180 GB.
+        check_hbm_capacity(&m, &die, &l, 0, 0).unwrap();
+        let small = DieSpec {
+            hbm_capacity_gb: 50.0,
             ..die
         };
-        assert_eq!(
-            check_hbm_capacity(&m, &tiny, &l).unwrap_err().parameter(),
-            "shadow_slots_per_device"
+        let e = check_hbm_capacity(&m, &small, &l, 0, 0).unwrap_err();
+        assert_eq!(e.parameter(), "shadow_slots_per_device");
+        assert!(
+            e.to_string().contains("3 expert slots x 56 MoE layers"),
+            "{e}"
         );
+    }
+
+    #[test]
+    fn kv_cache_read_and_capacity() {
+        // GPT-OSS at TP 4: 2048 B per token and layer over min(4, 8) = 4
+        // members; even layers see at most 128 tokens of context.
+        let m = MoeModel::preset("GPT-OSS-20B").unwrap();
+        let die = DieSpec::default();
+        let none = ProjectionAttention::default();
+        let att = ProjectionAttention {
+            context_tokens: 8192,
+            ..none
+        };
+        let weights = 4.0 * 2880.0 * 2880.0 / 4.0;
+        let (tokens, tp) = (64, 4);
+        let full = att.layer_time_ns(&m, &die, 1, tokens, tp);
+        let kv = 64.0 * 8192.0 * 2048.0 / 4.0;
+        assert!((full - (weights + kv) / 8000.0).abs() < 1e-6, "{full}");
+        let sliding = att.layer_time_ns(&m, &die, 0, tokens, tp);
+        let kv_window = 64.0 * 128.0 * 2048.0 / 4.0;
+        assert!((sliding - (weights + kv_window) / 8000.0).abs() < 1e-6);
+        assert_eq!(
+            none.layer_time_ns(&m, &die, 1, tokens, tp),
+            weights / 8000.0
+        );
+        // Capacity: DeepSeek-V3 at TP16, one expert + one shadow per die
+        // (5.3 GB over 58 layers); MLA's latent is whole on every member:
+        // 256 tokens x 32768 x 1152 B x 58 layers = 560 GB: refused; at
+        // 4096 tokens of context 70 GB: fits.
+        let v3 = MoeModel::preset("DeepSeek-V3").unwrap();
+        let w = WaferSpec::multi(8, 8, 2, 2);
+        let l = ParallelPlan::new(16, 16, Mapping::er())
+            .layout(&w, 256)
+            .unwrap();
+        check_hbm_capacity(&v3, &die, &l, 4096, 256).unwrap();
+        let e = check_hbm_capacity(&v3, &die, &l, 32768, 256).unwrap_err();
+        assert_eq!(e.parameter(), "context");
+        let kv = 256u128 * 32768 * 1152 * 58;
+        assert!(e.to_string().contains(&format!("takes {kv} B")), "{e}");
     }
 }

@@ -207,15 +207,33 @@ pub enum MoeError {
     },
     /// The experts' slots do not fit in a die's HBM.
     #[error(
-        "parameter `shadow_slots_per_device`: {slots} expert slots x {expert_bytes} B = {need} B exceed the HBM capacity of {capacity} B"
+        "parameter `shadow_slots_per_device`: {slots} expert slots x {layers} MoE layers x {expert_bytes} B = {need} B exceed the HBM capacity of {capacity} B"
     )]
     HbmCapacity {
-        /// Expert slots per device (home + shadow).
+        /// Expert slots per device and layer (home + shadow).
         slots: usize,
+        /// MoE layers.
+        layers: usize,
         /// Bytes of one expert's weights.
         expert_bytes: u64,
         /// Bytes needed.
         need: u128,
+        /// Bytes available.
+        capacity: u128,
+    },
+    /// The KV cache does not fit in a die's HBM next to the expert weights.
+    #[error(
+        "parameter `context` = {context}: the KV cache of {tokens} tokens per DP group over every MoE layer takes {kv_bytes} B per device, which with {weights} B of expert weights exceeds the HBM capacity of {capacity} B"
+    )]
+    KvCapacity {
+        /// Tokens per DP group.
+        tokens: u64,
+        /// Context tokens per token.
+        context: u64,
+        /// KV-cache bytes per device.
+        kv_bytes: u128,
+        /// Expert-weight bytes per device.
+        weights: u128,
         /// Bytes available.
         capacity: u128,
     },
@@ -246,6 +264,7 @@ impl MoeError {
             | MoeError::AlreadyHosted { .. }
             | MoeError::NoSuchReplica { .. } => "device",
             MoeError::HbmCapacity { .. } => "shadow_slots_per_device",
+            MoeError::KvCapacity { .. } => "context",
         }
     }
 
@@ -405,8 +424,16 @@ mod tests {
             },
             MoeError::HbmCapacity {
                 slots: 9,
+                layers: 1,
                 expert_bytes: 10,
                 need: 90,
+                capacity: 80,
+            },
+            MoeError::KvCapacity {
+                tokens: 4,
+                context: 100,
+                kv_bytes: 90,
+                weights: 10,
                 capacity: 80,
             },
         ]

@@ -57,6 +57,27 @@ pub struct MoeModel {
     /// Bytes per expert weight parameter. Default [`DEFAULT_PARAM_BYTES`].
     #[serde(default = "default_param")]
     pub param_bytes: f64,
+    /// KV-cache bytes that one token of context adds to one layer: K and V
+    /// of every KV head, or MLA's compressed latent and its rope key, at
+    /// BF16. Default 0: the KV cache is not modelled (a custom model that
+    /// leaves it out).
+    #[serde(default)]
+    pub kv_bytes_per_token: u64,
+    /// Ways the KV cache splits over the members of a TP group: the KV
+    /// heads (1 for MLA, whose one latent every head reads). A TP degree
+    /// above it replicates the cache. Default 1.
+    #[serde(default = "default_kv_heads")]
+    pub kv_heads: usize,
+    /// Sliding-window attention on every other layer: MoE layers 0, 2, 4,
+    /// ... attend over at most this many tokens of context (GPT-OSS: 128),
+    /// the others over all of it. Default 0: every layer attends over the
+    /// whole context.
+    #[serde(default)]
+    pub alternate_sliding_window: u64,
+}
+
+fn default_kv_heads() -> usize {
+    1
 }
 
 fn default_dispatch() -> u32 {
@@ -70,26 +91,55 @@ fn default_param() -> f64 {
 }
 
 /// A preset row: (name, hidden, experts, top_k, expert_ffn, moe_layers,
-/// shared_experts).
-type PresetRow = (&'static str, usize, usize, usize, usize, usize, usize);
+/// shared_experts, (kv_bytes_per_token, kv_heads,
+/// alternate_sliding_window)).
+type PresetRow = (
+    &'static str,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    (u64, usize, u64),
+);
+
+/// KV-cache bytes per token and layer of multi-head attention with `heads`
+/// KV heads of `dim` elements, K and V at BF16.
+const fn gqa(heads: usize, dim: u64) -> (u64, usize, u64) {
+    (heads as u64 * dim * 2 * 2, heads, 0)
+}
+
+/// DeepSeek's MLA: one latent of `kv_lora_rank` 512 plus the decoupled rope
+/// key of 64 per token and layer, at BF16, shared by every head.
+const MLA: (u64, usize, u64) = ((512 + 64) * 2, 1, 0);
 
 /// The presets, from the models' public configuration files (Hugging Face
 /// `config.json` of each release); see `docs/moe.md` for the field mapping.
 const PRESETS: &[PresetRow] = &[
     // 61 layers, first_k_dense_replace = 3 -> 58 MoE layers; 1 shared expert.
-    ("DeepSeek-V3", 7168, 256, 8, 2048, 58, 1),
+    ("DeepSeek-V3", 7168, 256, 8, 2048, 58, 1, MLA),
     // 60 layers, first_k_dense_replace = 1 -> 59 MoE layers; 2 shared experts.
-    ("DeepSeek-V2", 5120, 160, 6, 1536, 59, 2),
+    ("DeepSeek-V2", 5120, 160, 6, 1536, 59, 2, MLA),
     // 27 layers, first_k_dense_replace = 1 -> 26 MoE layers; 2 shared experts.
-    ("DeepSeek-V2-Lite", 2048, 64, 6, 1408, 26, 2),
+    ("DeepSeek-V2-Lite", 2048, 64, 6, 1408, 26, 2, MLA),
     // Qwen3-235B-A22B: 94 layers, every layer MoE, no shared expert.
-    ("Qwen3-235B", 4096, 128, 8, 1536, 94, 0),
+    ("Qwen3-235B", 4096, 128, 8, 1536, 94, 0, gqa(4, 128)),
     // DBRX: 40 layers, ffn_hidden_size 10752.
-    ("DBRX", 6144, 16, 4, 10752, 40, 0),
+    ("DBRX", 6144, 16, 4, 10752, 40, 0, gqa(8, 128)),
     // Mixtral-8x22B: 56 layers, intermediate_size 16384.
-    ("Mixtral-8x22B", 6144, 8, 2, 16384, 56, 0),
+    ("Mixtral-8x22B", 6144, 8, 2, 16384, 56, 0, gqa(8, 128)),
     // GPT-OSS-20B: 24 layers, intermediate_size 2880.
-    ("GPT-OSS-20B", 2880, 32, 4, 2880, 24, 0),
+    (
+        "GPT-OSS-20B",
+        2880,
+        32,
+        4,
+        2880,
+        24,
+        0,
+        (8 * 64 * 2 * 2, 8, 128),
+    ),
 ];
 
 /// Normalises a name for lookup: lower case, `_` and spaces read as `-`.
@@ -115,7 +165,8 @@ impl MoeModel {
     }
 
     fn from_row(p: &PresetRow) -> MoeModel {
-        let &(name, hidden, experts, top_k, expert_ffn, moe_layers, shared_experts) = p;
+        let &(name, hidden, experts, top_k, expert_ffn, moe_layers, shared_experts, kv) = p;
+        let (kv_bytes_per_token, kv_heads, alternate_sliding_window) = kv;
         MoeModel {
             name: name.to_string(),
             hidden,
@@ -127,6 +178,9 @@ impl MoeModel {
             dispatch_bytes_per_elem: DEFAULT_DISPATCH_BYTES_PER_ELEM,
             combine_bytes_per_elem: DEFAULT_COMBINE_BYTES_PER_ELEM,
             param_bytes: DEFAULT_PARAM_BYTES,
+            kv_bytes_per_token,
+            kv_heads,
+            alternate_sliding_window,
         }
     }
 
@@ -160,6 +214,7 @@ impl MoeModel {
             self.combine_bytes_per_elem as usize,
         )?;
         positive("param_bytes", self.param_bytes)?;
+        nonzero("kv_heads", self.kv_heads)?;
         if self.top_k > self.experts {
             return Err(MoeError::TopKTooLarge {
                 top_k: self.top_k,
@@ -202,6 +257,29 @@ impl MoeModel {
     /// `2(t-1)` steps of `M/t` bytes.
     pub fn tp_allreduce_bytes(&self, tokens: u64) -> u64 {
         tokens.saturating_mul(self.combine_bytes_per_token())
+    }
+
+    /// Tokens of a `context`-token context that MoE layer `layer` attends
+    /// over: `min(context, alternate_sliding_window)` on the sliding layers
+    /// (even indices), `context` elsewhere.
+    pub fn attended_context(&self, layer: usize, context: u64) -> u64 {
+        if self.alternate_sliding_window > 0 && layer % 2 == 0 {
+            context.min(self.alternate_sliding_window)
+        } else {
+            context
+        }
+    }
+
+    /// KV-cache bytes one member of a TP group of `tp` holds for MoE layer
+    /// `layer`, when its DP group decodes `tokens` tokens with `context`
+    /// tokens of context each: `tokens * attended_context * kv_bytes_per_token
+    /// / min(tp, kv_heads)` (what it reads in that layer's attention, too).
+    pub fn kv_bytes_per_device(&self, layer: usize, tokens: u64, context: u64, tp: usize) -> f64 {
+        let ways = tp.min(self.kv_heads).max(1) as f64;
+        tokens as f64
+            * self.attended_context(layer, context) as f64
+            * self.kv_bytes_per_token as f64
+            / ways
     }
 }
 
@@ -251,6 +329,40 @@ mod tests {
     }
 
     #[test]
+    fn kv_cache() {
+        // From the public config.json files: MLA's 512 + 64 latent, GQA's
+        // KV heads x head_dim x (K, V), all at 2 bytes.
+        let kv = |n: &str| {
+            let m = MoeModel::preset(n).unwrap();
+            (m.kv_bytes_per_token, m.kv_heads, m.alternate_sliding_window)
+        };
+        assert_eq!(kv("DeepSeek-V3"), (1152, 1, 0));
+        assert_eq!(kv("DeepSeek-V2-Lite"), (1152, 1, 0));
+        assert_eq!(kv("Qwen3-235B"), (2048, 4, 0));
+        assert_eq!(kv("Mixtral-8x22B"), (4096, 8, 0));
+        assert_eq!(kv("GPT-OSS-20B"), (2048, 8, 128));
+        let g = MoeModel::preset("GPT-OSS-20B").unwrap();
+        assert_eq!(g.attended_context(0, 4096), 128);
+        assert_eq!(g.attended_context(1, 4096), 4096);
+        assert_eq!(g.attended_context(2, 100), 100);
+        // 10 tokens x 4096 x 2048 B over min(tp, 8) members.
+        assert_eq!(
+            g.kv_bytes_per_device(1, 10, 4096, 1),
+            10.0 * 4096.0 * 2048.0
+        );
+        assert_eq!(g.kv_bytes_per_device(1, 10, 4096, 4), 10.0 * 4096.0 * 512.0);
+        assert_eq!(
+            g.kv_bytes_per_device(1, 10, 4096, 16),
+            10.0 * 4096.0 * 256.0
+        );
+        assert_eq!(g.kv_bytes_per_device(0, 10, 4096, 16), 10.0 * 128.0 * 256.0);
+        // MLA: every TP member reads the whole latent.
+        let d = MoeModel::preset("DeepSeek-V3").unwrap();
+        assert_eq!(d.kv_bytes_per_device(3, 2, 1000, 16), 2.0 * 1000.0 * 1152.0);
+        assert_eq!(d.kv_bytes_per_device(3, 2, 0, 16), 0.0);
+    }
+
+    #[test]
     fn validation_names_the_parameter() {
         let base = MoeModel::preset("DBRX").unwrap();
         let mut m = base.clone();
@@ -283,8 +395,11 @@ mod tests {
             m.validate().unwrap_err().parameter(),
             "combine_bytes_per_elem"
         );
-        let mut m = base;
+        let mut m = base.clone();
         m.param_bytes = 0.0;
         assert_eq!(m.validate().unwrap_err().parameter(), "param_bytes");
+        let mut m = base;
+        m.kv_heads = 0;
+        assert_eq!(m.validate().unwrap_err().parameter(), "kv_heads");
     }
 }

@@ -620,14 +620,16 @@ fn validate(spec: &ServingSpec) -> Result<()> {
 }
 
 /// Every check [`run_serving`] makes before it draws routing or simulates:
-/// the parameters, the layout, the HBM capacity, the size of the routing
-/// held in memory, the network and link table of the phase runner, the
-/// balancer and the load predictor. Returns the layout. What `wafernoc
-/// sweep --dry-run` runs for a `balance` point.
+/// the parameters, the layout, the HBM's room for the expert weights, the
+/// size of the routing held in memory, the network and link table of the
+/// phase runner, the balancer and the load predictor. Returns the layout. [`draw_serving`]
+/// adds the routing and the KV cache's room.
 pub fn check_serving(spec: &ServingSpec) -> Result<Layout> {
     validate(spec)?;
     let layout = spec.plan.layout(&spec.wafer, spec.model.experts)?;
-    check_hbm_capacity(&spec.model, &spec.die, &layout)?;
+    // The KV cache needs the tokens, which the routing feed gives: checked
+    // with them in `run_serving` once the routing is drawn.
+    check_hbm_capacity(&spec.model, &spec.die, &layout, 0, 0)?;
     let dp = layout.dp();
     // The routing of every (iteration, layer) is held in memory: refuse a
     // study whose counts alone would take gigabytes (and `--iterations
@@ -651,17 +653,17 @@ pub fn check_serving(spec: &ServingSpec) -> Result<Layout> {
     Ok(layout)
 }
 
-/// Runs a serving study (see the module docs). `progress` is called after
-/// every layer with `(iteration, layer)` of the main run.
-pub fn run_serving(
+/// [`check_serving`], then the routing of every (iteration, layer) drawn
+/// from `feed` and checked against the layout and, with the largest batch,
+/// the HBM's room for the KV cache: everything [`run_serving`] does before it
+/// simulates (and what `wafernoc sweep --dry-run` runs for a `balance`
+/// point). Returns the layout and the routing.
+pub fn draw_serving(
     spec: &ServingSpec,
     feed: &mut dyn RoutingFeed,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<ServingResult> {
+) -> Result<(Layout, Vec<Vec<LayerRouting>>)> {
     let layout = check_serving(spec)?;
     let dp = layout.dp();
-    // Routing of every (iteration, layer), drawn once (the reference run
-    // must see the same).
     let mut routing = Vec::with_capacity(spec.iterations);
     for it in 0..spec.iterations {
         let mut per_layer = Vec::with_capacity(spec.layers);
@@ -682,6 +684,33 @@ pub fn run_serving(
         }
         routing.push(per_layer);
     }
+    // The KV cache of the largest batch, before anything is simulated.
+    let most = routing
+        .iter()
+        .flatten()
+        .map(|r| r.tokens_per_group)
+        .max()
+        .unwrap_or(0);
+    check_hbm_capacity(
+        &spec.model,
+        &spec.die,
+        &layout,
+        spec.attention.context_tokens,
+        most,
+    )?;
+    Ok((layout, routing))
+}
+
+/// Runs a serving study (see the module docs). `progress` is called after
+/// every layer with `(iteration, layer)` of the main run.
+pub fn run_serving(
+    spec: &ServingSpec,
+    feed: &mut dyn RoutingFeed,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ServingResult> {
+    // Routing of every (iteration, layer), drawn once (the reference run
+    // must see the same).
+    let (layout, routing) = draw_serving(spec, feed)?;
     let mut log = CompletionLog::new();
     let (rows, link_flits, links) = simulate(spec, &layout, &routing, None, &mut log, progress)?;
     let reference_rows = if spec.reference
@@ -871,9 +900,9 @@ fn simulate(
             // ---- Attention window.
             mig.window = Window::Attention;
             let snap = runner.network().link_flits();
-            let a_ns = spec
-                .attention
-                .layer_time_ns(&spec.model, &spec.die, tokens, spec.plan.tp);
+            let a_ns =
+                spec.attention
+                    .layer_time_ns(&spec.model, &spec.die, l, tokens, spec.plan.tp);
             let a_cyc = spec.wafer.ns_to_cycles(a_ns);
             runner.idle_with("attention", a_cyc, &mut mig)?;
             live.finish_phase(&mut mig, &mut row)?;

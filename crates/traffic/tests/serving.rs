@@ -26,6 +26,9 @@ fn small_model() -> MoeModel {
         dispatch_bytes_per_elem: 1,
         combine_bytes_per_elem: 2,
         param_bytes: 1.0,
+        kv_bytes_per_token: 0,
+        kv_heads: 1,
+        alternate_sliding_window: 0,
     }
 }
 
