@@ -588,6 +588,9 @@ pub fn config_json(r: &Resolved, spec: &LayerSpec, res: &LayerResult) -> serde_j
     let g = res.layout.tile_grid();
     let mut noc = spec.noc.clone();
     noc.vc_buf_size = res.network.router.vc_buf_size;
+    // On one wafer no link crosses an edge, and the crossing timing is not
+    // checked (the engine's defaults stand in when it is out of range): null.
+    let multi = r.wafer.num_wafers() > 1;
     serde_json::json!({
         "model": spec.model,
         "mesh": fmt_pair(r.mesh),
@@ -597,8 +600,8 @@ pub fn config_json(r: &Resolved, spec: &LayerSpec, res: &LayerResult) -> serde_j
         "wafer": r.wafer,
         "cycle_ns": r.wafer.cycle_ns(),
         "link_latency_cycles": res.network.mesh.link_latency,
-        "cross_wafer_latency_cycles": res.network.mesh.cross_latency,
-        "cross_wafer_cycles_per_flit": res.network.mesh.cross_cycles_per_flit,
+        "cross_wafer_latency_cycles": multi.then_some(res.network.mesh.cross_latency),
+        "cross_wafer_cycles_per_flit": multi.then_some(res.network.mesh.cross_cycles_per_flit),
         "tp": r.tp,
         "dp": r.dp,
         "mapping": mapping_name(r.mapping),

@@ -61,6 +61,9 @@ fn json_contract_and_determinism() {
     assert_eq!(c["routing"], "uniform");
     assert_eq!(c["seed"], 1);
     assert_eq!(c["link_latency_cycles"], 15);
+    // One wafer: no crossing link, so no crossing timing.
+    assert!(c["cross_wafer_latency_cycles"].is_null());
+    assert!(c["cross_wafer_cycles_per_flit"].is_null());
     assert_eq!(c["model"]["hidden"], 7168);
     // A different seed changes the routing draw.
     let mut args = ER_4X4.to_vec();
