@@ -829,6 +829,33 @@ fn print_text(r: &Resolved, res: &ServingResult, wall: f64) {
     println!("wall time {wall:.2} s");
 }
 
+/// The load plot's series: the measured max/mean load, and flat lines at
+/// perfect balance (1) and at the balancer's trigger (1 + alpha), so that
+/// the axis always shows how far the load is from both (it started at the
+/// data's minimum, 2.6 on the GPT-OSS trace, before).
+fn load_series(r: &Resolved, res: &ServingResult, load: Series) -> Vec<Series> {
+    let xs = load.points.iter().map(|p| p.0);
+    let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+        (a.min(x), b.max(x))
+    });
+    if res.rows.is_empty() || !lo.is_finite() {
+        return vec![load];
+    }
+    let flat = |name: String, y: f64| Series {
+        name,
+        points: vec![(lo, y), (hi, y)],
+        style: SeriesStyle::Line,
+    };
+    let mut v = vec![load, flat("perfect balance".into(), 1.0)];
+    if r.balancer != BalancePolicy::None {
+        v.push(flat(
+            format!("trigger (1 + alpha = {})", 1.0 + r.alpha),
+            1.0 + r.alpha,
+        ));
+    }
+    v
+}
+
 /// The attention model in words, for the text report.
 fn attention_desc(spec: &ServingSpec) -> String {
     let m = &spec.model;
@@ -967,7 +994,7 @@ fn write_outputs(
             title: format!("{title}: device load imbalance"),
             x_label: "iteration (trace_iteration in iterations.csv)".into(),
             y_label: "max / mean device load (mean over layers)".into(),
-            series: vec![series("max/mean load", &|x| x.max_over_mean_load)],
+            series: load_series(r, res, series("max/mean load", &|x| x.max_over_mean_load)),
             y_max: None,
             log_y: false,
         }),

@@ -170,6 +170,10 @@ fn out_dir_has_csv_and_plots() {
         let t = std::fs::read_to_string(dir.join(f)).unwrap();
         assert!(!t.is_empty(), "{f}");
     }
+    // The load plot shows perfect balance and the trigger (default alpha).
+    let load = std::fs::read_to_string(dir.join("load.svg")).unwrap();
+    assert!(load.contains("perfect balance"), "{load}");
+    assert!(load.contains("trigger (1 + alpha = 1.2)"), "{load}");
 }
 
 #[test]
