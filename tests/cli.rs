@@ -435,4 +435,12 @@ fn sweep_rates_to_saturation_runs_to_saturation() {
     // draws: within the few flits in flight at the window's ends.
     let (_, a0, o0) = &rows[0];
     assert!((a0 - o0).abs() <= 0.05 * o0, "{csv}");
+    // The plot's title says what was swept, not the file's name.
+    let svg = std::fs::read_to_string(out.join("small.svg")).unwrap();
+    assert!(
+        svg.contains(
+            "4x4 mesh, uniform, 2 VCs x 4 flits, 4-flit packets, xy: latency vs offered load"
+        ),
+        "{svg}"
+    );
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use wafernoc_mesh::sim::Status;
-use wafernoc_traffic::{fmt_num, RateUnit};
+use wafernoc_traffic::{fmt_num, Pattern, RateUnit};
 
 use crate::booksim::{booksim_patterns, BooksimCfg, Resolved};
 use crate::cmd_sim::{load_toml, read_text, simulate, RunConfig, RunOutcome};
@@ -71,6 +71,52 @@ struct Point {
 fn falls_behind(accepted: f64, offered: f64, cycles: u64, max_size: u16) -> bool {
     let short = offered - accepted;
     short > 0.1 * offered && short * cycles as f64 > 2.0 * f64::from(max_size)
+}
+
+/// The network and traffic of a sweep in words, for the plot's title
+/// (`8x8 mesh, uniform, 4 VCs x 8 flits, 4-flit packets, xy`).
+fn describe(r: &Resolved) -> String {
+    let m = &r.network.mesh;
+    let rc = &r.network.router;
+    let t = &r.traffic;
+    let pattern = match &t.pattern {
+        Pattern::Uniform => "uniform".to_string(),
+        Pattern::Transpose => "transpose".into(),
+        Pattern::Bitcomp => "bitcomp".into(),
+        Pattern::Bitrev => "bitrev".into(),
+        Pattern::Shuffle => "shuffle".into(),
+        Pattern::Tornado => "tornado".into(),
+        Pattern::Neighbor => "neighbor".into(),
+        Pattern::Hotspot { nodes, fraction } => {
+            format!(
+                "hotspot ({} of packets to {} node(s))",
+                fmt_num(*fraction),
+                nodes.len()
+            )
+        }
+    };
+    let sizes = match t.sizes.as_slice() {
+        [one] => format!("{one}-flit packets"),
+        many => format!(
+            "packets of {} flits",
+            many.iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join("/")
+        ),
+    };
+    let mut s = format!("{}x{} mesh", m.rows, m.cols);
+    if m.wafers_x * m.wafers_y > 1 {
+        let _ = write!(s, " ({}x{} wafers)", m.wafers_x, m.wafers_y);
+    }
+    let _ = write!(
+        s,
+        ", {pattern}, {} VCs x {} flits, {sizes}, {}",
+        rc.num_vcs,
+        rc.vc_buf_size,
+        r.network.routing.name()
+    );
+    s
 }
 
 /// `wafernoc sweep-rates`.
@@ -256,7 +302,7 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
         .map(|p| p.latency)
         .unwrap_or(30.0);
     let chart = LineChart {
-        title: format!("{name}: latency vs offered load"),
+        title: format!("{}: latency vs offered load", describe(&base)),
         x_label: format!(
             "offered load ({}/node/cycle)",
             match base.traffic.rate_unit {
