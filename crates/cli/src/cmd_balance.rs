@@ -124,7 +124,7 @@ pub struct BalanceArgs {
     /// read in every layer's attention (on the wafer and in the GPU
     /// baseline) and must fit in HBM with the expert weights. Default 0:
     /// the KV cache is not counted.
-    #[arg(long, value_name = "TOKENS")]
+    #[arg(long, value_name = "TOKENS", allow_negative_numbers = true)]
     pub context: Option<u64>,
 
     /// Also evaluate the analytic GPU baseline: this many GPUs behind one
@@ -383,6 +383,14 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
             wafernoc_trace::Phase::Decode => 64,
             wafernoc_trace::Phase::Prefill => 512,
         };
+        if tr.trace.meta.phase == wafernoc_trace::Phase::Prefill && a.context.is_some_and(|c| c > 0)
+        {
+            return Err(err(
+                "context",
+                "models decode (every token attends over a cached context); a prefill trace's \
+                 tokens attend over their own prompt, which the attention model does not cover",
+            ));
+        }
         let b = a.slots.unwrap_or(default_slots);
         if b == 0 {
             return Err(err("slots", "must be at least 1"));
@@ -484,7 +492,10 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
                 "context" => "context",
                 _ => "gpu-baseline",
             };
-            return Err(gpu_err(flag, format!("on the GPUs: {}", e.reason())));
+            return Err(gpu_err(
+                flag,
+                format!("on the GPUs (one DP group each): {}", e.reason()),
+            ));
         }
     }
     let r = Resolved {

@@ -398,12 +398,54 @@ fn context_reads_the_kv_cache() {
     ] {
         assert_eq!(f(&kv, k), f(&plain, k), "{k}");
     }
+    // Layer 0 alone: the sliding window's 128 tokens.
+    let one = |extra: &str| zipf_json("4", "8", &format!("--iterations 1 --layers 1 {extra}"));
+    let first = f(&one("--context 4096"), "attention_ns") - f(&one(""), "attention_ns");
+    let want = 16.0 * 128.0 * 2048.0 / 4.0 / 8000.0;
+    assert!((first - want).abs() < cycle_ns, "{first} vs {want}");
     // 16 tokens x 10^8 x 512 B x 12 full layers: 9.8 TB per die.
     let mut args = gpt_oss_4x8("balance", "4", "8");
     args.extend("--routing zipf:1 --iterations 1 --quiet --context 100000000".split(' '));
     input_error(&wafernoc(&args), &["invalid --context:", "KV cache"]);
     args.extend(["--gpu-baseline", "32"]);
-    input_error(&wafernoc(&args), &["invalid --context: on the GPUs:"]);
+    input_error(&wafernoc(&args), &["invalid --context: on the GPUs"]);
+    // `sweep --dry-run` makes the same check.
+    let dir = tmp("kvsweep");
+    let sweep = dir.join("s.toml");
+    std::fs::write(
+        &sweep,
+        "command = \"balance\"\n[fixed]\nmodel = \"GPT-OSS-20B\"\nmesh = \"4x8\"\ntp = 4\n\
+         dp = 8\nrouting = \"zipf:1\"\niterations = \"1\"\n\
+         [[param]]\nname = \"context\"\nvalues = [4096, 100000000]\n",
+    )
+    .unwrap();
+    let o = wafernoc(&[
+        "sweep",
+        s(&sweep),
+        "--dry-run",
+        "--out",
+        s(&dir.join("out")),
+    ]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("invalid --context") && e.contains("KV cache"),
+        "{e}"
+    );
+    // Negative: the flag is named.
+    let mut neg = gpt_oss_4x8("balance", "4", "8");
+    neg.extend(["--routing", "zipf:1", "--context", "-1"]);
+    input_error(&wafernoc(&neg), &["--context"]);
+    // A prefill trace's tokens do not decode over a context.
+    let mut pre = vec!["balance", "--model", "DeepSeek-V2-Lite", "--mesh", "4x4"];
+    pre.extend(["--tp", "1", "--dp", "16", "--mapping", "block", "--quiet"]);
+    pre.extend([
+        "--routing",
+        "trace:traces/deepseek-esft/intent.wnrt",
+        "--context",
+        "4096",
+    ]);
+    input_error(&wafernoc(&pre), &["parameter `context`", "prefill"]);
 }
 
 /// With TP = 1 and as many GPUs as dies, the GPU side draws exactly the

@@ -410,5 +410,23 @@ mod tests {
         assert_eq!(e.parameter(), "context");
         let kv = 256u128 * 32768 * 1152 * 58;
         assert!(e.to_string().contains(&format!("takes {kv} B")), "{e}");
+        // GQA splits over the TP group's members: GPT-OSS on 4x8, 32 tokens
+        // per group, 131072 tokens of context on 12 full layers and 128 on
+        // the 12 sliding ones: 32 x (131072 + 128) x 12 x 2048 B = 103 GB
+        // on one die at TP 1, a quarter at TP 4 (60 GB of HBM here).
+        let w = WaferSpec::single(4, 8);
+        let tp4 = ParallelPlan::new(4, 8, Mapping::er())
+            .layout(&w, 32)
+            .unwrap();
+        let tp1 = ParallelPlan::new(1, 32, Mapping::block())
+            .layout(&w, 32)
+            .unwrap();
+        let small = DieSpec {
+            hbm_capacity_gb: 60.0,
+            ..die
+        };
+        check_hbm_capacity(&m, &small, &tp4, 131_072, 32).unwrap();
+        let e = check_hbm_capacity(&m, &small, &tp1, 131_072, 32).unwrap_err();
+        assert_eq!(e.parameter(), "context");
     }
 }

@@ -270,16 +270,21 @@ impl MoeModel {
         }
     }
 
-    /// KV-cache bytes one member of a TP group of `tp` holds for MoE layer
-    /// `layer`, when its DP group decodes `tokens` tokens with `context`
-    /// tokens of context each: `tokens * attended_context * kv_bytes_per_token
-    /// / min(tp, kv_heads)` (what it reads in that layer's attention, too).
+    /// KV-cache bytes the fullest member of a TP group of `tp` holds for
+    /// MoE layer `layer`, when its DP group decodes `tokens` tokens with
+    /// `context` tokens of context each (what it reads in that layer's
+    /// attention, too): `tokens * attended_context * kv_bytes_per_token *
+    /// ceil(kv_heads / tp) / kv_heads`. That is `1 / min(tp, kv_heads)` of
+    /// the cache when `tp` divides the heads or exceeds them (a head is then
+    /// replicated), and the share of the member with the most heads
+    /// otherwise (3 of 8 at TP 3).
     pub fn kv_bytes_per_device(&self, layer: usize, tokens: u64, context: u64, tp: usize) -> f64 {
-        let ways = tp.min(self.kv_heads).max(1) as f64;
+        let heads = self.kv_heads.max(1);
+        let share = heads.div_ceil(tp.max(1)) as f64 / heads as f64;
         tokens as f64
             * self.attended_context(layer, context) as f64
             * self.kv_bytes_per_token as f64
-            / ways
+            * share
     }
 }
 
@@ -338,7 +343,9 @@ mod tests {
         };
         assert_eq!(kv("DeepSeek-V3"), (1152, 1, 0));
         assert_eq!(kv("DeepSeek-V2-Lite"), (1152, 1, 0));
+        assert_eq!(kv("DeepSeek-V2"), (1152, 1, 0));
         assert_eq!(kv("Qwen3-235B"), (2048, 4, 0));
+        assert_eq!(kv("DBRX"), (4096, 8, 0));
         assert_eq!(kv("Mixtral-8x22B"), (4096, 8, 0));
         assert_eq!(kv("GPT-OSS-20B"), (2048, 8, 128));
         let g = MoeModel::preset("GPT-OSS-20B").unwrap();
@@ -356,6 +363,8 @@ mod tests {
             10.0 * 4096.0 * 256.0
         );
         assert_eq!(g.kv_bytes_per_device(0, 10, 4096, 16), 10.0 * 128.0 * 256.0);
+        // TP 3 over 8 heads: the fullest member holds 3 of them.
+        assert_eq!(g.kv_bytes_per_device(1, 10, 4096, 3), 10.0 * 4096.0 * 768.0);
         // MLA: every TP member reads the whole latent.
         let d = MoeModel::preset("DeepSeek-V3").unwrap();
         assert_eq!(d.kv_bytes_per_device(3, 2, 1000, 16), 2.0 * 1000.0 * 1152.0);

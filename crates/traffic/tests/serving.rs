@@ -6,10 +6,11 @@ use wafernoc_moe::{
     AllToAllMode, BalancePolicy, BalancerConfig, ComputeModel, DieSpec, Mapping, MoeModel,
     ParallelPlan, PredictorKind, ProjectionAttention, WaferSpec,
 };
+use wafernoc_traffic::collective::CollectiveError;
 use wafernoc_traffic::collective::NocParams;
 use wafernoc_traffic::serving::{
-    run_serving, DriftingZipf, MigrationEngine, ServingResult, ServingSpec,
-    DEFAULT_MIGRATION_WINDOW_PACKETS,
+    draw_serving, run_serving, DriftingZipf, LayerRouting, MigrationEngine, RoutingFeed,
+    ServingResult, ServingSpec, DEFAULT_MIGRATION_WINDOW_PACKETS,
 };
 
 /// A small model so that a copy (3 * 512 * 512 B = 786 KB, 3072 flits)
@@ -68,6 +69,41 @@ fn feed() -> DriftingZipf {
 
 fn run(s: &ServingSpec) -> ServingResult {
     run_serving(s, &mut feed(), &mut |_, _| {}).unwrap()
+}
+
+/// A feed whose batch grows in one iteration (a trace's can).
+struct Growing(DriftingZipf);
+
+impl RoutingFeed for Growing {
+    fn layer(
+        &mut self,
+        iteration: usize,
+        layer: usize,
+        dp: usize,
+    ) -> Result<LayerRouting, CollectiveError> {
+        let mut r = self.0.layer(iteration, layer, dp)?;
+        if iteration == 3 {
+            r.tokens_per_group *= 100;
+        }
+        Ok(r)
+    }
+}
+
+/// The KV cache is checked against the largest batch of the run, before
+/// anything is simulated: 32 tokens per group fit, 3200 do not.
+#[test]
+fn kv_cache_is_checked_at_the_largest_batch() {
+    let mut s = spec(BalancePolicy::None, MigrationEngine::NonInvasive);
+    // 1 MB per token and layer over 4 TP members, 2 layers, 1000 tokens
+    // of context: 32 tokens per group take 16 GB per die, 3200 take 1.6 TB.
+    s.model.kv_bytes_per_token = 1 << 20;
+    s.model.kv_heads = 4;
+    s.attention.context_tokens = 1000;
+    let (_, routing) = draw_serving(&s, &mut feed()).unwrap();
+    assert_eq!(routing.len(), 10);
+    let e = draw_serving(&s, &mut Growing(feed())).unwrap_err();
+    assert_eq!(e.parameter(), Some("context"), "{e}");
+    assert!(e.to_string().contains("3200 tokens per DP group"), "{e}");
 }
 
 #[test]
