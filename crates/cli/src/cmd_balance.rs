@@ -128,11 +128,11 @@ pub struct BalanceArgs {
     pub context: Option<u64>,
 
     /// Also evaluate the analytic GPU baseline: this many GPUs behind one
-    /// ideal switch (72: an NVL72), expert-parallel over all of them, on the
-    /// same zipf routing law at the same tokens per device as the wafer
-    /// (`--tokens-per-group / --tp`); reports the per-device throughput of
-    /// the two over MoE and over whole layers (docs/reproduction.md). Zipf
-    /// routing only.
+    /// ideal switch (72: an NVL72), expert-parallel over all of them, at
+    /// the wafer's tokens per device: zipf routing draws the same law
+    /// (`--tokens-per-group / --tp` tokens per GPU); a trace is batched in
+    /// `--slots x GPUS / devices` slots. Reports the per-device throughput
+    /// of the two over MoE and over whole layers (docs/reproduction.md).
     #[arg(long = "gpu-baseline", value_name = "GPUS")]
     pub gpu_baseline: Option<usize>,
     /// GPU baseline: switch port bandwidth per GPU, GB/s per direction.
@@ -181,15 +181,45 @@ struct Resolved {
     spec: ServingSpec,
 }
 
-/// The GPU baseline of a zipf study: the cluster and its routing feed
-/// (the wafer's law, seed and drift; one group per GPU holding as many
-/// tokens as a die).
+/// The GPU baseline of a study: the cluster, and how its routing is drawn
+/// so that a GPU holds as many tokens as a die (one routing group per GPU).
 #[derive(Debug, Clone, Serialize)]
 struct GpuBaseline {
     cluster: SwitchCluster,
-    tokens_per_device: u64,
+    /// Zipf: tokens per GPU, `tokens_per_group / tp`. A trace: `None` (it
+    /// varies by iteration).
+    tokens_per_device: Option<u64>,
+    /// A trace: the GPUs' continuous-batching slots (prefill: chunk
+    /// tokens), the wafer's times `gpus / devices`.
+    slots: Option<usize>,
+    /// The most tokens a GPU holds in one iteration (its KV cache).
     #[serde(skip)]
-    feed: DriftingZipf,
+    max_tokens_per_gpu: u64,
+    #[serde(skip)]
+    feed: GpuFeed,
+}
+
+/// The GPUs' routing: the wafer's Zipf law, seed and drift at the wafer's
+/// tokens per device, or the same trace batched with proportionally more
+/// (or fewer) slots.
+#[derive(Debug, Clone)]
+enum GpuFeed {
+    Zipf(DriftingZipf),
+    Trace(TraceFeed),
+}
+
+impl RoutingFeed for GpuFeed {
+    fn layer(
+        &mut self,
+        iteration: usize,
+        layer: usize,
+        dp: usize,
+    ) -> Result<LayerRouting, CollectiveError> {
+        match self {
+            GpuFeed::Zipf(z) => z.layer(iteration, layer, dp),
+            GpuFeed::Trace(t) => t.layer(iteration, layer, dp),
+        }
+    }
 }
 
 fn parse_policy(s: &str) -> Result<BalancePolicy, CliError> {
@@ -261,6 +291,7 @@ fn parse_iterations(s: &str) -> Result<std::ops::Range<usize>, CliError> {
 }
 
 /// Iterations of a captured trace as a routing feed.
+#[derive(Debug, Clone)]
 struct TraceFeed {
     tr: TraceRouting,
     its: Vec<Iteration>,
@@ -368,6 +399,7 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
     let trace_path = a.routing.trim().strip_prefix("trace:").map(PathBuf::from);
     let feed: Box<dyn RoutingFeed>;
     let mut feed_zipf = None;
+    let mut feed_trace = None;
     let (mut slots, mut tokens_per_group, mut drift_every, mut seed) = (None, None, None, None);
     let trace_layers;
     if let Some(path) = &trace_path {
@@ -399,6 +431,9 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
         // (The whole range exists, or `iterations` names the trace's.)
         let its = tr.iterations(b, range.clone())?;
         trace_layers = Some(usize::from(tr.trace.meta.num_layers));
+        if a.gpu_baseline.is_some() {
+            feed_trace = Some((tr.clone(), b, range.clone()));
+        }
         feed = Box::new(TraceFeed {
             tr,
             its,
@@ -450,7 +485,8 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
         feed_zipf = Some(z.clone());
         feed = Box::new(z);
     }
-    let gpu_baseline = gpu_baseline(a, &feed_zipf)?;
+    let devices = mesh.0 * mesh.1 * wafers.0 * wafers.1;
+    let gpu_baseline = gpu_baseline(a, feed_zipf, feed_trace, devices, model.experts)?;
     let max_layers = trace_layers.map_or(model.moe_layers, |t| t.min(model.moe_layers));
     let layers = a.layers.unwrap_or(max_layers);
     if layers == 0 || layers > max_layers {
@@ -486,7 +522,7 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
         let context = spec.attention.context_tokens;
         if let Err(e) = g
             .cluster
-            .check_hbm(&spec.model, &spec.die, context, g.tokens_per_device)
+            .check_hbm(&spec.model, &spec.die, context, g.max_tokens_per_gpu)
         {
             let flag = match e.parameter() {
                 "context" => "context",
@@ -523,12 +559,16 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
     Ok((r, feed))
 }
 
-/// The GPU baseline the flags ask for, checked: zipf routing only, and a
-/// GPU holds as many tokens as a die (`--tokens-per-group` a multiple of
-/// `--tp`).
+/// The GPU baseline the flags ask for, checked so that a GPU holds as many
+/// tokens as a die: with zipf routing `--tokens-per-group` a multiple of
+/// `--tp`; with a trace `slots x gpus` a multiple of the wafer's devices,
+/// and the GPUs' batches drawn (the range must exist at their slots).
 fn gpu_baseline(
     a: &BalanceArgs,
-    zipf: &Option<DriftingZipf>,
+    zipf: Option<DriftingZipf>,
+    trace: Option<(TraceRouting, usize, std::ops::Range<usize>)>,
+    devices: usize,
+    experts: usize,
 ) -> Result<Option<GpuBaseline>, CliError> {
     let Some(gpus) = a.gpu_baseline else {
         let given = if a.gpu_port_gbps.is_some() {
@@ -561,12 +601,43 @@ fn gpu_baseline(
         };
         return Err(gpu_err(flag, e.reason()));
     }
+    if let Some((tr, b, range)) = trace {
+        // A GPU holds as many tokens as a die: b slots over the wafer's
+        // devices, b * gpus / devices over the GPUs.
+        let total = b as u128 * gpus as u128;
+        if total % devices as u128 != 0 {
+            let step = devices / gcd(devices, gpus);
+            return Err(gpu_err(
+                "gpu-baseline",
+                format!(
+                    "--slots {b} x {gpus} GPUs is not a multiple of the wafer's {devices} devices: \
+                     a GPU must hold as many tokens as a die (the GPUs batch slots x GPUs / \
+                     devices); a multiple of {step} slots works"
+                ),
+            ));
+        }
+        let gpu_slots = (total / devices as u128) as usize;
+        let its = tr.iterations(gpu_slots, range).map_err(|e| {
+            gpu_err(
+                "gpu-baseline",
+                format!("the GPUs' batches of {gpu_slots} slots: {e}"),
+            )
+        })?;
+        let max_tokens_per_gpu = its
+            .iter()
+            .map(|it| it.tokens.len().div_ceil(gpus) as u64)
+            .max()
+            .unwrap_or(0);
+        return Ok(Some(GpuBaseline {
+            cluster,
+            tokens_per_device: None,
+            slots: Some(gpu_slots),
+            max_tokens_per_gpu,
+            feed: GpuFeed::Trace(TraceFeed { tr, its, experts }),
+        }));
+    }
     let Some(z) = zipf else {
-        return Err(gpu_err(
-            "gpu-baseline",
-            "needs --routing zipf:S (a trace's batch is not re-split over GPUs at the wafer's \
-             tokens per device)",
-        ));
+        return Err(gpu_err("gpu-baseline", "needs zipf or trace routing"));
     };
     let tp = a.tp.max(1) as u64;
     if z.tokens_per_group % tp != 0 {
@@ -582,12 +653,23 @@ fn gpu_baseline(
     let tokens_per_device = z.tokens_per_group / tp;
     Ok(Some(GpuBaseline {
         cluster,
-        tokens_per_device,
-        feed: DriftingZipf {
+        tokens_per_device: Some(tokens_per_device),
+        slots: None,
+        max_tokens_per_gpu: tokens_per_device,
+        feed: GpuFeed::Zipf(DriftingZipf {
             tokens_per_group: tokens_per_device,
-            ..z.clone()
-        },
+            ..z
+        }),
     }))
+}
+
+/// Greatest common divisor.
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 /// An error naming a GPU-baseline flag.
@@ -595,12 +677,13 @@ fn gpu_err(flag: &str, why: impl std::fmt::Display) -> CliError {
     CliError::new(format!("invalid --{flag}: {why}"))
 }
 
-/// One iteration of the GPU baseline: its MoE layers summed, and their
+/// One iteration of the GPU baseline: its MoE layers summed, their
 /// data-parallel attention (the wafer's attention model with TP = 1 and
-/// the GPU's tokens).
+/// the GPU's tokens), and the tokens of the iteration over all GPUs.
 struct GpuRow {
     moe: ClusterLayer,
     attention_ns: f64,
+    tokens: u64,
 }
 
 /// The GPU baseline over the study's iterations and layers: one row per
@@ -612,17 +695,24 @@ fn run_gpu_baseline(g: &GpuBaseline, spec: &ServingSpec) -> Result<Vec<GpuRow>, 
         let mut row = GpuRow {
             moe: ClusterLayer::default(),
             attention_ns: 0.0,
+            tokens: 0,
         };
         for layer in 0..spec.layers {
             let routing = feed.layer(it, layer, g.cluster.gpus).map_err(bal_err)?;
+            if layer == 0 {
+                // As the wafer's rows count them.
+                row.tokens = routing.counts.total() / spec.model.top_k as u64;
+            }
             let l = g
                 .cluster
                 .moe_layer(&spec.model, &spec.die, &spec.compute, &routing.counts)
                 .map_err(|e| lib_err(e.into()))?;
             row.moe += l;
+            // One routing group per GPU: its tokens are the GPU's.
+            let tokens = routing.tokens_per_group;
             row.attention_ns +=
                 spec.attention
-                    .layer_time_ns(&spec.model, &spec.die, layer, g.tokens_per_device, 1);
+                    .layer_time_ns(&spec.model, &spec.die, layer, tokens, 1);
         }
         rows.push(row);
     }
@@ -634,6 +724,10 @@ struct Comparison {
     /// The GPUs' MoE layers summed over the run.
     gpu: ClusterLayer,
     gpu_attention_ns: f64,
+    /// Tokens per device over the run: the GPUs' (tokens / GPUs) over the
+    /// wafer's (tokens / devices); exactly 1 with zipf routing, near 1 with
+    /// a trace (the two batchings admit requests at different times).
+    gpu_over_wafer_tokens: f64,
     /// Dispatch, expert compute, combine and any blocking migration wait
     /// (all on the wafer's critical path).
     wafer_moe_ns: f64,
@@ -642,15 +736,28 @@ struct Comparison {
 }
 
 impl Comparison {
-    fn new(rows: &[GpuRow], res: &ServingResult) -> Comparison {
+    fn new(g: &GpuBaseline, rows: &[GpuRow], res: &ServingResult, devices: usize) -> Comparison {
         let w = |f: &dyn Fn(&IterationRow) -> f64| res.rows.iter().map(f).sum::<f64>();
         let mut gpu = ClusterLayer::default();
         for r in rows {
             gpu += r.moe;
         }
+        let gpu_tokens: u64 = rows.iter().map(|r| r.tokens).sum();
+        let wafer_tokens: u64 = res.rows.iter().map(|r| r.tokens).sum();
+        // Integer per-device counts compare exactly when they are equal.
+        let (gn, wn) = (
+            u128::from(gpu_tokens) * devices as u128,
+            u128::from(wafer_tokens) * g.cluster.gpus as u128,
+        );
+        let gpu_over_wafer_tokens = if gn == wn || wn == 0 {
+            1.0
+        } else {
+            gn as f64 / wn as f64
+        };
         Comparison {
             gpu,
             gpu_attention_ns: rows.iter().map(|r| r.attention_ns).sum(),
+            gpu_over_wafer_tokens,
             wafer_moe_ns: w(&|r| {
                 r.dispatch_ns + r.moe_compute_ns + r.combine_ns + r.migration_stall_ns
             }),
@@ -659,28 +766,40 @@ impl Comparison {
         }
     }
 
-    /// Per-device MoE throughput, wafer over GPUs (same tokens per device).
+    /// Per-device MoE throughput, wafer over GPUs: tokens per device over
+    /// time on each side.
     fn moe_ratio(&self) -> Option<f64> {
-        (self.wafer_moe_ns > 0.0).then(|| self.gpu.moe_ns() / self.wafer_moe_ns)
+        (self.wafer_moe_ns > 0.0)
+            .then(|| self.gpu.moe_ns() / self.wafer_moe_ns / self.gpu_over_wafer_tokens)
     }
 
     /// The same over whole layers: attention (the wafer's TP, the GPUs' DP),
     /// the wafer's all-reduce, and MoE.
     fn layer_ratio(&self) -> Option<f64> {
         let wafer = self.wafer_attention_ns + self.wafer_allreduce_ns + self.wafer_moe_ns;
-        (wafer > 0.0).then(|| (self.gpu_attention_ns + self.gpu.moe_ns()) / wafer)
+        (wafer > 0.0).then(|| {
+            (self.gpu_attention_ns + self.gpu.moe_ns()) / wafer / self.gpu_over_wafer_tokens
+        })
     }
 }
 
 /// The `gpu_baseline` object of the JSON result.
-fn gpu_json(g: &GpuBaseline, rows: &[GpuRow], res: &ServingResult) -> serde_json::Value {
-    let c = Comparison::new(rows, res);
+fn gpu_json(
+    g: &GpuBaseline,
+    rows: &[GpuRow],
+    res: &ServingResult,
+    devices: usize,
+) -> serde_json::Value {
+    let c = Comparison::new(g, rows, res, devices);
     serde_json::json!({
         "gpus": g.cluster.gpus,
         "port_gbps": g.cluster.port_gbps,
         "latency_ns": g.cluster.latency_ns,
         "tokens_per_device": g.tokens_per_device,
+        "slots": g.slots,
+        "gpu_over_wafer_tokens_per_device": c.gpu_over_wafer_tokens,
         "iterations": rows.iter().map(|r| serde_json::json!({
+            "tokens": r.tokens,
             "attention_ns": r.attention_ns,
             "dispatch_ns": r.moe.dispatch_ns,
             "compute_ns": r.moe.compute_ns,
@@ -725,7 +844,7 @@ pub fn run(a: BalanceArgs) -> CmdResult {
     };
     let mut json = result_json(&r, &res);
     if let Some((g, rows)) = &gpu {
-        json["gpu_baseline"] = gpu_json(g, rows, &res);
+        json["gpu_baseline"] = gpu_json(g, rows, &res, spec.wafer.num_devices());
     }
     let text =
         serde_json::to_string_pretty(&json).map_err(|e| CliError::new(e.to_string()))? + "\n";
@@ -890,12 +1009,32 @@ fn attention_desc(spec: &ServingSpec) -> String {
 fn print_gpu(r: &Resolved, g: &GpuBaseline, rows: &[GpuRow], res: &ServingResult) {
     let gc = &g.cluster;
     let us = |ns: f64| ns / 1e3;
-    let c = Comparison::new(rows, res);
+    let c = Comparison::new(g, rows, res, r.spec.wafer.num_devices());
+    let tokens = match (g.tokens_per_device, g.slots) {
+        (Some(t), _) => format!("{t} tokens per device as on the wafer"),
+        (None, Some(b)) => format!(
+            "the trace batched in {b} slots (tokens per device {:.4}x the wafer's)",
+            c.gpu_over_wafer_tokens
+        ),
+        (None, None) => String::new(),
+    };
     println!(
         "GPU baseline: {} GPUs behind one ideal switch, {} GB/s per port (+{} ns per phase), \
-         {} tokens per device as on the wafer",
-        gc.gpus, gc.port_gbps, gc.latency_ns, g.tokens_per_device
+         {tokens}",
+        gc.gpus, gc.port_gbps, gc.latency_ns
     );
+    if (c.gpu_over_wafer_tokens - 1.0).abs() > 0.01 {
+        println!(
+            "  (not like for like: the GPUs' batches hold {:.1}% {} tokens per device; a trace \
+             with fewer requests than slots cannot fill them: try fewer --slots)",
+            (c.gpu_over_wafer_tokens - 1.0).abs() * 100.0,
+            if c.gpu_over_wafer_tokens < 1.0 {
+                "fewer"
+            } else {
+                "more"
+            }
+        );
+    }
     let experts = r.spec.model.experts;
     if gc.gpus > experts {
         println!(

@@ -9,6 +9,7 @@ use wafernoc_trace::{iterations, Batching, Iteration, Phase, RoutingTrace};
 use crate::CliError;
 
 /// A routing trace checked against a model.
+#[derive(Debug, Clone)]
 pub struct TraceRouting {
     /// The trace.
     pub trace: RoutingTrace,

@@ -264,10 +264,12 @@ fn bad_arguments_are_named() {
             &[
                 "--routing",
                 "trace:traces/gpt-oss-20b/decode_128req.wnrt",
+                "--slots",
+                "4",
                 "--gpu-baseline",
-                "8",
+                "5",
             ],
-            "needs --routing zipf:S",
+            "--slots 4 x 5 GPUs is not a multiple of the wafer's 32 devices",
         ),
         (
             &[
@@ -491,8 +493,77 @@ fn gpu_feed_is_the_wafers_at_tp1() {
     }
 }
 
+/// A trace on as many GPUs as dies, attention data-parallel on both sides:
+/// the GPUs batch the trace in the wafer's slots and split each batch over
+/// as many groups, so they see the wafer's routing, token for token: equal
+/// tokens, equal expert compute (within a cycle per layer, as at TP 1 with
+/// zipf), equal attention. What differs is the network.
+#[test]
+fn trace_gpu_baseline_at_tp1_sees_the_wafers_routing() {
+    let mut args = gpt_oss_4x8("balance", "1", "32");
+    args.extend(["--mapping", "block", "--routing"]);
+    args.push("trace:traces/gpt-oss-20b/decode_128req.wnrt");
+    args.extend([
+        "--iterations",
+        "100..103",
+        "--layers",
+        "2",
+        "--balancer",
+        "none",
+    ]);
+    args.extend([
+        "--gpu-baseline",
+        "32",
+        "--context",
+        "1024",
+        "--json",
+        "--quiet",
+    ]);
+    let v = json(&args);
+    let g = &v["gpu_baseline"];
+    assert_eq!(g["slots"], 64);
+    assert!(g["tokens_per_device"].is_null());
+    assert_eq!(g["gpu_over_wafer_tokens_per_device"], 1.0);
+    let cycle_ns = 256.0 / 900.0;
+    let f = |x: &serde_json::Value, k: &str| x[k].as_f64().unwrap();
+    let wafer = v["iterations"].as_array().unwrap();
+    let gpu = g["iterations"].as_array().unwrap();
+    assert_eq!(wafer.len(), 3);
+    for (w, r) in wafer.iter().zip(gpu) {
+        assert_eq!(w["tokens"], r["tokens"]);
+        let (wc, gc) = (f(w, "moe_compute_ns"), f(r, "compute_ns"));
+        assert!(wc >= gc && wc - gc < 2.0 * cycle_ns, "{wc} vs {gc}");
+        let (wa, ga) = (f(w, "attention_ns"), f(r, "attention_ns"));
+        assert!(wa >= ga && wa - ga < 2.0 * cycle_ns, "{wa} vs {ga}");
+    }
+    // With 72 GPUs the trace's 128 requests cannot fill 144 slots: the
+    // ratio is per device over the tokens each side held.
+    let mut args72 = args.clone();
+    let n = args72.iter().position(|a| *a == "--gpu-baseline").unwrap();
+    args72[n + 1] = "72";
+    let v = json(&args72);
+    let g = &v["gpu_baseline"];
+    assert_eq!(g["slots"], 144);
+    let tokens = |rows: &serde_json::Value| -> f64 {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| f(r, "tokens"))
+            .sum()
+    };
+    let share = tokens(&g["iterations"]) / 72.0 / (tokens(&v["iterations"]) / 32.0);
+    assert!(share < 0.9, "{share}");
+    assert!((f(g, "gpu_over_wafer_tokens_per_device") - share).abs() < 1e-12);
+    let time = f(&g["summary"], "moe_ns") / f(g, "wafer_moe_ns");
+    let ratio = f(g, "wafer_over_gpu_per_device");
+    assert!(
+        (ratio - time / share).abs() < 1e-9 * ratio,
+        "{ratio} vs {time} / {share}"
+    );
+}
+
 /// The ladder's sweep files parse and pass every check of their points
-/// (6 points each; the GPU-baseline sweeps 16, 8, 4 and 6, the last two
+/// (6 points each; the GPU-baseline sweeps 16, 8, 4, 6 and 8, two of them
 /// with a KV cache that must fit in HBM), and a small balance sweep merges
 /// into a CSV whose columns carry the summary.
 #[test]
@@ -505,6 +576,7 @@ fn balance_sweeps() {
         ("docs/sweeps/gpu_baseline_tp1.toml", 8),
         ("docs/sweeps/gpu_baseline_kv.toml", 4),
         ("docs/sweeps/gpu_baseline_kv_tp1.toml", 6),
+        ("docs/sweeps/gpu_baseline_seeds.toml", 8),
     ] {
         let o = wafernoc(&["sweep", f, "--dry-run", "--out", "/nonexistent/x"]);
         assert!(
