@@ -126,12 +126,13 @@ sweep-balancer: build
 ## 256 wafer-scale dies against the analytic NVL72 baseline, per device
 ## (docs/reproduction.md "Wafer against GPUs"): 16 + 8 points, 10-15 min
 ## with 2 jobs on 2 cores (571 s and 899 s in session 19), then 4 + 6 with
-## a KV cache (58 s in session 20).
+## a KV cache (58 s in session 20) and 8 with two more routing seeds.
 sweep-gpu: build
 	$(call sweep_merged,docs/sweeps/gpu_baseline.toml,$(OUT)/sweep-gpu/her)
 	$(call sweep_merged,docs/sweeps/gpu_baseline_tp1.toml,$(OUT)/sweep-gpu/tp1)
 	$(call sweep_merged,docs/sweeps/gpu_baseline_kv.toml,$(OUT)/sweep-gpu/her-kv)
 	$(call sweep_merged,docs/sweeps/gpu_baseline_kv_tp1.toml,$(OUT)/sweep-gpu/tp1-kv)
+	$(call sweep_merged,docs/sweeps/gpu_baseline_seeds.toml,$(OUT)/sweep-gpu/her-seeds)
 
 ## Every figure and table of docs/reproduction.md, from scratch.
 paper: build
