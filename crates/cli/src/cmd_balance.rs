@@ -131,8 +131,10 @@ pub struct BalanceArgs {
     /// ideal switch (72: an NVL72), expert-parallel over all of them, at
     /// the wafer's tokens per device: zipf routing draws the same law
     /// (`--tokens-per-group / --tp` tokens per GPU); a trace is batched in
-    /// `--slots x GPUS / devices` slots. Reports the per-device throughput
-    /// of the two over MoE and over whole layers (docs/reproduction.md).
+    /// `--slots x GPUS / devices` slots (refused unless both sides then hold
+    /// the same tokens per device within 1%). Reports the per-device
+    /// throughput of the two over MoE and over whole layers
+    /// (docs/reproduction.md).
     #[arg(long = "gpu-baseline", value_name = "GPUS")]
     pub gpu_baseline: Option<usize>,
     /// GPU baseline: switch port bandwidth per GPU, GB/s per direction.
@@ -432,7 +434,8 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
         let its = tr.iterations(b, range.clone())?;
         trace_layers = Some(usize::from(tr.trace.meta.num_layers));
         if a.gpu_baseline.is_some() {
-            feed_trace = Some((tr.clone(), b, range.clone()));
+            let wafer_tokens = its.iter().map(|it| it.tokens.len() as u64).sum();
+            feed_trace = Some((tr.clone(), b, range.clone(), wafer_tokens));
         }
         feed = Box::new(TraceFeed {
             tr,
@@ -566,7 +569,7 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
 fn gpu_baseline(
     a: &BalanceArgs,
     zipf: Option<DriftingZipf>,
-    trace: Option<(TraceRouting, usize, std::ops::Range<usize>)>,
+    trace: Option<(TraceRouting, usize, std::ops::Range<usize>, u64)>,
     devices: usize,
     experts: usize,
 ) -> Result<Option<GpuBaseline>, CliError> {
@@ -601,7 +604,7 @@ fn gpu_baseline(
         };
         return Err(gpu_err(flag, e.reason()));
     }
-    if let Some((tr, b, range)) = trace {
+    if let Some((tr, b, range, wafer_tokens)) = trace {
         // A GPU holds as many tokens as a die: b slots over the wafer's
         // devices, b * gpus / devices over the GPUs.
         let total = b as u128 * gpus as u128;
@@ -616,13 +619,44 @@ fn gpu_baseline(
                 ),
             ));
         }
-        let gpu_slots = (total / devices as u128) as usize;
+        let gpu_slots = usize::try_from(total / devices as u128).map_err(|_| {
+            gpu_err(
+                "gpu-baseline",
+                format!("--slots {b} x {gpus} GPUs / {devices} devices is too many slots"),
+            )
+        })?;
+        let (first, last) = (range.start, range.end);
         let its = tr.iterations(gpu_slots, range).map_err(|e| {
             gpu_err(
                 "gpu-baseline",
                 format!("the GPUs' batches of {gpu_slots} slots: {e}"),
             )
         })?;
+        // Like for like or not at all: the batches must hold as many tokens
+        // per device on both sides (within 1%). They do not when the trace
+        // has fewer requests in flight than the GPUs' slots, or when the
+        // wafer's batches are not full (a trace's last chunk).
+        let gpu_tokens: u64 = its.iter().map(|it| it.tokens.len() as u64).sum();
+        let (g, w) = (
+            gpu_tokens as f64 / gpus as f64,
+            wafer_tokens as f64 / devices as f64,
+        );
+        if w > 0.0 && (g / w - 1.0).abs() > 0.01 {
+            let hint = if g < w {
+                "the trace has fewer requests in flight than the GPUs' slots: give fewer --slots"
+            } else {
+                "the wafer's batches are not full there (a trace's last chunk?): choose \
+                 --iterations where they are"
+            };
+            return Err(gpu_err(
+                "gpu-baseline",
+                format!(
+                    "iterations {first}..{last}: the GPUs' batches of {gpu_slots} slots hold \
+                     {g:.3} tokens per GPU, the wafer's of {b} slots {w:.3} per die; the \
+                     comparison needs the same within 1% ({hint})"
+                ),
+            ));
+        }
         let max_tokens_per_gpu = its
             .iter()
             .map(|it| it.tokens.len().div_ceil(gpus) as u64)
@@ -725,8 +759,9 @@ struct Comparison {
     gpu: ClusterLayer,
     gpu_attention_ns: f64,
     /// Tokens per device over the run: the GPUs' (tokens / GPUs) over the
-    /// wafer's (tokens / devices); exactly 1 with zipf routing, near 1 with
-    /// a trace (the two batchings admit requests at different times).
+    /// wafer's (tokens / devices); exactly 1 with zipf routing, within 1%
+    /// of it with a trace (refused otherwise: the two batchings admit
+    /// requests at different times).
     gpu_over_wafer_tokens: f64,
     /// Dispatch, expert compute, combine and any blocking migration wait
     /// (all on the wafer's critical path).
@@ -1013,7 +1048,7 @@ fn print_gpu(r: &Resolved, g: &GpuBaseline, rows: &[GpuRow], res: &ServingResult
     let tokens = match (g.tokens_per_device, g.slots) {
         (Some(t), _) => format!("{t} tokens per device as on the wafer"),
         (None, Some(b)) => format!(
-            "the trace batched in {b} slots (tokens per device {:.4}x the wafer's)",
+            "the trace batched in {b} slots (tokens per device {:.4}x the wafer's, compensated)",
             c.gpu_over_wafer_tokens
         ),
         (None, None) => String::new(),
@@ -1023,18 +1058,6 @@ fn print_gpu(r: &Resolved, g: &GpuBaseline, rows: &[GpuRow], res: &ServingResult
          {tokens}",
         gc.gpus, gc.port_gbps, gc.latency_ns
     );
-    if (c.gpu_over_wafer_tokens - 1.0).abs() > 0.01 {
-        println!(
-            "  (not like for like: the GPUs' batches hold {:.1}% {} tokens per device; a trace \
-             with fewer requests than slots cannot fill them: try fewer --slots)",
-            (c.gpu_over_wafer_tokens - 1.0).abs() * 100.0,
-            if c.gpu_over_wafer_tokens < 1.0 {
-                "fewer"
-            } else {
-                "more"
-            }
-        );
-    }
     let experts = r.spec.model.experts;
     if gc.gpus > experts {
         println!(

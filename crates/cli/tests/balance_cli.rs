@@ -275,6 +275,28 @@ fn bad_arguments_are_named() {
             &[
                 "--routing",
                 "trace:traces/gpt-oss-20b/decode_128req.wnrt",
+                "--slots",
+                "4",
+                "--gpu-baseline",
+                "6",
+            ],
+            "a multiple of 16 slots works",
+        ),
+        (
+            &[
+                "--routing",
+                "trace:traces/gpt-oss-20b/decode_128req.wnrt",
+                "--iterations",
+                "900..982",
+                "--gpu-baseline",
+                "64",
+            ],
+            "the GPUs' batches of 128 slots",
+        ),
+        (
+            &[
+                "--routing",
+                "trace:traces/gpt-oss-20b/decode_128req.wnrt",
                 "--iterations",
                 "5000",
             ],
@@ -497,29 +519,23 @@ fn gpu_feed_is_the_wafers_at_tp1() {
 /// the GPUs batch the trace in the wafer's slots and split each batch over
 /// as many groups, so they see the wafer's routing, token for token: equal
 /// tokens, equal expert compute (within a cycle per layer, as at TP 1 with
-/// zipf), equal attention. What differs is the network.
+/// zipf), equal attention, here over batches that shrink from 58 to 31
+/// tokens (so a GPU holds 2, then 1). What differs is the network.
 #[test]
 fn trace_gpu_baseline_at_tp1_sees_the_wafers_routing() {
-    let mut args = gpt_oss_4x8("balance", "1", "32");
-    args.extend(["--mapping", "block", "--routing"]);
-    args.push("trace:traces/gpt-oss-20b/decode_128req.wnrt");
-    args.extend([
-        "--iterations",
-        "100..103",
-        "--layers",
-        "2",
-        "--balancer",
-        "none",
-    ]);
-    args.extend([
-        "--gpu-baseline",
+    let trace = "trace:traces/gpt-oss-20b/decode_128req.wnrt";
+    let run = |tp: &str, dp: &str, extra: &str| {
+        let mut args = gpt_oss_4x8("balance", tp, dp);
+        args.extend(["--routing", trace, "--balancer", "none", "--layers", "2"]);
+        args.extend(["--context", "1024", "--json", "--quiet"]);
+        args.extend(extra.split_whitespace());
+        json(&args)
+    };
+    let v = run(
+        "1",
         "32",
-        "--context",
-        "1024",
-        "--json",
-        "--quiet",
-    ]);
-    let v = json(&args);
+        "--mapping block --iterations 509..513 --gpu-baseline 32",
+    );
     let g = &v["gpu_baseline"];
     assert_eq!(g["slots"], 64);
     assert!(g["tokens_per_device"].is_null());
@@ -528,7 +544,11 @@ fn trace_gpu_baseline_at_tp1_sees_the_wafers_routing() {
     let f = |x: &serde_json::Value, k: &str| x[k].as_f64().unwrap();
     let wafer = v["iterations"].as_array().unwrap();
     let gpu = g["iterations"].as_array().unwrap();
-    assert_eq!(wafer.len(), 3);
+    let tokens: Vec<u64> = wafer
+        .iter()
+        .map(|w| w["tokens"].as_u64().unwrap())
+        .collect();
+    assert_eq!(tokens, [58, 58, 32, 31]);
     for (w, r) in wafer.iter().zip(gpu) {
         assert_eq!(w["tokens"], r["tokens"]);
         let (wc, gc) = (f(w, "moe_compute_ns"), f(r, "compute_ns"));
@@ -536,23 +556,30 @@ fn trace_gpu_baseline_at_tp1_sees_the_wafers_routing() {
         let (wa, ga) = (f(w, "attention_ns"), f(r, "attention_ns"));
         assert!(wa >= ga && wa - ga < 2.0 * cycle_ns, "{wa} vs {ga}");
     }
-    // With 72 GPUs the trace's 128 requests cannot fill 144 slots: the
-    // ratio is per device over the tokens each side held.
-    let mut args72 = args.clone();
-    let n = args72.iter().position(|a| *a == "--gpu-baseline").unwrap();
-    args72[n + 1] = "72";
-    let v = json(&args72);
+    assert!(f(&gpu[0], "attention_ns") > f(&gpu[3], "attention_ns"));
+    // The GPUs' side does not depend on the wafer's plan: TP4 x DP8 gives
+    // them the same batches (64 slots over 32 GPUs).
+    let tp4 = run("4", "8", "--iterations 509..513 --gpu-baseline 32");
+    assert_eq!(tp4["gpu_baseline"]["iterations"], g["iterations"]);
+    // 32 slots on the wafer, 64 on 64 GPUs: other requests of the trace,
+    // one token per device on both sides within 1%; the ratio is per
+    // device over the tokens each side held.
+    let v = run(
+        "1",
+        "32",
+        "--mapping block --iterations 100..104 --slots 32 --gpu-baseline 64",
+    );
     let g = &v["gpu_baseline"];
-    assert_eq!(g["slots"], 144);
-    let tokens = |rows: &serde_json::Value| -> f64 {
+    assert_eq!(g["slots"], 64);
+    let sum = |rows: &serde_json::Value| -> f64 {
         rows.as_array()
             .unwrap()
             .iter()
             .map(|r| f(r, "tokens"))
             .sum()
     };
-    let share = tokens(&g["iterations"]) / 72.0 / (tokens(&v["iterations"]) / 32.0);
-    assert!(share < 0.9, "{share}");
+    let share = sum(&g["iterations"]) / 64.0 / (sum(&v["iterations"]) / 32.0);
+    assert!((share - 1.0).abs() <= 0.01, "{share}");
     assert!((f(g, "gpu_over_wafer_tokens_per_device") - share).abs() < 1e-12);
     let time = f(&g["summary"], "moe_ns") / f(g, "wafer_moe_ns");
     let ratio = f(g, "wafer_over_gpu_per_device");
@@ -560,6 +587,19 @@ fn trace_gpu_baseline_at_tp1_sees_the_wafers_routing() {
         (ratio - time / share).abs() < 1e-9 * ratio,
         "{ratio} vs {time} / {share}"
     );
+    // Not like for like: refused, with the way out.
+    let mut args = gpt_oss_4x8("balance", "1", "32");
+    args.extend(["--mapping", "block", "--routing", trace, "--quiet"]);
+    args.extend(["--iterations", "100..104", "--gpu-baseline", "72"]);
+    input_error(
+        &wafernoc(&args),
+        &["144 slots", "within 1%", "fewer --slots"],
+    );
+    let mut pre = vec!["balance", "--model", "DeepSeek-V2-Lite", "--mesh", "8x8"];
+    pre.extend(["--tp", "1", "--dp", "64", "--mapping", "block", "--quiet"]);
+    pre.extend(["--routing", "trace:traces/deepseek-esft/intent.wnrt"]);
+    pre.extend(["--iterations", "14..17", "--gpu-baseline", "8"]);
+    input_error(&wafernoc(&pre), &["64 slots", "not full"]);
 }
 
 /// The ladder's sweep files parse and pass every check of their points
