@@ -435,7 +435,39 @@ fn sweep_rates_to_saturation_runs_to_saturation() {
     // draws: within the few flits in flight at the window's ends.
     let (_, a0, o0) = &rows[0];
     assert!((a0 - o0).abs() <= 0.05 * o0, "{csv}");
-    // The plot's title says what was swept, not the file's name.
+    // The plot's title says what was swept, not the file's name: a
+    // hotspot list that repeats a node (BookSim2's weighting), on/off
+    // injection and a weighted size mix.
+    let hs = out.join("hs.toml");
+    std::fs::write(
+        &hs,
+        std::fs::read_to_string(root().join("tests/data/small.toml"))
+            .unwrap()
+            .replace(
+                "sizes = [4]",
+                "sizes = [1, 16]\nsize_weights = [9, 1]\n\
+             pattern = { kind = \"hotspot\", nodes = [0, 0, 5], fraction = 0.125 }\n\
+             process = { kind = \"on_off\", alpha = 0.1, beta = 0.1 }",
+            ),
+    )
+    .unwrap();
+    ok(&wafernoc(&[
+        "sweep-rates",
+        s(&hs),
+        "--rates",
+        "0.05",
+        "--out",
+        s(&out),
+        "--quiet",
+    ]));
+    let svg = std::fs::read_to_string(out.join("hs.svg")).unwrap();
+    assert!(
+        svg.contains(
+            "4x4 mesh, hotspot (12.5% of packets to 2 node(s)), on/off, 2 VCs x 4 flits, \
+             packets of 1/16 flits (9:1), xy"
+        ),
+        "{svg}"
+    );
     let svg = std::fs::read_to_string(out.join("small.svg")).unwrap();
     assert!(
         svg.contains(

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use wafernoc_mesh::sim::Status;
-use wafernoc_traffic::{fmt_num, Pattern, RateUnit};
+use wafernoc_traffic::{fmt_num, Pattern, Process, RateUnit};
 
 use crate::booksim::{booksim_patterns, BooksimCfg, Resolved};
 use crate::cmd_sim::{load_toml, read_text, simulate, RunConfig, RunOutcome};
@@ -88,22 +88,34 @@ fn describe(r: &Resolved) -> String {
         Pattern::Tornado => "tornado".into(),
         Pattern::Neighbor => "neighbor".into(),
         Pattern::Hotspot { nodes, fraction } => {
+            // BookSim2's list repeats a node to weigh it: count nodes once.
+            let mut distinct = nodes.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
             format!(
-                "hotspot ({} of packets to {} node(s))",
-                fmt_num(*fraction),
-                nodes.len()
+                "hotspot ({}% of packets to {} node(s))",
+                short(fraction * 100.0),
+                distinct.len()
             )
         }
     };
+    let pattern = match t.process {
+        Process::Bernoulli => pattern,
+        Process::OnOff { .. } => format!("{pattern}, on/off"),
+    };
+    let join = |v: Vec<String>, sep: &str| v.join(sep);
     let sizes = match t.sizes.as_slice() {
         [one] => format!("{one}-flit packets"),
-        many => format!(
-            "packets of {} flits",
-            many.iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join("/")
-        ),
+        many => {
+            let sizes = join(many.iter().map(|s| s.to_string()).collect(), "/");
+            let w = &t.size_weights;
+            if w.len() == many.len() && w.iter().any(|x| *x != w[0]) {
+                let weights = join(w.iter().map(|x| short(*x)).collect(), ":");
+                format!("packets of {sizes} flits ({weights})")
+            } else {
+                format!("packets of {sizes} flits")
+            }
+        }
     };
     let mut s = format!("{}x{} mesh", m.rows, m.cols);
     if m.wafers_x * m.wafers_y > 1 {
@@ -117,6 +129,13 @@ fn describe(r: &Resolved) -> String {
         r.network.routing.name()
     );
     s
+}
+
+/// A number in at most three decimals without trailing zeros (`12.5`,
+/// `1`), for titles.
+fn short(x: f64) -> String {
+    let s = format!("{x:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// `wafernoc sweep-rates`.
