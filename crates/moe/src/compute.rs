@@ -17,11 +17,14 @@
 //! reads its share of their KV cache
 //! ([`MoeModel::kv_bytes_per_device`]: split over at most the model's KV
 //! heads, so MLA's latent is read whole by every member):
-//! `max((4H^2/tp * param_bytes + KV) / B_hbm, 2 * tokens * 4H^2/tp / P)`.
-//! The score and softmax FLOPs are not modelled (decode attention is
-//! memory-bound on a B200-class die: GQA does a few FLOPs per cached byte,
-//! and even DeepSeek's MLA, 128 heads x 2 x (576 + 512) FLOPs per 1152-byte
-//! latent, about 240, stays below the die's 281 FLOP/B ridge).
+//! `max((4H^2/tp * param_bytes + KV) / B_hbm, (2 * tokens * 4H^2/tp + S) / P)`
+//! where `S` is the member's share of the score FLOPs over the cache
+//! ([`MoeModel::score_flops_per_device`]). Decode attention is memory-bound
+//! on a B200-class die for every preset (GQA does a few FLOPs per cached
+//! byte; DeepSeek's MLA about 240 against the die's 281 FLOP/B ridge), so
+//! `S` matters only for a cache cheaper to read than the presets' (FP8) or
+//! several query tokens per request. Softmax and its exponentials are not
+//! counted.
 //!
 //! **HBM capacity** ([`check_hbm_capacity`]): a device's expert slots of
 //! every MoE layer plus, with a context, the KV cache of every MoE layer must
@@ -200,7 +203,8 @@ impl AttentionCost for ProjectionAttention {
         let params = self.params_factor * h * h / tp.max(1) as f64;
         let kv = model.kv_bytes_per_device(layer, tokens, self.context_tokens, tp);
         let memory = (params * model.param_bytes + kv) / die.hbm_gbps;
-        let compute = 2.0 * tokens as f64 * params / die.flop_per_ns();
+        let scores = model.score_flops_per_device(layer, tokens, self.context_tokens, tp);
+        let compute = (2.0 * tokens as f64 * params + scores) / die.flop_per_ns();
         memory.max(compute)
     }
 }
@@ -371,6 +375,31 @@ mod tests {
             e.to_string().contains("3 expert slots x 56 MoE layers"),
             "{e}"
         );
+    }
+
+    /// With a cache cheap to read (an FP8-sized MLA latent) and many query
+    /// tokens, the score FLOPs decide: the compute term counts them.
+    #[test]
+    fn score_flops_make_attention_compute_bound() {
+        let mut m = MoeModel::preset("DeepSeek-V3").unwrap();
+        m.kv_bytes_per_token = 576;
+        let die = DieSpec::default();
+        let att = ProjectionAttention {
+            context_tokens: 32_768,
+            ..ProjectionAttention::default()
+        };
+        let (tokens, tp) = (256, 1);
+        let params = 4.0 * 7168.0 * 7168.0;
+        let memory = (params + 256.0 * 32_768.0 * 576.0) / 8000.0;
+        let compute = (2.0 * 256.0 * params + 256.0 * 32_768.0 * 278_528.0) / 2.25e6;
+        assert!(compute > memory);
+        let t = att.layer_time_ns(&m, &die, 0, tokens, tp);
+        assert!((t - compute).abs() < 1e-6 * compute, "{t} vs {compute}");
+        // At TP 16 every member computes a sixteenth of the heads.
+        let t16 = att.layer_time_ns(&m, &die, 0, tokens, 16);
+        let c16 = (2.0 * 256.0 * params / 16.0 + 256.0 * 32_768.0 * 278_528.0 / 16.0) / 2.25e6;
+        let m16 = (params / 16.0 + 256.0 * 32_768.0 * 576.0) / 8000.0;
+        assert!((t16 - c16.max(m16)).abs() < 1e-6 * t16, "{t16}");
     }
 
     #[test]

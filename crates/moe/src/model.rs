@@ -74,6 +74,13 @@ pub struct MoeModel {
     /// whole context.
     #[serde(default)]
     pub alternate_sliding_window: u64,
+    /// FLOPs one decoding token spends in one layer's attention per token of
+    /// context it attends over, over all query heads: the QK scores and the
+    /// weighted sum of V (GQA: `4 * head_dim` per query head; MLA in the
+    /// absorbed form: `2 * (576 + 512)` per head). Split evenly over a TP
+    /// group's members (TP up to the query heads). Default 0: not counted.
+    #[serde(default)]
+    pub score_flops_per_context_token: u64,
 }
 
 fn default_kv_heads() -> usize {
@@ -91,8 +98,7 @@ fn default_param() -> f64 {
 }
 
 /// A preset row: (name, hidden, experts, top_k, expert_ffn, moe_layers,
-/// shared_experts, (kv_bytes_per_token, kv_heads,
-/// alternate_sliding_window)).
+/// shared_experts, attention).
 type PresetRow = (
     &'static str,
     usize,
@@ -101,34 +107,60 @@ type PresetRow = (
     usize,
     usize,
     usize,
-    (u64, usize, u64),
+    AttnRow,
 );
 
-/// KV-cache bytes per token and layer of multi-head attention with `heads`
-/// KV heads of `dim` elements, K and V at BF16.
-const fn gqa(heads: usize, dim: u64) -> (u64, usize, u64) {
-    (heads as u64 * dim * 2 * 2, heads, 0)
+/// A preset's decode attention: the [`MoeModel`] fields of the same names.
+#[derive(Clone, Copy)]
+struct AttnRow {
+    kv_bytes_per_token: u64,
+    kv_heads: usize,
+    alternate_sliding_window: u64,
+    score_flops_per_context_token: u64,
 }
 
-/// DeepSeek's MLA: one latent of `kv_lora_rank` 512 plus the decoupled rope
-/// key of 64 per token and layer, at BF16, shared by every head.
-const MLA: (u64, usize, u64) = ((512 + 64) * 2, 1, 0);
+/// Grouped-query attention: `q` query heads over `kv` KV heads of `dim`
+/// elements. K and V at BF16 (`kv * dim * 2 * 2` bytes per token and
+/// layer); per query head `4 * dim` FLOPs per cached token (the QK dot
+/// product and the weighted sum of V).
+const fn gqa(q: u64, kv: usize, dim: u64) -> AttnRow {
+    AttnRow {
+        kv_bytes_per_token: kv as u64 * dim * 2 * 2,
+        kv_heads: kv,
+        alternate_sliding_window: 0,
+        score_flops_per_context_token: q * 4 * dim,
+    }
+}
+
+/// DeepSeek's MLA with `q` heads, decoded in the absorbed form: one latent
+/// of `kv_lora_rank` 512 plus the decoupled rope key of 64 per token and
+/// layer at BF16, read by every head; per head `2 * (576 + 512)` FLOPs per
+/// cached token (scores over the latent and rope key, the weighted sum of
+/// the latent).
+const fn mla(q: u64) -> AttnRow {
+    AttnRow {
+        kv_bytes_per_token: (512 + 64) * 2,
+        kv_heads: 1,
+        alternate_sliding_window: 0,
+        score_flops_per_context_token: q * 2 * (576 + 512),
+    }
+}
 
 /// The presets, from the models' public configuration files (Hugging Face
 /// `config.json` of each release); see `docs/moe.md` for the field mapping.
 const PRESETS: &[PresetRow] = &[
     // 61 layers, first_k_dense_replace = 3 -> 58 MoE layers; 1 shared expert.
-    ("DeepSeek-V3", 7168, 256, 8, 2048, 58, 1, MLA),
+    ("DeepSeek-V3", 7168, 256, 8, 2048, 58, 1, mla(128)),
     // 60 layers, first_k_dense_replace = 1 -> 59 MoE layers; 2 shared experts.
-    ("DeepSeek-V2", 5120, 160, 6, 1536, 59, 2, MLA),
+    ("DeepSeek-V2", 5120, 160, 6, 1536, 59, 2, mla(128)),
     // 27 layers, first_k_dense_replace = 1 -> 26 MoE layers; 2 shared experts.
-    ("DeepSeek-V2-Lite", 2048, 64, 6, 1408, 26, 2, MLA),
+    ("DeepSeek-V2-Lite", 2048, 64, 6, 1408, 26, 2, mla(16)),
     // Qwen3-235B-A22B: 94 layers, every layer MoE, no shared expert.
-    ("Qwen3-235B", 4096, 128, 8, 1536, 94, 0, gqa(4, 128)),
+    ("Qwen3-235B", 4096, 128, 8, 1536, 94, 0, gqa(64, 4, 128)),
     // DBRX: 40 layers, ffn_hidden_size 10752.
-    ("DBRX", 6144, 16, 4, 10752, 40, 0, gqa(8, 128)),
+    ("DBRX", 6144, 16, 4, 10752, 40, 0, gqa(48, 8, 128)),
     // Mixtral-8x22B: 56 layers, intermediate_size 16384.
-    ("Mixtral-8x22B", 6144, 8, 2, 16384, 56, 0, gqa(8, 128)),
+    ("Mixtral-8x22B", 6144, 8, 2, 16384, 56, 0, gqa(48, 8, 128)),
     // GPT-OSS-20B: 24 layers, intermediate_size 2880.
     (
         "GPT-OSS-20B",
@@ -138,7 +170,10 @@ const PRESETS: &[PresetRow] = &[
         2880,
         24,
         0,
-        (8 * 64 * 2 * 2, 8, 128),
+        AttnRow {
+            alternate_sliding_window: 128,
+            ..gqa(64, 8, 64)
+        },
     ),
 ];
 
@@ -165,8 +200,7 @@ impl MoeModel {
     }
 
     fn from_row(p: &PresetRow) -> MoeModel {
-        let &(name, hidden, experts, top_k, expert_ffn, moe_layers, shared_experts, kv) = p;
-        let (kv_bytes_per_token, kv_heads, alternate_sliding_window) = kv;
+        let &(name, hidden, experts, top_k, expert_ffn, moe_layers, shared_experts, attn) = p;
         MoeModel {
             name: name.to_string(),
             hidden,
@@ -178,9 +212,10 @@ impl MoeModel {
             dispatch_bytes_per_elem: DEFAULT_DISPATCH_BYTES_PER_ELEM,
             combine_bytes_per_elem: DEFAULT_COMBINE_BYTES_PER_ELEM,
             param_bytes: DEFAULT_PARAM_BYTES,
-            kv_bytes_per_token,
-            kv_heads,
-            alternate_sliding_window,
+            kv_bytes_per_token: attn.kv_bytes_per_token,
+            kv_heads: attn.kv_heads,
+            alternate_sliding_window: attn.alternate_sliding_window,
+            score_flops_per_context_token: attn.score_flops_per_context_token,
         }
     }
 
@@ -270,6 +305,23 @@ impl MoeModel {
         }
     }
 
+    /// Attention score FLOPs one member of a TP group of `tp` spends in MoE
+    /// layer `layer` when its DP group decodes `tokens` tokens with
+    /// `context` tokens of context each: `tokens * attended_context *
+    /// score_flops_per_context_token / tp` (the query heads split evenly).
+    pub fn score_flops_per_device(
+        &self,
+        layer: usize,
+        tokens: u64,
+        context: u64,
+        tp: usize,
+    ) -> f64 {
+        tokens as f64
+            * self.attended_context(layer, context) as f64
+            * self.score_flops_per_context_token as f64
+            / tp.max(1) as f64
+    }
+
     /// KV-cache bytes the fullest member of a TP group of `tp` holds for
     /// MoE layer `layer`, when its DP group decodes `tokens` tokens with
     /// `context` tokens of context each (what it reads in that layer's
@@ -348,6 +400,16 @@ mod tests {
         assert_eq!(kv("DBRX"), (4096, 8, 0));
         assert_eq!(kv("Mixtral-8x22B"), (4096, 8, 0));
         assert_eq!(kv("GPT-OSS-20B"), (2048, 8, 128));
+        // Score FLOPs per cached token: MLA 128 (V2-Lite 16) heads x 2 x
+        // (576 + 512); GQA query heads x 4 x head_dim.
+        let flops = |n: &str| MoeModel::preset(n).unwrap().score_flops_per_context_token;
+        assert_eq!(flops("DeepSeek-V3"), 278_528);
+        assert_eq!(flops("DeepSeek-V2"), 278_528);
+        assert_eq!(flops("DeepSeek-V2-Lite"), 34_816);
+        assert_eq!(flops("Qwen3-235B"), 32_768);
+        assert_eq!(flops("DBRX"), 24_576);
+        assert_eq!(flops("Mixtral-8x22B"), 24_576);
+        assert_eq!(flops("GPT-OSS-20B"), 16_384);
         let g = MoeModel::preset("GPT-OSS-20B").unwrap();
         assert_eq!(g.attended_context(0, 4096), 128);
         assert_eq!(g.attended_context(1, 4096), 4096);

@@ -30,6 +30,7 @@ fn small_model() -> MoeModel {
         kv_bytes_per_token: 0,
         kv_heads: 1,
         alternate_sliding_window: 0,
+        score_flops_per_context_token: 0,
     }
 }
 
