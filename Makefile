@@ -133,6 +133,17 @@ sweep-gpu: build
 	$(call sweep_merged,docs/sweeps/gpu_baseline_kv.toml,$(OUT)/sweep-gpu/her-kv)
 	$(call sweep_merged,docs/sweeps/gpu_baseline_kv_tp1.toml,$(OUT)/sweep-gpu/tp1-kv)
 	$(call sweep_merged,docs/sweeps/gpu_baseline_seeds.toml,$(OUT)/sweep-gpu/her-seeds)
+	$(WAFERNOC) sweep plot $(OUT)/sweep-gpu/her --x gpu_baseline.tokens_per_device --log-x \
+	  --y gpu_baseline.wafer_over_gpu_per_device,gpu_baseline.wafer_over_gpu_per_device_layer \
+	  --series routing --where gpu_baseline=72 --hline 1 --x-label "tokens per device" \
+	  --y-label "wafer / 72 GPUs, per-device throughput" \
+	  --title "DeepSeek-V3, 256 dies (HER TP16) against an NVL72, no KV cache" \
+	  --out $(OUT)/sweep-gpu/her/ratio.svg
+	$(WAFERNOC) sweep plot $(OUT)/sweep-gpu/tp1-kv --x gpu_baseline.tokens_per_device --log-x \
+	  --y gpu_baseline.wafer_over_gpu_per_device_layer --series context --hline 1 \
+	  --x-label "tokens per device" --y-label "wafer / 72 GPUs, whole layers" \
+	  --title "DeepSeek-V3, 256 dies (TP1) against an NVL72, with a KV cache" \
+	  --out $(OUT)/sweep-gpu/tp1-kv/ratio.svg
 
 ## Every figure and table of docs/reproduction.md, from scratch.
 paper: build

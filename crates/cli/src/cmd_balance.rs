@@ -1170,6 +1170,7 @@ fn write_outputs(
             series: load_series(r, res, series("max/mean load", &|x| x.max_over_mean_load)),
             y_max: None,
             log_y: false,
+            log_x: false,
         }),
     )?;
     write_file(
@@ -1188,6 +1189,7 @@ fn write_outputs(
             ],
             y_max: None,
             log_y: false,
+            log_x: false,
         }),
     )?;
     let cols = r.spec.wafer.mesh_cols();

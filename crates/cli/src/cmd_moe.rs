@@ -1705,6 +1705,7 @@ fn sweep_plots(rows: &[SweepRow], sides: &[usize], dir: &Path) -> Result<(), Cli
             series,
             y_max: None,
             log_y: false,
+            log_x: false,
         }),
     )?;
     // Bars: ring policies (all-reduce).

@@ -60,7 +60,8 @@ pub const HOST_KEYS: &[&str] = &["timestamp", "pid", "threads", "jobs"];
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct SweepArgs {
-    /// `merge`: collect the point results of DIR into one CSV.
+    /// `merge`: collect the point results of DIR into one CSV; `plot`:
+    /// draw its columns.
     #[command(subcommand)]
     pub action: Option<SweepAction>,
     /// Options of a sweep run.
@@ -74,6 +75,9 @@ pub enum SweepAction {
     /// Merge the point results of a sweep output directory into one CSV
     /// (rows by point index; byte-identical however the sweep was run).
     Merge(MergeArgs),
+    /// Draw columns of a merged CSV as a line chart (SVG): `--x COL --y
+    /// COL`, one line per `--series` value, rows picked by `--where`.
+    Plot(crate::cmd_sweep_plot::PlotArgs),
 }
 
 /// Options of `wafernoc sweep SWEEP.toml`.
@@ -680,6 +684,7 @@ fn prepare_dir(dir: &Path, manifest: &Json) -> Result<(), CliError> {
 pub fn run(a: SweepArgs) -> CmdResult {
     match a.action {
         Some(SweepAction::Merge(m)) => merge(m),
+        Some(SweepAction::Plot(p)) => crate::cmd_sweep_plot::run(p),
         None => run_sweep(a.run),
     }
 }

@@ -333,6 +333,7 @@ pub fn run(a: SweepRatesArgs) -> CmdResult {
         series,
         y_max: Some((zero_load * 4.0).max(50.0)),
         log_y: false,
+        log_x: false,
     };
     let svg_path = a.out.join(format!("{name}.svg"));
     std::fs::write(&svg_path, line_chart_svg(&chart))

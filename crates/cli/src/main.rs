@@ -15,6 +15,7 @@ mod cmd_moe;
 mod cmd_replay;
 mod cmd_sim;
 mod cmd_sweep;
+mod cmd_sweep_plot;
 mod cmd_sweep_rates;
 mod cmd_trace;
 mod cmd_validate;

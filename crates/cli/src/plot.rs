@@ -98,6 +98,8 @@ pub struct LineChart {
     pub y_max: Option<f64>,
     /// Logarithmic y axis (non-positive y values are skipped).
     pub log_y: bool,
+    /// Logarithmic x axis (non-positive x values are skipped).
+    pub log_x: bool,
 }
 
 /// One directed link value of a [`LinkHeat`].
@@ -702,6 +704,7 @@ impl Axis {
 /// documentation.
 pub fn line_chart_svg(c: &LineChart) -> String {
     let log_y = c.log_y;
+    let log_x = c.log_x;
     let cap = c.y_max.filter(|m| m.is_finite() && (!log_y || *m > 0.0));
     let clean: Vec<Vec<Pt>> = c
         .series
@@ -710,7 +713,9 @@ pub fn line_chart_svg(c: &LineChart) -> String {
             s.points
                 .iter()
                 .copied()
-                .filter(|&(x, y)| x.is_finite() && y.is_finite() && (!log_y || y > 0.0))
+                .filter(|&(x, y)| {
+                    x.is_finite() && y.is_finite() && (!log_y || y > 0.0) && (!log_x || x > 0.0)
+                })
                 .collect()
         })
         .collect();
@@ -718,12 +723,17 @@ pub fn line_chart_svg(c: &LineChart) -> String {
     let has_data = all().next().is_some();
 
     // x axis
-    let (x_lo, x_hi) = min_max(all().map(|p| p.0)).unwrap_or((0.0, 1.0));
-    let (x_lo, x_hi) = include_zero(x_lo, x_hi);
-    let mut x_axis = Axis::linear(x_lo, x_hi, None, 8);
+    let mut x_axis = if log_x {
+        let (lo, hi) = min_max(all().map(|p| p.0)).unwrap_or((1.0, 10.0));
+        Axis::log(lo, hi, None)
+    } else {
+        let (x_lo, x_hi) = min_max(all().map(|p| p.0)).unwrap_or((0.0, 1.0));
+        let (x_lo, x_hi) = include_zero(x_lo, x_hi);
+        Axis::linear(x_lo, x_hi, None, 8)
+    };
     // Integer data (iterations, mesh sides): no label at a fraction, the
     // tick stays as a minor grid line (was: "100.5" on an iteration axis).
-    if has_data && all().all(|p| p.0.fract() == 0.0) {
+    if !log_x && has_data && all().all(|p| p.0.fract() == 0.0) {
         for t in &mut x_axis.ticks {
             t.1 = if t.0.fract().abs() > 1e-9 {
                 None
@@ -1654,6 +1664,7 @@ mod tests {
             ],
             y_max: Some(200.0),
             log_y: false,
+            log_x: false,
         }
     }
 
@@ -1740,6 +1751,7 @@ mod tests {
             }],
             y_max: Some(100.0),
             log_y: false,
+            log_x: false,
         };
         let svg = line_chart_svg(&c);
         check_xml(&svg);
@@ -1809,6 +1821,7 @@ mod tests {
             }],
             y_max: None,
             log_y: false,
+            log_x: false,
         };
         let labels = |svg: &str| -> Vec<String> {
             // x tick labels sit below the plot: text with anchor middle.
@@ -1855,6 +1868,7 @@ mod tests {
             ],
             y_max: Some(100.0),
             log_y: false,
+            log_x: false,
         };
         let svg = line_chart_svg(&c);
         check_xml(&svg);
@@ -1892,6 +1906,7 @@ mod tests {
             ],
             y_max,
             log_y,
+            log_x: false,
         };
         let cases = vec![
             vec![],
@@ -1930,6 +1945,7 @@ mod tests {
             series: vec![],
             y_max: None,
             log_y: false,
+            log_x: false,
         };
         assert!(line_chart_svg(&empty).contains("no data"));
     }
@@ -1947,6 +1963,7 @@ mod tests {
             }],
             y_max: None,
             log_y: true,
+            log_x: false,
         };
         let svg = line_chart_svg(&c);
         check_xml(&svg);
@@ -2202,6 +2219,7 @@ mod tests {
             ],
             y_max: None,
             log_y: false,
+            log_x: false,
         };
         write("iterations.svg", line_chart_svg(&iters));
         let flat = LineChart {
@@ -2227,6 +2245,7 @@ mod tests {
             ],
             y_max: None,
             log_y: false,
+            log_x: false,
         };
         write("degenerate.svg", line_chart_svg(&flat));
         for (r, c) in [(4, 4), (8, 8), (16, 16), (32, 32), (2, 16)] {

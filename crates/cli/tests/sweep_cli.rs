@@ -559,3 +559,67 @@ fn out_must_be_new_empty_or_a_sweeps() {
     let out = racing.display().to_string();
     ok(&wafernoc(&["sweep", &f, "--out", &out, "--quiet"]));
 }
+
+/// `sweep plot` draws columns of a merged CSV: one line per series value,
+/// rows picked by `--where`, empty cells left out and counted, and a bad
+/// column or cell named.
+#[test]
+fn plot_draws_columns_of_a_merged_csv() {
+    let dir = tmp("plot");
+    let csv = dir.join("results.csv");
+    std::fs::write(
+        &csv,
+        "rate,latency,kind,mesh\n0.1,20,a,4x4\n0.2,30,a,4x4\n0.1,22,b,4x4\n0.2,,b,4x4\n\
+         0.1,99,a,8x8\n",
+    )
+    .unwrap();
+    let svg = dir.join("p.svg");
+    let o = wafernoc(&[
+        "sweep",
+        "plot",
+        s(&dir),
+        "--x",
+        "rate",
+        "--y",
+        "latency",
+        "--series",
+        "kind",
+        "--where",
+        "mesh=4x4",
+        "--hline",
+        "25",
+        "--out",
+        s(&svg),
+    ]);
+    ok(&o);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("2 series from 4 of 5 rows, 1 empty cell(s) left out"),
+        "{out}"
+    );
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("kind=a") && text.contains("kind=b"), "{text}");
+    assert!(text.contains("y = 25"), "{text}");
+    assert!(!text.contains("99"), "the 8x8 row was filtered out");
+    let bad = |extra: &[&str], needle: &str| {
+        let mut args = vec!["sweep", "plot", s(&csv), "--out", s(&svg)];
+        args.extend(extra);
+        input_error(&wafernoc(&args), &[needle]);
+    };
+    bad(
+        &["--x", "rat", "--y", "latency"],
+        "no column `rat` (did you mean rate?)",
+    );
+    bad(
+        &["--x", "kind", "--y", "latency"],
+        "row 1 column `kind`: `a` is not a number",
+    );
+    bad(
+        &["--x", "rate", "--y", "latency", "--where", "mesh=2x2"],
+        "no row matches",
+    );
+    bad(
+        &["--x", "rate", "--y", "latency", "--where", "mesh"],
+        "expected COL=VALUE",
+    );
+}
