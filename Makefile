@@ -136,11 +136,16 @@ sweep-gpu: build
 	$(WAFERNOC) sweep plot $(OUT)/sweep-gpu/her --x gpu_baseline.tokens_per_device --log-x \
 	  --y gpu_baseline.wafer_over_gpu_per_device,gpu_baseline.wafer_over_gpu_per_device_layer \
 	  --series routing --where gpu_baseline=72 --hline 1 --x-label "tokens per device" \
+	  --rename "gpu_baseline.wafer_over_gpu_per_device=>MoE" \
+	  --rename "gpu_baseline.wafer_over_gpu_per_device_layer=>whole layers" \
+	  --rename "routing=zipf:0=>uniform" --rename "routing=zipf:1.2=>Zipf 1.2" \
 	  --y-label "wafer / 72 GPUs, per-device throughput" \
 	  --title "DeepSeek-V3, 256 dies (HER TP16) against an NVL72, no KV cache" \
 	  --out $(OUT)/sweep-gpu/her/ratio.svg
 	$(WAFERNOC) sweep plot $(OUT)/sweep-gpu/tp1-kv --x gpu_baseline.tokens_per_device --log-x \
 	  --y gpu_baseline.wafer_over_gpu_per_device_layer --series context --hline 1 \
+	  --rename "context=4096=>4096 tokens of context" \
+	  --rename "context=32768=>32768 tokens of context" \
 	  --x-label "tokens per device" --y-label "wafer / 72 GPUs, whole layers" \
 	  --title "DeepSeek-V3, 256 dies (TP1) against an NVL72, with a KV cache" \
 	  --out $(OUT)/sweep-gpu/tp1-kv/ratio.svg

@@ -1027,7 +1027,8 @@ fn attention_desc(spec: &ServingSpec) -> String {
     match spec.attention.context_tokens {
         0 => "projections only, KV cache not counted (--context 0)".into(),
         c => format!(
-            "projections + KV cache of {c} tokens of context ({} B per token and layer, {}{})",
+            "projections + KV cache and score FLOPs over {c} tokens of context ({} B per token \
+             and layer, {}{})",
             m.kv_bytes_per_token,
             match m.kv_heads {
                 1 => "read whole by every TP member".to_string(),

@@ -4,7 +4,9 @@
 //! `--series` columns (or per `--y` column), rows selected with `--where
 //! COL=VALUE`. Empty cells (the figures of an unstable or failed point) are
 //! left out and counted in the summary line; a cell that is neither empty
-//! nor a number is an error naming its row and column.
+//! nor a finite number, a value a log axis cannot show, and two points of
+//! one series at the same x (rows that `--series` or `--where` should tell
+//! apart) are errors naming the row and column.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,6 +18,10 @@ use crate::cmd_moe::write_file;
 use crate::cmd_sim::read_text;
 use crate::plot::{line_chart_svg, LineChart, Series, SeriesStyle};
 use crate::{CliError, CmdResult};
+
+/// Most series a chart tells apart: its palette's colours (markers repeat
+/// with them).
+const MAX_SERIES: usize = 10;
 
 /// Arguments of `wafernoc sweep plot`.
 #[derive(Args, Debug)]
@@ -58,6 +64,10 @@ pub struct PlotArgs {
     /// Label beside the y axis (default: the y columns).
     #[arg(long = "y-label")]
     pub y_label: Option<String>,
+    /// Rename a series label part (`routing=zipf:0`, or a `--y` column):
+    /// `PART=>NEW` (repeatable), e.g. `routing=zipf:0=>uniform`.
+    #[arg(long = "rename", value_name = "PART=>NEW")]
+    pub rename: Vec<String>,
     /// A flat reference line at this y (repeatable), e.g. 1 for parity.
     #[arg(long = "hline", value_name = "Y", allow_negative_numbers = true)]
     pub hline: Vec<f64>,
@@ -75,6 +85,7 @@ struct Table {
 /// Splits CSV text into records (quoted fields may hold commas, quotes
 /// and line breaks).
 fn parse_csv(text: &str, name: &str) -> Result<Table, CliError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut records: Vec<Vec<String>> = Vec::new();
     let (mut rec, mut field) = (Vec::new(), String::new());
     let (mut quoted, mut chars) = (false, text.chars().peekable());
@@ -127,6 +138,11 @@ impl Table {
     /// Index of column `col`; an unknown name is an error listing the
     /// columns that contain it (or how many there are).
     fn column(&self, col: &str, flag: &str) -> Result<usize, CliError> {
+        if col.is_empty() {
+            return Err(CliError::new(format!(
+                "invalid --{flag}: an empty column name"
+            )));
+        }
         if let Some(i) = self.header.iter().position(|h| h == col) {
             return Ok(i);
         }
@@ -154,13 +170,14 @@ fn number(t: &Table, row: usize, col: usize) -> Result<Option<f64>, CliError> {
     if cell.is_empty() {
         return Ok(None);
     }
-    cell.parse::<f64>().map(Some).map_err(|_| {
-        CliError::new(format!(
-            "row {} column `{}`: `{cell}` is not a number",
+    match cell.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Some(v)),
+        _ => Err(CliError::new(format!(
+            "row {} column `{}`: `{cell}` is not a finite number",
             row + 1,
             t.header[col]
-        ))
-    })
+        ))),
+    }
 }
 
 /// `wafernoc sweep plot`.
@@ -177,6 +194,12 @@ pub fn run(a: PlotArgs) -> CmdResult {
         a.y.iter()
             .map(|c| t.column(c, "y"))
             .collect::<Result<Vec<_>, _>>()?;
+    if let Some(dup) = a.y.iter().enumerate().find(|(i, c)| a.y[..*i].contains(c)) {
+        return Err(CliError::new(format!(
+            "invalid --y: column `{}` given twice",
+            dup.1
+        )));
+    }
     let split = a
         .series
         .iter()
@@ -189,39 +212,60 @@ pub fn run(a: PlotArgs) -> CmdResult {
             .ok_or_else(|| CliError::new(format!("invalid --where `{f}`: expected COL=VALUE")))?;
         filters.push((t.column(col.trim(), "where")?, val.trim().to_string()));
     }
+    let mut renames = Vec::new();
+    for r in &a.rename {
+        let (from, to) = r
+            .split_once("=>")
+            .ok_or_else(|| CliError::new(format!("invalid --rename `{r}`: expected PART=>NEW")))?;
+        renames.push((from.trim().to_string(), to.trim().to_string()));
+    }
+    let rename = |part: String| -> String {
+        renames
+            .iter()
+            .find(|(from, _)| *from == part)
+            .map_or(part, |(_, to)| to.clone())
+    };
     // Series in order of first appearance; points sorted by x.
     let mut order: Vec<String> = Vec::new();
-    let mut points: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut points: BTreeMap<String, Vec<(f64, f64, usize)>> = BTreeMap::new();
     let (mut kept, mut empty) = (0usize, 0usize);
     for r in 0..t.rows.len() {
-        if filters.iter().any(|(c, v)| t.rows[r][*c] != *v) {
+        if filters.iter().any(|(c, v)| t.rows[r][*c].trim() != *v) {
             continue;
         }
         kept += 1;
         let key: Vec<String> = split
             .iter()
-            .map(|&c| format!("{}={}", t.header[c], t.rows[r][c]))
+            .map(|&c| rename(format!("{}={}", t.header[c], t.rows[r][c])))
             .collect();
         for &y in &ys {
             let mut label = key.clone();
-            if ys.len() > 1 {
-                label.insert(0, t.header[y].clone());
+            if ys.len() > 1 || label.is_empty() {
+                label.insert(0, rename(t.header[y].clone()));
             }
-            let label = if label.is_empty() {
-                t.header[y].clone()
-            } else {
-                label.join(", ")
-            };
+            let label = label.join(", ");
             match (number(&t, r, x)?, number(&t, r, y)?) {
                 (Some(px), Some(py)) => {
+                    for (log, v, col) in [(a.log_x, px, x), (a.log_y, py, y)] {
+                        if log && v <= 0.0 {
+                            return Err(CliError::new(format!(
+                                "row {} column `{}`: {v} cannot be shown on a log axis",
+                                r + 1,
+                                t.header[col]
+                            )));
+                        }
+                    }
                     if !points.contains_key(&label) {
                         order.push(label.clone());
                     }
-                    points.entry(label).or_default().push((px, py));
+                    points.entry(label).or_default().push((px, py, r));
                 }
                 _ => empty += 1,
             }
         }
+    }
+    if t.rows.is_empty() {
+        return Err(CliError::new(format!("{name}: no rows (a header only)")));
     }
     if kept == 0 {
         return Err(CliError::new(format!(
@@ -229,19 +273,38 @@ pub fn run(a: PlotArgs) -> CmdResult {
             t.rows.len()
         )));
     }
-    let series: Vec<Series> = order
-        .into_iter()
-        .map(|label| {
-            let mut pts = points.remove(&label).unwrap_or_default();
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            Series {
-                name: label,
-                points: pts,
-                style: SeriesStyle::LineMarkers,
-            }
-        })
-        .collect();
-    let mut series = series;
+    if order.is_empty() {
+        return Err(CliError::new(format!(
+            "{name}: no point to draw ({kept} rows, every x or y cell empty)"
+        )));
+    }
+    if order.len() > MAX_SERIES {
+        return Err(CliError::new(format!(
+            "{} series: at most {MAX_SERIES} can be told apart (colours and markers); pick \
+             rows with --where or fewer --series columns",
+            order.len()
+        )));
+    }
+    let mut series = Vec::with_capacity(order.len());
+    for label in order {
+        let mut pts = points.remove(&label).unwrap_or_default();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some(w) = pts.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(CliError::new(format!(
+                "series `{label}` has two points at {} = {} (rows {} and {}): tell them apart \
+                 with --series or pick one with --where",
+                a.x,
+                w[0].0,
+                w[0].2 + 1,
+                w[1].2 + 1
+            )));
+        }
+        series.push(Series {
+            name: label,
+            points: pts.into_iter().map(|(x, y, _)| (x, y)).collect(),
+            style: SeriesStyle::LineMarkers,
+        });
+    }
     let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
     let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
         (a.min(x), b.max(x))

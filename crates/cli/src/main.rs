@@ -62,7 +62,8 @@ enum Command {
     /// Latency-throughput curve over offered rates (CSV and SVG).
     SweepRates(cmd_sweep_rates::SweepRatesArgs),
     /// Run a parameter grid (run/booksim/moe/balance points, one subprocess
-    /// each; --jobs, --shard I/N, --resume), or `sweep merge DIR` into one CSV.
+    /// each; --jobs, --shard I/N, --resume), `sweep merge DIR` into one CSV,
+    /// or `sweep plot` of its columns (SVG).
     Sweep(cmd_sweep::SweepArgs),
     /// Simulation speed on the fixed reference configurations.
     Bench(cmd_bench::BenchArgs),

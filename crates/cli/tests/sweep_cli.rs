@@ -612,7 +612,7 @@ fn plot_draws_columns_of_a_merged_csv() {
     );
     bad(
         &["--x", "kind", "--y", "latency"],
-        "row 1 column `kind`: `a` is not a number",
+        "row 1 column `kind`: `a` is not a finite number",
     );
     bad(
         &["--x", "rate", "--y", "latency", "--where", "mesh=2x2"],
@@ -622,4 +622,37 @@ fn plot_draws_columns_of_a_merged_csv() {
         &["--x", "rate", "--y", "latency", "--where", "mesh"],
         "expected COL=VALUE",
     );
+    // Rows of two kinds at one rate: a line through them would zigzag.
+    bad(
+        &["--x", "rate", "--y", "latency"],
+        "two points at rate = 0.1 (rows 1 and 3)",
+    );
+    bad(&["--x", "rate", "--y", "latency,latency"], "given twice");
+    bad(&["--x", "rate", "--y", ""], "an empty column name");
+    std::fs::write(&csv, "x,y\n1,nan\n0,2\n").unwrap();
+    bad(
+        &["--x", "x", "--y", "y"],
+        "row 1 column `y`: `nan` is not a finite number",
+    );
+    std::fs::write(&csv, "x,y\n1,1\n0,2\n").unwrap();
+    bad(
+        &["--x", "x", "--y", "y", "--log-x"],
+        "row 2 column `x`: 0 cannot be shown",
+    );
+    // Renamed parts.
+    let o = wafernoc(&[
+        "sweep",
+        "plot",
+        s(&csv),
+        "--x",
+        "x",
+        "--y",
+        "y",
+        "--rename",
+        "y=>height",
+        "--out",
+        s(&svg),
+    ]);
+    ok(&o);
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("height"));
 }

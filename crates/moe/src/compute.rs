@@ -19,12 +19,13 @@
 //! heads, so MLA's latent is read whole by every member):
 //! `max((4H^2/tp * param_bytes + KV) / B_hbm, (2 * tokens * 4H^2/tp + S) / P)`
 //! where `S` is the member's share of the score FLOPs over the cache
-//! ([`MoeModel::score_flops_per_device`]). Decode attention is memory-bound
-//! on a B200-class die for every preset (GQA does a few FLOPs per cached
-//! byte; DeepSeek's MLA about 240 against the die's 281 FLOP/B ridge), so
-//! `S` matters only for a cache cheaper to read than the presets' (FP8) or
-//! several query tokens per request. Softmax and its exponentials are not
-//! counted.
+//! ([`MoeModel::score_flops_per_device`]). The cache read alone is
+//! memory-bound on a B200-class die for every preset (GQA does a few FLOPs
+//! per cached byte; DeepSeek's MLA about 240 against the die's 281 FLOP/B
+//! ridge at the BF16 peak), so `S` adds time when the projections are
+//! already compute-bound (from about 141 tokens per DP group at FP8
+//! weights, whatever the TP degree) or the cache is cheaper to read than
+//! the presets' (an FP8 latent). Softmax and its exponentials are not counted.
 //!
 //! **HBM capacity** ([`check_hbm_capacity`]): a device's expert slots of
 //! every MoE layer plus, with a context, the KV cache of every MoE layer must
@@ -377,8 +378,8 @@ mod tests {
         );
     }
 
-    /// With a cache cheap to read (an FP8-sized MLA latent) and many query
-    /// tokens, the score FLOPs decide: the compute term counts them.
+    /// With a cache cheap to read (an FP8-sized MLA latent, 483 FLOP/B of
+    /// scores), the score FLOPs decide: the compute term counts them.
     #[test]
     fn score_flops_make_attention_compute_bound() {
         let mut m = MoeModel::preset("DeepSeek-V3").unwrap();

@@ -78,7 +78,8 @@ pub struct MoeModel {
     /// context it attends over, over all query heads: the QK scores and the
     /// weighted sum of V (GQA: `4 * head_dim` per query head; MLA in the
     /// absorbed form: `2 * (576 + 512)` per head). Split evenly over a TP
-    /// group's members (TP up to the query heads). Default 0: not counted.
+    /// group's members (divided by TP: exact when TP divides the query
+    /// heads). Default 0: not counted.
     #[serde(default)]
     pub score_flops_per_context_token: u64,
 }
