@@ -70,6 +70,8 @@ pub struct SweepArgs {
 }
 
 /// The nested subcommands of `wafernoc sweep`.
+// Parsed once per process: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum SweepAction {
     /// Merge the point results of a sweep output directory into one CSV
