@@ -657,7 +657,7 @@ impl Axis {
         }
         let span = e_hi - e_lo;
         let every = (span / 8.0).ceil().max(1.0) as i64;
-        let label_125 = span <= 1.5;
+        let label_125 = span <= 2.5;
         let minor = span <= 6.0;
         let mut ticks = Vec::new();
         let (first, last) = (e_lo.floor() as i64, e_hi.ceil() as i64);
