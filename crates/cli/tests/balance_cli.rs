@@ -600,6 +600,15 @@ fn trace_gpu_baseline_at_tp1_sees_the_wafers_routing() {
     pre.extend(["--routing", "trace:traces/deepseek-esft/intent.wnrt"]);
     pre.extend(["--iterations", "14..17", "--gpu-baseline", "8"]);
     input_error(&wafernoc(&pre), &["64 slots", "not full"]);
+    // The GPUs' HBM is checked at their largest batch of the trace.
+    let mut huge = gpt_oss_4x8("balance", "1", "32");
+    huge.extend(["--mapping", "block", "--routing", trace, "--quiet"]);
+    huge.extend(["--iterations", "100..102", "--gpu-baseline", "32"]);
+    huge.extend(["--context", "1000000000"]);
+    input_error(
+        &wafernoc(&huge),
+        &["invalid --context: on the GPUs", "2 tokens per DP group"],
+    );
 }
 
 /// The ladder's sweep files parse and pass every check of their points
