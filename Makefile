@@ -126,7 +126,8 @@ sweep-balancer: build
 ## 256 wafer-scale dies against the analytic NVL72 baseline, per device
 ## (docs/reproduction.md "Wafer against GPUs"): 16 + 8 points, 10-15 min
 ## with 2 jobs on 2 cores (571 s and 899 s in session 19), then 4 + 6 with
-## a KV cache (58 s in session 20) and 8 with two more routing seeds.
+## a KV cache (58 s in session 20) and 8 with two more routing seeds (400 s),
+## and draws two ratio plots (out/sweep-gpu/{her,tp1-kv}/ratio.svg).
 sweep-gpu: build
 	$(call sweep_merged,docs/sweeps/gpu_baseline.toml,$(OUT)/sweep-gpu/her)
 	$(call sweep_merged,docs/sweeps/gpu_baseline_tp1.toml,$(OUT)/sweep-gpu/tp1)
