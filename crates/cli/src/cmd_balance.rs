@@ -998,25 +998,17 @@ fn print_text(r: &Resolved, res: &ServingResult, wall: f64) {
 /// perfect balance (1) and at the balancer's trigger (1 + alpha), so that
 /// the axis always shows how far the load is from both (it started at the
 /// data's minimum, 2.6 on the GPT-OSS trace, before).
-fn load_series(r: &Resolved, res: &ServingResult, load: Series) -> Vec<Series> {
-    let xs = load.points.iter().map(|p| p.0);
-    let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-        (a.min(x), b.max(x))
-    });
-    if res.rows.is_empty() || !lo.is_finite() {
-        return vec![load];
-    }
-    let flat = |name: String, y: f64| Series {
-        name,
-        points: vec![(lo, y), (hi, y)],
-        style: SeriesStyle::Line,
-    };
-    let mut v = vec![load, flat("perfect balance".into(), 1.0)];
+fn load_series(r: &Resolved, load: Series) -> Vec<Series> {
+    let mut v = vec![load];
+    let mut lines = vec![("perfect balance".to_string(), 1.0)];
     if r.balancer != BalancePolicy::None {
-        v.push(flat(
-            format!("trigger (1 + alpha = {})", 1.0 + r.alpha),
-            1.0 + r.alpha,
-        ));
+        let y = 1.0 + r.alpha;
+        lines.push((format!("trigger (1 + alpha = {y})"), y));
+    }
+    for (name, y) in lines {
+        if let Some(s) = Series::flat(name, y, &v[..1]) {
+            v.push(s);
+        }
     }
     v
 }
@@ -1168,7 +1160,7 @@ fn write_outputs(
             title: format!("{title}: device load imbalance"),
             x_label: "iteration (trace_iteration in iterations.csv)".into(),
             y_label: "max / mean device load (mean over layers)".into(),
-            series: load_series(r, res, series("max/mean load", &|x| x.max_over_mean_load)),
+            series: load_series(r, series("max/mean load", &|x| x.max_over_mean_load)),
             y_max: None,
             log_y: false,
             log_x: false,

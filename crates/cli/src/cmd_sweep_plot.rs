@@ -305,23 +305,14 @@ pub fn run(a: PlotArgs) -> CmdResult {
             style: SeriesStyle::LineMarkers,
         });
     }
-    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
-    let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-        (a.min(x), b.max(x))
-    });
+    let drawn = series.len();
     for &y in &a.hline {
         if !y.is_finite() {
             return Err(CliError::new(format!(
                 "invalid --hline {y}: not a finite number"
             )));
         }
-        if lo.is_finite() {
-            series.push(Series {
-                name: format!("y = {y}"),
-                points: vec![(lo, y), (hi, y)],
-                style: SeriesStyle::Line,
-            });
-        }
+        series.extend(Series::flat(format!("y = {y}"), y, &series[..drawn]));
     }
     let ys_named = a.y.join(", ");
     let chart = LineChart {
@@ -344,7 +335,7 @@ pub fn run(a: PlotArgs) -> CmdResult {
     };
     println!(
         "sweep plot: {} series from {kept} of {} rows{skipped} -> {}",
-        chart.series.len() - a.hline.len().min(chart.series.len()),
+        drawn,
         t.rows.len(),
         a.out.display()
     );

@@ -81,6 +81,20 @@ pub struct Series {
     pub style: SeriesStyle,
 }
 
+impl Series {
+    /// A flat line at `y` over the x range of the points of `over` (a
+    /// reference such as parity or a threshold); `None` when they have no
+    /// point.
+    pub fn flat(name: String, y: f64, over: &[Series]) -> Option<Series> {
+        let (lo, hi) = min_max(over.iter().flat_map(|s| s.points.iter().map(|p| p.0)))?;
+        Some(Series {
+            name,
+            points: vec![(lo, y), (hi, y)],
+            style: SeriesStyle::Line,
+        })
+    }
+}
+
 /// A line chart: several series on shared x/y axes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LineChart {
