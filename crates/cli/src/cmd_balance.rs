@@ -385,6 +385,8 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
     if let Some(f) = a.flit_bytes {
         wafer.flit_bytes = f;
     }
+    // Before its device count is used (the GPU baseline divides by it).
+    wafer.validate().map_err(|e| lib_err(e.into()))?;
     let mut noc = NocParams::default();
     if let Some(p) = a.packet_flits {
         noc.max_packet_flits = p;
@@ -488,7 +490,7 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
         feed_zipf = Some(z.clone());
         feed = Box::new(z);
     }
-    let devices = mesh.0 * mesh.1 * wafers.0 * wafers.1;
+    let devices = wafer.num_devices();
     let gpu_baseline = gpu_baseline(a, feed_zipf, feed_trace, devices, model.experts)?;
     let max_layers = trace_layers.map_or(model.moe_layers, |t| t.min(model.moe_layers));
     let layers = a.layers.unwrap_or(max_layers);

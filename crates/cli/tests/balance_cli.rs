@@ -600,6 +600,22 @@ fn trace_gpu_baseline_at_tp1_sees_the_wafers_routing() {
     pre.extend(["--routing", "trace:traces/deepseek-esft/intent.wnrt"]);
     pre.extend(["--iterations", "14..17", "--gpu-baseline", "8"]);
     input_error(&wafernoc(&pre), &["64 slots", "not full"]);
+    // A device count past usize (it wrapped to 0 and divided by it).
+    let mut wide = vec!["balance", "--model", "gpt-oss-20b", "--mesh", "65536x65536"];
+    wide.extend([
+        "--wafers",
+        "65536x65536",
+        "--tp",
+        "1",
+        "--dp",
+        "1",
+        "--quiet",
+    ]);
+    wide.extend(["--routing", trace, "--gpu-baseline", "8"]);
+    input_error(
+        &wafernoc(&wide),
+        &["invalid `mesh` (--mesh)", "fits in usize"],
+    );
     // The GPUs' HBM is checked at their largest batch of the trace.
     let mut huge = gpt_oss_4x8("balance", "1", "32");
     huge.extend(["--mapping", "block", "--routing", trace, "--quiet"]);
