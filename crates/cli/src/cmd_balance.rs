@@ -194,11 +194,25 @@ struct GpuBaseline {
     /// A trace: the GPUs' continuous-batching slots (prefill: chunk
     /// tokens), the wafer's times `gpus / devices`.
     slots: Option<usize>,
-    /// The most tokens a GPU holds in one iteration (its KV cache).
-    #[serde(skip)]
-    max_tokens_per_gpu: u64,
     #[serde(skip)]
     feed: GpuFeed,
+}
+
+impl GpuBaseline {
+    /// The most tokens a GPU holds in one iteration (its KV cache): one
+    /// routing group per GPU, a trace's batch split as
+    /// [`TraceRouting::counts`] splits it.
+    fn max_tokens_per_gpu(&self) -> u64 {
+        match &self.feed {
+            GpuFeed::Zipf(z) => z.tokens_per_group,
+            GpuFeed::Trace(t) => t
+                .its
+                .iter()
+                .map(|it| it.tokens.len().div_ceil(self.cluster.gpus) as u64)
+                .max()
+                .unwrap_or(0),
+        }
+    }
 }
 
 /// The GPUs' routing: the wafer's Zipf law, seed and drift at the wafer's
@@ -527,7 +541,7 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
         let context = spec.attention.context_tokens;
         if let Err(e) = g
             .cluster
-            .check_hbm(&spec.model, &spec.die, context, g.max_tokens_per_gpu)
+            .check_hbm(&spec.model, &spec.die, context, g.max_tokens_per_gpu())
         {
             let flag = match e.parameter() {
                 "context" => "context",
@@ -643,7 +657,7 @@ fn gpu_baseline(
             gpu_tokens as f64 / gpus as f64,
             wafer_tokens as f64 / devices as f64,
         );
-        if w > 0.0 && (g / w - 1.0).abs() > 0.01 {
+        if (tokens_ratio(gpu_tokens, gpus, wafer_tokens, devices) - 1.0).abs() > 0.01 {
             let hint = if g < w {
                 "the trace has fewer requests in flight than the GPUs' slots: give fewer --slots"
             } else {
@@ -659,16 +673,10 @@ fn gpu_baseline(
                 ),
             ));
         }
-        let max_tokens_per_gpu = its
-            .iter()
-            .map(|it| it.tokens.len().div_ceil(gpus) as u64)
-            .max()
-            .unwrap_or(0);
         return Ok(Some(GpuBaseline {
             cluster,
             tokens_per_device: None,
             slots: Some(gpu_slots),
-            max_tokens_per_gpu,
             feed: GpuFeed::Trace(TraceFeed { tr, its, experts }),
         }));
     }
@@ -691,12 +699,26 @@ fn gpu_baseline(
         cluster,
         tokens_per_device: Some(tokens_per_device),
         slots: None,
-        max_tokens_per_gpu: tokens_per_device,
         feed: GpuFeed::Zipf(DriftingZipf {
             tokens_per_group: tokens_per_device,
             ..z
         }),
     }))
+}
+
+/// Tokens per GPU over tokens per die: exactly 1 when the integer counts
+/// agree (`gpu_tokens * devices == wafer_tokens * gpus`) or the wafer held
+/// none.
+fn tokens_ratio(gpu_tokens: u64, gpus: usize, wafer_tokens: u64, devices: usize) -> f64 {
+    let (gn, wn) = (
+        u128::from(gpu_tokens) * devices as u128,
+        u128::from(wafer_tokens) * gpus as u128,
+    );
+    if gn == wn || wn == 0 {
+        1.0
+    } else {
+        gn as f64 / wn as f64
+    }
 }
 
 /// Greatest common divisor.
@@ -781,16 +803,7 @@ impl Comparison {
         }
         let gpu_tokens: u64 = rows.iter().map(|r| r.tokens).sum();
         let wafer_tokens: u64 = res.rows.iter().map(|r| r.tokens).sum();
-        // Integer per-device counts compare exactly when they are equal.
-        let (gn, wn) = (
-            u128::from(gpu_tokens) * devices as u128,
-            u128::from(wafer_tokens) * g.cluster.gpus as u128,
-        );
-        let gpu_over_wafer_tokens = if gn == wn || wn == 0 {
-            1.0
-        } else {
-            gn as f64 / wn as f64
-        };
+        let gpu_over_wafer_tokens = tokens_ratio(gpu_tokens, g.cluster.gpus, wafer_tokens, devices);
         Comparison {
             gpu,
             gpu_attention_ns: rows.iter().map(|r| r.attention_ns).sum(),
