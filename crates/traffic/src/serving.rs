@@ -622,13 +622,13 @@ fn validate(spec: &ServingSpec) -> Result<()> {
 /// Every check [`run_serving`] makes before it draws routing or simulates:
 /// the parameters, the layout, the HBM's room for the expert weights, the
 /// size of the routing held in memory, the network and link table of the
-/// phase runner, the balancer and the load predictor. Returns the layout. [`draw_serving`]
-/// adds the routing and the KV cache's room.
+/// phase runner, the balancer and the load predictor. Returns the layout.
+/// [`draw_serving`] adds the routing and the KV cache's room.
 pub fn check_serving(spec: &ServingSpec) -> Result<Layout> {
     validate(spec)?;
     let layout = spec.plan.layout(&spec.wafer, spec.model.experts)?;
     // The KV cache needs the tokens, which the routing feed gives: checked
-    // with them in `run_serving` once the routing is drawn.
+    // with them in `draw_serving` once the routing is drawn.
     check_hbm_capacity(&spec.model, &spec.die, &layout, 0, 0)?;
     let dp = layout.dp();
     // The routing of every (iteration, layer) is held in memory: refuse a
