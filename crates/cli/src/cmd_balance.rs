@@ -126,6 +126,17 @@ pub struct BalanceArgs {
     /// the KV cache is not counted.
     #[arg(long, value_name = "TOKENS", allow_negative_numbers = true)]
     pub context: Option<u64>,
+    /// A die's peak dense throughput, TFLOP/s (the GPUs of
+    /// `--gpu-baseline` are the same die). Default 2250 (B200 dense BF16).
+    #[arg(long = "die-tflops", allow_negative_numbers = true)]
+    pub die_tflops: Option<f64>,
+    /// A die's HBM bandwidth, GB/s. Default 8000 (B200).
+    #[arg(long = "die-hbm-gbps", allow_negative_numbers = true)]
+    pub die_hbm_gbps: Option<f64>,
+    /// A die's HBM capacity, GB (10^9 B): expert slots of every MoE layer
+    /// and the KV cache must fit. Default 180 (B200).
+    #[arg(long = "die-hbm-gb", allow_negative_numbers = true)]
+    pub die_hbm_gb: Option<f64>,
 
     /// Also evaluate the analytic GPU baseline: this many GPUs behind one
     /// ideal switch (72: an NVL72), expert-parallel over all of them, at
@@ -516,7 +527,7 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
     }
     let spec = ServingSpec {
         wafer,
-        die: DieSpec::default(),
+        die: die_spec(a)?,
         model,
         plan,
         noc,
@@ -731,6 +742,26 @@ fn gcd(a: usize, b: usize) -> usize {
 }
 
 /// An error naming a GPU-baseline flag.
+/// The die of `--die-*` (defaults: [`DieSpec::default`]), checked; an
+/// error names the flag.
+fn die_spec(a: &BalanceArgs) -> Result<DieSpec, CliError> {
+    let d = DieSpec::default();
+    let die = DieSpec {
+        peak_tflops: a.die_tflops.unwrap_or(d.peak_tflops),
+        hbm_gbps: a.die_hbm_gbps.unwrap_or(d.hbm_gbps),
+        hbm_capacity_gb: a.die_hbm_gb.unwrap_or(d.hbm_capacity_gb),
+    };
+    die.validate().map_err(|e| {
+        let flag = match e.parameter() {
+            "peak_tflops" => "die-tflops",
+            "hbm_gbps" => "die-hbm-gbps",
+            _ => "die-hbm-gb",
+        };
+        gpu_err(flag, e.reason())
+    })?;
+    Ok(die)
+}
+
 fn gpu_err(flag: &str, why: impl std::fmt::Display) -> CliError {
     CliError::new(format!("invalid --{flag}: {why}"))
 }
@@ -971,6 +1002,11 @@ fn print_text(r: &Resolved, res: &ServingResult, wall: f64) {
         r.migration
     );
     println!("  attention: {}", attention_desc(&r.spec));
+    let d = &r.spec.die;
+    println!(
+        "  die: {} TFLOP/s, HBM {} GB/s, {} GB (--die-tflops, --die-hbm-gbps, --die-hbm-gb)",
+        d.peak_tflops, d.hbm_gbps, d.hbm_capacity_gb
+    );
     println!(
         "max/mean device load (mean over iterations): {:.3}",
         s.mean_max_over_mean_load

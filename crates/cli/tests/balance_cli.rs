@@ -427,9 +427,20 @@ fn context_reads_the_kv_cache() {
     let first = f(&one("--context 4096"), "attention_ns") - f(&one(""), "attention_ns");
     let want = 16.0 * 128.0 * 2048.0 / 4.0 / 8000.0;
     assert!((first - want).abs() < cycle_ns, "{first} vs {want}");
-    // 16 tokens x 10^8 x 512 B x 12 full layers: 9.8 TB per die.
+    // GPT-OSS takes at most 131072 tokens of context (max_position_embeddings).
+    let mut long = gpt_oss_4x8("balance", "4", "8");
+    long.extend("--routing zipf:1 --iterations 1 --quiet --context 131073".split(' '));
+    input_error(
+        &wafernoc(&long),
+        &[
+            "invalid --context: 131073 exceeds the longest context GPT-OSS-20B takes, 131072 tokens",
+        ],
+    );
+    // 512 tokens per group x (131072 + 128) x 12 layers x 512 B per die
+    // (a quarter of 2048 at TP4) = 413 GB > 180 GB.
     let mut args = gpt_oss_4x8("balance", "4", "8");
-    args.extend("--routing zipf:1 --iterations 1 --quiet --context 100000000".split(' '));
+    args.extend("--routing zipf:1 --iterations 1 --quiet --context 131072".split(' '));
+    args.extend(["--tokens-per-group", "512"]);
     input_error(&wafernoc(&args), &["invalid --context:", "KV cache"]);
     args.extend(["--gpu-baseline", "32"]);
     input_error(&wafernoc(&args), &["invalid --context: on the GPUs"]);
@@ -439,8 +450,8 @@ fn context_reads_the_kv_cache() {
     std::fs::write(
         &sweep,
         "command = \"balance\"\n[fixed]\nmodel = \"GPT-OSS-20B\"\nmesh = \"4x8\"\ntp = 4\n\
-         dp = 8\nrouting = \"zipf:1\"\niterations = \"1\"\n\
-         [[param]]\nname = \"context\"\nvalues = [4096, 100000000]\n",
+         dp = 8\nrouting = \"zipf:1\"\niterations = \"1\"\ntokens_per_group = 512\n\
+         [[param]]\nname = \"context\"\nvalues = [4096, 131072]\n",
     )
     .unwrap();
     let o = wafernoc(&[
@@ -620,11 +631,59 @@ fn trace_gpu_baseline_at_tp1_sees_the_wafers_routing() {
     let mut huge = gpt_oss_4x8("balance", "1", "32");
     huge.extend(["--mapping", "block", "--routing", trace, "--quiet"]);
     huge.extend(["--iterations", "100..102", "--gpu-baseline", "32"]);
-    huge.extend(["--context", "1000000000"]);
+    // 2 tokens x (131072 + 128) x 12 layers x 2048 B = 6.4 GB > 4 GB.
+    huge.extend(["--context", "131072", "--die-hbm-gb", "4"]);
     input_error(
         &wafernoc(&huge),
         &["invalid --context: on the GPUs", "2 tokens per DP group"],
     );
+}
+
+/// `--die-*` set the die of the wafer and of the GPU baseline: half the
+/// HBM bandwidth doubles the memory-bound attention of both; a bad value
+/// is an error naming its flag.
+#[test]
+fn die_flags_set_the_die() {
+    let run = |extra: &str| {
+        zipf_json(
+            "4",
+            "8",
+            &format!("--iterations 1 --layers 1 --gpu-baseline 32 {extra}"),
+        )
+    };
+    let (fast, slow) = (run(""), run("--die-hbm-gbps 4000"));
+    assert_eq!(slow["config"]["spec"]["die"]["hbm_gbps"], 4000.0);
+    assert_eq!(fast["config"]["spec"]["die"]["hbm_gbps"], 8000.0);
+    let f = |v: &serde_json::Value| v["iterations"][0]["attention_ns"].as_f64().unwrap();
+    let g = |v: &serde_json::Value| {
+        v["gpu_baseline"]["iterations"][0]["attention_ns"]
+            .as_f64()
+            .unwrap()
+    };
+    let cycle_ns = 256.0 / 900.0;
+    assert!(f(&fast) > 10.0 * cycle_ns, "{}", f(&fast));
+    assert!(
+        (f(&slow) - 2.0 * f(&fast)).abs() < 2.0 * cycle_ns,
+        "{} vs 2 x {}",
+        f(&slow),
+        f(&fast)
+    );
+    assert!((g(&slow) - 2.0 * g(&fast)).abs() < 1e-9 * g(&slow));
+    for (flag, value) in [
+        ("--die-hbm-gb", "0"),
+        ("--die-tflops", "nan"),
+        ("--die-hbm-gbps", "-1"),
+    ] {
+        let mut args = gpt_oss_4x8("balance", "4", "8");
+        args.extend(["--routing", "zipf:1", "--quiet", flag, value]);
+        input_error(
+            &wafernoc(&args),
+            &[
+                &format!("invalid {flag}: "),
+                "is invalid: must be finite and > 0",
+            ],
+        );
+    }
 }
 
 /// The ladder's sweep files parse and pass every check of their points

@@ -240,6 +240,7 @@ pub(crate) fn check_device_hbm(
     tokens: u64,
 ) -> Result<()> {
     model.validate()?;
+    model.check_context(context)?;
     die.validate()?;
     let layers = model.moe_layers;
     let expert_bytes = model.expert_weight_bytes();

@@ -237,6 +237,18 @@ pub enum MoeError {
         /// Bytes available.
         capacity: u128,
     },
+    /// A context longer than the model takes.
+    #[error(
+        "parameter `context` = {context} exceeds the longest context {model} takes, {max} tokens"
+    )]
+    ContextTooLong {
+        /// The rejected context, in tokens.
+        context: u64,
+        /// The model's name.
+        model: String,
+        /// Its longest context ([`crate::MoeModel::max_context_tokens`]).
+        max: u64,
+    },
 }
 
 impl MoeError {
@@ -264,7 +276,7 @@ impl MoeError {
             | MoeError::AlreadyHosted { .. }
             | MoeError::NoSuchReplica { .. } => "device",
             MoeError::HbmCapacity { .. } => "shadow_slots_per_device",
-            MoeError::KvCapacity { .. } => "context",
+            MoeError::KvCapacity { .. } | MoeError::ContextTooLong { .. } => "context",
         }
     }
 
@@ -435,6 +447,11 @@ mod tests {
                 kv_bytes: 90,
                 weights: 10,
                 capacity: 80,
+            },
+            MoeError::ContextTooLong {
+                context: 200_000,
+                model: "GPT-OSS-20B".into(),
+                max: 131_072,
             },
         ]
     }

@@ -82,6 +82,12 @@ pub struct MoeModel {
     /// heads). Default 0: not counted.
     #[serde(default)]
     pub score_flops_per_context_token: u64,
+    /// The longest context the model takes, in tokens (its `config.json`'s
+    /// `max_position_embeddings`; DBRX's `max_seq_len`): a longer
+    /// `context` is refused ([`MoeError::ContextTooLong`]). Default 0: no
+    /// limit (a custom model that does not say).
+    #[serde(default)]
+    pub max_context_tokens: u64,
 }
 
 fn default_kv_heads() -> usize {
@@ -118,18 +124,20 @@ struct AttnRow {
     kv_heads: usize,
     alternate_sliding_window: u64,
     score_flops_per_context_token: u64,
+    max_context_tokens: u64,
 }
 
 /// Grouped-query attention: `q` query heads over `kv` KV heads of `dim`
 /// elements. K and V at BF16 (`kv * dim * 2 * 2` bytes per token and
 /// layer); per query head `4 * dim` FLOPs per cached token (the QK dot
-/// product and the weighted sum of V).
-const fn gqa(q: u64, kv: usize, dim: u64) -> AttnRow {
+/// product and the weighted sum of V); at most `max_ctx` tokens of context.
+const fn gqa(q: u64, kv: usize, dim: u64, max_ctx: u64) -> AttnRow {
     AttnRow {
         kv_bytes_per_token: kv as u64 * dim * 2 * 2,
         kv_heads: kv,
         alternate_sliding_window: 0,
         score_flops_per_context_token: q * 4 * dim,
+        max_context_tokens: max_ctx,
     }
 }
 
@@ -137,31 +145,60 @@ const fn gqa(q: u64, kv: usize, dim: u64) -> AttnRow {
 /// of `kv_lora_rank` 512 plus the decoupled rope key of 64 per token and
 /// layer at BF16, read by every head; per head `2 * (576 + 512)` FLOPs per
 /// cached token (scores over the latent and rope key, the weighted sum of
-/// the latent).
-const fn mla(q: u64) -> AttnRow {
+/// the latent); at most `max_ctx` tokens of context.
+const fn mla(q: u64, max_ctx: u64) -> AttnRow {
     AttnRow {
         kv_bytes_per_token: (512 + 64) * 2,
         kv_heads: 1,
         alternate_sliding_window: 0,
         score_flops_per_context_token: q * 2 * (576 + 512),
+        max_context_tokens: max_ctx,
     }
 }
 
 /// The presets, from the models' public configuration files (Hugging Face
 /// `config.json` of each release); see `docs/moe.md` for the field mapping.
+/// The longest context is `max_position_embeddings` (DBRX: `max_seq_len`).
 const PRESETS: &[PresetRow] = &[
     // 61 layers, first_k_dense_replace = 3 -> 58 MoE layers; 1 shared expert.
-    ("DeepSeek-V3", 7168, 256, 8, 2048, 58, 1, mla(128)),
+    ("DeepSeek-V3", 7168, 256, 8, 2048, 58, 1, mla(128, 163_840)),
     // 60 layers, first_k_dense_replace = 1 -> 59 MoE layers; 2 shared experts.
-    ("DeepSeek-V2", 5120, 160, 6, 1536, 59, 2, mla(128)),
+    ("DeepSeek-V2", 5120, 160, 6, 1536, 59, 2, mla(128, 163_840)),
     // 27 layers, first_k_dense_replace = 1 -> 26 MoE layers; 2 shared experts.
-    ("DeepSeek-V2-Lite", 2048, 64, 6, 1408, 26, 2, mla(16)),
+    (
+        "DeepSeek-V2-Lite",
+        2048,
+        64,
+        6,
+        1408,
+        26,
+        2,
+        mla(16, 163_840),
+    ),
     // Qwen3-235B-A22B: 94 layers, every layer MoE, no shared expert.
-    ("Qwen3-235B", 4096, 128, 8, 1536, 94, 0, gqa(64, 4, 128)),
+    (
+        "Qwen3-235B",
+        4096,
+        128,
+        8,
+        1536,
+        94,
+        0,
+        gqa(64, 4, 128, 40_960),
+    ),
     // DBRX: 40 layers, ffn_hidden_size 10752.
-    ("DBRX", 6144, 16, 4, 10752, 40, 0, gqa(48, 8, 128)),
+    ("DBRX", 6144, 16, 4, 10752, 40, 0, gqa(48, 8, 128, 32_768)),
     // Mixtral-8x22B: 56 layers, intermediate_size 16384.
-    ("Mixtral-8x22B", 6144, 8, 2, 16384, 56, 0, gqa(48, 8, 128)),
+    (
+        "Mixtral-8x22B",
+        6144,
+        8,
+        2,
+        16384,
+        56,
+        0,
+        gqa(48, 8, 128, 65_536),
+    ),
     // GPT-OSS-20B: 24 layers, intermediate_size 2880.
     (
         "GPT-OSS-20B",
@@ -173,7 +210,7 @@ const PRESETS: &[PresetRow] = &[
         0,
         AttnRow {
             alternate_sliding_window: 128,
-            ..gqa(64, 8, 64)
+            ..gqa(64, 8, 64, 131_072)
         },
     ),
 ];
@@ -217,6 +254,7 @@ impl MoeModel {
             kv_heads: attn.kv_heads,
             alternate_sliding_window: attn.alternate_sliding_window,
             score_flops_per_context_token: attn.score_flops_per_context_token,
+            max_context_tokens: attn.max_context_tokens,
         }
     }
 
@@ -293,6 +331,19 @@ impl MoeModel {
     /// `2(t-1)` steps of `M/t` bytes.
     pub fn tp_allreduce_bytes(&self, tokens: u64) -> u64 {
         tokens.saturating_mul(self.combine_bytes_per_token())
+    }
+
+    /// Checks that the model takes `context` tokens of context: at most
+    /// [`MoeModel::max_context_tokens`] (any, when that is 0).
+    pub fn check_context(&self, context: u64) -> Result<()> {
+        if self.max_context_tokens > 0 && context > self.max_context_tokens {
+            return Err(MoeError::ContextTooLong {
+                context,
+                model: self.name.clone(),
+                max: self.max_context_tokens,
+            });
+        }
+        Ok(())
     }
 
     /// Tokens of a `context`-token context that MoE layer `layer` attends
@@ -384,6 +435,32 @@ mod tests {
             g.expert_weight_bytes(),
             (3.0 * 2880.0 * 2880.0 * 0.53125f64).ceil() as u64
         );
+    }
+
+    /// The longest context of each preset (`max_position_embeddings`,
+    /// DBRX's `max_seq_len`); one token more is refused, naming the model;
+    /// a custom model without a limit takes any.
+    #[test]
+    fn longest_context() {
+        let max = |n: &str| MoeModel::preset(n).unwrap().max_context_tokens;
+        assert_eq!(max("DeepSeek-V3"), 163_840);
+        assert_eq!(max("DeepSeek-V2"), 163_840);
+        assert_eq!(max("DeepSeek-V2-Lite"), 163_840);
+        assert_eq!(max("Qwen3-235B"), 40_960);
+        assert_eq!(max("DBRX"), 32_768);
+        assert_eq!(max("Mixtral-8x22B"), 65_536);
+        assert_eq!(max("GPT-OSS-20B"), 131_072);
+        let mut m = MoeModel::preset("DBRX").unwrap();
+        m.check_context(0).unwrap();
+        m.check_context(32_768).unwrap();
+        let e = m.check_context(32_769).unwrap_err();
+        assert_eq!(e.parameter(), "context");
+        assert_eq!(
+            e.to_string(),
+            "parameter `context` = 32769 exceeds the longest context DBRX takes, 32768 tokens"
+        );
+        m.max_context_tokens = 0;
+        m.check_context(u64::MAX).unwrap();
     }
 
     #[test]

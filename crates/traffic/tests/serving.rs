@@ -31,6 +31,7 @@ fn small_model() -> MoeModel {
         kv_heads: 1,
         alternate_sliding_window: 0,
         score_flops_per_context_token: 0,
+        max_context_tokens: 0,
     }
 }
 
