@@ -399,6 +399,13 @@ fn check_key(cmd: PointCommand, k: &str) -> Result<(), String> {
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     };
+    if matches!(cmd, PointCommand::Moe | PointCommand::Balance) && k == "threads" {
+        return Err(
+            "`threads` is not a point's key: every point runs on the sweep's own \
+                    --threads (`wafernoc --threads N sweep ...`), and no result depends on it"
+                .to_string(),
+        );
+    }
     let ok = match cmd {
         PointCommand::Run => k.split('.').all(word),
         PointCommand::Booksim => word(k) && !k.contains('-'),
@@ -1228,6 +1235,14 @@ mod tests {
         assert!(e("command = \"balance\"\nconfig = \"c.toml\"\n")
             .contains("takes no configuration file"));
         assert!(e("command = \"walk\"\n").contains("walk"));
+        for cmd in ["moe", "balance"] {
+            let fixed = format!("command = \"{cmd}\"\n[fixed]\nthreads = 2\n");
+            let param =
+                format!("command = \"{cmd}\"\n[[param]]\nname = \"threads\"\nvalues = [1]\n");
+            for t in [fixed, param] {
+                assert!(e(&t).contains("the sweep's own --threads"), "{t}");
+            }
+        }
         assert!(e("command = \"run\"\n").contains("needs `config`"));
         assert!(e(
             "command = \"run\"\nconfig = \"c.toml\"\n[[param]]\nname = \"a\"\nvalues = []\n"

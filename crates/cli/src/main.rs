@@ -143,10 +143,32 @@ pub(crate) fn point_outputs(args: &[String]) -> Vec<(&'static str, PathBuf)> {
     out
 }
 
+/// `--threads` is global (it may follow the subcommand), and clap takes
+/// the last of several global occurrences without a word; every other
+/// flag given twice is an error, so this one is too.
+fn repeated_threads(args: impl Iterator<Item = std::ffi::OsString>) -> Option<String> {
+    let n = args
+        .take_while(|a| a != "--")
+        .filter(|a| {
+            let a = a.to_string_lossy();
+            a == "--threads" || a.starts_with("--threads=")
+        })
+        .count();
+    (n > 1).then(|| {
+        format!(
+            "the argument '--threads <THREADS>' cannot be used multiple times (given {n} times)"
+        )
+    })
+}
+
 fn main() -> ExitCode {
     // Rust ignores SIGPIPE, so a print to a closed pipe (`wafernoc ... |
     // head`) panics. Killed by the signal instead, as other Unix tools are.
     sigpipe::reset();
+    if let Some(msg) = repeated_threads(std::env::args_os().skip(1)) {
+        eprintln!("error: {msg}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     wafernoc_mesh::network::set_default_threads(cli.threads as usize);
     let result: CmdResult = match cli.command {

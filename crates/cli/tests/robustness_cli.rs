@@ -394,6 +394,24 @@ fn flags_that_were_silently_ignored_are_errors() {
         ),
         &["--scale 1.00e300", "at most 10000"],
     );
+    // `--threads` given twice took the last, where every other flag given
+    // twice is an error; before or after the subcommand, with or without `=`.
+    for args in [
+        &["--threads", "2", "--threads", "3", "bench", "--help"][..],
+        &["--threads=2", "bench", "--threads", "2", "--help"],
+        &["bench", "--threads=1", "--help", "--threads=1"],
+    ] {
+        input_error(
+            &wafernoc_within(20, args),
+            &["'--threads <THREADS>' cannot be used multiple times"],
+        );
+    }
+    let once = wafernoc_within(20, &["--threads", "2", "bench", "--help"]);
+    assert!(
+        once.status.success(),
+        "{}",
+        String::from_utf8_lossy(&once.stderr)
+    );
 }
 
 #[test]
