@@ -67,6 +67,9 @@ pub enum SeriesStyle {
     Markers,
     /// A polyline plus filled markers at every point.
     LineMarkers,
+    /// A horizontal reference line at the y of its points, across the
+    /// whole x axis; its x values do not widen the axis.
+    HLine,
 }
 
 /// One named data series of a [`LineChart`].
@@ -82,15 +85,15 @@ pub struct Series {
 }
 
 impl Series {
-    /// A flat line at `y` over the x range of the points of `over` (a
-    /// reference such as parity or a threshold); `None` when they have no
-    /// point.
+    /// A flat line at `y` across the x axis (a reference such as parity
+    /// or a threshold: [`SeriesStyle::HLine`]); `None` when the series of
+    /// `over` have no point (there is no axis to span).
     pub fn flat(name: String, y: f64, over: &[Series]) -> Option<Series> {
         let (lo, hi) = min_max(over.iter().flat_map(|s| s.points.iter().map(|p| p.0)))?;
         Some(Series {
             name,
             points: vec![(lo, y), (hi, y)],
-            style: SeriesStyle::Line,
+            style: SeriesStyle::HLine,
         })
     }
 }
@@ -720,7 +723,7 @@ pub fn line_chart_svg(c: &LineChart) -> String {
     let log_y = c.log_y;
     let log_x = c.log_x;
     let cap = c.y_max.filter(|m| m.is_finite() && (!log_y || *m > 0.0));
-    let clean: Vec<Vec<Pt>> = c
+    let mut clean: Vec<Vec<Pt>> = c
         .series
         .iter()
         .map(|s| {
@@ -733,21 +736,40 @@ pub fn line_chart_svg(c: &LineChart) -> String {
                 .collect()
         })
         .collect();
-    let all = || clean.iter().flatten().copied();
-    let has_data = all().next().is_some();
+    // x values that set the x axis: every series' but reference lines'.
+    let data_x = |clean: &[Vec<Pt>]| -> Vec<f64> {
+        c.series
+            .iter()
+            .zip(clean)
+            .filter(|(s, _)| s.style != SeriesStyle::HLine)
+            .flat_map(|(_, pts)| pts.iter().map(|p| p.0))
+            .collect()
+    };
+    let xs = data_x(&clean);
+    let has_x = !xs.is_empty();
 
     // x axis
     let mut x_axis = if log_x {
-        let (lo, hi) = min_max(all().map(|p| p.0)).unwrap_or((1.0, 10.0));
+        let (lo, hi) = min_max(xs.iter().copied()).unwrap_or((1.0, 10.0));
         Axis::log(lo, hi, None)
     } else {
-        let (x_lo, x_hi) = min_max(all().map(|p| p.0)).unwrap_or((0.0, 1.0));
+        let (x_lo, x_hi) = min_max(xs.iter().copied()).unwrap_or((0.0, 1.0));
         let (x_lo, x_hi) = include_zero(x_lo, x_hi);
         Axis::linear(x_lo, x_hi, None, 8)
     };
+    // Reference lines span the axis.
+    for (s, pts) in c.series.iter().zip(clean.iter_mut()) {
+        if s.style == SeriesStyle::HLine {
+            if let Some(&(_, y)) = pts.first() {
+                *pts = vec![(x_axis.lo, y), (x_axis.hi, y)];
+            }
+        }
+    }
+    let all = || clean.iter().flatten().copied();
+    let has_data = all().next().is_some();
     // Integer data (iterations, mesh sides): no label at a fraction, the
     // tick stays as a minor grid line (was: "100.5" on an iteration axis).
-    if !log_x && has_data && all().all(|p| p.0.fract() == 0.0) {
+    if !log_x && has_x && xs.iter().all(|x| x.fract() == 0.0) {
         for t in &mut x_axis.ticks {
             t.1 = if t.0.fract().abs() > 1e-9 {
                 None
@@ -811,7 +833,10 @@ pub fn line_chart_svg(c: &LineChart) -> String {
     for (i, (s, pts)) in c.series.iter().zip(&clean).enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
         let marker = MARKERS[i % MARKERS.len()];
-        let has_line = matches!(s.style, SeriesStyle::Line | SeriesStyle::LineMarkers);
+        let has_line = matches!(
+            s.style,
+            SeriesStyle::Line | SeriesStyle::LineMarkers | SeriesStyle::HLine
+        );
         let has_markers = matches!(s.style, SeriesStyle::Markers | SeriesStyle::LineMarkers);
         let scr: Vec<Pt> = pts.iter().map(|&(x, y)| (sx(x), sy(y))).collect();
         let above: Vec<bool> = pts
@@ -911,7 +936,7 @@ pub fn line_chart_svg(c: &LineChart) -> String {
             },
             colour: PALETTE[i % PALETTE.len()].to_string(),
             line: s.style != SeriesStyle::Markers,
-            marker: (s.style != SeriesStyle::Line)
+            marker: (!matches!(s.style, SeriesStyle::Line | SeriesStyle::HLine))
                 .then_some((MARKERS[i % MARKERS.len()], s.style == SeriesStyle::Markers)),
             swatch: false,
         })
@@ -1989,6 +2014,59 @@ mod tests {
             ">10000</text>",
         ] {
             assert!(svg.contains(label), "missing {label}");
+        }
+    }
+
+    /// A reference line spans the whole x axis (linear and log) and does
+    /// not widen it: data at x 3..6.5 on a 0..7 axis, 2..64 on 1..100.
+    #[test]
+    fn plot_reference_lines_span_the_axis() {
+        for (log_x, xs, lo, hi) in [
+            (false, [3.0, 6.5], 0.0, 7.0),
+            (true, [2.0, 64.0], 1.0, 100.0),
+        ] {
+            let data = Series {
+                name: "data".into(),
+                points: vec![(xs[0], 0.5), (xs[1], 2.0)],
+                style: SeriesStyle::LineMarkers,
+            };
+            let mut series = vec![data];
+            series.extend(Series::flat("parity".into(), 1.0, &series));
+            assert_eq!(series[1].style, SeriesStyle::HLine);
+            let c = LineChart {
+                title: "t".into(),
+                x_label: "x".into(),
+                y_label: "y".into(),
+                series,
+                y_max: None,
+                log_y: false,
+                log_x,
+            };
+            let svg = line_chart_svg(&c);
+            check_xml(&svg);
+            let lo_label = format!(">{lo}</text>");
+            let hi_label = format!(">{hi}</text>");
+            assert!(svg.contains(&lo_label) && svg.contains(&hi_label), "{svg}");
+            // The parity polyline's two ends: the plot's left and right edges.
+            let g = svg.split(r#"<g data-series="parity">"#).nth(1).unwrap();
+            let pts = g.split(r#"points=""#).nth(1).unwrap();
+            let pts: Vec<f64> = pts[..pts.find('"').unwrap()]
+                .split([' ', ','])
+                .map(|v| v.parse().unwrap())
+                .collect();
+            let d = svg.split(r#"<g data-series="data">"#).nth(1).unwrap();
+            let dpts = d.split(r#"points=""#).nth(1).unwrap();
+            let dx: Vec<f64> = dpts[..dpts.find('"').unwrap()]
+                .split(' ')
+                .map(|p| p.split(',').next().unwrap().parse().unwrap())
+                .collect();
+            assert_eq!(pts.len(), 4, "{pts:?}");
+            assert!(
+                pts[0] < dx[0] - 10.0 && pts[2] > dx[1] + 10.0,
+                "{pts:?} {dx:?}"
+            );
+            assert_eq!(pts[1], pts[3]);
+            assert!((pts[2] - pts[0] - 620.0).abs() < 1.0, "{pts:?}");
         }
     }
 
