@@ -709,10 +709,11 @@ fn print_text(r: &Resolved, res: &LayerResult, wall: f64) {
         res.network.router.vc_buf_size,
         if res.replication.replicas > 1 {
             format!(
-                "; {} experts < {} devices: {} replicas per expert",
-                res.replication.experts,
+                "; {} devices do not divide {} experts: {} replicas per expert ({} virtual experts, lcm)",
                 r.wafer.num_devices(),
-                res.replication.replicas
+                res.replication.experts,
+                res.replication.replicas,
+                res.replication.virtual_experts
             )
         } else {
             String::new()

@@ -313,3 +313,42 @@ fn quick_sweep_writes_table_csv_and_plots() {
         );
     }
 }
+
+/// When the devices do not divide the experts, the text report says how
+/// they were replicated (it said "128 experts < 9 devices", which is
+/// false), and the JSON carries the same figures.
+#[test]
+fn replication_is_reported_as_it_is() {
+    let base = [
+        "moe",
+        "--model",
+        "qwen3-235b",
+        "--mesh",
+        "3x3",
+        "--tp",
+        "3",
+        "--dp",
+        "3",
+        "--mapping",
+        "er",
+        "--tokens-per-group",
+        "8",
+        "--quiet",
+    ];
+    let o = wafernoc(&base);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(
+            "9 devices do not divide 128 experts: 9 replicas per expert (1152 virtual experts, lcm)"
+        ),
+        "{text}"
+    );
+    let mut args = base.to_vec();
+    args.push("--json");
+    let o = wafernoc(&args);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["config"]["expert_replicas"], 9);
+    assert_eq!(v["config"]["virtual_experts"], 1152);
+}
