@@ -108,7 +108,8 @@ pub struct BalanceArgs {
     #[arg(long = "migration-priority")]
     pub migration_priority: Option<u8>,
     /// Skip the reference run of a non-invasive study (then
-    /// critical_path_added_ns is not measured and reported as 0).
+    /// critical_path_added_ns is not measured: null in the JSON, an empty
+    /// cell in iterations.csv).
     #[arg(long = "no-reference")]
     pub no_reference: bool,
     /// All-to-all senders: confined or global. Default confined.
@@ -1032,12 +1033,12 @@ fn print_text(r: &Resolved, res: &ServingResult, wall: f64) {
         }
         ("blocking", _) => println!(
             "critical path added: {:.1} us (blocking copies)",
-            us(s.critical_path_added_ns)
+            us(s.critical_path_added_ns.unwrap_or(0.0))
         ),
         (_, Some(d)) => println!(
             "critical path added: {:.3} us vs the reference run without migration flits; largest \
              all-reduce/dispatch/combine deviation {:.3}%",
-            us(s.critical_path_added_ns),
+            us(s.critical_path_added_ns.unwrap_or(0.0)),
             d * 100.0
         ),
         _ => println!("critical path added: not measured (--no-reference)"),
@@ -1154,7 +1155,7 @@ fn iterations_csv(rows: &[IterationRow], first: usize) -> String {
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{:.6},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{},{},{},{},{},{:.3}",
+            "{},{},{},{:.6},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{},{},{},{},{},{}",
             r.iteration,
             r.iteration + first,
             r.tokens,
@@ -1174,7 +1175,10 @@ fn iterations_csv(rows: &[IterationRow], first: usize) -> String {
             r.migration_byte_hops,
             r.live_replicas,
             r.pending_replicas,
+            // Empty when not measured (--no-reference).
             r.critical_path_added_ns
+                .map(|v| format!("{v:.3}"))
+                .unwrap_or_default()
         );
     }
     s

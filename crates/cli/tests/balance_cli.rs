@@ -129,6 +129,25 @@ fn blocking_and_non_invasive_on_the_trace() {
         n["reference_iterations"].as_array().unwrap().len(),
         n["iterations"].as_array().unwrap().len()
     );
+    // Without the reference run the added time is not measured: null, not
+    // a zero that a merged sweep could not tell from a measured one.
+    let mut q = gpt_args(&common);
+    q.extend_from_slice(&["--balancer", "topology", "--migration", "non-invasive"]);
+    q.push("--no-reference");
+    let q = json(&q);
+    assert!(
+        q["summary"]["critical_path_added_ns"].is_null(),
+        "{}",
+        q["summary"]
+    );
+    assert!(q["summary"]["max_phase_deviation"].is_null());
+    for row in q["iterations"].as_array().unwrap() {
+        assert!(row["critical_path_added_ns"].is_null(), "{row}");
+    }
+    assert_eq!(
+        q["summary"]["moe_compute_ns"],
+        n["summary"]["moe_compute_ns"]
+    );
 }
 
 #[test]

@@ -256,8 +256,9 @@ pub struct IterationRow {
     pub pending_replicas: u64,
     /// Time added to the iteration by migration, ns: the blocking wait, or
     /// (non-invasive, with the reference run) this iteration's time minus
-    /// the reference's.
-    pub critical_path_added_ns: f64,
+    /// the reference's; 0 without balancing. `None`: not measured (a
+    /// non-invasive run without its reference run).
+    pub critical_path_added_ns: Option<f64>,
 }
 
 /// Totals and means of a run.
@@ -287,8 +288,9 @@ pub struct ServingSummary {
     pub migration_bytes: u64,
     /// Bytes x hops moved by migration traffic.
     pub migration_byte_hops: u64,
-    /// Total time added by migration, ns (see [`IterationRow`]).
-    pub critical_path_added_ns: f64,
+    /// Total time added by migration, ns (see [`IterationRow`]); `None`
+    /// when not measured.
+    pub critical_path_added_ns: Option<f64>,
     /// Non-invasive with reference: the largest relative difference of any
     /// iteration's all-reduce, dispatch or combine time from the reference's.
     pub max_phase_deviation: Option<f64>,
@@ -731,12 +733,22 @@ pub fn run_serving(
         None
     };
     let mut rows = rows;
+    // A non-invasive run with balancing measures its added time only
+    // against the reference run.
+    if spec.migration == MigrationEngine::NonInvasive
+        && spec.balancer.policy != wafernoc_moe::BalancePolicy::None
+        && reference_rows.is_none()
+    {
+        for r in &mut rows {
+            r.critical_path_added_ns = None;
+        }
+    }
     let mut max_dev: Option<f64> = None;
     if let Some(refs) = &reference_rows {
         let rel = |a: f64, b: f64| if b > 0.0 { (a - b).abs() / b } else { 0.0 };
         let mut m: f64 = 0.0;
         for (r, g) in rows.iter_mut().zip(refs) {
-            r.critical_path_added_ns = r.iteration_ns - g.iteration_ns;
+            r.critical_path_added_ns = Some(r.iteration_ns - g.iteration_ns);
             m = m
                 .max(rel(r.allreduce_ns, g.allreduce_ns))
                 .max(rel(r.dispatch_ns, g.dispatch_ns))
@@ -760,7 +772,10 @@ pub fn run_serving(
         migrations_completed: sumu(|r| r.migrations_completed),
         migration_bytes: sumu(|r| r.migration_bytes),
         migration_byte_hops: sumu(|r| r.migration_byte_hops),
-        critical_path_added_ns: sum(|r| r.critical_path_added_ns),
+        critical_path_added_ns: rows
+            .iter()
+            .map(|r| r.critical_path_added_ns)
+            .sum::<Option<f64>>(),
         max_phase_deviation: max_dev,
     };
     Ok(ServingResult {
@@ -860,6 +875,7 @@ fn simulate(
     for (it, layers) in routing.iter().enumerate() {
         let mut row = IterationRow {
             iteration: it,
+            critical_path_added_ns: Some(0.0),
             ..IterationRow::default()
         };
         let mut iter_cycles: u64 = 0;
@@ -887,7 +903,7 @@ fn simulate(
                 row.migrations_completed += 1;
             }
             row.migration_stall_ns = ns(st.cycles);
-            row.critical_path_added_ns = ns(st.cycles);
+            row.critical_path_added_ns = Some(ns(st.cycles));
             iter_cycles += st.cycles;
         }
         let mut ratio_sum = 0.0;
