@@ -68,12 +68,14 @@ pub struct BalanceArgs {
     /// tokens. Default 64 (decode), 512 (prefill).
     #[arg(long)]
     pub slots: Option<usize>,
-    /// Iterations: `N` (the first N) or `A..B`. Default 100.
+    /// Iterations: `N` (the first N) or `A..B`. Default 100. (`moe
+    /// --iterations N` selects iteration N alone.)
     #[arg(long, value_name = "N|A..B")]
     pub iterations: Option<String>,
-    /// MoE layers per iteration (the first L). Default: all of the model's
-    /// (with a trace, at most the trace's).
-    #[arg(long)]
+    /// MoE layers per iteration: the first L (a count; `moe --layers`
+    /// selects layers). Default: all of the model's (with a trace, at most
+    /// the trace's).
+    #[arg(long, value_name = "L", value_parser = parse_layer_count)]
     pub layers: Option<usize>,
     /// With zipf: tokens per DP group. Default 16.
     #[arg(long = "tokens-per-group")]
@@ -91,7 +93,7 @@ pub struct BalanceArgs {
     #[arg(long)]
     pub migration: Option<String>,
     /// Trigger: rebalance when max/mean load > 1 + alpha. Default 0.2.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub alpha: Option<f64>,
     /// Load predictor: `ema:A` (0 < A <= 1) or `window:N`. Default ema:0.5.
     #[arg(long)]
@@ -151,11 +153,11 @@ pub struct BalanceArgs {
     pub gpu_baseline: Option<usize>,
     /// GPU baseline: switch port bandwidth per GPU, GB/s per direction.
     /// Default 900 (NVLink 5).
-    #[arg(long = "gpu-port-gbps")]
+    #[arg(long = "gpu-port-gbps", allow_negative_numbers = true)]
     pub gpu_port_gbps: Option<f64>,
     /// GPU baseline: time added to each all-to-all phase, ns. Default 0
     /// (the GPUs' best case).
-    #[arg(long = "gpu-latency-ns")]
+    #[arg(long = "gpu-latency-ns", allow_negative_numbers = true)]
     pub gpu_latency_ns: Option<f64>,
     /// Write iterations.csv, result.json and SVG plots here.
     #[arg(long, value_name = "DIR")]
@@ -743,6 +745,20 @@ fn gcd(a: usize, b: usize) -> usize {
 }
 
 /// An error naming a GPU-baseline flag.
+/// `--layers`: a count. A range (`0..4`, as `moe --layers` takes) is
+/// refused with the reason, not clap's "invalid digit".
+fn parse_layer_count(s: &str) -> Result<usize, String> {
+    if s.contains("..") {
+        return Err(format!(
+            "`{s}`: balance runs the first L layers of every iteration, so --layers \
+             takes a count L (e.g. 4); layer ranges are `wafernoc moe --layers L..M`"
+        ));
+    }
+    s.trim()
+        .parse()
+        .map_err(|e| format!("`{s}` is not a layer count: {e}"))
+}
+
 /// The die of `--die-*` (defaults: [`DieSpec::default`]), checked; an
 /// error names the flag.
 fn die_spec(a: &BalanceArgs) -> Result<DieSpec, CliError> {

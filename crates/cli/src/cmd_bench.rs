@@ -26,7 +26,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub only: Option<String>,
     /// Multiply every case's timed cycles (e.g. 0.1 for a quick look).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub scale: f64,
     /// Evaluate every router every cycle (the check mode), for comparison.
     #[arg(long)]

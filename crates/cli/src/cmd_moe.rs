@@ -112,10 +112,14 @@ pub struct MoeArgs {
     /// traces) or prefill chunk tokens. Default 64 (decode), 512 (prefill).
     #[arg(long)]
     pub slots: Option<usize>,
-    /// With `--routing trace:FILE`: serving iterations `A..B` (or `N`). Default 0..1.
+    /// With `--routing trace:FILE`: serving iterations `A..B`, or `N`
+    /// alone: iteration N only (`balance --iterations N` counts the first
+    /// N instead). Default 0..1.
     #[arg(long, value_name = "A..B")]
     pub iterations: Option<String>,
-    /// With `--routing trace:FILE`: MoE layers `L..M` (or `L`). Default 0..1.
+    /// With `--routing trace:FILE`: MoE layers `L..M`, or `L` alone: layer
+    /// L only (`balance --layers L` counts the first L instead). Default
+    /// 0..1.
     #[arg(long, value_name = "L..M")]
     pub layers: Option<String>,
     /// Write every packet of every phase run to a packet trace, one file per

@@ -81,7 +81,12 @@ pub struct ReplayArgs {
     #[arg(long, value_enum, default_value = "open")]
     pub mode: ReplayMode,
     /// Multiply every recorded cycle (and gap) by this factor.
-    #[arg(long = "time-scale", value_name = "X", default_value_t = 1.0)]
+    #[arg(
+        long = "time-scale",
+        value_name = "X",
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
     pub time_scale: f64,
     /// Write one CSV row per packet, by id:
     /// `id,src,dst,size,ctime,itime,atime,latency`.

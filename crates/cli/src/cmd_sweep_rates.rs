@@ -24,7 +24,7 @@ pub struct SweepRatesArgs {
     /// (flits/node/cycle unless the configuration counts packets: BookSim2's
     /// `injection_rate_uses_flits = 0`, its default, or `rate_unit =
     /// "packets"`).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub rates: Vec<f64>,
     /// Step the rate by `--step` from `--step` until the run is unstable
     /// (latency above the threshold) or the accepted rate falls below 90% of
@@ -33,7 +33,12 @@ pub struct SweepRatesArgs {
     #[arg(long, conflicts_with = "rates")]
     pub to_saturation: bool,
     /// Rate step for --to-saturation.
-    #[arg(long, default_value_t = 0.02, conflicts_with = "rates")]
+    #[arg(
+        long,
+        default_value_t = 0.02,
+        conflicts_with = "rates",
+        allow_negative_numbers = true
+    )]
     pub step: f64,
     /// BookSim2 reference directory (results.csv): overlay BookSim2's points
     /// of the same network and traffic on the plot (BookSim .cfg only).

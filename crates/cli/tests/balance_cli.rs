@@ -211,6 +211,11 @@ fn bad_arguments_are_named() {
             "iterations",
         ),
         (&["--routing", "zipf:1", "--layers", "99"], "layers"),
+        (
+            &["--routing", "zipf:1", "--layers", "0..4"],
+            "--layers takes a count L",
+        ),
+        (&["--routing", "zipf:1", "--alpha", "-1"], "--alpha"),
         (&["--routing", "zipf:1", "--slots", "8"], "slots"),
         (&["--routing", "zipf:1", "--alpha=-1"], "--alpha"),
         (
