@@ -41,6 +41,18 @@ pub struct Resolved {
     pub sim: SimControl,
 }
 
+/// A statement for an error message: whole up to 100 characters, else its
+/// first 80 and how many more (a TOML file given to `booksim` quoted the
+/// whole file as one statement).
+fn excerpt(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= 100 {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(80).collect();
+    format!("{head}... ({} more characters)", n - 80)
+}
+
 impl BooksimCfg {
     /// Parse the text of a configuration file.
     pub fn parse(text: &str, origin: &str) -> Result<Self, CliError> {
@@ -75,7 +87,7 @@ impl BooksimCfg {
                 0 => here.to_string(),
                 n => format!("{here}-{}", here + n),
             };
-            let s_line = s.replace('\n', "\\n");
+            let s_line = excerpt(&s.replace('\n', "\\n"));
             if i + 1 == n_stmts {
                 // BookSim's parser requires the `;` (a syntax error there).
                 return Err(CliError::new(format!(
@@ -139,6 +151,13 @@ impl BooksimCfg {
             get(k)
         };
         fn bad(k: &str, origin: &str, v: &str, why: &str) -> CliError {
+            if origin == "default" {
+                // A key the file leaves out (an empty file said "default:
+                // `topology = torus`", which read as a line of the file).
+                return CliError::new(format!(
+                    "`{k}` is not set, so BookSim2's default `{k} = {v}` applies: {why}"
+                ));
+            }
             CliError::new(format!("{origin}: `{k} = {v}`: {why}"))
         }
         // [`bad`] for integer key `k` with value `v`, naming where it was set.

@@ -163,7 +163,14 @@ fn parse_toml<T: for<'de> Deserialize<'de>>(
 ) -> Result<T, CliError> {
     let mut v: toml::Value = toml::from_str::<toml::Table>(text)
         .map(toml::Value::Table)
-        .map_err(|e| CliError::new(format!("{origin}: {e}")))?;
+        .map_err(|e| {
+            let hint = if origin.ends_with(".cfg") {
+                format!("\n(a BookSim2 configuration? run it with `wafernoc booksim {origin}`)")
+            } else {
+                String::new()
+            };
+            CliError::new(format!("{origin}: {e}{hint}"))
+        })?;
     let file = v.clone();
     for s in sets {
         apply_set(&mut v, s)?;
@@ -692,7 +699,16 @@ pub fn check_booksim(a: &BooksimArgs) -> Result<(), CliError> {
 /// A BookSim2 file with its command-line overrides, and what it resolves to.
 fn load_booksim(a: &BooksimArgs) -> Result<(BooksimCfg, crate::booksim::Resolved), CliError> {
     let text = read_text(&a.config)?;
-    let mut cfg = BooksimCfg::parse(&text, &a.config.display().to_string())?;
+    let mut cfg = BooksimCfg::parse(&text, &a.config.display().to_string()).map_err(|e| {
+        if a.config.extension().is_some_and(|x| x == "toml") {
+            CliError::new(format!(
+                "{e}\n(a native TOML configuration? run it with `wafernoc run {}`)",
+                a.config.display()
+            ))
+        } else {
+            e
+        }
+    })?;
     for o in &a.overrides {
         cfg.set(o)?;
     }

@@ -182,6 +182,17 @@ fn number(t: &Table, row: usize, col: usize) -> Result<Option<f64>, CliError> {
 
 /// `wafernoc sweep plot`.
 pub fn run(a: PlotArgs) -> CmdResult {
+    // The chart is SVG whatever the name says (`p.png` held SVG text).
+    if !a
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+    {
+        return Err(CliError::new(format!(
+            "invalid --out {}: sweep plot writes SVG; name the file *.svg (convert it with an SVG tool such as resvg for PNG)",
+            a.out.display()
+        )));
+    }
     let path = if a.input.is_dir() {
         a.input.join("results.csv")
     } else {

@@ -1280,3 +1280,35 @@ fn check_deadlock_takes_set_like_run() {
         assert_eq!(positional.stdout, flag.stdout);
     }
 }
+
+/// A file of the other format gets a hint to the other command, and a long
+/// statement is quoted in part (a TOML file given to `booksim` was quoted
+/// whole); a key an empty BookSim2 file leaves out is named as not set.
+#[test]
+fn the_wrong_format_points_at_the_other_command() {
+    let o = wafernoc(&["booksim", "tests/data/small.toml"]);
+    input_error(
+        &o,
+        &[
+            "missing `;`",
+            "more characters)",
+            "(a native TOML configuration? run it with `wafernoc run tests/data/small.toml`)",
+        ],
+    );
+    assert!(stderr(&o).len() < 400, "{}", stderr(&o));
+    let cfg = "../shared/reference/booksim/configs/uniform_k8_v2_b4_p1_r0.2_latency.cfg";
+    input_error(
+        &wafernoc(&["run", cfg]),
+        &[
+            "TOML parse error",
+            "(a BookSim2 configuration? run it with `wafernoc booksim",
+        ],
+    );
+    let dir = tmp("emptycfg");
+    let empty = dir.join("empty.cfg");
+    std::fs::write(&empty, "").unwrap();
+    input_error(
+        &wafernoc(&["booksim", s(&empty)]),
+        &["`topology` is not set, so BookSim2's default `topology = torus` applies"],
+    );
+}

@@ -628,6 +628,23 @@ fn plot_draws_columns_of_a_merged_csv() {
         "two points at rate = 0.1 (rows 1 and 3)",
     );
     bad(&["--x", "rate", "--y", "latency,latency"], "given twice");
+    // The chart is SVG: another extension would hold SVG text.
+    let png = svg.with_extension("png");
+    input_error(
+        &wafernoc(&[
+            "sweep",
+            "plot",
+            s(&csv),
+            "--x",
+            "rate",
+            "--y",
+            "latency",
+            "--out",
+            s(&png),
+        ]),
+        &["sweep plot writes SVG; name the file *.svg"],
+    );
+    assert!(!png.exists());
     bad(&["--x", "rate", "--y", ""], "an empty column name");
     std::fs::write(&csv, "x,y\n1,nan\n0,2\n").unwrap();
     bad(

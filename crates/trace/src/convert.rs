@@ -158,8 +158,7 @@ pub fn encoding_for_path(path: &Path, kind: TraceKind) -> Result<Encoding> {
         _ => Err(TraceError::usage(
             &name,
             format!(
-                "cannot tell the output encoding from the extension (use {} or .jsonl; \
-                 `trace convert` also takes --to)",
+                "cannot tell the output encoding from the extension (use {} or .jsonl)",
                 match kind {
                     TraceKind::Packet => ".wnpt",
                     TraceKind::Routing => ".wnrt",
@@ -254,7 +253,14 @@ pub fn convert(input: &Path, output: &Path, to: Option<Encoding>) -> Result<Conv
     let from = detect_format(input)?;
     let enc = match to {
         Some(e) => e,
-        None => encoding_for_path(output, from.kind)?,
+        // Only here is there a flag to name the encoding instead.
+        None => encoding_for_path(output, from.kind).map_err(|e| match e {
+            TraceError::Usage { file, msg } => TraceError::Usage {
+                file,
+                msg: format!("{msg}, or give --to"),
+            },
+            e => e,
+        })?,
     };
     if input == output || same_file(input, output) {
         return Err(TraceError::usage(

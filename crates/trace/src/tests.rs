@@ -1059,3 +1059,24 @@ fn pearson_basics() {
     assert!((stats::pearson(&[0, 1, 2], &[0, 2, 4]).unwrap() - 1.0).abs() < 1e-12);
     assert!((stats::pearson(&[0, 1, 2], &[4, 2, 0]).unwrap() + 1.0).abs() < 1e-12);
 }
+
+/// An output extension that names no encoding: `convert`, which has a
+/// flag for it, says "or give --to"; the shared check, also reached from
+/// `run --capture` and `trace import`, which have none, does not.
+#[test]
+fn unknown_output_extension_names_the_way_out_of_its_command() {
+    let d = temp_dir("ext");
+    let input =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../traces/gpt-oss-20b/decode_128req.wnrt");
+    let out = d.0.join("x.bin");
+    let e = convert(&input, &out, None).unwrap_err().to_string();
+    assert!(e.contains("(use .wnrt or .jsonl), or give --to"), "{e}");
+    assert!(!out.exists());
+    let e = encoding_for_path(&out, TraceKind::Packet)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("(use .wnpt or .jsonl)") && !e.contains("--to"),
+        "{e}"
+    );
+}
