@@ -732,11 +732,13 @@ fn print_text(r: &Resolved, res: &LayerResult, wall: f64) {
         "flits",
         "max_util",
         "mean_ut",
-        "boundary",
-        "intra",
+        "bnd_hops",
+        "intra_hops",
         "ut_bound",
         "ut_intra"
     );
+    // flits: injected; bnd_hops / intra_hops: flits crossing boundary /
+    // intra-tile links (one per link crossed).
     for p in res.phases() {
         println!(
             "{:<10} {:>9} {:>11.1} {:>12} {:>9} {:>8.3} {:>8.3} {:>10} {:>10} {:>9.3} {:>9.3}",
