@@ -115,6 +115,25 @@ impl MoeCapture {
                     dir.display()
                 )));
             }
+            // ... nor if it cannot be written (a read-only directory was
+            // found only at the first phase's file, after simulating it).
+            let probe = dir.join(format!(".wafernoc-write-check-{}", std::process::id()));
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&probe)
+            {
+                Ok(_) => {
+                    let _ = std::fs::remove_file(&probe);
+                }
+                Err(e) => {
+                    return Err(CliError::new(format!(
+                        "{flag} {}: cannot write in {}: {e}",
+                        base.display(),
+                        dir.display()
+                    )))
+                }
+            }
         }
         Ok(MoeCapture {
             trace_base: trace_base.map(Path::to_path_buf),

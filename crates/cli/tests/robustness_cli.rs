@@ -563,6 +563,18 @@ fn moe_outputs_in_a_missing_directory_are_refused_before_the_simulation() {
         let o = wafernoc_within(20, &args);
         input_error(&o, &[flag, path, "not a directory"]);
         assert!(o.stdout.is_empty(), "a report was printed before the error");
+        // A directory that exists but cannot be written (procfs refuses new
+        // files even to root).
+        let path = if flag == "--capture" {
+            "/proc/cap.wnpt"
+        } else {
+            "/proc/packets.csv"
+        };
+        let mut args = DSV3_4X4.to_vec();
+        args.extend(["--quiet", flag, path]);
+        let o = wafernoc_within(20, &args);
+        input_error(&o, &[flag, path, "cannot write in /proc"]);
+        assert!(o.stdout.is_empty(), "a report was printed before the error");
     }
 }
 
