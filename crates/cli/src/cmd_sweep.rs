@@ -274,6 +274,20 @@ impl Sweep {
                 Some(abs)
             }
         };
+        // Every point runs with the sweep's `--threads=N` first; a second
+        // one in `args` would make every point fail ("cannot be used
+        // multiple times"), after `--dry-run` had passed them.
+        if let Some(a) = raw
+            .args
+            .iter()
+            .take_while(|a| *a != "--")
+            .find(|a| *a == "--threads" || a.starts_with("--threads="))
+        {
+            return Err(CliError::new(format!(
+                "{f}: `args` gives `{a}`: every point runs on the sweep's own --threads \
+                 (`wafernoc --threads N sweep ...`), and no result depends on it"
+            )));
+        }
         let mut fixed = Vec::new();
         for (k, v) in raw.fixed {
             check_key(cmd, &k).map_err(|m| CliError::new(format!("{f}: fixed.`{k}`: {m}")))?;
@@ -1235,6 +1249,17 @@ mod tests {
         assert!(e("command = \"balance\"\nconfig = \"c.toml\"\n")
             .contains("takes no configuration file"));
         assert!(e("command = \"walk\"\n").contains("walk"));
+        for cmd in ["run", "booksim", "moe", "balance"] {
+            let cfg = if cmd == "run" || cmd == "booksim" {
+                "config = \"c.toml\"\n"
+            } else {
+                ""
+            };
+            for args in ["[\"--threads\", \"2\"]", "[\"--quiet\", \"--threads=2\"]"] {
+                let t = format!("command = \"{cmd}\"\n{cfg}args = {args}\n");
+                assert!(e(&t).contains("`args` gives `--threads"), "{t}: {}", e(&t));
+            }
+        }
         for cmd in ["moe", "balance"] {
             let fixed = format!("command = \"{cmd}\"\n[fixed]\nthreads = 2\n");
             let param =
