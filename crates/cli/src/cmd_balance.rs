@@ -12,8 +12,8 @@ use clap::Args;
 use serde::Serialize;
 use wafernoc_moe::{
     AllToAllMode, AttentionCost, BalancePolicy, BalancerConfig, ClusterLayer, ComputeModel,
-    DieSpec, MappingKind, MoeModel, ParallelPlan, PredictorKind, ProjectionAttention, RingPolicy,
-    SwitchCluster, WaferSpec, DEFAULT_TRIGGER_ALPHA,
+    DieSpec, MappingKind, MoeError, MoeModel, ParallelPlan, PredictorKind, ProjectionAttention,
+    RingPolicy, SwitchCluster, WaferSpec, DEFAULT_TRIGGER_ALPHA,
 };
 use wafernoc_trace::Iteration;
 use wafernoc_traffic::collective::{CollectiveError, NocParams};
@@ -75,7 +75,12 @@ pub struct BalanceArgs {
     /// MoE layers per iteration: the first L (a count; `moe --layers`
     /// selects layers). Default: all of the model's (with a trace, at most
     /// the trace's).
-    #[arg(long, value_name = "L", value_parser = parse_layer_count)]
+    #[arg(
+        long,
+        value_name = "L",
+        value_parser = parse_layer_count,
+        allow_hyphen_values = true
+    )]
     pub layers: Option<usize>,
     /// With zipf: tokens per DP group. Default 16.
     #[arg(long = "tokens-per-group")]
@@ -125,20 +130,21 @@ pub struct BalanceArgs {
     pub packet_flits: Option<u16>,
     /// Tokens of context each decoding token attends over: its KV cache is
     /// read in every layer's attention (on the wafer and in the GPU
-    /// baseline) and must fit in HBM with the expert weights. Default 0:
+    /// baseline) and must fit in HBM with the expert weights; at most the
+    /// model's longest context (its max_position_embeddings). Default 0:
     /// the KV cache is not counted.
     #[arg(long, value_name = "TOKENS", allow_negative_numbers = true)]
     pub context: Option<u64>,
     /// A die's peak dense throughput, TFLOP/s (the GPUs of
     /// `--gpu-baseline` are the same die). Default 2250 (B200 dense BF16).
-    #[arg(long = "die-tflops", allow_negative_numbers = true)]
+    #[arg(long = "die-tflops", allow_hyphen_values = true)]
     pub die_tflops: Option<f64>,
     /// A die's HBM bandwidth, GB/s. Default 8000 (B200).
-    #[arg(long = "die-hbm-gbps", allow_negative_numbers = true)]
+    #[arg(long = "die-hbm-gbps", allow_hyphen_values = true)]
     pub die_hbm_gbps: Option<f64>,
     /// A die's HBM capacity, GB (10^9 B): expert slots of every MoE layer
     /// and the KV cache must fit. Default 180 (B200).
-    #[arg(long = "die-hbm-gb", allow_negative_numbers = true)]
+    #[arg(long = "die-hbm-gb", allow_hyphen_values = true)]
     pub die_hbm_gb: Option<f64>,
 
     /// Also evaluate the analytic GPU baseline: this many GPUs behind one
@@ -559,6 +565,7 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
         {
             let flag = match e.parameter() {
                 "context" => "context",
+                "shadow_slots_per_device" => "gpu-baseline / --die-hbm-gb",
                 _ => "gpu-baseline",
             };
             return Err(gpu_err(
@@ -744,7 +751,6 @@ fn gcd(a: usize, b: usize) -> usize {
     }
 }
 
-/// An error naming a GPU-baseline flag.
 /// `--layers`: a count. A range (`0..4`, as `moe --layers` takes) is
 /// refused with the reason, not clap's "invalid digit".
 fn parse_layer_count(s: &str) -> Result<usize, String> {
@@ -779,6 +785,8 @@ fn die_spec(a: &BalanceArgs) -> Result<DieSpec, CliError> {
     Ok(die)
 }
 
+/// An error naming a flag (`invalid --FLAG: why`); first written for the
+/// GPU-baseline flags.
 fn gpu_err(flag: &str, why: impl std::fmt::Display) -> CliError {
     CliError::new(format!("invalid --{flag}: {why}"))
 }
@@ -976,7 +984,13 @@ fn bal_err(e: CollectiveError) -> CliError {
         Some("migration_window_packets") => "window-packets",
         Some("shadow_slots_per_device") | Some("shadow_slots") => "shadow-slots",
         Some("context") => "context",
+        Some("die") => "die-tflops / --die-hbm-gbps",
         _ => return lib_err(e),
+    };
+    // Expert slots beyond HBM: too many slots, or too small a die.
+    let flag = match &e {
+        CollectiveError::Moe(MoeError::HbmCapacity { .. }) => "shadow-slots / --die-hbm-gb",
+        _ => flag,
     };
     // The flag names the parameter: only the reason follows (was: "invalid
     // --alpha: parameter `trigger_alpha` = NaN is invalid: ...").
@@ -1020,9 +1034,19 @@ fn print_text(r: &Resolved, res: &ServingResult, wall: f64) {
     );
     println!("  attention: {}", attention_desc(&r.spec));
     let d = &r.spec.die;
+    // As given, but in e-notation far from 1 (1e308 printed 309 digits).
+    let num = |x: f64| {
+        if x != 0.0 && !(1e-3..1e7).contains(&x.abs()) {
+            format!("{x:e}")
+        } else {
+            format!("{x}")
+        }
+    };
     println!(
         "  die: {} TFLOP/s, HBM {} GB/s, {} GB (--die-tflops, --die-hbm-gbps, --die-hbm-gb)",
-        d.peak_tflops, d.hbm_gbps, d.hbm_capacity_gb
+        num(d.peak_tflops),
+        num(d.hbm_gbps),
+        num(d.hbm_capacity_gb)
     );
     println!(
         "max/mean device load (mean over iterations): {:.3}",

@@ -134,7 +134,8 @@ struct Row {
 /// trace's `meta` (as written by `--capture`) when none is given.
 fn network_config(a: &ReplayArgs, meta: &str) -> Result<NetworkConfig, CliError> {
     if let Some(p) = &a.config {
-        return network_of(p, false, &a.set, "replay-packets");
+        return network_of(p, false, &a.set, "replay-packets")
+            .map_err(|e| crate::cmd_sim::with_ext_hint(e, p, "cfg", "replay-packets --booksim"));
     }
     if let Some(p) = &a.booksim {
         return network_of(p, true, &a.set, "replay-packets");

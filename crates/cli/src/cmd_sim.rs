@@ -163,14 +163,7 @@ fn parse_toml<T: for<'de> Deserialize<'de>>(
 ) -> Result<T, CliError> {
     let mut v: toml::Value = toml::from_str::<toml::Table>(text)
         .map(toml::Value::Table)
-        .map_err(|e| {
-            let hint = if origin.ends_with(".cfg") {
-                format!("\n(a BookSim2 configuration? run it with `wafernoc booksim {origin}`)")
-            } else {
-                String::new()
-            };
-            CliError::new(format!("{origin}: {e}{hint}"))
-        })?;
+        .map_err(|e| CliError::new(format!("{origin}: {e}")))?;
     let file = v.clone();
     for s in sets {
         apply_set(&mut v, s)?;
@@ -667,10 +660,33 @@ fn finish(
     }
 }
 
+/// `e` with a hint to `other` when `path` has the other format's
+/// extension `ext` (any case): a BookSim2 file given to `run`, a TOML
+/// file to `booksim`.
+pub(crate) fn with_ext_hint(e: CliError, path: &Path, ext: &str, other: &str) -> CliError {
+    if path
+        .extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case(ext))
+    {
+        let what = if ext == "cfg" {
+            "a BookSim2 configuration"
+        } else {
+            "a native TOML configuration"
+        };
+        CliError::new(format!(
+            "{e}\n({what}? give it to `{other} {}`)",
+            path.display()
+        ))
+    } else {
+        e
+    }
+}
+
 /// `wafernoc run`.
 pub fn run(a: RunArgs) -> CmdResult {
     let wall = Instant::now();
-    let cfg: RunConfig = load_toml(&a.config, &a.set)?;
+    let cfg: RunConfig = load_toml(&a.config, &a.set)
+        .map_err(|e| with_ext_hint(e, &a.config, "cfg", "wafernoc booksim"))?;
     let config = serde_json::to_value(&cfg).expect("serialisable");
     let outputs = RunOutputs {
         capture: a.capture.as_deref().map(|p| (p, config.to_string())),
@@ -699,16 +715,8 @@ pub fn check_booksim(a: &BooksimArgs) -> Result<(), CliError> {
 /// A BookSim2 file with its command-line overrides, and what it resolves to.
 fn load_booksim(a: &BooksimArgs) -> Result<(BooksimCfg, crate::booksim::Resolved), CliError> {
     let text = read_text(&a.config)?;
-    let mut cfg = BooksimCfg::parse(&text, &a.config.display().to_string()).map_err(|e| {
-        if a.config.extension().is_some_and(|x| x == "toml") {
-            CliError::new(format!(
-                "{e}\n(a native TOML configuration? run it with `wafernoc run {}`)",
-                a.config.display()
-            ))
-        } else {
-            e
-        }
-    })?;
+    let mut cfg = BooksimCfg::parse(&text, &a.config.display().to_string())
+        .map_err(|e| with_ext_hint(e, &a.config, "toml", "wafernoc run"))?;
     for o in &a.overrides {
         cfg.set(o)?;
     }

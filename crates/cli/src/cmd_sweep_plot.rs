@@ -69,7 +69,7 @@ pub struct PlotArgs {
     #[arg(long = "rename", value_name = "PART=>NEW")]
     pub rename: Vec<String>,
     /// A flat reference line at this y (repeatable), e.g. 1 for parity.
-    #[arg(long = "hline", value_name = "Y", allow_negative_numbers = true)]
+    #[arg(long = "hline", value_name = "Y", allow_hyphen_values = true)]
     pub hline: Vec<f64>,
     /// SVG file to write.
     #[arg(long, value_name = "FILE.svg")]
@@ -191,6 +191,11 @@ pub fn run(a: PlotArgs) -> CmdResult {
         return Err(CliError::new(format!(
             "invalid --out {}: sweep plot writes SVG; name the file *.svg (convert it with an SVG tool such as resvg for PNG)",
             a.out.display()
+        )));
+    }
+    if let Some(y) = a.hline.iter().find(|&&y| a.log_y && y <= 0.0) {
+        return Err(CliError::new(format!(
+            "invalid --hline {y}: a log y axis cannot show it"
         )));
     }
     let path = if a.input.is_dir() {
@@ -323,6 +328,7 @@ pub fn run(a: PlotArgs) -> CmdResult {
                 "invalid --hline {y}: not a finite number"
             )));
         }
+
         series.extend(Series::flat(format!("y = {y}"), y, &series[..drawn]));
     }
     let ys_named = a.y.join(", ");

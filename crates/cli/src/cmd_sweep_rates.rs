@@ -24,7 +24,7 @@ pub struct SweepRatesArgs {
     /// (flits/node/cycle unless the configuration counts packets: BookSim2's
     /// `injection_rate_uses_flits = 0`, its default, or `rate_unit =
     /// "packets"`).
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub rates: Vec<f64>,
     /// Step the rate by `--step` from `--step` until the run is unstable
     /// (latency above the threshold) or the accepted rate falls below 90% of

@@ -117,7 +117,15 @@ impl MoeCapture {
             }
             // ... nor if it cannot be written (a read-only directory was
             // found only at the first phase's file, after simulating it).
-            let probe = dir.join(format!(".wafernoc-write-check-{}", std::process::id()));
+            // Named by pid and time, so that a file a killed run left
+            // behind (and a reused pid) cannot make `create_new` refuse.
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let probe = dir.join(format!(
+                ".wafernoc-write-check-{}-{stamp}",
+                std::process::id()
+            ));
             match std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)

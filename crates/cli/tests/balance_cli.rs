@@ -708,6 +708,35 @@ fn die_flags_set_the_die() {
             ],
         );
     }
+    // A die so slow that a window exceeds what a run counts: an error (the
+    // cycle sums wrapped silently), and a die too small for the expert
+    // slots names the capacity too (it named --shadow-slots alone).
+    let mut slow = gpt_oss_4x8("balance", "4", "8");
+    slow.extend(["--routing", "zipf:1", "--iterations", "1", "--quiet"]);
+    slow.extend(["--die-tflops", "1e-11"]);
+    input_error(
+        &wafernoc(&slow),
+        &[
+            "invalid --die-tflops / --die-hbm-gbps: attention takes",
+            "(2^48)",
+        ],
+    );
+    for (extra, needle) in [
+        (&[][..], "invalid --shadow-slots / --die-hbm-gb: "),
+        (
+            &["--gpu-baseline", "32"][..],
+            "invalid --gpu-baseline / --die-hbm-gb: on the GPUs",
+        ),
+    ] {
+        let mut small = gpt_oss_4x8("balance", "4", "8");
+        small.extend(["--routing", "zipf:1", "--iterations", "1", "--quiet"]);
+        small.extend(["--die-hbm-gb", "0.5"]);
+        small.extend(extra);
+        input_error(
+            &wafernoc(&small),
+            &[needle, "exceed the HBM capacity of 500000000 B"],
+        );
+    }
 }
 
 /// The ladder's sweep files parse and pass every check of their points

@@ -1304,19 +1304,32 @@ fn the_wrong_format_points_at_the_other_command() {
         &[
             "missing `;`",
             "more characters)",
-            "(a native TOML configuration? run it with `wafernoc run tests/data/small.toml`)",
+            "(a native TOML configuration? give it to `wafernoc run tests/data/small.toml`)",
         ],
     );
     assert!(stderr(&o).len() < 400, "{}", stderr(&o));
-    let cfg = "../shared/reference/booksim/configs/uniform_k8_v2_b4_p1_r0.2_latency.cfg";
+    // A BookSim2 file (extension in any case) given where TOML is read:
+    // `run` points at `booksim`, `replay-packets --config` at its own
+    // `--booksim`.
+    let dir = tmp("emptycfg");
+    let cfg = dir.join("net.CFG");
+    std::fs::write(&cfg, "// topology\ntopology = mesh;\nk = 4;\n").unwrap();
     input_error(
-        &wafernoc(&["run", cfg]),
+        &wafernoc(&["run", s(&cfg)]),
         &[
             "TOML parse error",
-            "(a BookSim2 configuration? run it with `wafernoc booksim",
+            "(a BookSim2 configuration? give it to `wafernoc booksim",
         ],
     );
-    let dir = tmp("emptycfg");
+    input_error(
+        &wafernoc(&[
+            "replay-packets",
+            "traces/examples/packets_small.wnpt",
+            "--config",
+            s(&cfg),
+        ]),
+        &["(a BookSim2 configuration? give it to `replay-packets --booksim"],
+    );
     let empty = dir.join("empty.cfg");
     std::fs::write(&empty, "").unwrap();
     input_error(

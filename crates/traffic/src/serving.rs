@@ -703,6 +703,29 @@ pub fn draw_serving(
     Ok((layout, routing))
 }
 
+/// Longest compute window a run counts, in cycles (2^48: about 2.5 days
+/// at 0.28 ns a cycle); far beyond any real layer, and low enough that a
+/// run's sums of windows cannot overflow `u64`.
+const MAX_WINDOW_CYCLES: u64 = 1 << 48;
+
+/// The cycles of a compute window of `ns`, or an error naming the die
+/// when it is beyond [`MAX_WINDOW_CYCLES`] (a die of 10^-11 TFLOP/s made
+/// the sums wrap silently).
+fn window_cycles(spec: &ServingSpec, what: &str, ns: f64) -> Result<u64> {
+    let c = spec.wafer.ns_to_cycles(ns);
+    if c > MAX_WINDOW_CYCLES {
+        return Err(CollectiveError::Param {
+            param: "die",
+            reason: format!(
+                "{what} takes {ns:.3e} ns, more than {MAX_WINDOW_CYCLES} cycles (2^48) on this \
+                 die ({} TFLOP/s, {} GB/s): is the die that slow?",
+                spec.die.peak_tflops, spec.die.hbm_gbps
+            ),
+        });
+    }
+    Ok(c)
+}
+
 /// Runs a serving study (see the module docs). `progress` is called after
 /// every layer with `(iteration, layer)` of the main run.
 pub fn run_serving(
@@ -919,7 +942,7 @@ fn simulate(
             let a_ns =
                 spec.attention
                     .layer_time_ns(&spec.model, &spec.die, l, tokens, spec.plan.tp);
-            let a_cyc = spec.wafer.ns_to_cycles(a_ns);
+            let a_cyc = window_cycles(spec, "attention", a_ns)?;
             runner.idle_with("attention", a_cyc, &mut mig)?;
             live.finish_phase(&mut mig, &mut row)?;
             let ar = allreduce_schedule(
@@ -954,7 +977,7 @@ fn simulate(
                 &mut noprog,
             )?;
             live.finish_phase(&mut mig, &mut row)?;
-            let c_cyc = spec.wafer.ns_to_cycles(comp.max_ns);
+            let c_cyc = window_cycles(spec, "expert compute", comp.max_ns)?;
             runner.idle_with("expert compute", c_cyc, &mut mig)?;
             live.finish_phase(&mut mig, &mut row)?;
             let cs = runner.run_with(
