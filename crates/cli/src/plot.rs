@@ -1178,7 +1178,7 @@ pub fn link_heatmap_svg(h: &LinkHeat) -> String {
         };
         let _ = writeln!(
             svg.out,
-            r#"<polygon points="{}" {fill}><title>{} → {} ({},{})→({},{}): {}</title></polygon>"#,
+            r#"<polygon points="{}" {fill}><title>{} → {} (r{},c{})→(r{},c{}): {}</title></polygon>"#,
             points_attr(&poly),
             id(l.from),
             id(l.to),
