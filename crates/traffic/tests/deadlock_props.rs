@@ -415,8 +415,8 @@ fn router() -> impl Strategy<Value = RouterConfig> {
                     sw_allocator: swa,
                     arbiter,
                     batched_stages: batched,
-                    // Needs one priority level, and the classes here have
-                    // several: covered by the thread and check-mode tests.
+                    // Needs one priority level: drawn in `safe_case`,
+                    // which knows the classes.
                     shared_speculation: false,
                 }
             },
@@ -515,12 +515,28 @@ fn safe_case() -> impl Strategy<Value = Case> {
         router(),
         routing_and_classes(SAFE.to_vec()),
         traffic(),
-        any::<bool>(),
+        (any::<bool>(), any::<bool>()),
         1u64..=300,
     )
         .prop_map(
-            |(mesh, mut router, (routing, classes), (mut traffic, index), step_all, inject)| {
+            |(
+                mesh,
+                mut router,
+                (routing, classes),
+                (mut traffic, index),
+                (step_all, shared),
+                inject,
+            )| {
                 router.num_vcs = classes.iter().map(|c| c.vcs).sum();
+                // BookSim2's shared speculation needs one priority level
+                // (one switch allocation) and an iSLIP switch allocator:
+                // drawn whenever the rest of the case allows.
+                let levels: std::collections::BTreeSet<u8> =
+                    classes.iter().map(|c| c.priority).collect();
+                router.shared_speculation = shared
+                    && router.speculative
+                    && levels.len() == 1
+                    && matches!(router.sw_allocator, AllocatorKind::Islip { .. });
                 let (w, h) = (mesh.cols * mesh.wafers_x, mesh.rows * mesh.wafers_y);
                 let (hot, fraction) = match &traffic.pattern {
                     Pattern::Hotspot { nodes, fraction } => (nodes.clone(), *fraction),
