@@ -135,6 +135,16 @@ pub struct BalanceArgs {
     /// the KV cache is not counted.
     #[arg(long, value_name = "TOKENS", allow_negative_numbers = true)]
     pub context: Option<u64>,
+    /// Bytes per weight parameter, experts and attention projections (the
+    /// model's precision: 2 for BF16, 0.53125 for GPT-OSS's MXFP4 experts).
+    /// Default 1 (FP8; docs/moe.md). Sets the weight reads, the HBM check
+    /// and the size of expert copies.
+    #[arg(long = "param-bytes", allow_hyphen_values = true)]
+    pub param_bytes: Option<f64>,
+    /// KV-cache bytes per token of context and layer (e.g. half the
+    /// preset's for an FP8 cache). Default: the preset's, at BF16.
+    #[arg(long = "kv-bytes-per-token", value_name = "BYTES")]
+    pub kv_bytes_per_token: Option<u64>,
     /// A die's peak dense throughput, TFLOP/s (the GPUs of
     /// `--gpu-baseline` are the same die). Default 2250 (B200 dense BF16).
     #[arg(long = "die-tflops", allow_hyphen_values = true)]
@@ -375,7 +385,16 @@ pub(crate) fn check(a: &BalanceArgs) -> Result<(), CliError> {
 
 /// The flags resolved into the study and its routing feed.
 fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError> {
-    let model = MoeModel::preset(&a.model).map_err(|e| lib_err(e.into()))?;
+    let mut model = MoeModel::preset(&a.model).map_err(|e| lib_err(e.into()))?;
+    if let Some(b) = a.param_bytes {
+        model.param_bytes = b;
+        model
+            .validate()
+            .map_err(|e| gpu_err("param-bytes", e.reason()))?;
+    }
+    if let Some(b) = a.kv_bytes_per_token {
+        model.kv_bytes_per_token = b;
+    }
     let mesh = parse_pair("mesh", &a.mesh)?;
     let wafers = match &a.wafers {
         Some(s) => parse_pair("wafers", s)?,
@@ -1042,6 +1061,12 @@ fn print_text(r: &Resolved, res: &ServingResult, wall: f64) {
             format!("{x}")
         }
     };
+    println!(
+        "  precision: {} B per weight parameter (--param-bytes), KV cache {} B per token and \
+         layer (--kv-bytes-per-token)",
+        num(r.spec.model.param_bytes),
+        r.spec.model.kv_bytes_per_token
+    );
     println!(
         "  die: {} TFLOP/s, HBM {} GB/s, {} GB (--die-tflops, --die-hbm-gbps, --die-hbm-gb)",
         num(d.peak_tflops),

@@ -739,6 +739,44 @@ fn die_flags_set_the_die() {
     }
 }
 
+/// `--param-bytes` and `--kv-bytes-per-token` override the preset's
+/// precision: at context 0 GPT-OSS's attention is a memory-bound weight
+/// read, so half the bytes per parameter halve it; half the KV bytes halve
+/// the cache's part of it. Bad values name the flag.
+#[test]
+fn precision_flags_override_the_preset() {
+    let run = |extra: &str| zipf_json("4", "8", &format!("--iterations 1 --layers 2 {extra}"));
+    let att = |v: &serde_json::Value| v["summary"]["attention_ns"].as_f64().unwrap();
+    let cycle_ns = 256.0 / 900.0;
+    let (full, half) = (run(""), run("--param-bytes 0.5"));
+    assert_eq!(half["config"]["spec"]["model"]["param_bytes"], 0.5);
+    assert!(
+        (att(&half) - att(&full) / 2.0).abs() < 2.0 * cycle_ns,
+        "{} vs {} / 2",
+        att(&half),
+        att(&full)
+    );
+    assert!(
+        half["summary"]["moe_compute_ns"].as_f64().unwrap()
+            < full["summary"]["moe_compute_ns"].as_f64().unwrap()
+    );
+    let kv = |b: &str| att(&run(&format!("--context 4096 {b}"))) - att(&full);
+    let (bf16, fp8) = (kv(""), kv("--kv-bytes-per-token 1024"));
+    assert!(bf16 > 10.0 * cycle_ns, "{bf16}");
+    assert!(
+        (fp8 - bf16 / 2.0).abs() < 4.0 * cycle_ns,
+        "{fp8} vs {bf16} / 2"
+    );
+    for (flag, value) in [("--param-bytes", "0"), ("--param-bytes", "nan")] {
+        let mut args = gpt_oss_4x8("balance", "4", "8");
+        args.extend(["--routing", "zipf:1", "--quiet", flag, value]);
+        input_error(
+            &wafernoc(&args),
+            &[&format!("invalid {flag}: "), "must be finite and > 0"],
+        );
+    }
+}
+
 /// The ladder's sweep files parse and pass every check of their points
 /// (6 points each; the GPU-baseline sweeps 16, 8, 4, 6 and 8, two of them
 /// with a KV cache that must fit in HBM), and a small balance sweep merges
