@@ -68,7 +68,9 @@ validate: build
 	$(WAFERNOC) validate $(REF) --seeds 8 --rule statistical --out $(OUT)/validation
 
 ## The same check on 246 BookSim2 runs outside shared/ (4x4, 8x8, 16x16; seven
-## patterns), made in session 11 (tests/data/booksim-extra/README.md).
+## patterns), made in session 11 (tests/data/booksim-extra/README.md). Not
+## --strict: one row is a known, explained failure (docs/validation.md);
+## `make test` runs this set and fails on any other failing row.
 validate-extra: build
 	$(WAFERNOC) validate tests/data/booksim-extra --seeds 8 --rule statistical --out $(OUT)/validation-extra
 
@@ -77,7 +79,7 @@ validate-extra: build
 KNOBS := $(notdir $(patsubst %/,%,$(dir $(wildcard tests/data/booksim-knobs/*/results.csv))))
 validate-knobs: build
 	for k in $(KNOBS); do \
-	  $(WAFERNOC) validate tests/data/booksim-knobs/$$k --seeds 8 --rule statistical \
+	  $(WAFERNOC) validate tests/data/booksim-knobs/$$k --seeds 8 --rule statistical --strict \
 	    --out $(OUT)/validation-knobs/$$k || exit 1; \
 	done
 

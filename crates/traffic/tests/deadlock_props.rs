@@ -164,6 +164,7 @@ fn run_case(case: &Case) -> Result<Outcome, String> {
     let mut pending: HashMap<u64, NewPacket> = HashMap::new();
     let mut buf = Vec::new();
     let (mut tags, mut enq_flits, mut del_flits) = (0u64, 0u64, 0u64);
+    let mut link_flits = 0u64;
     loop {
         let t = net.now();
         if t < d.inject_cycles {
@@ -229,6 +230,8 @@ fn run_case(case: &Case) -> Result<Outcome, String> {
                 ));
             }
             del_flits += got.size as u64;
+            // Each flit of a minimal route crosses `hops - 1` links.
+            link_flits += got.size as u64 * (hops as u64 - 1);
         }
         if del_flits > c.ejected_flits {
             return Err(format!(
@@ -238,6 +241,15 @@ fn run_case(case: &Case) -> Result<Outcome, String> {
         }
     }
     let c = net.counters();
+    // The delivered packets' `hops` are the topology's distance, not a
+    // count: the engine's link counter is what shows every flit took a
+    // minimal route (adaptive routings included).
+    if c.flit_hops != link_flits {
+        return Err(format!(
+            "after drain: {} router-to-router flit traversals, {link_flits} on minimal routes",
+            c.flit_hops
+        ));
+    }
     if net.packets_outstanding() != 0
         || net.flits_in_flight() != 0
         || c.injected_flits != enq_flits
@@ -705,9 +717,14 @@ proptest! {
         case in prop_oneof![3 => safe_case(), 1 => unsafe_case()],
         threads in 2usize..=6,
     ) {
+        // Threads are clamped to the rows: a one-row mesh would compare
+        // one thread with itself.
+        let m = &case.network.mesh;
+        prop_assume!(m.rows * m.wafers_y > 1);
         let one = observe(&case, 1).map_err(|e| TestCaseError::fail(format!("{e}\n{}", case.to_toml())))?;
         let many = observe(&case, threads).map_err(|e| TestCaseError::fail(format!("{e}\n{}", case.to_toml())))?;
         prop_assert!(one.len() > 3);
+        prop_assert!(Network::with_threads(case.network.clone(), threads).unwrap().threads() > 1);
         if let Some(k) = one.iter().zip(&many).position(|(a, b)| a != b) {
             return Err(TestCaseError::fail(format!(
                 "{threads} threads differ from one at entry {k}:\n  1: {}\n  {threads}: {}\n{}",
