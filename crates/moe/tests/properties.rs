@@ -159,15 +159,22 @@ proptest! {
                 prop_assert_eq!(ws, (0..wx * wy).collect::<Vec<_>>());
             }
         }
-        // Cross-wafer links are always boundary links under HER.
+        // Cross-wafer links are always boundary links under HER, in x and
+        // in y (the y direction was not checked), and with wx x wy wafers
+        // some links do cross.
+        let mut crossing = 0;
         for d in 0..n {
             let c = l.coord(d).unwrap();
-            if let Some(e) = l.device_at(Coord::new(c.x + 1, c.y)) {
-                if l.is_cross_wafer_link(d, e).unwrap() {
-                    prop_assert!(l.is_boundary_link(d, e).unwrap());
+            for next in [Coord::new(c.x + 1, c.y), Coord::new(c.x, c.y + 1)] {
+                if let Some(e) = l.device_at(next) {
+                    if l.is_cross_wafer_link(d, e).unwrap() {
+                        crossing += 1;
+                        prop_assert!(l.is_boundary_link(d, e).unwrap());
+                    }
                 }
             }
         }
+        prop_assert_eq!(crossing > 0, wx * wy > 1);
     }
 
     #[test]
