@@ -552,29 +552,20 @@ fn an_unwritable_output_file_is_refused_before_the_simulation() {
 
 #[test]
 fn moe_outputs_in_a_missing_directory_are_refused_before_the_simulation() {
-    for flag in ["--capture", "--per-packet"] {
-        let path = if flag == "--capture" {
-            "no-such-dir/cap.wnpt"
-        } else {
-            "no-such-dir/packets.csv"
-        };
-        let mut args = DSV3_4X4.to_vec();
-        args.extend(["--quiet", flag, path]);
-        let o = wafernoc_within(20, &args);
-        input_error(&o, &[flag, path, "not a directory"]);
-        assert!(o.stdout.is_empty(), "a report was printed before the error");
-        // A directory that exists but cannot be written (procfs refuses new
-        // files even to root).
-        let path = if flag == "--capture" {
-            "/proc/cap.wnpt"
-        } else {
-            "/proc/packets.csv"
-        };
-        let mut args = DSV3_4X4.to_vec();
-        args.extend(["--quiet", flag, path]);
-        let o = wafernoc_within(20, &args);
-        input_error(&o, &[flag, path, "cannot write in /proc"]);
-        assert!(o.stdout.is_empty(), "a report was printed before the error");
+    // A missing directory, and one that exists but cannot be written
+    // (procfs refuses new files even to root).
+    for (dir, why) in [
+        ("no-such-dir", "not a directory"),
+        ("/proc", "cannot write in /proc"),
+    ] {
+        for (flag, file) in [("--capture", "cap.wnpt"), ("--per-packet", "packets.csv")] {
+            let path = format!("{dir}/{file}");
+            let mut args = DSV3_4X4.to_vec();
+            args.extend(["--quiet", flag, &path]);
+            let o = wafernoc_within(20, &args);
+            input_error(&o, &[flag, &path, why]);
+            assert!(o.stdout.is_empty(), "a report was printed before the error");
+        }
     }
 }
 
