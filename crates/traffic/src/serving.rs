@@ -703,9 +703,9 @@ pub fn draw_serving(
     Ok((layout, routing))
 }
 
-/// Longest compute window a run counts, in cycles (2^48: about 2.5 days
-/// at 0.28 ns a cycle); far beyond any real layer, and low enough that a
-/// run's sums of windows cannot overflow `u64`.
+/// Longest compute window a run counts, in cycles (2^48: about 22 hours
+/// of simulated time at 0.28 ns a cycle); far beyond any real layer, and
+/// low enough that a run's sums of windows cannot overflow `u64`.
 const MAX_WINDOW_CYCLES: u64 = 1 << 48;
 
 /// The cycles of a compute window of `ns`, or an error naming the die
@@ -738,10 +738,11 @@ pub fn run_serving(
     let (layout, routing) = draw_serving(spec, feed)?;
     let mut log = CompletionLog::new();
     let (rows, link_flits, links) = simulate(spec, &layout, &routing, None, &mut log, progress)?;
-    let reference_rows = if spec.reference
-        && spec.migration == MigrationEngine::NonInvasive
-        && spec.balancer.policy != wafernoc_moe::BalancePolicy::None
-    {
+    // A non-invasive run with balancing measures what migration costs
+    // only against a reference run without migration flits.
+    let needs_reference = spec.migration == MigrationEngine::NonInvasive
+        && spec.balancer.policy != wafernoc_moe::BalancePolicy::None;
+    let reference_rows = if spec.reference && needs_reference {
         let mut unused = CompletionLog::new();
         let (r, _, _) = simulate(
             spec,
@@ -756,12 +757,7 @@ pub fn run_serving(
         None
     };
     let mut rows = rows;
-    // A non-invasive run with balancing measures its added time only
-    // against the reference run.
-    if spec.migration == MigrationEngine::NonInvasive
-        && spec.balancer.policy != wafernoc_moe::BalancePolicy::None
-        && reference_rows.is_none()
-    {
+    if needs_reference && reference_rows.is_none() {
         for r in &mut rows {
             r.critical_path_added_ns = None;
         }
