@@ -379,10 +379,12 @@ pub fn run(a: BenchArgs) -> CmdResult {
     }
     if !a.json {
         println!(
-            "wafernoc {} bench, {} thread(s){}; 4 VCs x 8 flits, 4-flit packets, XY, uniform Bernoulli",
+            "wafernoc {} bench, {} thread(s){}; 4 VCs x 8 flits, 4-flit packets, XY, uniform Bernoulli; \
+             L2 {} KiB (arrival touch pass above it)",
             env!("CARGO_PKG_VERSION"),
             default_threads(),
-            if a.step_all { ", step-all check mode" } else { "" }
+            if a.step_all { ", step-all check mode" } else { "" },
+            wafernoc_mesh::network::l2_bytes() >> 10
         );
         if a.speedup.is_none() {
             println!(

@@ -737,8 +737,9 @@ struct Part {
     /// stage's and of its crossbar's latest batch ([`stage_batch`]); empty
     /// otherwise.
     batches: Vec<[u64; 2]>,
-    /// A thread's share of the network's VC records exceeds
-    /// [`TOUCH_BYTES`]: each cycle reads the arrivals' records in a first
+    /// A thread's share of the network's VC records exceeds the touch
+    /// threshold (the L2 size, [`set_touch_threshold`]): each cycle reads
+    /// the arrivals' records in a first
     /// pass ([`Part::cycle`], [`touch_records`]). It only moves loads
     /// earlier; no result depends on it.
     touch: bool,
@@ -757,12 +758,74 @@ struct Part {
     ring_on: [[u64; 2]; RING],
 }
 
-/// VC records per thread above which the arrival loop reads them in a first
-/// pass. Measured on this machine (docs/performance.md, "Arrival touch
-/// pass, session 12"): the pass gains 13% on 32×32 at 0.01 (1.25 MiB of
-/// records), breaks about even on 16×16 with 4 VCs (320 KiB) and loses
-/// 2% on 8×8 (80 KiB); this machine's L2 holds 512 KiB.
-const TOUCH_BYTES: usize = 512 << 10;
+/// The L2 size assumed where the operating system does not report one
+/// ([`l2_bytes`]): the 512 KiB of the AMD EPYC host the touch pass was
+/// measured on.
+const DEFAULT_L2_BYTES: usize = 512 << 10;
+
+/// [`set_touch_threshold`]'s value; 0 for "the L2 size".
+static TOUCH_OVERRIDE: AtomicUsize = AtomicUsize::new(0);
+
+/// Set the share of the VC records (bytes per thread) above which the
+/// arrival loop reads them in a first pass (the arrival touch pass); `None`
+/// restores the default, the size of the core's L2 cache ([`l2_bytes`]).
+/// Only the speed depends on it. Networks built from now on use it.
+///
+/// The pass pays where the records do not fit in the L2: on an AMD EPYC
+/// with 512 KiB of L2 it gained 13% on 32×32 at 0.01 (1.25 MiB of
+/// records a thread), broke about even on 16×16 with 4 VCs (320 KiB) and
+/// lost 2% on 8×8 (80 KiB) (docs/performance.md, "Arrival touch pass,
+/// session 12"); on an Intel Xeon with 2 MiB of L2 it lost 3–4% on 32×32
+/// on one thread and 6% on two (640 KiB a thread), and was even on 64×64
+/// (5 MiB) (session 22).
+pub fn set_touch_threshold(bytes: Option<usize>) {
+    TOUCH_OVERRIDE.store(bytes.unwrap_or(0), Ordering::Relaxed);
+}
+
+/// The threshold [`set_touch_threshold`] set, or the L2 size.
+fn touch_threshold() -> usize {
+    match TOUCH_OVERRIDE.load(Ordering::Relaxed) {
+        0 => l2_bytes(),
+        b => b,
+    }
+}
+
+/// The size of CPU 0's level-2 data (or unified) cache as Linux reports
+/// it in `/sys/devices/system/cpu/cpu0/cache/index*/`, read once;
+/// 512 KiB where that is missing or unreadable.
+pub fn l2_bytes() -> usize {
+    static L2: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *L2.get_or_init(|| {
+        let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
+        let read = |i: usize, f: &str| std::fs::read_to_string(dir.join(format!("index{i}/{f}")));
+        (0..8)
+            .find_map(|i| {
+                let level = read(i, "level").ok()?;
+                let kind = read(i, "type").ok()?;
+                if level.trim() != "2" || kind.trim() == "Instruction" {
+                    return None;
+                }
+                parse_cache_size(&read(i, "size").ok()?)
+            })
+            .unwrap_or(DEFAULT_L2_BYTES)
+    })
+}
+
+/// A cache size as sysfs writes it: a number of bytes with an optional
+/// `K`, `M` or `G` suffix (`"2048K"`); `None` for anything else or zero.
+fn parse_cache_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let (num, mult) = match s.as_bytes().last()? {
+        b'K' => (&s[..s.len() - 1], 1usize << 10),
+        b'M' => (&s[..s.len() - 1], 1 << 20),
+        b'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&b| b > 0)
+}
 
 #[inline]
 fn set_bit(words: &mut [u64], i: usize) {
@@ -1232,7 +1295,7 @@ impl Network {
         // A thread steps several parts (its bands, and others' when it is
         // done early), so the records that compete for its core's cache
         // are its share of all of them, not one part's.
-        let touch = r_n * pv * std::mem::size_of::<VcState>() / nthreads > TOUCH_BYTES;
+        let touch = r_n * pv * std::mem::size_of::<VcState>() / nthreads > touch_threshold();
         let parts: Vec<Mutex<Part>> = (0..nparts)
             .map(|p| {
                 let (r0, r1) = (part_start[p], part_start[p + 1]);
@@ -3925,11 +3988,13 @@ mod tests {
     use crate::topology::MeshSpec;
     use wafernoc_router::RouterConfig;
 
-    /// The touch pass is on exactly where the traffic crate's
-    /// `large_parts_touch_their_arrivals` relies on it (32×32 with 4 VCs
-    /// on 1 and 2 threads: 1.25 MiB and 640 KiB of records a thread) and
-    /// off on 8×8 (80 KiB), so that test runs the pass and the benchmarks'
-    /// small cases do not.
+    /// With a 512 KiB threshold, which the traffic crate's
+    /// `large_parts_touch_their_arrivals` sets, the touch pass is on
+    /// where that test relies on it (32×32 with 4 VCs on 1 and 2 threads:
+    /// 1.25 MiB and 640 KiB of records a thread) and off on 8×8 (80 KiB),
+    /// so that test runs the pass; with a 2 MiB one (an L2 of that size)
+    /// it is off on 32×32 and on on 64×64 (5 MiB). (This is the only test
+    /// of this crate that sets the threshold.)
     #[test]
     fn touch_pass_threshold() {
         let touches = |k: usize, threads: usize| {
@@ -3951,9 +4016,29 @@ mod tests {
                 .map(|p| n.core.lock(p).touch)
                 .collect::<Vec<bool>>()
         };
+        set_touch_threshold(Some(512 << 10));
         assert!(touches(32, 1).iter().all(|&t| t));
         assert!(touches(32, 2).iter().all(|&t| t));
         assert!(touches(8, 1).iter().all(|&t| !t));
+        set_touch_threshold(Some(2 << 20));
+        assert!(touches(32, 1).iter().all(|&t| !t));
+        assert!(touches(32, 2).iter().all(|&t| !t));
+        assert!(touches(64, 1).iter().all(|&t| t));
+        set_touch_threshold(None);
+        assert_eq!(touch_threshold(), l2_bytes());
+    }
+
+    /// Cache sizes as Linux's sysfs writes them.
+    #[test]
+    fn cache_sizes_parse() {
+        assert_eq!(parse_cache_size("2048K\n"), Some(2 << 20));
+        assert_eq!(parse_cache_size("512K"), Some(512 << 10));
+        assert_eq!(parse_cache_size("1M"), Some(1 << 20));
+        assert_eq!(parse_cache_size("65536"), Some(65536));
+        for bad in ["", "K", "0K", "2048KB", "-1K", "x"] {
+            assert_eq!(parse_cache_size(bad), None, "{bad:?}");
+        }
+        assert!(l2_bytes() > 0);
     }
 
     /// BookSim2's stage queue with a delay of 2 (iq_router.cpp): an item
