@@ -1483,6 +1483,15 @@ pub fn bar_chart_svg(
             let x = x_slot + slot * 0.1 + g as f64 * bw + bw * 0.04;
             let y = sy(v);
             let (ry, rh) = if y <= y0 { (y, y0 - y) } else { (y0, y - y0) };
+            // A bar shorter than a pixel (a zero) is drawn one pixel tall,
+            // centred on the zero line, so that it is told apart from a
+            // missing value (a gap), and no rectangle has zero height
+            // (which SVG renders as nothing and resvg warns about).
+            let (ry, rh) = if rh < 1.0 {
+                (ry + rh / 2.0 - 0.5, 1.0)
+            } else {
+                (ry, rh)
+            };
             let _ = writeln!(
                 svg.out,
                 r#"<rect x="{x:.2}" y="{ry:.2}" width="{:.2}" height="{rh:.2}" fill="{}"><title>{}: {}</title></rect>"#,
@@ -2193,12 +2202,18 @@ mod tests {
             &[("d".into(), vec![-1.0, 2.0])],
             "Δ",
         ));
-        check_xml(&bar_chart_svg(
+        // Zeros are one-pixel bars on the zero line (told apart from the
+        // gap of a missing value), never zero-height rectangles.
+        let zeros = bar_chart_svg(
             "zeros",
             &cats,
-            &[("z".into(), vec![0.0; 4])],
+            &[("z".into(), vec![0.0, 5.0, f64::NAN, 0.0])],
             "y",
-        ));
+        );
+        check_xml(&zeros);
+        assert_eq!(zeros.matches("</title></rect>").count(), 3, "{zeros}");
+        assert_eq!(zeros.matches(r#" height="1.00" "#).count(), 2, "{zeros}");
+        assert!(!zeros.contains(r#"height="0.00""#), "{zeros}");
     }
 
     #[test]
