@@ -1073,6 +1073,34 @@ fn merge(a: MergeArgs) -> CmdResult {
         )));
     }
 
+    // Files in points/ that are no point of this grid (copied in by hand,
+    // or left after sweep.json was deleted: a sweep refuses a directory
+    // whose manifest differs) are not merged; say so, so that nobody
+    // takes them for merged results.
+    let mut stray: Vec<String> = std::fs::read_dir(dir.join("points"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            let index = n
+                .strip_suffix(".json")
+                .and_then(|i| i.parse::<usize>().ok());
+            !matches!(index, Some(i) if i < total && *n == format!("{i}.json"))
+        })
+        .collect();
+    if !stray.is_empty() {
+        stray.sort();
+        let shown: Vec<&str> = stray.iter().take(5).map(String::as_str).collect();
+        eprintln!(
+            "sweep merge: warning: {} file(s) in {} are not points 0..{total} of this sweep and were not merged: {}{}",
+            stray.len(),
+            dir.join("points").display(),
+            shown.join(", "),
+            if stray.len() > shown.len() { ", ..." } else { "" }
+        );
+    }
+
     let columns: BTreeSet<&String> = rows.iter().flat_map(|r| r.2.keys()).collect();
     let mut csv = String::from("point");
     for n in &names {

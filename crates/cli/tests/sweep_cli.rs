@@ -81,7 +81,27 @@ fn whole_and_sharded_runs_merge_to_identical_csv() {
     ok(&o);
     assert!(stderr(&o).contains("ran 2, skipped 0, failed 0 (shard 1/2: 2 of 4 points)"));
     ok(&wafernoc(&["sweep", "merge", &w]));
-    ok(&wafernoc(&["sweep", "merge", &s]));
+    // Files that are no point of the grid are left out, with a warning.
+    std::fs::write(sharded.join("points/4.json"), "{}").unwrap();
+    std::fs::write(sharded.join("points/01.json"), "{}").unwrap();
+    let m = wafernoc(&["sweep", "merge", &s]);
+    ok(&m);
+    assert!(
+        stderr(&m).contains("warning: 2 file(s) in"),
+        "{}",
+        stderr(&m)
+    );
+    assert!(
+        stderr(&m)
+            .contains("are not points 0..4 of this sweep and were not merged: 01.json, 4.json"),
+        "{}",
+        stderr(&m)
+    );
+    std::fs::remove_file(sharded.join("points/4.json")).unwrap();
+    std::fs::remove_file(sharded.join("points/01.json")).unwrap();
+    let m = wafernoc(&["sweep", "merge", &s]);
+    ok(&m);
+    assert!(!stderr(&m).contains("warning"), "{}", stderr(&m));
 
     let a = std::fs::read(whole.join("results.csv")).unwrap();
     let b = std::fs::read(sharded.join("results.csv")).unwrap();
