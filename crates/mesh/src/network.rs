@@ -739,9 +739,9 @@ struct Part {
     batches: Vec<[u64; 2]>,
     /// A thread's share of the network's VC records exceeds the touch
     /// threshold (the L2 size, [`set_touch_threshold`]): each cycle reads
-    /// the arrivals' records in a first
-    /// pass ([`Part::cycle`], [`touch_records`]). It only moves loads
-    /// earlier; no result depends on it.
+    /// the arrivals' records in a first pass ([`Part::cycle`],
+    /// [`touch_records`]). It only moves loads earlier; no result depends
+    /// on it.
     touch: bool,
     /// Ring mode: the default pipeline on one part of one band with short
     /// links (the `B = 3` router step). A router-to-router or injected
