@@ -35,8 +35,9 @@ pub use error::{CliError, CmdResult};
 struct Cli {
     /// Threads per simulation (the mesh is split into row bands, at most
     /// one per row). Results are byte-identical for every count. Pays off
-    /// from about 16×16 (two threads: 1.5× there, 1.75× on 24×24, 1.7–1.9×
-    /// on 32×32; slower than one on 8×8; docs/performance.md).
+    /// from about 16×16 (two threads: 1.5× there, 1.75× on 24×24; 1.4–1.9×
+    /// on 32×32 and 2× on 64×64, by host; slower than one on 8×8;
+    /// docs/performance.md).
     #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
     #[command(subcommand)]
