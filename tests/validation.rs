@@ -188,3 +188,89 @@ fn knob_sets_agree_with_booksim2() {
     }
     assert!(checked >= 161, "only {checked} knob rows checked");
 }
+
+/// The 13 shared rows that pass only by the statistical rule's widening
+/// (docs/validation.md, "Rows that pass only by the widening"), against
+/// BookSim2's own 20-seed means (tests/data/booksim-seeds: seeds 0–19 of
+/// the same configurations) instead of its single seed-0 run, with the
+/// issue's literal tolerances: accepted rate within 3% in every row, mean
+/// packet latency within 1 cycle at the zero-load rate 0.01 and within 3%
+/// at 0.05. wafernoc's figure is its 8-seed mean, as in `validate`. The
+/// three transpose rows near saturation are judged on accepted rate only:
+/// there both tools' latencies spread by 9–27% (sd over mean), so 3% is
+/// beyond what 8 and 20 runs resolve (docs/validation.md).
+#[test]
+fn rows_passing_by_widening_meet_literal_tolerances_against_booksim2_seed_means() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let reference = root.join("../shared/reference/booksim");
+    let seeds = std::fs::read_to_string(root.join("tests/data/booksim-seeds/results.csv"))
+        .expect("tests/data/booksim-seeds/results.csv");
+    let mut lines = seeds.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| head.iter().position(|h| *h == n).unwrap();
+    let (c_cfg, c_status) = (col("config"), col("status"));
+    let (c_lat, c_acc) = (col("avg_pkt_lat"), col("accepted_flits_per_node_cycle"));
+    // config -> (latencies, accepted rates) over BookSim2's seeds.
+    let mut bs: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        assert_eq!(f[c_status], "ok", "{l}");
+        if bs.last().is_none_or(|b| b.0 != f[c_cfg]) {
+            bs.push((f[c_cfg].to_string(), Vec::new(), Vec::new()));
+        }
+        let b = bs.last_mut().unwrap();
+        b.1.push(f[c_lat].parse().unwrap());
+        b.2.push(f[c_acc].parse().unwrap());
+    }
+    assert_eq!(bs.len(), 13, "configurations");
+    assert!(bs.iter().all(|b| b.1.len() == 20), "20 BookSim2 seeds each");
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let mut judged_latency = 0;
+    for (cfg, b_lat, b_acc) in &bs {
+        let rate: f64 = cfg
+            .rsplit_once("_r")
+            .and_then(|(_, r)| r.split('_').next())
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_else(|| panic!("no rate in {cfg}"));
+        let (mut w_lat, mut w_acc) = (Vec::new(), Vec::new());
+        for s in 0..8 {
+            let o = Command::new(env!("CARGO_BIN_EXE_wafernoc"))
+                .arg("booksim")
+                .arg(reference.join(cfg))
+                .args([format!("seed={s}").as_str(), "--json", "--quiet"])
+                .output()
+                .expect("binary runs");
+            assert!(
+                o.status.success(),
+                "{cfg} seed {s}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(j["status"], "ok", "{cfg} seed {s}");
+            w_lat.push(j["avg_packet_latency"].as_f64().unwrap());
+            w_acc.push(j["accepted_flits_per_node_cycle"].as_f64().unwrap());
+        }
+        let (bl, wl, ba, wa) = (mean(b_lat), mean(&w_lat), mean(b_acc), mean(&w_acc));
+        assert!(
+            (wa / ba - 1.0).abs() <= 0.03,
+            "{cfg}: accepted {wa} against BookSim2's 20-seed mean {ba}"
+        );
+        if rate <= 0.011 {
+            assert!(
+                (wl - bl).abs() <= 1.0,
+                "{cfg}: zero-load latency {wl} against {bl}"
+            );
+            judged_latency += 1;
+        } else if rate <= 0.05 {
+            assert!(
+                (wl / bl - 1.0).abs() <= 0.03,
+                "{cfg}: latency {wl} against {bl}"
+            );
+            judged_latency += 1;
+        }
+    }
+    assert_eq!(
+        judged_latency, 10,
+        "latency judged in the ten low-load rows"
+    );
+}
