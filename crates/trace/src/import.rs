@@ -124,6 +124,14 @@ pub struct ImportOptions {
 
 /// Import `input` (a file or a directory, depending on the format).
 pub fn import(format: ImportFormat, input: &Path, opts: &ImportOptions) -> Result<RoutingTrace> {
+    // The other formats' phase is fixed by their source (gpt-oss: decode,
+    // esft: prefill); a given one would only mislabel the data.
+    if opts.phase.is_some() && format != ImportFormat::Generic {
+        return Err(TraceError::usage(
+            &path_name(input),
+            "--phase is for the generic format; this format's phase is fixed by its source",
+        ));
+    }
     match format {
         ImportFormat::GptOssJsonl => import_gpt_oss_jsonl(input, opts),
         ImportFormat::GptOssJson => import_gpt_oss_json(input, opts),
@@ -697,7 +705,26 @@ fn orig_request(
 /// Line `i` of every file is sequence `i`; a line is `T*k` tab-separated
 /// expert ids, two tabs, then `T*k` gate weights; token `t` uses positions
 /// `k*t .. k*t+k`. Defaults: 64 experts, top-6, prefill.
+///
+/// The files do not record `k`: a line is a flat list of ids, and any `k`
+/// that divides it would cut it into tokens without an error. So `k` is
+/// the model's own 6 (ESFT-vanilla-lite, DeepSeek-V2-Lite's
+/// `num_experts_per_tok`), and another `opts.top_k` is refused.
 pub fn import_esft(dir: &Path, opts: &ImportOptions) -> Result<RoutingTrace> {
+    if opts.top_k.is_some_and(|k| k != 6) {
+        return Err(TraceError::usage(
+            &path_name(dir),
+            "--top-k: esft files do not record top_k; their lines are cut into tokens of 6 ids \
+             (ESFT-vanilla-lite, DeepSeek-V2-Lite's num_experts_per_tok), and another value \
+             would cut them wrong",
+        ));
+    }
+    import_esft_k(dir, opts)
+}
+
+/// [`import_esft`] with any `opts.top_k` (the tests' small fixtures cut
+/// their lines into tokens of 2).
+pub(crate) fn import_esft_k(dir: &Path, opts: &ImportOptions) -> Result<RoutingTrace> {
     let dir_name = path_name(dir);
     let rd = std::fs::read_dir(dir).map_err(|e| TraceError::io(&dir_name, Location::File, e))?;
     let mut found: BTreeMap<u64, PathBuf> = BTreeMap::new();

@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::batching::{iterations, Batching};
 use crate::codec::{self, PACKET_MAGIC, ROUTING_MAGIC};
-use crate::import::{import_esft, import_generic_reader, import_gpt_oss_json, ImportOptions};
+use crate::import::{
+    import, import_esft, import_esft_k, import_generic_reader, import_gpt_oss_json, ImportFormat,
+    ImportOptions,
+};
 use crate::packet::{PacketTextReader, PacketTextWriter, PacketTraceReader, PacketTraceWriter};
 use crate::routing::{RoutingReader, TEXT_HEADER_KEY};
 use crate::*;
@@ -791,7 +794,7 @@ fn esft_good() {
             "5\t6\t7\t0\t\t0.5\t0.5\t0.9\t0.1\n1\t2\t\t1\t0\n",
         ),
     ]);
-    let t = import_esft(&d, &esft_opts()).unwrap();
+    let t = import_esft_k(&d, &esft_opts()).unwrap();
     assert_eq!(t.meta.phase, Phase::Prefill);
     assert_eq!(
         (t.meta.num_layers, t.meta.top_k, t.meta.num_experts),
@@ -807,42 +810,84 @@ fn esft_good() {
     assert_eq!(t.requests[1].tokens[0].experts, vec![0, 7, 1, 2]);
 }
 
+/// The files do not record top_k, so the public importer takes only the
+/// model's 6 (a line of 12 ids would otherwise import as 12 tokens of 1,
+/// 6 of 2 or 4 of 3, without an error), and `--phase` is refused for
+/// every format but generic.
+#[test]
+fn esft_top_k_is_the_models() {
+    let ids: Vec<String> = (0..12).map(|i| (i % 6 + 6 * (i / 6)).to_string()).collect();
+    let line = format!("{}\t\t{}\n", ids.join("\t"), ["0.1"; 12].join("\t"));
+    let d = esft_dir(&[("expert_weights_1.txt", &line)]);
+    for k in [1u16, 2, 3, 4, 12] {
+        let o = ImportOptions {
+            top_k: Some(k),
+            ..Default::default()
+        };
+        let m = msg(import_esft(&d, &o));
+        assert!(m.contains("--top-k: esft files do not record top_k"), "{m}");
+    }
+    for top_k in [None, Some(6)] {
+        let o = ImportOptions {
+            top_k,
+            ..Default::default()
+        };
+        let t = import_esft(&d, &o).unwrap();
+        assert_eq!((t.meta.top_k, t.requests[0].tokens.len()), (6, 2));
+    }
+    let o = ImportOptions {
+        phase: Some(Phase::Decode),
+        ..Default::default()
+    };
+    for f in [
+        ImportFormat::Esft,
+        ImportFormat::GptOssJsonl,
+        ImportFormat::GptOssJson,
+    ] {
+        let m = msg(import(f, &d, &o));
+        assert!(
+            m.contains("--phase is for the generic format"),
+            "{f:?}: {m}"
+        );
+    }
+}
+
 #[test]
 fn esft_bad_inputs() {
     let one = "1\t2\t\t0.5\t0.5\n";
     let d = esft_dir(&[("expert_weights_1.txt", one), ("expert_weights_3.txt", one)]);
-    assert!(msg(import_esft(&d, &esft_opts()))
+    assert!(msg(import_esft_k(&d, &esft_opts()))
         .ends_with("expert_weights_2.txt is missing (layers must be numbered 1..=L)"));
     let d = esft_dir(&[
         ("expert_weights_1.txt", one),
         ("expert_weights_2.txt", "1\t2\t3\t4\t\t1\t1\t1\t1\n"),
     ]);
-    let m = msg(import_esft(&d, &esft_opts()));
+    let m = msg(import_esft_k(&d, &esft_opts()));
     assert!(
         m.contains("expert_weights_2.txt: line 1: 2 tokens but "),
         "{m}"
     );
     assert!(m.ends_with("expert_weights_1.txt line 1 has 1"), "{m}");
     let d = esft_dir(&[("expert_weights_1.txt", "1\t9\t\t0.5\t0.5\n")]);
-    let m = msg(import_esft(&d, &esft_opts()));
+    let m = msg(import_esft_k(&d, &esft_opts()));
     assert!(
         m.ends_with("expert_weights_1.txt: line 1: token 0, layer 0: expert 9 >= num_experts 8"),
         "{m}"
     );
     let d = esft_dir(&[("expert_weights_1.txt", "1\t1\t\t0.5\t0.5\n")]);
-    let m = msg(import_esft(&d, &esft_opts()));
+    let m = msg(import_esft_k(&d, &esft_opts()));
     assert!(
         m.ends_with("expert_weights_1.txt: line 1: token 0, layer 0: duplicated expert 1"),
         "{m}"
     );
     let d = esft_dir(&[("expert_weights_1.txt", "1\t2\t\t0.5\tx\n")]);
-    let m = msg(import_esft(&d, &esft_opts()));
+    let m = msg(import_esft_k(&d, &esft_opts()));
     assert!(
         m.ends_with("expert_weights_1.txt: line 1: malformed: weight 1: \"x\" is not a number"),
         "{m}"
     );
     let d = esft_dir(&[("expert_weights_1.txt", "1\t2\t0.5\t0.5\n")]);
-    let m = msg(import_esft(&d, &esft_opts()));
+    let m = msg(import_esft_k(&d, &esft_opts()));
     assert!(
         m.contains(
             "expert_weights_1.txt: line 1: malformed: expected tab-separated expert ids, two tabs"
@@ -850,7 +895,7 @@ fn esft_bad_inputs() {
         "{m}"
     );
     let d = esft_dir(&[("expert_weights_1.txt", "1\t2\t3\t\t0.5\t0.5\t0.5\n")]);
-    let m = msg(import_esft(&d, &esft_opts()));
+    let m = msg(import_esft_k(&d, &esft_opts()));
     assert!(
         m.ends_with("expert_weights_1.txt: line 1: 3 expert ids is not a multiple of top_k = 2"),
         "{m}"
@@ -862,14 +907,14 @@ fn esft_bad_inputs() {
         ),
         ("expert_weights_2.txt", one),
     ]);
-    let m = msg(import_esft(&d, &esft_opts()));
+    let m = msg(import_esft_k(&d, &esft_opts()));
     assert!(
         m.contains("expert_weights_2.txt: ends after line 1 but "),
         "{m}"
     );
     assert!(m.ends_with("expert_weights_1.txt has line 2"), "{m}");
     let d = temp_dir("empty");
-    assert!(msg(import_esft(&d, &esft_opts())).ends_with("no expert_weights_<layer>.txt files"));
+    assert!(msg(import_esft_k(&d, &esft_opts())).ends_with("no expert_weights_<layer>.txt files"));
 }
 
 const ORIG: &str = r#"{"dataset": "x", "router_data": [
