@@ -444,7 +444,23 @@ pub fn resolve(a: &MoeArgs) -> Result<Resolved, CliError> {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| CliError::new(format!("{}: {e}", p.display())))?;
-            MoeFile::parse(&text).map_err(|e| CliError::new(format!("{}: {e}", p.display())))?
+            let mut file = MoeFile::parse(&text)
+                .map_err(|e| CliError::new(format!("{}: {e}", p.display())))?;
+            // A trace the file names is relative to the file's directory,
+            // as a sweep file's `config` is (a --routing flag stays
+            // relative to the current directory).
+            if let Some(rest) = file
+                .routing
+                .as_deref()
+                .and_then(|r| r.strip_prefix("trace:"))
+            {
+                let t = Path::new(rest);
+                if t.is_relative() {
+                    let dir = p.parent().unwrap_or(Path::new(""));
+                    file.routing = Some(format!("trace:{}", dir.join(t).display()));
+                }
+            }
+            file
         }
         None => MoeFile::default(),
     };
@@ -478,7 +494,18 @@ fn resolve_with(a: &MoeArgs, file: MoeFile) -> Result<Resolved, CliError> {
         .as_deref()
         .and_then(|s| s.strip_prefix("trace:"))
         .map(PathBuf::from);
-    // With a captured trace the tokens per group come from each iteration.
+    // With a captured trace the tokens per group come from each iteration,
+    // and no routing is drawn: flags for drawn routing would be ignored.
+    if trace.is_some()
+        && (pick(&a.tokens_per_group, &file.tokens_per_group).is_some()
+            || pick(&a.seed, &file.seed).is_some())
+    {
+        return Err(err(
+            "routing",
+            "tokens per group and seed (--tokens-per-group, --seed, or the config keys) are \
+             for drawn (uniform or zipf) routing; a trace gives its own tokens",
+        ));
+    }
     let tokens_per_group = match pick(&a.tokens_per_group, &file.tokens_per_group) {
         Some(t) => t,
         None if trace.is_some() => 1,

@@ -107,6 +107,34 @@ fn trace_routing_errors_are_named() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("trace:FILE"));
+    // A trace gives its own tokens: drawn-routing flags would be ignored.
+    for extra in [["--tokens-per-group", "1000"], ["--seed", "99"]] {
+        let mut args = vec![
+            "moe",
+            "--model",
+            "gpt-oss-20b",
+            "--mesh",
+            "4x4",
+            "--tp",
+            "2",
+            "--dp",
+            "8",
+            "--mapping",
+            "er",
+            "--routing",
+            GPT,
+            "--quiet",
+        ];
+        args.extend(extra);
+        let o = wafernoc(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr)
+                .contains("are for drawn (uniform or zipf) routing; a trace gives its own tokens"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
 }
 
 #[test]
@@ -166,4 +194,57 @@ fn example_packet_trace_replays_as_documented() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("Packets replayed = 11"));
+}
+
+/// A trace named in a `--config` file is found relative to that file's
+/// directory (the command runs in the repository root; the file and the
+/// trace are in a scratch directory), and the result equals the same run
+/// given by flags.
+#[test]
+fn config_trace_is_relative_to_the_config_file() {
+    let d = tmp("moe-config-trace");
+    std::fs::copy(
+        root().join("traces/gpt-oss-20b/decode_128req.wnrt"),
+        d.join("t.wnrt"),
+    )
+    .unwrap();
+    let cfg = d.join("m.toml");
+    std::fs::write(
+        &cfg,
+        "model = \"gpt-oss-20b\"\nmesh = \"4x4\"\ntp = 2\ndp = 8\nmapping = \"er\"\n\
+         routing = \"trace:t.wnrt\"\n",
+    )
+    .unwrap();
+    let by_file = wafernoc(&[
+        "moe",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--json",
+        "--quiet",
+    ]);
+    ok(&by_file);
+    let by_flags = wafernoc(&[
+        "moe",
+        "--model",
+        "gpt-oss-20b",
+        "--mesh",
+        "4x4",
+        "--tp",
+        "2",
+        "--dp",
+        "8",
+        "--mapping",
+        "er",
+        "--routing",
+        GPT,
+        "--json",
+        "--quiet",
+    ]);
+    ok(&by_flags);
+    let strip = |o: &std::process::Output| {
+        let mut v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["routing"] = serde_json::Value::Null;
+        v
+    };
+    assert_eq!(strip(&by_file), strip(&by_flags));
 }
