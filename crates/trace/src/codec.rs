@@ -196,12 +196,37 @@ fn read_u64_or<R: Read>(r: &mut R, file: &str, loc: Location, trunc: &str) -> Re
 
 /// Write magic, version and the bincode-encoded header body, and return
 /// the writer of the records.
-pub(crate) fn create<W: Write, H: Serialize>(
+///
+/// The header is decoded back before it is written: the reader decodes it
+/// in one call under [`LIMIT_BYTES`], which counts all of its strings
+/// together, so a header whose strings are each within the limit can
+/// still be one the reader refuses. Such a header is an error here, not a
+/// file its own reader cannot open.
+pub(crate) fn create<W: Write, H: Serialize + DeserializeOwned>(
     w: W,
     file: &str,
     magic: &[u8; 8],
     header: &H,
 ) -> Result<RecordWriter<W>> {
+    let body = bincode::serde::encode_to_vec(header, config())
+        .map_err(|e| map_encode(e, file, Location::Header))?;
+    if let Err(e) = bincode::serde::decode_from_slice::<H, _>(&body, config()) {
+        return Err(match e {
+            DecodeError::LimitExceeded => TraceError::invalid(
+                file,
+                Location::Header,
+                format!(
+                    "the header's strings total more than the {LIMIT_BYTES}-byte limit \
+                     the reader decodes it under"
+                ),
+            ),
+            other => TraceError::invalid(
+                file,
+                Location::Header,
+                format!("the header does not decode back ({other})"),
+            ),
+        });
+    }
     let mut w = Hashing {
         inner: w,
         h: Fnv::new(),
@@ -209,8 +234,7 @@ pub(crate) fn create<W: Write, H: Serialize>(
     let io_err = |e| TraceError::io(file, Location::Header, e);
     w.write_all(magic).map_err(io_err)?;
     w.write_all(&FORMAT_VERSION.to_le_bytes()).map_err(io_err)?;
-    bincode::serde::encode_into_std_write(header, &mut w, config())
-        .map_err(|e| map_encode(e, file, Location::Header))?;
+    w.write_all(&body).map_err(io_err)?;
     Ok(RecordWriter { w, count: 0 })
 }
 
