@@ -85,6 +85,23 @@ pub fn detect_bytes(first_line: &[u8]) -> Result<TraceFormat, String> {
             encoding: Encoding::Binary,
         });
     }
+    let head = &first_line[..first_line.len().min(8)];
+    if head.len() < 8 && (PACKET_MAGIC.starts_with(head) || ROUTING_MAGIC.starts_with(head)) {
+        return Err(format!(
+            "truncated: the file ends inside the binary magic ({} of 8 bytes)",
+            head.len()
+        ));
+    }
+    if head.len() == 8 && head.starts_with(b"WNOC") {
+        return Err(format!(
+            "corrupt binary magic {:?}: starts like a wafernoc binary trace, but is neither \
+             WNOCPKT\\0 (packets) nor WNOCRTE\\0 (routing)",
+            String::from_utf8_lossy(head)
+        ));
+    }
+    if first_line.starts_with(b"\xEF\xBB\xBF") {
+        return Err("the file starts with a UTF-8 byte-order mark; save it without one".into());
+    }
     let text = first_line.trim_ascii_start();
     if !text.starts_with(b"{") {
         return Err(

@@ -1159,3 +1159,29 @@ fn writers_refuse_headers_their_readers_would_refuse() {
     let r = RoutingReader::new(&bytes[..]).unwrap();
     assert_eq!(r.meta().source.len(), (8 << 20) - 64);
 }
+
+/// A file cut inside the binary magic, a magic with a flipped byte and a
+/// text file with a byte-order mark are named as such (they were all "not
+/// a wafernoc trace: no binary magic and the first line is not a JSON
+/// object").
+#[test]
+fn detect_names_a_truncated_or_corrupt_magic() {
+    let f = good_packet_file();
+    for n in 1..8 {
+        let e = detect_bytes(&f[..n]).unwrap_err();
+        assert_eq!(
+            e,
+            format!("truncated: the file ends inside the binary magic ({n} of 8 bytes)")
+        );
+    }
+    let mut g = f.clone();
+    g[4] = b'X';
+    let e = detect_bytes(&g).unwrap_err();
+    assert!(e.starts_with("corrupt binary magic \"WNOCXKT\\0\""), "{e}");
+    assert!(e.ends_with("nor WNOCRTE\\0 (routing)"), "{e}");
+    let e = detect_bytes(b"\xEF\xBB\xBF{\"experts\": []}\n").unwrap_err();
+    assert!(e.contains("byte-order mark"), "{e}");
+    assert!(detect_bytes(b"hello\n")
+        .unwrap_err()
+        .starts_with("not a wafernoc trace"));
+}
