@@ -205,8 +205,7 @@ pub fn run(a: ReplayArgs) -> CmdResult {
     let header = reader.header().clone();
     if header.unit != SizeUnit::Flits {
         return Err(CliError::new(format!(
-            "{name}: packet sizes are in {:?}; replay needs sizes in flits",
-            header.unit
+            "{name}: packet sizes are in bytes (\"unit\": \"bytes\"); replay needs sizes in flits"
         )));
     }
     let netcfg = network_config(&a, &header.meta)?;
@@ -467,6 +466,13 @@ pub fn run(a: ReplayArgs) -> CmdResult {
 fn print_summary(s: &ReplayStats) {
     use crate::cmd_sim::g;
     let p = &s.packet_latency;
+    if s.packets == 0 {
+        // A header-only trace: zeros would read as measured figures (the
+        // JSON has null for them).
+        println!("Packets replayed = 0 (0 flits): no latency, hops or accepted rate to report");
+        println!("Time taken is {} cycles", s.cycles);
+        return;
+    }
     println!("Packets replayed = {} ({} flits)", s.packets, s.flits);
     println!("Packet latency average = {}", g(p.mean));
     println!("\tminimum = {}", g(p.min));

@@ -250,7 +250,8 @@ fn packet_stats(a: &StatsArgs) -> CmdResult {
     if a.json {
         let j = serde_json::json!({
             "records": n, "nodes": header.nodes, "unit": unit,
-            "first_cycle": first, "last_cycle": last, "total_size": size, "dependencies": deps,
+            "first_cycle": first, "last_cycle": first.map(|_| last), "total_size": size,
+            "dependencies": deps,
         });
         println!("{j:#}");
     } else {
@@ -259,10 +260,12 @@ fn packet_stats(a: &StatsArgs) -> CmdResult {
             a.trace.display(),
             header.nodes
         );
-        println!(
-            "cycles {}..={last}, total size {size} {unit}, {deps} dependencies",
-            first.unwrap_or(0)
-        );
+        match first {
+            Some(f) => {
+                println!("cycles {f}..={last}, total size {size} {unit}, {deps} dependencies")
+            }
+            None => println!("no records"),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -170,6 +170,17 @@ fn closed_loop_waits_for_dependencies_plus_the_recorded_gap() {
     ok(&o);
     let scaled = csv(&csv_open);
     assert_eq!((scaled[1][4], scaled[2][4]), (10, 14));
+
+    // A header-only trace: no zeros posing as measured figures.
+    let empty = write_trace(&d, 16, &[]);
+    let o = wafernoc(&["replay-packets", s(&empty), "--config", SMALL, "--quiet"]);
+    ok(&o);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.starts_with("Packets replayed = 0 (0 flits): no latency, hops or accepted rate"),
+        "{out}"
+    );
+    assert!(!out.contains("average"), "{out}");
 }
 
 #[test]
