@@ -147,7 +147,11 @@ impl PacketValidator {
             return Err(format!("record {n}: size must be >= 1"));
         }
         if let Some(d) = rec.deps.iter().find(|&&d| d >= rec.id) {
-            return Err(format!("record {n} depends on unknown id {d}"));
+            return Err(if *d == rec.id {
+                format!("record {n} (id {d}) depends on itself")
+            } else {
+                format!("record {n} depends on unknown id {d} (dependencies must be earlier ids)")
+            });
         }
         self.last_cycle = rec.cycle;
         self.next_id += 1;

@@ -250,13 +250,13 @@ fn packet_binary_unknown_dependency() {
     );
     assert_eq!(
         msg(read_bin(&f)),
-        "t.wnpt: record 1 depends on unknown id 7"
+        "t.wnpt: record 1 depends on unknown id 7 (dependencies must be earlier ids)"
     );
-    // Self-dependency is unknown too: only earlier ids exist.
+    // A self-dependency is named as one.
     let f = raw_packet_file(&header(4), &[pkt(0, 0, 0, 1, vec![0])]);
     assert_eq!(
         msg(read_bin(&f)),
-        "t.wnpt: record 0 depends on unknown id 0"
+        "t.wnpt: record 0 (id 0) depends on itself"
     );
 }
 
@@ -388,7 +388,7 @@ fn packet_text_invariants_name_the_line() {
     );
     assert_eq!(
         msg(read_text(&t)),
-        "t.jsonl: line 2: record 0 depends on unknown id 3"
+        "t.jsonl: line 2: record 0 depends on unknown id 3 (dependencies must be earlier ids)"
     );
 }
 
