@@ -213,6 +213,8 @@ pub fn run(a: ReplayArgs) -> CmdResult {
         (Some(p), _) | (None, Some(p)) => p.display().to_string(),
         (None, None) => format!("{name}: the network in its meta"),
     };
+    // For the JSON: a result carries its resolved configuration.
+    let network_json = serde_json::to_value(&netcfg).map_err(|e| CliError::new(e.to_string()))?;
     let mut net = Network::new(netcfg).map_err(|e| CliError::new(format!("{source}: {e}")))?;
     let nodes = net.topology().nodes();
     if header.nodes as usize != nodes {
@@ -449,6 +451,9 @@ pub fn run(a: ReplayArgs) -> CmdResult {
         let v = serde_json::json!({
             "wafernoc_version": env!("CARGO_PKG_VERSION"),
             "command": "replay-packets",
+            "trace": name,
+            "network_from": source,
+            "network": network_json,
             "mode": a.mode,
             "time_scale": a.time_scale,
             "stats": stats,
