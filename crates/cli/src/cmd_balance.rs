@@ -197,6 +197,9 @@ struct Resolved {
     mapping: &'static str,
     routing: String,
     slots: Option<usize>,
+    /// `slots` named for what it is ("64 slots", "512-token chunks").
+    #[serde(skip)]
+    slots_label: Option<String>,
     first_iteration: usize,
     tokens_per_group: Option<u64>,
     drift_every: Option<usize>,
@@ -458,6 +461,7 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
     let mut feed_zipf = None;
     let mut feed_trace = None;
     let (mut slots, mut tokens_per_group, mut drift_every, mut seed) = (None, None, None, None);
+    let mut slots_label = None;
     let trace_layers;
     if let Some(path) = &trace_path {
         if a.tokens_per_group.is_some() || a.drift_every.is_some() || a.seed.is_some() {
@@ -485,6 +489,7 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
             return Err(err("slots", "must be at least 1"));
         }
         slots = Some(b);
+        slots_label = Some(tr.slots_label(b));
         // (The whole range exists, or `iterations` names the trace's.)
         let its = tr.iterations(b, range.clone())?;
         trace_layers = Some(usize::from(tr.trace.meta.num_layers));
@@ -602,6 +607,7 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
         mapping: mapping_name(mapping),
         routing: a.routing.clone(),
         slots,
+        slots_label,
         first_iteration: range.start,
         tokens_per_group,
         drift_every,
@@ -1045,7 +1051,10 @@ fn print_text(r: &Resolved, res: &ServingResult, wall: f64) {
     println!(
         "  routing {}{}; balancer {:?} (alpha {}, {} shadow slot(s)), migration {}",
         r.routing,
-        r.slots.map(|b| format!(" ({b} slots)")).unwrap_or_default(),
+        r.slots_label
+            .as_ref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default(),
         r.balancer,
         r.alpha,
         r.shadow_slots,

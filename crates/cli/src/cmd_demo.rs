@@ -202,12 +202,12 @@ pub fn run(a: DemoArgs) -> CmdResult {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "wafernoc demo: {} {} routing ({}), {} iterations of {} slots, MoE layer {}",
+        "wafernoc demo: {} {} routing ({}), {} iterations of {}, MoE layer {}",
         a.model,
         tr.trace.meta.phase,
         trace.display(),
         its.len(),
-        a.slots,
+        tr.slots_label(a.slots),
         a.layer
     );
     println!(

@@ -2035,10 +2035,10 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "wafernoc moe: {} routing replayed from {} ({} slots), {}x{} dies, TP={} DP={}, mapping {}",
+        "wafernoc moe: {} routing replayed from {} ({}), {}x{} dies, TP={} DP={}, mapping {}",
         r.model_name,
         path.display(),
-        slots,
+        tr.slots_label(slots),
         r.mesh.0,
         r.mesh.1,
         r.tp,

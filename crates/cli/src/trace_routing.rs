@@ -35,6 +35,24 @@ impl TraceRouting {
         Ok(TraceRouting { trace })
     }
 
+    /// The schedule the `--slots` value gives: continuous batching with
+    /// `slots` slots (decode traces) or chunks of `slots` tokens (prefill).
+    pub fn batching(&self, slots: usize) -> Batching {
+        match self.trace.meta.phase {
+            Phase::Decode => Batching::Continuous { slots },
+            Phase::Prefill => Batching::Chunked { chunk: slots },
+        }
+    }
+
+    /// The `--slots` value named for what it is: `64 slots` for a decode
+    /// trace, `512-token chunks` for a prefill one.
+    pub fn slots_label(&self, slots: usize) -> String {
+        match self.trace.meta.phase {
+            Phase::Decode => format!("{slots} slots"),
+            Phase::Prefill => format!("{slots}-token chunks"),
+        }
+    }
+
     /// Iterations `range` of the trace under continuous batching with
     /// `slots` (decode traces) or chunks of `slots` tokens (prefill traces).
     pub fn iterations(
@@ -42,10 +60,7 @@ impl TraceRouting {
         slots: usize,
         range: std::ops::Range<usize>,
     ) -> Result<Vec<Iteration>, CliError> {
-        let batching = match self.trace.meta.phase {
-            Phase::Decode => Batching::Continuous { slots },
-            Phase::Prefill => Batching::Chunked { chunk: slots },
-        };
+        let batching = self.batching(slots);
         let its: Vec<Iteration> = iterations(&self.trace, batching)
             .map_err(|e| CliError::new(e.to_string()))?
             .skip(range.start)
@@ -59,8 +74,10 @@ impl TraceRouting {
                 .map_err(|e| CliError::new(e.to_string()))?
                 .count();
             return Err(CliError::new(format!(
-                "iterations {}..{}: the trace has {total} iterations (0..{total}) with {slots} slots",
-                range.start, range.end
+                "iterations {}..{}: the trace has {total} iterations (0..{total}) with {}",
+                range.start,
+                range.end,
+                self.slots_label(slots)
             )));
         }
         Ok(its)
