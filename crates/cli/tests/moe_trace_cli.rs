@@ -6,6 +6,23 @@ use common::*;
 
 const GPT: &str = "trace:traces/gpt-oss-20b/decode_128req.wnrt";
 
+/// One GPT-OSS-20B layer on 4×4 from the shipped trace, by flags.
+const GPT_4X4: [&str; 13] = [
+    "moe",
+    "--model",
+    "gpt-oss-20b",
+    "--mesh",
+    "4x4",
+    "--tp",
+    "2",
+    "--dp",
+    "8",
+    "--mapping",
+    "er",
+    "--routing",
+    GPT,
+];
+
 #[test]
 fn trace_routing_runs_every_iteration_and_layer() {
     let args = [
@@ -109,22 +126,8 @@ fn trace_routing_errors_are_named() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("trace:FILE"));
     // A trace gives its own tokens: drawn-routing flags would be ignored.
     for extra in [["--tokens-per-group", "1000"], ["--seed", "99"]] {
-        let mut args = vec![
-            "moe",
-            "--model",
-            "gpt-oss-20b",
-            "--mesh",
-            "4x4",
-            "--tp",
-            "2",
-            "--dp",
-            "8",
-            "--mapping",
-            "er",
-            "--routing",
-            GPT,
-            "--quiet",
-        ];
+        let mut args = GPT_4X4.to_vec();
+        args.push("--quiet");
         args.extend(extra);
         let o = wafernoc(&args);
         assert_eq!(o.status.code(), Some(2), "{extra:?}");
@@ -223,23 +226,7 @@ fn config_trace_is_relative_to_the_config_file() {
         "--quiet",
     ]);
     ok(&by_file);
-    let by_flags = wafernoc(&[
-        "moe",
-        "--model",
-        "gpt-oss-20b",
-        "--mesh",
-        "4x4",
-        "--tp",
-        "2",
-        "--dp",
-        "8",
-        "--mapping",
-        "er",
-        "--routing",
-        GPT,
-        "--json",
-        "--quiet",
-    ]);
+    let by_flags = wafernoc(&[&GPT_4X4[..], &["--json", "--quiet"]].concat());
     ok(&by_flags);
     let strip = |o: &std::process::Output| {
         let mut v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
