@@ -190,7 +190,7 @@ fn knob_sets_agree_with_booksim2() {
 }
 
 /// The 13 shared rows that pass only by the statistical rule's widening
-/// (docs/validation.md, "Rows that pass only by the widening"), against
+/// (docs/validation.md, "Against BookSim2's own seeds"), against
 /// BookSim2's own 20-seed means (tests/data/booksim-seeds: seeds 0–19 of
 /// the same configurations) instead of its single seed-0 run, with the
 /// issue's literal tolerances: accepted rate within 3% in every row, mean
@@ -210,10 +210,33 @@ fn rows_passing_by_widening_meet_literal_tolerances_against_booksim2_seed_means(
     let col = |n: &str| head.iter().position(|h| *h == n).unwrap();
     let (c_cfg, c_status) = (col("config"), col("status"));
     let (c_lat, c_acc) = (col("avg_pkt_lat"), col("accepted_flits_per_node_cycle"));
+    // The 13 rows (docs/validation.md lists them); the file has seeds of
+    // every checked row.
+    const ROWS: [&str; 13] = [
+        "uniform_k8_v2_b4_p1_r0.01",
+        "transpose_k8_v2_b4_p1_r0.01",
+        "transpose_k8_v2_b4_p1_r0.1",
+        "bitcomp_k8_v2_b4_p1_r0.01",
+        "uniform_k8_v2_b4_p4_r0.01",
+        "uniform_k8_v2_b4_p4_r0.05",
+        "uniform_k8_v4_b8_p1_r0.01",
+        "transpose_k8_v4_b8_p1_r0.01",
+        "transpose_k8_v4_b8_p1_r0.15",
+        "bitcomp_k8_v4_b8_p1_r0.01",
+        "uniform_k8_v4_b8_p4_r0.01",
+        "uniform_k8_v4_b8_p4_r0.05",
+        "transpose_k8_v4_b8_p4_r0.15",
+    ];
     // config -> (latencies, accepted rates) over BookSim2's seeds.
     let mut bs: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
     for l in lines {
         let f: Vec<&str> = l.split(',').collect();
+        if !ROWS
+            .iter()
+            .any(|r| f[c_cfg] == format!("configs/{r}_latency.cfg"))
+        {
+            continue;
+        }
         assert_eq!(f[c_status], "ok", "{l}");
         if bs.last().is_none_or(|b| b.0 != f[c_cfg]) {
             bs.push((f[c_cfg].to_string(), Vec::new(), Vec::new()));
