@@ -406,8 +406,16 @@ pub(crate) fn next_line<R: BufRead>(
     }
 }
 
+/// A JSON error on line `line` of a JSONL file. Each line is parsed on
+/// its own, so serde's "at line 1 column C" would contradict the file's
+/// line number: only the column is kept.
 pub(crate) fn json_err(file: &str, line: u64, e: &serde_json::Error) -> TraceError {
-    TraceError::malformed(file, Location::Line(line), format!("bad JSON: {e}"))
+    let text = e.to_string();
+    let msg = match text.rfind(" at line ") {
+        Some(i) if e.line() > 0 => format!("{} (column {})", &text[..i], e.column()),
+        _ => text,
+    };
+    TraceError::malformed(file, Location::Line(line), format!("bad JSON: {msg}"))
 }
 
 /// Streaming reader of JSONL packet traces; same validation as the binary

@@ -390,6 +390,19 @@ fn packet_text_invariants_name_the_line() {
         msg(read_text(&t)),
         "t.jsonl: line 2: record 0 depends on unknown id 3 (dependencies must be earlier ids)"
     );
+    // A JSON error names the file's line and the column in it, not the
+    // line-1 position serde sees in the one line it parses.
+    let t = format!(
+        "{TEXT_HEADER}\n{}\n",
+        r#"{"id":0,"cycle":5,"src":0,"dst":1,"size":x}"#
+    );
+    let m = msg(read_text(&t));
+    assert!(
+        m.starts_with("t.jsonl: line 2: malformed: bad JSON: "),
+        "{m}"
+    );
+    assert!(m.ends_with("expected value (column 42)"), "{m}");
+    assert!(!m.contains("at line"), "{m}");
 }
 
 #[test]
