@@ -214,7 +214,11 @@ pub fn run(a: ReplayArgs) -> CmdResult {
         (None, None) => format!("{name}: the network in its meta"),
     };
     // For the JSON: a result carries its resolved configuration.
-    let network_json = serde_json::to_value(&netcfg).map_err(|e| CliError::new(e.to_string()))?;
+    let network_json = if a.json {
+        Some(serde_json::to_value(&netcfg).map_err(|e| CliError::new(e.to_string()))?)
+    } else {
+        None
+    };
     let mut net = Network::new(netcfg).map_err(|e| CliError::new(format!("{source}: {e}")))?;
     let nodes = net.topology().nodes();
     if header.nodes as usize != nodes {
