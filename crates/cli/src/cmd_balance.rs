@@ -472,10 +472,6 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
             ));
         }
         let tr = TraceRouting::load(path, &model, &a.model)?;
-        let default_slots = match tr.trace.meta.phase {
-            wafernoc_trace::Phase::Decode => 64,
-            wafernoc_trace::Phase::Prefill => 512,
-        };
         if tr.trace.meta.phase == wafernoc_trace::Phase::Prefill && a.context.is_some_and(|c| c > 0)
         {
             return Err(err(
@@ -484,7 +480,7 @@ fn prepare(a: &BalanceArgs) -> Result<(Resolved, Box<dyn RoutingFeed>), CliError
                  tokens attend over their own prompt, which the attention model does not cover",
             ));
         }
-        let b = a.slots.unwrap_or(default_slots);
+        let b = a.slots.unwrap_or(tr.default_slots());
         if b == 0 {
             return Err(err("slots", "must be at least 1"));
         }

@@ -1919,10 +1919,7 @@ fn trace_setup(a: &MoeArgs, r: &Resolved, path: &Path) -> Result<TraceSetup, Cli
     use crate::trace_routing::{parse_range, TraceRouting};
     let base = r.layer_spec()?;
     let tr = TraceRouting::load(path, &base.model, &r.model_name)?;
-    let slots = a.slots.unwrap_or(match tr.trace.meta.phase {
-        wafernoc_trace::Phase::Decode => 64,
-        wafernoc_trace::Phase::Prefill => 512,
-    });
+    let slots = a.slots.unwrap_or(tr.default_slots());
     if slots == 0 {
         return Err(err("slots", "must be at least 1"));
     }

@@ -35,9 +35,18 @@ impl TraceRouting {
         Ok(TraceRouting { trace })
     }
 
+    /// The `--slots` default: the trace crate's default schedule for the
+    /// trace's phase (64 slots for decode, 512-token chunks for prefill).
+    pub fn default_slots(&self) -> usize {
+        match Batching::default_for(self.trace.meta.phase) {
+            Batching::Continuous { slots } => slots,
+            Batching::Chunked { chunk } => chunk,
+        }
+    }
+
     /// The schedule the `--slots` value gives: continuous batching with
     /// `slots` slots (decode traces) or chunks of `slots` tokens (prefill).
-    pub fn batching(&self, slots: usize) -> Batching {
+    fn batching(&self, slots: usize) -> Batching {
         match self.trace.meta.phase {
             Phase::Decode => Batching::Continuous { slots },
             Phase::Prefill => Batching::Chunked { chunk: slots },
