@@ -927,20 +927,28 @@ impl Core {
     fn run_thread(&self, j: usize, t: u64) {
         let pk = self.pkts.read().expect("a simulation thread panicked");
         let nt = self.nthreads;
-        if nt == 1 {
-            for p in 0..self.parts.len() {
-                self.lock(p)
-                    .cycle(t, &self.c, &pk, &self.mail, &self.handoff[p]);
-            }
-            return;
-        }
         let own = self.order[j].iter();
         let others = (1..nt).flat_map(|d| self.order[(j + d) % nt].iter().rev());
         for &p in own.chain(others) {
             if self.claimed[p].swap(t + 1, Ordering::AcqRel) != t + 1 {
-                self.lock(p)
-                    .cycle(t, &self.c, &pk, &self.mail, &self.handoff[p]);
+                let mut q = self.handoff[p]
+                    .lock()
+                    .expect("a simulation thread panicked");
+                self.lock(p).cycle(t, &self.c, &pk, &self.mail, &mut q);
             }
+        }
+    }
+
+    /// Cycle `t` on the calling thread alone, with no worker holding the
+    /// core: every part in order, through `&mut` (no lock is taken).
+    /// `pending` is the network's per-part list of packets enqueued since
+    /// the last cycle; each part drains its own.
+    fn run_alone(&mut self, t: u64, pending: &mut [Vec<Queued>]) {
+        let pk = self.pkts.get_mut().expect("a simulation thread panicked");
+        for (part, q) in self.parts.iter_mut().zip(pending) {
+            part.get_mut()
+                .expect("a simulation thread panicked")
+                .cycle(t, &self.c, pk, &self.mail, q);
         }
     }
 }
@@ -1829,22 +1837,24 @@ impl Network {
     /// the network keeps it out).
     pub fn step_with(&mut self, side: impl FnOnce()) -> Result<(), Box<DeadlockReport>> {
         let t = self.now;
-        for (p, q) in self.pending.iter_mut().enumerate() {
-            if !q.is_empty() {
-                // The part's list was emptied by its last cycle: the two
-                // buffers swap and keep their capacity.
-                std::mem::swap(
-                    q,
-                    &mut self.core.handoff[p]
-                        .lock()
-                        .expect("a simulation thread panicked"),
-                );
-            }
-        }
-        if self.workers.is_empty() {
+        if let Some(core) = Arc::get_mut(&mut self.core) {
+            // One thread: no worker holds the core, so the parts read
+            // their packets straight from `pending`.
             side();
-            self.core.run_thread(0, t);
+            core.run_alone(t, &mut self.pending);
         } else {
+            for (p, q) in self.pending.iter_mut().enumerate() {
+                if !q.is_empty() {
+                    // The part's list was emptied by its last cycle: the
+                    // two buffers swap and keep their capacity.
+                    std::mem::swap(
+                        q,
+                        &mut self.core.handoff[p]
+                            .lock()
+                            .expect("a simulation thread panicked"),
+                    );
+                }
+            }
             self.core.t.store(t, Ordering::Release);
             self.core.start.wait(&self.core.stop);
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -1874,6 +1884,24 @@ impl Network {
 
     /// After cycle `t`: the parts' reports, in part order.
     fn merge(&mut self, t: u64) {
+        if let Some(core) = Arc::get_mut(&mut self.core) {
+            // One thread: nothing else holds the core, so no lock.
+            let pk = core.pkts.get_mut().expect("a simulation thread panicked");
+            for part in &mut core.parts {
+                let p = part.get_mut().expect("a simulation thread panicked");
+                if !p.injected.is_empty() || !p.freed.is_empty() {
+                    take_packets(p, pk, &mut self.free, &mut self.delivered);
+                }
+                take_counts(
+                    &mut self.counters,
+                    &mut self.in_flight_flits,
+                    &mut self.last_progress,
+                    p,
+                    t,
+                );
+            }
+            return;
+        }
         let core = &*self.core;
         let mut pkts = None;
         for q in 0..core.parts.len() {
@@ -1882,25 +1910,15 @@ impl Network {
                 let pk = pkts.get_or_insert_with(|| {
                     core.pkts.write().expect("a simulation thread panicked")
                 });
-                for i in p.injected.drain(..) {
-                    let e = &mut pk[i.slot as usize];
-                    e.itime = i.itime;
-                    e.inj_sum = i.inj_sum;
-                }
-                for &s in &p.freed {
-                    pk[s as usize].live = false;
-                }
-                self.free.append(&mut p.freed);
-                self.delivered.append(&mut p.delivered);
+                take_packets(&mut p, pk, &mut self.free, &mut self.delivered);
             }
-            self.counters.add(&p.cyc);
-            self.in_flight_flits += p.cyc.injected_flits;
-            self.in_flight_flits -= p.cyc.ejected_flits;
-            p.cyc = Counters::default();
-            if p.progressed {
-                self.last_progress = t;
-                p.progressed = false;
-            }
+            take_counts(
+                &mut self.counters,
+                &mut self.in_flight_flits,
+                &mut self.last_progress,
+                &mut p,
+                t,
+            );
         }
     }
 
@@ -2336,6 +2354,46 @@ impl Sched<'_> {
     }
 }
 
+/// After a cycle: a part's injections and freed slots into the packet
+/// table, its freed slots and deliveries appended to the network's (in part
+/// order, so freed slots are reused in the same order for any thread count).
+fn take_packets(
+    p: &mut Part,
+    pk: &mut Packets,
+    free: &mut Vec<u32>,
+    delivered: &mut Vec<Delivered>,
+) {
+    for i in p.injected.drain(..) {
+        let e = &mut pk[i.slot as usize];
+        e.itime = i.itime;
+        e.inj_sum = i.inj_sum;
+    }
+    for &s in &p.freed {
+        pk[s as usize].live = false;
+    }
+    free.append(&mut p.freed);
+    delivered.append(&mut p.delivered);
+}
+
+/// After cycle `t`: a part's cycle counters into the network's, and its
+/// progress into the deadlock watch.
+fn take_counts(
+    counters: &mut Counters,
+    in_flight_flits: &mut u64,
+    last_progress: &mut u64,
+    p: &mut Part,
+    t: u64,
+) {
+    counters.add(&p.cyc);
+    *in_flight_flits += p.cyc.injected_flits;
+    *in_flight_flits -= p.cyc.ejected_flits;
+    p.cyc = Counters::default();
+    if p.progressed {
+        *last_progress = t;
+        p.progressed = false;
+    }
+}
+
 impl Part {
     /// Simulate cycle `t` of this part's routers and interfaces.
     fn cycle(
@@ -2344,17 +2402,14 @@ impl Part {
         c: &Consts,
         pk: &Packets,
         mail: &[CachePadded<Mutex<Vec<RemoteEv>>>],
-        handoff: &Mutex<Vec<Queued>>,
+        handoff: &mut Vec<Queued>,
     ) {
-        {
-            let mut q = handoff.lock().expect("a simulation thread panicked");
-            for e in q.drain(..) {
-                let ln = e.node as usize - self.r0;
-                let ni = &mut self.ni[ln];
-                ni.classes[e.class as usize].queue.push_back(e.slot);
-                ni.queued += 1;
-                set_bit(&mut self.ni_on, ln);
-            }
+        for e in handoff.drain(..) {
+            let ln = e.node as usize - self.r0;
+            let ni = &mut self.ni[ln];
+            ni.classes[e.class as usize].queue.push_back(e.slot);
+            ni.queued += 1;
+            set_bit(&mut self.ni_on, ln);
         }
         let np = self.np;
         let id = self.id as usize;
