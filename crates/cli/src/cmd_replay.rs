@@ -34,12 +34,13 @@
 //! with the engine's report (exit status 3).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
+use hashbrown::HashMap;
 use serde::Serialize;
 use wafernoc_mesh::stats::{Samples, Summary};
 use wafernoc_mesh::{Network, NetworkConfig, NewPacket};

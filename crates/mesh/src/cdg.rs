@@ -68,6 +68,7 @@
 
 use std::fmt;
 
+use bitvec::bitvec;
 use serde::Serialize;
 
 use crate::config::{ConfigError, NetworkConfig};
@@ -367,33 +368,34 @@ fn find_cycle_masks(
     succ: &impl Fn(usize) -> u128,
     target: &impl Fn(usize, u32) -> usize,
 ) -> Option<Vec<usize>> {
-    let mut colour = vec![0u8; n];
+    // `seen`: reached; `open`: on the DFS stack.
+    let mut seen = bitvec![0; n];
+    let mut open = bitvec![0; n];
     let mut stack: Vec<(usize, u128)> = Vec::new();
     for s in 0..n {
-        if colour[s] != 0 || !present(s) {
+        if seen[s] || !present(s) {
             continue;
         }
-        colour[s] = 1;
+        seen.set(s, true);
+        open.set(s, true);
         stack.push((s, succ(s)));
         while let Some(top) = stack.last_mut() {
             if top.1 == 0 {
-                colour[top.0] = 2;
+                open.set(top.0, false);
                 stack.pop();
                 continue;
             }
             let bit = top.1.trailing_zeros();
             top.1 &= top.1 - 1;
             let w = target(top.0, bit);
-            match colour[w] {
-                0 => {
-                    colour[w] = 1;
-                    stack.push((w, succ(w)));
-                }
-                1 => {
-                    let pos = stack.iter().position(|e| e.0 == w).unwrap_or(0);
-                    return Some(stack[pos..].iter().map(|e| e.0).collect());
-                }
-                _ => {}
+            if open[w] {
+                let pos = stack.iter().position(|e| e.0 == w).unwrap_or(0);
+                return Some(stack[pos..].iter().map(|e| e.0).collect());
+            }
+            if !seen[w] {
+                seen.set(w, true);
+                open.set(w, true);
+                stack.push((w, succ(w)));
             }
         }
     }

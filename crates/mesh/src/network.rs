@@ -114,6 +114,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 
+use bitvec::bitvec;
 use crossbeam::utils::CachePadded;
 use wafernoc_router::{
     nonzero_bytes, Allocator, AllocatorKind, Flit, LinkTiming, RouterConfig, SmallIslip, VcBuffers,
@@ -1998,33 +1999,37 @@ impl Network {
             }
             blocked.push(g);
         }
-        // Find one cycle by iterative DFS (colours: 0 new, 1 on stack, 2 done).
-        let mut colour = vec![0u8; r_n * pv];
+        // Find one cycle by iterative DFS: `seen` marks VCs reached, `open`
+        // those on the DFS stack.
+        let mut seen = bitvec![0; r_n * pv];
+        let mut open = bitvec![0; r_n * pv];
         let mut cycle_ids: Vec<u32> = Vec::new();
         'outer: for &s in &blocked {
-            if colour[s] != 0 {
+            if seen[s] {
                 continue;
             }
             let mut stack: Vec<(u32, usize)> = vec![(s as u32, 0)];
-            colour[s] = 1;
+            seen.set(s, true);
+            open.set(s, true);
             while let Some(&mut (u, ref mut k)) = stack.last_mut() {
                 if *k < edges[u as usize].len() {
-                    let w = edges[u as usize][*k];
+                    let w = edges[u as usize][*k] as usize;
                     *k += 1;
-                    match colour[w as usize] {
-                        0 => {
-                            colour[w as usize] = 1;
-                            stack.push((w, 0));
-                        }
-                        1 => {
-                            let pos = stack.iter().position(|x| x.0 == w).expect("on stack");
-                            cycle_ids = stack[pos..].iter().map(|x| x.0).collect();
-                            break 'outer;
-                        }
-                        _ => {}
+                    if open[w] {
+                        let pos = stack
+                            .iter()
+                            .position(|x| x.0 as usize == w)
+                            .expect("on stack");
+                        cycle_ids = stack[pos..].iter().map(|x| x.0).collect();
+                        break 'outer;
+                    }
+                    if !seen[w] {
+                        seen.set(w, true);
+                        open.set(w, true);
+                        stack.push((w as u32, 0));
                     }
                 } else {
-                    colour[u as usize] = 2;
+                    open.set(u as usize, false);
                     stack.pop();
                 }
             }
