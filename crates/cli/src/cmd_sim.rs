@@ -169,6 +169,7 @@ fn parse_toml<T: for<'de> Deserialize<'de>>(
         apply_set(&mut v, s)?;
     }
     T::deserialize(v).map_err(|e| {
+        let e = with_kind_hint(e.to_string());
         // Name what is at fault: the file, or an override (was: always
         // the file, for `--set bogus.key=3`).
         if T::deserialize(file.clone()).is_err() {
@@ -178,7 +179,7 @@ fn parse_toml<T: for<'de> Deserialize<'de>>(
         // then stays: applying them one by one, an earlier override may
         // fail for a reason a later one fixes (`pattern.kind=hotspot`
         // before `pattern.nodes=[0]`), so the first failing one is not it.
-        let last = e.to_string();
+        let last = e.clone();
         let mut v = file;
         let mut blamed = None;
         for s in sets {
@@ -187,19 +188,40 @@ fn parse_toml<T: for<'de> Deserialize<'de>>(
                 continue;
             }
             match T::deserialize(v.clone()) {
-                Err(e) if e.to_string() == last => blamed = blamed.or(Some(s)),
+                Err(e) if with_kind_hint(e.to_string()) == last => blamed = blamed.or(Some(s)),
                 _ => blamed = None,
             }
         }
         if let Some(s) = blamed {
             return CliError::new(format!("--set {s}: {}", last.trim().replace('\n', " ")));
         }
-        let e = e.to_string();
         CliError::new(format!(
             "{origin} with the --set overrides: {}",
             e.trim().replace('\n', " ")
         ))
     })
+}
+
+/// serde's message for a string where a `kind`-tagged table is expected
+/// (`pattern = "uniform"`) names only the Rust type; say what to write.
+fn with_kind_hint(msg: String) -> String {
+    const TAGGED: &str = "expected internally tagged enum";
+    let Some(at) = msg.find(TAGGED) else {
+        return msg;
+    };
+    let given = msg
+        .strip_prefix("invalid type: string \"")
+        .and_then(|r| r.split('"').next());
+    let example = given.unwrap_or("uniform");
+    let (head, tail) = msg.split_at(at);
+    let rest = tail[TAGGED.len()..].trim_start();
+    let (ty, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    format!(
+        "{head}expected a table with a `kind` key ({ty}), \
+         e.g. `{{ kind = \"{example}\" }}` and that kind's other keys, if any \
+         (docs/configuration.md){}{after}",
+        if after.is_empty() { "" } else { " " }
+    )
 }
 
 /// Outcome of one synthetic run.

@@ -1328,3 +1328,17 @@ fn the_wrong_format_points_at_the_other_command() {
         &["`topology` is not set, so BookSim2's default `topology = torus` applies"],
     );
 }
+
+#[test]
+fn a_bare_string_for_a_kind_table_says_what_to_write() {
+    // Was: "expected internally tagged enum Pattern", which names a Rust
+    // type, not the `{ kind = ... }` table the key takes.
+    input_error(
+        &run_set(&["traffic.pattern=\"transpose\""]),
+        &["traffic.pattern", "`kind`", "{ kind = \"transpose\" }"],
+    );
+    input_error(
+        &run_set(&["network.router.sw_allocator=\"islip\""]),
+        &["sw_allocator", "{ kind = \"islip\" }"],
+    );
+}

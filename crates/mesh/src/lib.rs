@@ -19,7 +19,9 @@
 //! once, flits of a packet arrive in order, a VC buffer never interleaves two
 //! packets, credits never exceed buffer depth, flits are conserved every
 //! cycle, and a run is a pure function of its configuration and seed.
-//! This crate does no file or network I/O and prints nothing.
+//! This crate prints nothing and does no network I/O; its one file read is
+//! the core's L2 size from Linux's sysfs ([`network::l2_bytes`]), which
+//! tunes a prefetch pass and changes no result.
 
 pub mod cdg;
 pub mod config;

@@ -11,8 +11,10 @@
 //!   `st_prepare_delay`, `st_final_delay`, `credit_delay`, `output_delay`),
 //!   allocator and arbiter choice, `wait_for_tail_credit`.
 //! - [`flit::Flit`]: a 4-byte flit reference (packet slot, head/tail flags).
-//! - [`buffer::VcBuffers`]: all input VC buffers of a network as flat rings,
-//!   each VC's ring position beside its pipeline state ([`buffer::VcState`]).
+//! - [`buffer::VcBuffers`]: all input VC buffers of a network as rings; a
+//!   ring of at most 8 flits lives inside its VC's 64-byte
+//!   [`buffer::VcState`] record, beside the ring position and pipeline
+//!   state, and deeper rings in one flat array beside the records.
 //! - [`arbiter`]: round-robin and matrix arbiters over bit masks.
 //! - [`allocator`]: separable input-first, separable output-first and iSLIP
 //!   (1..n iterations) allocators over bit-mask request matrices, and
