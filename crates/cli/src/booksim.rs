@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 
 use wafernoc_mesh::sim::{SimControl, SimMode};
-use wafernoc_mesh::{ConfigError, MeshSpec, NetworkConfig, Routing};
+use wafernoc_mesh::{ConfigError, MeshSpec, NetworkConfig, Routing, Topology};
 use wafernoc_router::{AllocatorKind, ArbiterKind, RouterConfig};
-use wafernoc_traffic::{Pattern, Process, RateUnit, SyntheticSpec};
+use wafernoc_traffic::{Pattern, Process, RateUnit, Synthetic, SyntheticSpec};
 
 use crate::CliError;
 
@@ -680,6 +680,17 @@ impl BooksimCfg {
             class: 0,
             seed: seed as u64,
         };
+        // The traffic against the topology, here too, so that an
+        // impossible value names where it was set (was: only the key).
+        if let Ok(topo) = Topology::new(network.mesh.clone()) {
+            if let Err(e) = Synthetic::new(traffic.clone(), &topo) {
+                let k = e.key.booksim();
+                return Err(match self.entries.get(k) {
+                    Some((v, o)) => CliError::new(format!("{o}: `{k} = {v}`: {e}")),
+                    None => CliError::new(e.to_string()),
+                });
+            }
+        }
         Ok(Resolved {
             network,
             traffic,
@@ -962,6 +973,14 @@ mod tests {
         assert!(e.starts_with("command line: `vc_buf_size = 0`: "), "{e}");
         let e = err("", Some("x=8"));
         assert!(e.contains("give x = k (4)"), "{e}");
+        // The traffic's own checks too (was: the key alone, for a rate).
+        let e = err("\ninjection_rate = -1;", None);
+        assert!(e.starts_with("x.cfg:2: `injection_rate = -1`: "), "{e}");
+        let e = err("", Some("injection_rate=-0.5"));
+        assert!(
+            e.starts_with("command line: `injection_rate = -0.5`: "),
+            "{e}"
+        );
     }
 
     /// A statement over several lines is named by its line range and
