@@ -1960,6 +1960,8 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
     let mut cap = new_capture(a, r, &base)?;
     let mut prog = Progress::new(a.quiet, "moe");
     let mut rows = Vec::new();
+    // (iteration, layer) runs in which one expert receives every token.
+    let mut same = Vec::new();
     for it in &its {
         for layer in layers.clone() {
             let (counts, tokens_per_group, loads) =
@@ -1986,6 +1988,11 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
             };
             let mean = loads.iter().sum::<u64>() as f64 / loads.len().max(1) as f64;
             let imbalance = *loads.iter().max().unwrap_or(&0) as f64 / mean.max(1e-12);
+            // One expert chosen by every token: the most skew possible
+            // (load max/mean = experts / top_k).
+            if it.tokens.len() > 1 && loads.iter().any(|&l| l as usize == it.tokens.len()) {
+                same.push((it.index, layer));
+            }
             rows.push((it.index, layer, it.tokens.len(), imbalance, res));
         }
     }
@@ -2004,6 +2011,7 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
             "cycle_ns": cycle_ns,
             "runs": rows.iter().map(|(i, l, t, imb, res)| serde_json::json!({
                 "iteration": i, "layer": l, "tokens": t, "expert_load_max_over_mean": imb,
+                "one_expert_takes_every_token": same.contains(&(*i, *l)),
                 "phases": {
                     "allreduce": {"cycles": res.allreduce.cycles, "flits": res.allreduce.flits},
                     "dispatch": {"cycles": res.dispatch.cycles, "flits": res.dispatch.flits, "boundary_flits": res.dispatch.boundary_flits},
@@ -2076,6 +2084,17 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
         all as f64 * cycle_ns,
         wall.elapsed().as_secs_f64()
     );
+    if let Some(&(i, l)) = same.first() {
+        println!(
+            "note: in {} of {} runs (the first: iteration {i}, layer {l}) one expert \
+             receives every token (load max/mean {:.2}, the most possible): the first decode \
+             tokens of a trace's requests are often the same formulaic tokens; \
+             --iterations A..B picks later ones (demo starts at 100)",
+            same.len(),
+            rows.len(),
+            base.model.experts as f64 / base.model.top_k as f64
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

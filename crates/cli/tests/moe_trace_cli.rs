@@ -235,3 +235,34 @@ fn config_trace_is_relative_to_the_config_file() {
     };
     assert_eq!(strip(&by_file), strip(&by_flags));
 }
+
+/// A run in which one expert receives every token (the GPT-OSS trace's
+/// first decode tokens) is flagged in the JSON and noted in the report;
+/// a later iteration is not.
+#[test]
+fn an_iteration_where_one_expert_takes_every_token_is_flagged() {
+    let run = |its: &str, json: bool| {
+        let mut args = GPT_4X4.to_vec();
+        args.extend(["--iterations", its, "--quiet"]);
+        if json {
+            args.push("--json");
+        }
+        let o = wafernoc(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let flag = |its: &str| {
+        let v: serde_json::Value = serde_json::from_str(&run(its, true)).unwrap();
+        let r = &v["runs"][0];
+        // The flag says exactly what the load figure shows: max/mean is
+        // experts / top_k (32 / 4) when one expert has every token.
+        let skew = r["expert_load_max_over_mean"].as_f64().unwrap();
+        let f = r["one_expert_takes_every_token"].as_bool().unwrap();
+        assert_eq!(f, (skew - 8.0).abs() < 1e-9, "{r}");
+        f
+    };
+    assert!(flag("0"));
+    assert!(!flag("100"));
+    assert!(run("0", false).contains("note: in 1 of 1 runs (the first: iteration 0, layer 0)"));
+    assert!(!run("100", false).contains("note:"));
+}
