@@ -199,6 +199,15 @@ fn stats(a: StatsArgs) -> CmdResult {
         return packet_stats(&a);
     }
     let t = trace::RoutingTrace::load(&a.trace).map_err(err)?;
+    if let (Some(b), trace::Phase::Prefill) = (a.slots, t.meta.phase) {
+        // The same flag means chunk tokens to moe and balance (their one
+        // schedule flag); here both schedules have a flag of their own.
+        eprintln!(
+            "note: --slots {b} schedules this prefill trace by continuous batching; \
+             `moe` and `balance` read --slots on a prefill trace as {b}-token chunks, \
+             which is --chunk {b} here"
+        );
+    }
     let batching = match (a.slots, a.chunk) {
         (Some(slots), _) => Batching::Continuous { slots },
         (None, Some(chunk)) => Batching::Chunked { chunk },

@@ -266,3 +266,34 @@ fn an_iteration_where_one_expert_takes_every_token_is_flagged() {
     assert!(run("0", false).contains("note: in 1 of 1 runs (the first: iteration 0, layer 0)"));
     assert!(!run("100", false).contains("note:"));
 }
+
+/// `trace stats --slots` on a prefill trace is continuous batching, where
+/// `moe` and `balance` read `--slots` as chunk tokens: the command says so
+/// (on stderr), and only then.
+#[test]
+fn trace_stats_slots_on_a_prefill_trace_notes_the_other_meaning() {
+    let esft = "traces/deepseek-esft/intent.wnrt";
+    let o = wafernoc(&["trace", "stats", esft, "--slots", "64", "--json"]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("which is --chunk 64 here"),
+        "{}",
+        stderr(&o)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["batching"].to_string().contains("continuous"), "{v}");
+    for args in [
+        &["trace", "stats", esft, "--chunk", "64", "--json"][..],
+        &[
+            "trace",
+            "stats",
+            "traces/gpt-oss-20b/decode_128req.wnrt",
+            "--slots",
+            "64",
+        ],
+    ] {
+        let o = wafernoc(args);
+        ok(&o);
+        assert!(!stderr(&o).contains("note:"), "{}", stderr(&o));
+    }
+}
