@@ -1790,17 +1790,7 @@ impl Network {
             .pkts
             .write()
             .expect("a simulation thread panicked");
-        // Flits name their packet's slot in 30 bits.
-        let slots = pkts.len() + ps.len().saturating_sub(self.free.len());
-        if slots > Flit::MAX_PACKETS as usize {
-            return Err(ConfigError::Other {
-                key: "packets".into(),
-                reason: format!(
-                    "{slots} packets queued or in flight at once; flits name at most {} (2^30)",
-                    Flit::MAX_PACKETS
-                ),
-            });
-        }
+        check_slot_count(pkts.len(), ps.len(), self.free.len())?;
         for p in ps {
             let pk = Packet {
                 src: p.src,
@@ -2357,6 +2347,24 @@ impl Sched<'_> {
             self.outbox[(to > self.id) as usize].push(RemoteEv::Credit { at, code });
         }
     }
+}
+
+/// The packet table after `new` packets join a table of `table` slots of
+/// which `free` are free: flits name their packet's slot in 30 bits, so a
+/// table of more than [`Flit::MAX_PACKETS`] slots is refused (before any
+/// packet is added).
+fn check_slot_count(table: usize, new: usize, free: usize) -> Result<(), ConfigError> {
+    let slots = table + new.saturating_sub(free);
+    if slots > Flit::MAX_PACKETS as usize {
+        return Err(ConfigError::Other {
+            key: "packets".into(),
+            reason: format!(
+                "{slots} packets queued or in flight at once; flits name at most {} (2^30)",
+                Flit::MAX_PACKETS
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// After a cycle: a part's injections and freed slots into the packet
@@ -4047,6 +4055,23 @@ mod tests {
     use crate::config::test_classes;
     use crate::topology::MeshSpec;
     use wafernoc_router::RouterConfig;
+
+    /// The 2^30-packet limit of `enqueue`, at its edges (a real table of
+    /// 2^30 packets would take about 32 GB): reused free slots do not
+    /// count, the limit itself is allowed, one more is refused with the
+    /// count, and a count past it cannot wrap around.
+    #[test]
+    fn packet_table_limit() {
+        let max = Flit::MAX_PACKETS as usize;
+        assert!(check_slot_count(0, max, 0).is_ok());
+        assert!(check_slot_count(max - 10, 10, 0).is_ok());
+        assert!(check_slot_count(max, 5, 5).is_ok());
+        let e = check_slot_count(max, 6, 5).unwrap_err().to_string();
+        assert!(e.contains(&format!("{} packets queued", max + 1)), "{e}");
+        assert!(e.contains("2^30") && e.contains("packets"), "{e}");
+        assert!(check_slot_count(0, max + 1, 0).is_err());
+        assert!(check_slot_count(0, usize::MAX / 2, 0).is_err());
+    }
 
     /// With a 512 KiB threshold, which the traffic crate's
     /// `large_parts_touch_their_arrivals` sets, the touch pass is on
