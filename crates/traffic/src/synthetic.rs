@@ -870,6 +870,85 @@ mod tests {
         assert!((rate - 0.1).abs() < tol, "rate {rate}, tolerance {tol}");
     }
 
+    /// Hotspot destinations: with probability `fraction` a draw from the
+    /// node list (a node listed r times drawn r times as often, as
+    /// BookSim2's rates), else uniform over all nodes. Every node's count
+    /// is within 4 binomial standard deviations of that, for a fraction
+    /// below 1 and for 1.
+    #[test]
+    fn hotspot_destinations_follow_the_list_and_fraction() {
+        let t = topo(4);
+        let n = 400_000;
+        for fraction in [0.6, 1.0] {
+            let p = Pattern::Hotspot {
+                nodes: vec![5, 5, 5, 9],
+                fraction,
+            };
+            let mut rng = stream_rng(7, 0);
+            let mut count = [0u64; 16];
+            for i in 0..n {
+                count[p.dest(&t, i % 16, &mut rng)] += 1;
+            }
+            for (d, &c) in count.iter().enumerate() {
+                let listed = match d {
+                    5 => 0.75,
+                    9 => 0.25,
+                    _ => 0.0,
+                };
+                let q = fraction * listed + (1.0 - fraction) / 16.0;
+                let (mean, sd) = (n as f64 * q, (n as f64 * q * (1.0 - q)).sqrt());
+                assert!(
+                    (c as f64 - mean).abs() <= 4.0 * sd,
+                    "fraction {fraction}, node {d}: {c} draws, expected {mean:.0} ± {sd:.0}"
+                );
+            }
+        }
+    }
+
+    /// On/off traffic is bursty, not only right on average: the variance
+    /// of a node's packet count over windows of W cycles is W times the
+    /// asymptotic per-cycle variance of `onoff_mean_rate_is_offered_rate`
+    /// (0.317 for alpha 0.05, beta 0.1, rate 0.1; Bernoulli at the same
+    /// rate gives 0.09, and swapping alpha and beta 0.147). W = 1000 is
+    /// long against the state's correlation time 1 / (alpha + beta) ≈ 7
+    /// cycles, so the window's edge effect (about 1.5 of 317) is left out.
+    /// Tolerance: 5 standard deviations of a sample variance of 6,400
+    /// nearly normal counts, sqrt(2 / 6399) = 1.8% each.
+    #[test]
+    fn onoff_counts_have_the_onoff_variance() {
+        let t = topo(4);
+        let spec = SyntheticSpec {
+            rate: 0.1,
+            process: Process::OnOff {
+                alpha: 0.05,
+                beta: 0.1,
+            },
+            seed: 11,
+            ..Default::default()
+        };
+        let (w, windows) = (1000u64, 400u64);
+        let mut s = Synthetic::new(spec, &t).unwrap();
+        let mut out = Vec::new();
+        for c in 0..w * windows {
+            s.generate(c, &mut out);
+        }
+        let mut counts = vec![0f64; 16 * windows as usize];
+        for p in &out {
+            counts[p.src as usize * windows as usize + (p.ctime / w) as usize] += 1.0;
+        }
+        let m = counts.iter().sum::<f64>() / counts.len() as f64;
+        let var = counts.iter().map(|c| (c - m) * (c - m)).sum::<f64>() / (counts.len() - 1) as f64;
+        let (a, b, r) = (0.05f64, 0.1f64, 0.3f64);
+        let (pi, l) = (a / (a + b), 1.0 - a - b);
+        let per_cycle = r * r * pi * (1.0 - pi) * (1.0 + l) / (1.0 - l) + pi * r * (1.0 - r);
+        let want = per_cycle * w as f64;
+        let tol = 5.0 * want * (2.0 / (counts.len() - 1) as f64).sqrt();
+        assert!(
+            (var - want).abs() <= tol,
+            "window variance {var:.1}, expected {want:.1} ± {tol:.1}"
+        );
+    }
+
     #[test]
     fn bad_parameters_are_named() {
         let t = Topology::new(MeshSpec {
