@@ -282,6 +282,36 @@ mod tests {
         }
     }
 
+    /// Zipf weights are exactly `rank^-s` over a random ranking (a
+    /// permutation of 1..=E), and single-expert tokens follow them: every
+    /// expert's count within 4 binomial sd of its share.
+    #[test]
+    fn zipf_weights_and_draws_follow_the_law() {
+        for s in [0.7, 1.5] {
+            let src = RoutingSource::Zipf { s };
+            let w = src.weights(16, 3, 2).unwrap();
+            let mut sorted = w.clone();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            for (r, &x) in sorted.iter().enumerate() {
+                assert_eq!(x, ((r + 1) as f64).powf(-s), "s {s}, rank {}", r + 1);
+            }
+            // The ranking is shuffled, not the identity.
+            assert_ne!(w, sorted, "s {s}");
+            let c = src.counts(16, 1, 4, 5000, 3, 2).unwrap();
+            let tot = c.expert_totals();
+            let n = 20_000.0;
+            let sum: f64 = w.iter().sum();
+            for (e, (&k, &we)) in tot.iter().zip(&w).enumerate() {
+                let q = we / sum;
+                let (mean, sd) = (n * q, (n * q * (1.0 - q)).sqrt());
+                assert!(
+                    (k as f64 - mean).abs() <= 4.0 * sd,
+                    "s {s}, expert {e}: {k} tokens, expected {mean:.0} ± {sd:.0}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn zipf_is_skewed() {
         let c = RoutingSource::Zipf { s: 1.5 }
