@@ -2108,6 +2108,35 @@ mod tests {
     use crate::mutation::{edits, mutate, shipped_files};
     use proptest::prelude::*;
 
+    /// docs/examples/moe_layer.toml says it gives every key: its keys are
+    /// exactly `MoeFile`'s and `NocParams`'s, but for `[noc]
+    /// max_packet_flits`, the same setting as `packet_flits` (a file that
+    /// gives both with different values is refused). (The CLI test
+    /// `shipped_example_lists_the_defaults` checks its values.)
+    #[test]
+    fn shipped_example_gives_every_key() {
+        use std::collections::BTreeSet;
+        let (_, text) = shipped_files("docs/examples", "toml")
+            .into_iter()
+            .find(|(p, _)| p.ends_with("moe_layer.toml"))
+            .expect("docs/examples/moe_layer.toml");
+        let file: toml::Table = toml::from_str(&text).unwrap();
+        let all = serde_json::to_value(MoeFile {
+            noc: Some(NocParams::default()),
+            ..Default::default()
+        })
+        .unwrap();
+        let keys = |m: &serde_json::Map<String, serde_json::Value>| {
+            m.keys().cloned().collect::<BTreeSet<_>>()
+        };
+        let top: BTreeSet<String> = file.keys().cloned().collect();
+        assert_eq!(top, keys(all.as_object().unwrap()));
+        let noc: BTreeSet<String> = file["noc"].as_table().unwrap().keys().cloned().collect();
+        let mut want = keys(all["noc"].as_object().unwrap());
+        assert!(want.remove("max_packet_flits"));
+        assert_eq!(noc, want);
+    }
+
     /// The shipped `moe --config` files (docs/examples/moe_*.toml).
     fn seeds() -> Vec<String> {
         shipped_files("docs/examples", "toml")
