@@ -680,22 +680,34 @@ impl BooksimCfg {
             class: 0,
             seed: seed as u64,
         };
-        // The traffic against the topology, here too, so that an
-        // impossible value names where it was set (was: only the key).
-        if let Ok(topo) = Topology::new(network.mesh.clone()) {
-            if let Err(e) = Synthetic::new(traffic.clone(), &topo) {
-                let k = e.key.booksim();
-                return Err(match self.entries.get(k) {
-                    Some((v, o)) => CliError::new(format!("{o}: `{k} = {v}`: {e}")),
-                    None => CliError::new(e.to_string()),
-                });
-            }
-        }
         Ok(Resolved {
             network,
             traffic,
             sim,
         })
+    }
+}
+
+impl BooksimCfg {
+    /// The resolved traffic against the network's topology, for a command
+    /// that runs it (`booksim`; commands that take only the network do
+    /// not), so that an impossible value names the line or override that
+    /// set it (was: the key alone, from the run's own check).
+    pub fn check_traffic(&self, res: &Resolved) -> Result<(), CliError> {
+        let Ok(topo) = Topology::new(res.network.mesh.clone()) else {
+            // The network's own error comes from the run's checks.
+            return Ok(());
+        };
+        match Synthetic::new(res.traffic.clone(), &topo) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let k = e.key.booksim();
+                Err(match self.entries.get(k) {
+                    Some((v, o)) => CliError::new(format!("{o}: `{k} = {v}`: {e}")),
+                    None => CliError::new(e.to_string()),
+                })
+            }
+        }
     }
 }
 
@@ -974,9 +986,17 @@ mod tests {
         let e = err("", Some("x=8"));
         assert!(e.contains("give x = k (4)"), "{e}");
         // The traffic's own checks too (was: the key alone, for a rate).
-        let e = err("\ninjection_rate = -1;", None);
+        let traffic_err = |line: &str, set: Option<&str>| {
+            let mut c = BooksimCfg::parse(&format!("{base}{line}"), "x.cfg").unwrap();
+            if let Some(kv) = set {
+                c.set(kv).unwrap();
+            }
+            let r = c.resolve().unwrap();
+            c.check_traffic(&r).unwrap_err().to_string()
+        };
+        let e = traffic_err("\ninjection_rate = -1;", None);
         assert!(e.starts_with("x.cfg:2: `injection_rate = -1`: "), "{e}");
-        let e = err("", Some("injection_rate=-0.5"));
+        let e = traffic_err("", Some("injection_rate=-0.5"));
         assert!(
             e.starts_with("command line: `injection_rate = -0.5`: "),
             "{e}"

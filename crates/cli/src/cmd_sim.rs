@@ -743,6 +743,7 @@ fn load_booksim(a: &BooksimArgs) -> Result<(BooksimCfg, crate::booksim::Resolved
         cfg.set(o)?;
     }
     let res = cfg.resolve()?;
+    cfg.check_traffic(&res)?;
     Ok((cfg, res))
 }
 
