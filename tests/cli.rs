@@ -61,6 +61,8 @@ fn same_seed_same_json_bytes() {
 fn booksim_json_for_a_reference_config() {
     let v = booksim_json("uniform_k8_v2_b4_p1_r0.05_latency.cfg");
     assert_eq!(v["status"], "ok");
+    // BookSim2's figure for this configuration
+    // (../shared/reference/booksim/results.csv), and the 3%.
     let lat = v["avg_packet_latency"].as_f64().unwrap();
     assert!((lat - 33.4849).abs() / 33.4849 < 0.03, "{lat}");
     assert_eq!(v["config"]["booksim"]["traffic"], "uniform");
@@ -94,6 +96,123 @@ fn booksim_text_summary_has_booksim_lines() {
     for l in out.lines().filter(|l| l.contains(" average")) {
         assert!(l.contains(" average = "), "`{l}` in\n{out}");
     }
+}
+
+/// The text summary's figures are the run's: each average equals the
+/// same run's `--json` figure to the six significant digits BookSim2
+/// prints, and "Time taken" its simulated cycles. Packet size 4 at 0.3,
+/// so packet, network and flit latency and packet and flit rates all
+/// differ (a line printing another's figure fails).
+#[test]
+fn booksim_text_summary_figures_are_the_json_figures() {
+    let cfg = reference_cfg("uniform_k8_v4_b8_p4_r0.3_latency.cfg");
+    let text = wafernoc(&["booksim", &cfg, "--quiet"]);
+    ok(&text);
+    let out = String::from_utf8_lossy(&text.stdout);
+    let v = booksim_json("uniform_k8_v4_b8_p4_r0.3_latency.cfg");
+    let f = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
+    let printed = |label: &str| -> f64 {
+        let l = out
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no `{label}` in\n{out}"));
+        l[label.len()..]
+            .trim_start_matches(" = ")
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|e| panic!("`{l}`: {e}"))
+    };
+    let pairs = [
+        ("Packet latency average", f("avg_packet_latency")),
+        ("Network latency average", f("avg_network_latency")),
+        ("Flit latency average", f("avg_flit_latency")),
+        (
+            "Injected packet rate average",
+            f("injected_packets_per_node_cycle"),
+        ),
+        (
+            "Accepted packet rate average",
+            f("accepted_packets_per_node_cycle"),
+        ),
+        (
+            "Injected flit rate average",
+            f("injected_flits_per_node_cycle"),
+        ),
+        (
+            "Accepted flit rate average",
+            f("accepted_flits_per_node_cycle"),
+        ),
+        (
+            "Injected packet size average",
+            f("injected_flits_per_node_cycle") / f("injected_packets_per_node_cycle"),
+        ),
+        (
+            "Accepted packet size average",
+            f("accepted_flits_per_node_cycle") / f("accepted_packets_per_node_cycle"),
+        ),
+        ("Hops average", f("avg_hops")),
+    ];
+    for (label, want) in pairs {
+        let got = printed(label);
+        // Six significant digits: within half a unit of the sixth.
+        let unit = 10f64.powf(want.abs().log10().floor() - 5.0);
+        assert!(
+            (got - want).abs() <= 0.5 * unit * (1.0 + 1e-9),
+            "{label}: printed {got}, JSON {want}"
+        );
+    }
+    // The minimum and maximum lines under an average, and the percentiles.
+    let lines: Vec<&str> = out.lines().collect();
+    let under = |label: &str, k: usize| -> f64 {
+        let i = lines
+            .iter()
+            .position(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no `{label}` in\n{out}"));
+        let l = lines[i + k];
+        l.split(" = ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    for (label, key) in [
+        ("Packet latency average", "packet_latency"),
+        ("Network latency average", "network_latency"),
+        ("Injected flit rate average", "injected"),
+        ("Accepted flit rate average", "accepted"),
+    ] {
+        for (k, field) in [(1, "min"), (2, "max")] {
+            let want = v[key][field].as_f64().unwrap();
+            let got = under(label, k);
+            let unit = 10f64.powf(want.abs().log10().floor() - 5.0);
+            assert!(
+                (got - want).abs() <= 0.5 * unit * (1.0 + 1e-9),
+                "{label} {field}: printed {got}, JSON {want}"
+            );
+        }
+    }
+    let pl = &v["packet_latency"];
+    let q = |k: &str| pl[k].as_f64().unwrap();
+    let want = format!(
+        "Packet latency percentiles: p50 = {} p95 = {} p99 = {}",
+        q("p50"),
+        q("p95"),
+        q("p99")
+    );
+    assert!(out.contains(&want), "`{want}` in\n{out}");
+    let cycles = f("simulated_cycles");
+    assert!(
+        out.contains(&format!("Time taken is {cycles} cycles")),
+        "{cycles} in\n{out}"
+    );
+    // The figures differ, so a line printing a neighbour's would fail.
+    assert!(f("avg_packet_latency") > f("avg_network_latency"));
+    assert!(f("avg_network_latency") > f("avg_flit_latency"));
 }
 
 /// Packet rates in the JSON. As BookSim2, a packet is accepted with its

@@ -583,6 +583,9 @@ fn trace_gpu_baseline_at_tp1_sees_the_wafers_routing() {
         .iter()
         .map(|w| w["tokens"].as_u64().unwrap())
         .collect();
+    // The tail of the trace's 64-slot schedule, where requests finish and
+    // batches shrink (a pin of the batching, which the trace crate tests
+    // against its definition): what matters below is that they differ.
     assert_eq!(tokens, [58, 58, 32, 31]);
     for (w, r) in wafer.iter().zip(gpu) {
         assert_eq!(w["tokens"], r["tokens"]);
