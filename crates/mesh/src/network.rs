@@ -4056,6 +4056,73 @@ mod tests {
     use crate::topology::MeshSpec;
     use wafernoc_router::RouterConfig;
 
+    /// `check_invariants` (which the property tests call every cycle)
+    /// accepts a network in the middle of a run and rejects each kind of
+    /// corrupted state it claims to catch.
+    #[test]
+    fn invariant_checker_catches_corruption() {
+        let cfg = || NetworkConfig {
+            mesh: MeshSpec {
+                rows: 4,
+                cols: 4,
+                ..Default::default()
+            },
+            router: RouterConfig {
+                num_vcs: 2,
+                vc_buf_size: 4,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        // A network with flits in flight.
+        let busy = || {
+            let mut n = Network::new(cfg()).unwrap();
+            for src in 0..16u32 {
+                n.enqueue(NewPacket {
+                    src,
+                    dst: 15 - src,
+                    size: 4,
+                    class: 0,
+                    ctime: 0,
+                    tag: u64::from(src),
+                })
+                .unwrap();
+            }
+            for _ in 0..6 {
+                n.step().unwrap();
+                n.check_invariants().unwrap();
+            }
+            n
+        };
+        let corrupt = |f: &dyn Fn(&mut Part, &Consts), needle: &str| {
+            let n = busy();
+            {
+                let mut p = n.core.lock(0);
+                f(&mut p, &n.core.c);
+            }
+            let e = n.check_invariants().unwrap_err();
+            assert!(e.contains(needle), "`{e}` does not name `{needle}`");
+        };
+        corrupt(&|p, c| p.credits[0] = c.depth + 1, "credits > depth");
+        corrupt(
+            &|p, c| {
+                let lg = p.nr * c.pv - 1;
+                p.credits[lg + 1] = c.depth - 1;
+            },
+            "padding",
+        );
+        corrupt(&|p, c| p.ni[0].credits[0] = c.depth + 1, "injection VC");
+        corrupt(
+            &|p, c| {
+                // The work bit of an empty VC.
+                let lg = (0..p.nr * c.pv).find(|&lg| p.bufs.len(lg) == 0).unwrap();
+                let (w, bit) = RtBits::at(lg % c.pv);
+                p.bits[lg / c.pv].work[w] ^= bit;
+            },
+            "work bit",
+        );
+    }
+
     /// The 2^30-packet limit of `enqueue`, at its edges (a real table of
     /// 2^30 packets would take about 32 GB): reused free slots do not
     /// count, the limit itself is allowed, one more is refused with the
