@@ -4056,27 +4056,31 @@ mod tests {
     use crate::topology::MeshSpec;
     use wafernoc_router::RouterConfig;
 
+    /// A k×k mesh with `vcs` VCs of `buf` flits, the rest default.
+    fn square(k: usize, vcs: usize, buf: usize) -> NetworkConfig {
+        NetworkConfig {
+            mesh: MeshSpec {
+                rows: k,
+                cols: k,
+                ..Default::default()
+            },
+            router: RouterConfig {
+                num_vcs: vcs,
+                vc_buf_size: buf,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
     /// `check_invariants` (which the property tests call every cycle)
     /// accepts a network in the middle of a run and rejects each kind of
     /// corrupted state it claims to catch.
     #[test]
     fn invariant_checker_catches_corruption() {
-        let cfg = || NetworkConfig {
-            mesh: MeshSpec {
-                rows: 4,
-                cols: 4,
-                ..Default::default()
-            },
-            router: RouterConfig {
-                num_vcs: 2,
-                vc_buf_size: 4,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
         // A network with flits in flight.
         let busy = || {
-            let mut n = Network::new(cfg()).unwrap();
+            let mut n = Network::new(square(4, 2, 4)).unwrap();
             for src in 0..16u32 {
                 n.enqueue(NewPacket {
                     src,
@@ -4150,20 +4154,7 @@ mod tests {
     #[test]
     fn touch_pass_threshold() {
         let touches = |k: usize, threads: usize| {
-            let cfg = NetworkConfig {
-                mesh: MeshSpec {
-                    rows: k,
-                    cols: k,
-                    ..Default::default()
-                },
-                router: RouterConfig {
-                    num_vcs: 4,
-                    vc_buf_size: 8,
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            let n = Network::with_threads(cfg, threads).unwrap();
+            let n = Network::with_threads(square(k, 4, 8), threads).unwrap();
             (0..n.core.parts.len())
                 .map(|p| n.core.lock(p).touch)
                 .collect::<Vec<bool>>()

@@ -837,34 +837,45 @@ mod tests {
         }
     }
 
-    #[test]
-    fn onoff_mean_rate_is_offered_rate() {
-        let t = topo(4);
-        let spec = SyntheticSpec {
+    /// On/off traffic at 0.1 flits/node/cycle, alpha 0.05, beta 0.1.
+    fn onoff_spec(seed: u64) -> SyntheticSpec {
+        SyntheticSpec {
             rate: 0.1,
             process: Process::OnOff {
                 alpha: 0.05,
                 beta: 0.1,
             },
+            seed,
             ..Default::default()
-        };
-        let mut s = Synthetic::new(spec, &t).unwrap();
+        }
+    }
+
+    /// Asymptotic variance per cycle of one node's packet count under
+    /// `onoff_spec`. The on state has stationary probability
+    /// pi = a / (a + b) = 1/3 and lag-1 correlation l = 1 - a - b = 0.85,
+    /// so the on-cycle count over T cycles has variance
+    /// ~ T pi (1 - pi) (1 + l) / (1 - l); packets come at r = 0.3 while on:
+    /// Var ~ T (r^2 pi (1 - pi) (1 + l) / (1 - l) + pi r (1 - r)) = 0.317 T.
+    fn onoff_variance_per_cycle() -> f64 {
+        let (a, b, r) = (0.05f64, 0.1f64, 0.3f64);
+        let (pi, l) = (a / (a + b), 1.0 - a - b);
+        r * r * pi * (1.0 - pi) * (1.0 + l) / (1.0 - l) + pi * r * (1.0 - r)
+    }
+
+    #[test]
+    fn onoff_mean_rate_is_offered_rate() {
+        let t = topo(4);
+        let mut s = Synthetic::new(onoff_spec(0), &t).unwrap();
         let mut out = Vec::new();
         let cycles = 400_000;
         for c in 0..cycles {
             s.generate(c, &mut out);
         }
         let rate = out.len() as f64 / 16.0 / cycles as f64;
-        // 4 standard deviations. Per node the on state has stationary
-        // probability pi = a / (a + b) = 1/3 and lag-1 correlation
-        // l = 1 - a - b = 0.85, so the on-cycle count over T cycles has
-        // variance ~ T pi (1 - pi) (1 + l) / (1 - l); packets come at
-        // r = 0.3 while on: Var ~ T (r^2 pi (1 - pi) (1 + l) / (1 - l)
-        // + pi r (1 - r)) = 0.317 T. Over 16 independent nodes that is a
-        // rate sd of 2.2e-4 (was a fixed 0.005, about 22 sigma).
-        let (a, b, r) = (0.05f64, 0.1f64, 0.3f64);
-        let (pi, l) = (a / (a + b), 1.0 - a - b);
-        let per_cycle = r * r * pi * (1.0 - pi) * (1.0 + l) / (1.0 - l) + pi * r * (1.0 - r);
+        // 4 standard deviations of `onoff_variance_per_cycle` over 16
+        // independent nodes: a rate sd of 2.2e-4 (was a fixed 0.005, about
+        // 22 sigma).
+        let per_cycle = onoff_variance_per_cycle();
         let n = 16.0 * cycles as f64;
         let tol = 4.0 * (per_cycle * n).sqrt() / n;
         assert!((rate - 0.1).abs() < tol, "rate {rate}, tolerance {tol}");
@@ -906,8 +917,8 @@ mod tests {
     }
 
     /// On/off traffic is bursty, not only right on average: the variance
-    /// of a node's packet count over windows of W cycles is W times the
-    /// asymptotic per-cycle variance of `onoff_mean_rate_is_offered_rate`
+    /// of a node's packet count over windows of W cycles is W times
+    /// `onoff_variance_per_cycle`
     /// (0.317 for alpha 0.05, beta 0.1, rate 0.1; Bernoulli at the same
     /// rate gives 0.09, and swapping alpha and beta 0.147). W = 1000 is
     /// long against the state's correlation time 1 / (alpha + beta) ≈ 7
@@ -917,17 +928,8 @@ mod tests {
     #[test]
     fn onoff_counts_have_the_onoff_variance() {
         let t = topo(4);
-        let spec = SyntheticSpec {
-            rate: 0.1,
-            process: Process::OnOff {
-                alpha: 0.05,
-                beta: 0.1,
-            },
-            seed: 11,
-            ..Default::default()
-        };
         let (w, windows) = (1000u64, 400u64);
-        let mut s = Synthetic::new(spec, &t).unwrap();
+        let mut s = Synthetic::new(onoff_spec(11), &t).unwrap();
         let mut out = Vec::new();
         for c in 0..w * windows {
             s.generate(c, &mut out);
@@ -938,10 +940,7 @@ mod tests {
         }
         let m = counts.iter().sum::<f64>() / counts.len() as f64;
         let var = counts.iter().map(|c| (c - m) * (c - m)).sum::<f64>() / (counts.len() - 1) as f64;
-        let (a, b, r) = (0.05f64, 0.1f64, 0.3f64);
-        let (pi, l) = (a / (a + b), 1.0 - a - b);
-        let per_cycle = r * r * pi * (1.0 - pi) * (1.0 + l) / (1.0 - l) + pi * r * (1.0 - r);
-        let want = per_cycle * w as f64;
+        let want = onoff_variance_per_cycle() * w as f64;
         let tol = 5.0 * want * (2.0 / (counts.len() - 1) as f64).sqrt();
         assert!(
             (var - want).abs() <= tol,
