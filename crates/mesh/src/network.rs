@@ -1828,9 +1828,13 @@ impl Network {
     /// the network keeps it out).
     pub fn step_with(&mut self, side: impl FnOnce()) -> Result<(), Box<DeadlockReport>> {
         let t = self.now;
-        if let Some(core) = Arc::get_mut(&mut self.core) {
+        if self.workers.is_empty() {
             // One thread: no worker holds the core, so the parts read
-            // their packets straight from `pending`.
+            // their packets straight from `pending`, with no lock. (Decided
+            // by the workers, not by the Arc's count: after a panic on
+            // several threads the workers drop their clones, and the next
+            // step must still refuse below, not run the cycle again.)
+            let core = Arc::get_mut(&mut self.core).expect("no worker holds the core");
             side();
             core.run_alone(t, &mut self.pending);
         } else {
@@ -1875,8 +1879,9 @@ impl Network {
 
     /// After cycle `t`: the parts' reports, in part order.
     fn merge(&mut self, t: u64) {
-        if let Some(core) = Arc::get_mut(&mut self.core) {
+        if self.workers.is_empty() {
             // One thread: nothing else holds the core, so no lock.
+            let core = Arc::get_mut(&mut self.core).expect("no worker holds the core");
             let pk = core.pkts.get_mut().expect("a simulation thread panicked");
             for part in &mut core.parts {
                 let p = part.get_mut().expect("a simulation thread panicked");
@@ -2354,7 +2359,7 @@ impl Sched<'_> {
 /// table of more than [`Flit::MAX_PACKETS`] slots is refused (before any
 /// packet is added).
 fn check_slot_count(table: usize, new: usize, free: usize) -> Result<(), ConfigError> {
-    let slots = table + new.saturating_sub(free);
+    let slots = table.saturating_add(new.saturating_sub(free));
     if slots > Flit::MAX_PACKETS as usize {
         return Err(ConfigError::Other {
             key: "packets".into(),
@@ -4074,8 +4079,11 @@ mod tests {
     }
 
     /// `check_invariants` (which the property tests call every cycle)
-    /// accepts a network in the middle of a run and rejects each kind of
-    /// corrupted state it claims to catch.
+    /// accepts a network in the middle of a run and rejects four kinds of
+    /// corrupted state, each named: an output VC's and an injection VC's
+    /// credits above the depth, a write to a window's padding, and a work
+    /// bit on an empty VC. (Its other checks, interleaved packets, stage
+    /// masks, conservation and ring marks, are not corrupted here.)
     #[test]
     fn invariant_checker_catches_corruption() {
         // A network with flits in flight.
@@ -4127,6 +4135,36 @@ mod tests {
         );
     }
 
+    /// After a panic in `step_with`'s side work on two threads (caught by
+    /// the caller), the network refuses to step again: the workers have
+    /// stopped and dropped their hold on the core, and the one-thread path
+    /// must not take over and run the cycle a second time.
+    #[test]
+    fn no_step_after_a_caught_panic_on_two_threads() {
+        let mut n = Network::with_threads(square(8, 4, 8), 2).unwrap();
+        assert_eq!(n.threads(), 2);
+        for src in 0..64u32 {
+            n.enqueue(NewPacket {
+                src,
+                dst: 63 - src,
+                size: 4,
+                class: 0,
+                ctime: 0,
+                tag: 0,
+            })
+            .unwrap();
+        }
+        n.step().unwrap();
+        let side = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            n.step_with(|| panic!("side work panics"))
+        }));
+        assert!(side.is_err());
+        // Let the workers see the stop flag and exit.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| n.step()));
+        assert!(again.is_err(), "a step after the panic ran");
+    }
+
     /// The 2^30-packet limit of `enqueue`, at its edges (a real table of
     /// 2^30 packets would take about 32 GB): reused free slots do not
     /// count, the limit itself is allowed, one more is refused with the
@@ -4142,6 +4180,7 @@ mod tests {
         assert!(e.contains("2^30") && e.contains("packets"), "{e}");
         assert!(check_slot_count(0, max + 1, 0).is_err());
         assert!(check_slot_count(0, usize::MAX / 2, 0).is_err());
+        assert!(check_slot_count(usize::MAX, usize::MAX, 0).is_err());
     }
 
     /// With a 512 KiB threshold, which the traffic crate's
