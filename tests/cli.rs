@@ -100,16 +100,20 @@ fn booksim_text_summary_has_booksim_lines() {
 
 /// The text summary's figures are the run's: each average equals the
 /// same run's `--json` figure to the six significant digits BookSim2
-/// prints, and "Time taken" its simulated cycles. Packet size 4 at 0.3,
-/// so packet, network and flit latency and packet and flit rates all
-/// differ (a line printing another's figure fails).
+/// prints, and "Time taken" its simulated cycles. Packet size 4, so
+/// packet, network and flit latency and packet and flit rates all
+/// differ, and at 0.35 so do the packet and network latencies' maxima
+/// (a line printing another's figure fails).
 #[test]
 fn booksim_text_summary_figures_are_the_json_figures() {
     let cfg = reference_cfg("uniform_k8_v4_b8_p4_r0.3_latency.cfg");
-    let text = wafernoc(&["booksim", &cfg, "--quiet"]);
+    let args = ["booksim", &cfg, "injection_rate=0.35", "--quiet"];
+    let text = wafernoc(&args);
     ok(&text);
     let out = String::from_utf8_lossy(&text.stdout);
-    let v = booksim_json("uniform_k8_v4_b8_p4_r0.3_latency.cfg");
+    let json = wafernoc(&[&args[..], &["--json"]].concat());
+    ok(&json);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let f = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
     let printed = |label: &str| -> f64 {
         let l = out
@@ -213,6 +217,7 @@ fn booksim_text_summary_figures_are_the_json_figures() {
     // The figures differ, so a line printing a neighbour's would fail.
     assert!(f("avg_packet_latency") > f("avg_network_latency"));
     assert!(f("avg_network_latency") > f("avg_flit_latency"));
+    assert_ne!(v["packet_latency"]["max"], v["network_latency"]["max"]);
 }
 
 /// Packet rates in the JSON. As BookSim2, a packet is accepted with its

@@ -690,9 +690,11 @@ impl BooksimCfg {
 
 impl BooksimCfg {
     /// The resolved traffic against the network's topology, for a command
-    /// that runs it (`booksim`; commands that take only the network do
-    /// not), so that an impossible value names the line or override that
-    /// set it (was: the key alone, from the run's own check).
+    /// that runs it as the file gives it (`booksim`, `validate`; not the
+    /// commands that take only the network, nor `sweep-rates`, whose
+    /// points set their own rate), so that an impossible value names the
+    /// line or override that set it (was: the key alone, from the run's
+    /// own check).
     pub fn check_traffic(&self, res: &Resolved) -> Result<(), CliError> {
         let Ok(topo) = Topology::new(res.network.mesh.clone()) else {
             // The network's own error comes from the run's checks.
@@ -996,6 +998,11 @@ mod tests {
         };
         let e = traffic_err("\ninjection_rate = -1;", None);
         assert!(e.starts_with("x.cfg:2: `injection_rate = -1`: "), "{e}");
+        let e = traffic_err(
+            "\ninjection_process = on_off;\nburst_alpha = 0.2;\nburst_beta = 1.5;",
+            None,
+        );
+        assert!(e.starts_with("x.cfg:4: `burst_beta = 1.5`: "), "{e}");
         let e = traffic_err("", Some("injection_rate=-0.5"));
         assert!(
             e.starts_with("command line: `injection_rate = -0.5`: "),

@@ -2087,12 +2087,18 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
     if let Some(&(i, l)) = same.first() {
         println!(
             "note: in {} of {} runs (the first: iteration {i}, layer {l}) one expert \
-             receives every token (load max/mean {:.2}, the most possible): the first decode \
-             tokens of a trace's requests are often the same formulaic tokens; \
-             --iterations A..B picks later ones (demo starts at 100)",
+             receives every token (load max/mean {:.2}, the most possible){}; \
+             --iterations A..B picks others",
             same.len(),
             rows.len(),
-            base.model.experts as f64 / base.model.top_k as f64
+            base.model.experts as f64 / base.model.top_k as f64,
+            match tr.trace.meta.phase {
+                wafernoc_trace::Phase::Decode => {
+                    ": the first decode tokens of a trace's requests are often the same \
+                     formulaic tokens (demo starts at iteration 100)"
+                }
+                wafernoc_trace::Phase::Prefill => "",
+            }
         );
     }
     Ok(ExitCode::SUCCESS)

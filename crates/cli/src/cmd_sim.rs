@@ -209,16 +209,20 @@ fn with_kind_hint(msg: String) -> String {
     let Some(at) = msg.find(TAGGED) else {
         return msg;
     };
-    let given = msg
+    // The string given, when it was one and can be quoted as it is: it is
+    // the kind the user meant, so the example shows it as a table.
+    let example = msg
         .strip_prefix("invalid type: string \"")
-        .and_then(|r| r.split('"').next());
-    let example = given.unwrap_or("uniform");
+        .and_then(|r| r.split_once("\", expected"))
+        .map(|(given, _)| given)
+        .filter(|g| !g.is_empty() && !g.contains(['"', '\\']))
+        .map(|g| format!(", e.g. `{{ kind = \"{g}\" }}` and that kind's other keys, if any"))
+        .unwrap_or_default();
     let (head, tail) = msg.split_at(at);
     let rest = tail[TAGGED.len()..].trim_start();
     let (ty, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
     format!(
-        "{head}expected a table with a `kind` key ({ty}), \
-         e.g. `{{ kind = \"{example}\" }}` and that kind's other keys, if any \
+        "{head}expected a table with a `kind` key ({ty}){example} \
          (docs/configuration.md){}{after}",
         if after.is_empty() { "" } else { " " }
     )

@@ -290,7 +290,9 @@ pub fn read_reference(dir: &Path) -> Result<Vec<RefRow>, CliError> {
 pub fn check_rows_against_configs(dir: &Path, rows: &mut [RefRow]) -> Result<(), CliError> {
     for row in rows {
         let p = dir.join(&row.config);
-        let res = BooksimCfg::parse(&read_text(&p)?, &p.display().to_string())?.resolve()?;
+        let cfg = BooksimCfg::parse(&read_text(&p)?, &p.display().to_string())?;
+        let res = cfg.resolve()?;
+        cfg.check_traffic(&res)?;
         let m = &res.network.mesh;
         let mean_size = res.traffic.size_moments().0;
         let sim_type = match res.sim.sim_type {

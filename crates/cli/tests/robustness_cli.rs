@@ -1342,4 +1342,9 @@ fn a_bare_string_for_a_kind_table_says_what_to_write() {
         &run_set(&["network.router.sw_allocator=\"islip\""]),
         &["sw_allocator", "{ kind = \"islip\" }"],
     );
+    // Not a string: no example (was `{ kind = "uniform" }`, a pattern
+    // kind, for any key).
+    let o = run_set(&["traffic.process=3"]);
+    input_error(&o, &["traffic.process", "`kind`"]);
+    assert!(!stderr(&o).contains("e.g."), "{}", stderr(&o));
 }

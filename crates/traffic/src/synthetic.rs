@@ -142,8 +142,10 @@ pub enum TrafficKey {
     SizeWeights,
     /// The injection rate.
     Rate,
-    /// The on/off process's parameters.
-    Process,
+    /// The on/off process's off → on probability.
+    OnOffAlpha,
+    /// The on/off process's on → off probability.
+    OnOffBeta,
 }
 
 impl TrafficKey {
@@ -156,7 +158,8 @@ impl TrafficKey {
             TrafficKey::Sizes => "traffic.sizes",
             TrafficKey::SizeWeights => "traffic.size_weights",
             TrafficKey::Rate => "traffic.rate",
-            TrafficKey::Process => "traffic.process",
+            TrafficKey::OnOffAlpha => "traffic.process.alpha",
+            TrafficKey::OnOffBeta => "traffic.process.beta",
         }
     }
 
@@ -169,7 +172,8 @@ impl TrafficKey {
             TrafficKey::Sizes => "packet_size",
             TrafficKey::SizeWeights => "packet_size_rate",
             TrafficKey::Rate => "injection_rate",
-            TrafficKey::Process => "burst_alpha",
+            TrafficKey::OnOffAlpha => "burst_alpha",
+            TrafficKey::OnOffBeta => "burst_beta",
         }
     }
 }
@@ -473,10 +477,16 @@ impl Synthetic {
         let p_on = match spec.process {
             Process::Bernoulli => p_packet,
             Process::OnOff { alpha, beta } => {
-                if !(alpha > 0.0 && alpha <= 1.0 && (0.0..=1.0).contains(&beta)) {
+                if !(alpha > 0.0 && alpha <= 1.0) {
                     return terr(
-                        TrafficKey::Process,
-                        format!("alpha {alpha} must be in (0, 1], beta {beta} in [0, 1]"),
+                        TrafficKey::OnOffAlpha,
+                        format!("alpha {alpha} must be in (0, 1]"),
+                    );
+                }
+                if !(0.0..=1.0).contains(&beta) {
+                    return terr(
+                        TrafficKey::OnOffBeta,
+                        format!("beta {beta} must be in [0, 1]"),
                     );
                 }
                 p_packet * (alpha + beta) / alpha
