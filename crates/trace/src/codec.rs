@@ -15,8 +15,9 @@
 //! Nothing may follow the end marker (and checksum). A file that stops
 //! inside a record is reported as `truncated record N`; a file that stops
 //! exactly between two records (no end marker) as `truncated after record
-//! N`. Records are encoded and decoded one at a time with bincode's
-//! `std::io` streaming API, so a trace never has to fit in memory.
+//! N`. Records are encoded one at a time with bincode's `std::io` streaming
+//! API and decoded one at a time from a 64 KiB buffer (`HashReader`),
+//! so a trace never has to fit in memory.
 //!
 //! The checksum (version 2) catches what decodes but is not what was
 //! written: about half of single bit flips in a version-1 file still
@@ -74,18 +75,11 @@ impl Fnv {
     }
 }
 
-/// A reader or writer that hashes the bytes passing through it.
+/// A writer that hashes the bytes passing through it (the reading side is
+/// [`HashReader`]).
 pub(crate) struct Hashing<T> {
     inner: T,
     h: Fnv,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.h.update(&buf[..n]);
-        Ok(n)
-    }
 }
 
 impl<W: Write> Write for Hashing<W> {
@@ -96,6 +90,95 @@ impl<W: Write> Write for Hashing<W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Bytes a [`HashReader`] reads from its source at a time.
+const READ_BUF: usize = 64 << 10;
+
+/// The reading side of the checksum: a buffered reader that hashes every
+/// byte once, as it is consumed (never bytes only peeked at). bincode
+/// decodes varints from its buffer (`peek_read`, `consume`) instead of one
+/// `read` call per byte, as it must through `std::io::Read` alone.
+pub(crate) struct HashReader<R> {
+    inner: R,
+    buf: Box<[u8]>,
+    /// Unconsumed bytes: `buf[pos..end]`.
+    pos: usize,
+    end: usize,
+    h: Fnv,
+}
+
+impl<R: Read> HashReader<R> {
+    fn new(inner: R) -> Self {
+        HashReader {
+            inner,
+            buf: vec![0; READ_BUF].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+            h: Fnv::new(),
+        }
+    }
+
+    /// Make at least `n` (at most [`READ_BUF`]) unconsumed bytes
+    /// available, or every byte left in the source; the number available.
+    fn fill(&mut self, n: usize) -> io::Result<usize> {
+        if self.end - self.pos >= n {
+            return Ok(self.end - self.pos);
+        }
+        self.buf.copy_within(self.pos..self.end, 0);
+        self.end -= self.pos;
+        self.pos = 0;
+        while self.end < n {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => break,
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.end - self.pos)
+    }
+
+    /// Consume `n` available bytes, hashing them.
+    fn advance(&mut self, n: usize) {
+        let n = n.min(self.end - self.pos);
+        self.h.update(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+    }
+}
+
+impl<R: Read> Read for HashReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let k = self.fill(1)?.min(out.len());
+        out[..k].copy_from_slice(&self.buf[self.pos..self.pos + k]);
+        self.advance(k);
+        Ok(k)
+    }
+}
+
+impl<R: Read> bincode::de::read::Reader for HashReader<R> {
+    fn read(&mut self, bytes: &mut [u8]) -> std::result::Result<(), DecodeError> {
+        self.read_exact(bytes).map_err(|inner| DecodeError::Io {
+            inner,
+            additional: bytes.len(),
+        })
+    }
+
+    fn peek_read(&mut self, n: usize) -> Option<&[u8]> {
+        // An I/O error here comes back from `read`, which bincode calls
+        // when the peek gives nothing.
+        match self.fill(n.min(READ_BUF)) {
+            Ok(a) if a >= n => Some(&self.buf[self.pos..self.pos + n]),
+            _ => None,
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.advance(n);
     }
 }
 
@@ -247,12 +330,9 @@ pub(crate) fn open<R: Read, H: DeserializeOwned>(
     magic: &[u8; 8],
     expected: &'static str,
 ) -> Result<(H, RecordReader<R>)> {
-    let mut r = Hashing {
-        inner: r,
-        h: Fnv::new(),
-    };
+    let mut r = HashReader::new(r);
     let version = read_version(&mut r, file, magic, expected)?;
-    let header = bincode::serde::decode_from_std_read(&mut r, config())
+    let header = bincode::serde::decode_from_reader(&mut r, config())
         .map_err(|e| map_decode(e, file, Location::Header, || "truncated header".to_string()))?;
     Ok((
         header,
@@ -363,7 +443,7 @@ impl<W: Write> RecordWriter<W> {
 /// Reads tagged records up to and including the end-of-stream marker
 /// (and the checksum) ([`open`]).
 pub(crate) struct RecordReader<R: Read> {
-    r: Hashing<R>,
+    r: HashReader<R>,
     count: u64,
     /// The file's format version.
     version: u16,
@@ -394,7 +474,7 @@ impl<R: Read> RecordReader<R> {
         };
         match tag {
             TAG_RECORD => {
-                let rec = bincode::serde::decode_from_std_read(&mut self.r, config())
+                let rec = bincode::serde::decode_from_reader(&mut self.r, config())
                     .map_err(|e| map_decode(e, file, loc, || format!("truncated record {n}")))?;
                 self.count += 1;
                 Ok(Some(rec))
