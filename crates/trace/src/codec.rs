@@ -107,6 +107,10 @@ pub(crate) struct HashReader<R> {
     pos: usize,
     end: usize,
     h: Fnv,
+    /// An I/O error met while peeking, which has no way to report it: the
+    /// next read returns it (bincode reads when a peek gives nothing), so
+    /// an error the source gives once is not retried away.
+    err: Option<io::Error>,
 }
 
 impl<R: Read> HashReader<R> {
@@ -117,12 +121,16 @@ impl<R: Read> HashReader<R> {
             pos: 0,
             end: 0,
             h: Fnv::new(),
+            err: None,
         }
     }
 
     /// Make at least `n` (at most [`READ_BUF`]) unconsumed bytes
     /// available, or every byte left in the source; the number available.
     fn fill(&mut self, n: usize) -> io::Result<usize> {
+        if let Some(e) = self.err.take() {
+            return Err(e);
+        }
         if self.end - self.pos >= n {
             return Ok(self.end - self.pos);
         }
@@ -169,11 +177,14 @@ impl<R: Read> bincode::de::read::Reader for HashReader<R> {
     }
 
     fn peek_read(&mut self, n: usize) -> Option<&[u8]> {
-        // An I/O error here comes back from `read`, which bincode calls
-        // when the peek gives nothing.
         match self.fill(n.min(READ_BUF)) {
             Ok(a) if a >= n => Some(&self.buf[self.pos..self.pos + n]),
-            _ => None,
+            Ok(_) => None,
+            Err(e) => {
+                // Kept for the read bincode makes next.
+                self.err = Some(e);
+                None
+            }
         }
     }
 

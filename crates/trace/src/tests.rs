@@ -67,6 +67,51 @@ fn msg<T: std::fmt::Debug>(r: Result<T>) -> String {
 
 // ------------------------------------------------------------ packet binary
 
+/// A source that gives one byte per read and fails once, at `fail_at`.
+struct FailOnce<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    fail_at: usize,
+    failed: bool,
+}
+
+impl std::io::Read for FailOnce<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.fail_at && !self.failed {
+            self.failed = true;
+            return Err(std::io::Error::other("injected failure"));
+        }
+        match (self.bytes.get(self.pos), buf.first_mut()) {
+            (Some(&b), Some(out)) => {
+                *out = b;
+                self.pos += 1;
+                Ok(1)
+            }
+            _ => Ok(0),
+        }
+    }
+}
+
+/// An I/O error the source gives once, at any byte, is reported, never
+/// retried away (the binary reader peeks ahead for bincode, where an
+/// error has no way out but to be kept for the next read).
+#[test]
+fn packet_binary_reports_a_one_off_io_error_at_every_byte() {
+    let f = good_packet_file();
+    for fail_at in 0..=f.len() {
+        let src = FailOnce {
+            bytes: &f,
+            pos: 0,
+            fail_at,
+            failed: false,
+        };
+        let r = PacketTraceReader::with_name(src, "t.wnpt")
+            .and_then(|r| r.collect::<Result<Vec<PacketRecord>>>());
+        let e = msg(r);
+        assert!(e.contains("injected failure"), "byte {fail_at}: {e}");
+    }
+}
+
 #[test]
 fn packet_binary_roundtrip_and_detect() {
     let f = good_packet_file();
