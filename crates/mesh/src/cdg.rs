@@ -359,35 +359,37 @@ fn rep_dests(topo: &Topology, r1: usize, r2: usize, out: &mut Vec<usize>) {
     }
 }
 
-/// Iterative DFS for one cycle. `succ(u)` is a bit mask of successors and
-/// `target(u, bit)` the vertex of a bit. Returns the cycle's vertices in
-/// order (each has an edge to the next, the last to the first).
-fn find_cycle_masks(
+/// Iterative DFS for one cycle in a graph on `0..n`, started from each of
+/// `starts` in turn (vertices already reached are skipped). A vertex's
+/// successors come one at a time from `next(u, &mut state)`, its state
+/// made by `begin(u)` when the search enters it. Returns the cycle's
+/// vertices in order (each has an edge to the next, the last to the
+/// first). Used by the static check and by the run-time wait-for report
+/// (`Network::deadlock_report`).
+pub(crate) fn find_cycle<S>(
     n: usize,
-    present: impl Fn(usize) -> bool,
-    succ: &impl Fn(usize) -> u128,
-    target: &impl Fn(usize, u32) -> usize,
+    starts: impl IntoIterator<Item = usize>,
+    mut begin: impl FnMut(usize) -> S,
+    mut next: impl FnMut(usize, &mut S) -> Option<usize>,
 ) -> Option<Vec<usize>> {
     // `seen`: reached; `open`: on the DFS stack.
     let mut seen = bitvec![0; n];
     let mut open = bitvec![0; n];
-    let mut stack: Vec<(usize, u128)> = Vec::new();
-    for s in 0..n {
-        if seen[s] || !present(s) {
+    let mut stack: Vec<(usize, S)> = Vec::new();
+    for s in starts {
+        if seen[s] {
             continue;
         }
         seen.set(s, true);
         open.set(s, true);
-        stack.push((s, succ(s)));
-        while let Some(top) = stack.last_mut() {
-            if top.1 == 0 {
-                open.set(top.0, false);
+        stack.push((s, begin(s)));
+        while let Some((u, state)) = stack.last_mut() {
+            let u = *u;
+            let Some(w) = next(u, state) else {
+                open.set(u, false);
                 stack.pop();
                 continue;
-            }
-            let bit = top.1.trailing_zeros();
-            top.1 &= top.1 - 1;
-            let w = target(top.0, bit);
+            };
             if open[w] {
                 let pos = stack.iter().position(|e| e.0 == w).unwrap_or(0);
                 return Some(stack[pos..].iter().map(|e| e.0).collect());
@@ -395,11 +397,35 @@ fn find_cycle_masks(
             if !seen[w] {
                 seen.set(w, true);
                 open.set(w, true);
-                stack.push((w, succ(w)));
+                stack.push((w, begin(w)));
             }
         }
     }
     None
+}
+
+/// [`find_cycle`] over successor bit masks: `succ(u)` is a mask and
+/// `target(u, bit)` the vertex of a bit; vertices that are not `present`
+/// start no search.
+fn find_cycle_masks(
+    n: usize,
+    present: impl Fn(usize) -> bool,
+    succ: &impl Fn(usize) -> u128,
+    target: &impl Fn(usize, u32) -> usize,
+) -> Option<Vec<usize>> {
+    find_cycle(
+        n,
+        (0..n).filter(|&s| present(s)),
+        succ,
+        |u, m: &mut u128| {
+            if *m == 0 {
+                return None;
+            }
+            let bit = m.trailing_zeros();
+            *m &= *m - 1;
+            Some(target(u, bit))
+        },
+    )
 }
 
 /// A short cycle: one found by DFS, then replaced by the shortest cycle

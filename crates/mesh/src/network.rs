@@ -114,7 +114,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 
-use bitvec::bitvec;
 use crossbeam::utils::CachePadded;
 use wafernoc_router::{
     nonzero_bytes, Allocator, AllocatorKind, Flit, LinkTiming, RouterConfig, SmallIslip, VcBuffers,
@@ -1994,41 +1993,18 @@ impl Network {
             }
             blocked.push(g);
         }
-        // Find one cycle by iterative DFS: `seen` marks VCs reached, `open`
-        // those on the DFS stack.
-        let mut seen = bitvec![0; r_n * pv];
-        let mut open = bitvec![0; r_n * pv];
-        let mut cycle_ids: Vec<u32> = Vec::new();
-        'outer: for &s in &blocked {
-            if seen[s] {
-                continue;
-            }
-            let mut stack: Vec<(u32, usize)> = vec![(s as u32, 0)];
-            seen.set(s, true);
-            open.set(s, true);
-            while let Some(&mut (u, ref mut k)) = stack.last_mut() {
-                if *k < edges[u as usize].len() {
-                    let w = edges[u as usize][*k] as usize;
-                    *k += 1;
-                    if open[w] {
-                        let pos = stack
-                            .iter()
-                            .position(|x| x.0 as usize == w)
-                            .expect("on stack");
-                        cycle_ids = stack[pos..].iter().map(|x| x.0).collect();
-                        break 'outer;
-                    }
-                    if !seen[w] {
-                        seen.set(w, true);
-                        open.set(w, true);
-                        stack.push((w as u32, 0));
-                    }
-                } else {
-                    open.set(u as usize, false);
-                    stack.pop();
-                }
-            }
-        }
+        // One cycle of the wait-for graph, searched from the blocked VCs.
+        let cycle_ids = crate::cdg::find_cycle(
+            r_n * pv,
+            blocked.iter().copied(),
+            |_| 0usize,
+            |u, k| {
+                let w = *edges[u].get(*k)?;
+                *k += 1;
+                Some(w as usize)
+            },
+        )
+        .unwrap_or_default();
         let describe = |g: usize| {
             let (p, lg) = at(g);
             let r = g / pv;
@@ -2059,7 +2035,7 @@ impl Network {
             cycle: self.now,
             idle_cycles: self.now.saturating_sub(self.last_progress),
             flits_in_flight: self.in_flight_flits,
-            wait_cycle: cycle_ids.iter().map(|&g| describe(g as usize)).collect(),
+            wait_cycle: cycle_ids.iter().map(|&g| describe(g)).collect(),
             blocked: blocked.iter().take(64).map(|&g| describe(g)).collect(),
             blocked_total: blocked.len(),
         }
