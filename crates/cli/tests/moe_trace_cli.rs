@@ -7,21 +7,11 @@ use common::*;
 const GPT: &str = "trace:traces/gpt-oss-20b/decode_128req.wnrt";
 
 /// One GPT-OSS-20B layer on 4×4 from the shipped trace, by flags.
-const GPT_4X4: [&str; 13] = [
-    "moe",
-    "--model",
-    "gpt-oss-20b",
-    "--mesh",
-    "4x4",
-    "--tp",
-    "2",
-    "--dp",
-    "8",
-    "--mapping",
-    "er",
-    "--routing",
-    GPT,
-];
+fn gpt_4x4() -> Vec<&'static str> {
+    let mut v = gpt_oss("moe", "4x4", "2", "8");
+    v.extend(["--mapping", "er", "--routing", GPT]);
+    v
+}
 
 #[test]
 fn trace_routing_runs_every_iteration_and_layer() {
@@ -126,7 +116,7 @@ fn trace_routing_errors_are_named() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("trace:FILE"));
     // A trace gives its own tokens: drawn-routing flags would be ignored.
     for extra in [["--tokens-per-group", "1000"], ["--seed", "99"]] {
-        let mut args = GPT_4X4.to_vec();
+        let mut args = gpt_4x4();
         args.push("--quiet");
         args.extend(extra);
         let o = wafernoc(&args);
@@ -226,7 +216,7 @@ fn config_trace_is_relative_to_the_config_file() {
         "--quiet",
     ]);
     ok(&by_file);
-    let by_flags = wafernoc(&[&GPT_4X4[..], &["--json", "--quiet"]].concat());
+    let by_flags = wafernoc(&[&gpt_4x4()[..], &["--json", "--quiet"]].concat());
     ok(&by_flags);
     let strip = |o: &std::process::Output| {
         let mut v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -242,7 +232,7 @@ fn config_trace_is_relative_to_the_config_file() {
 #[test]
 fn an_iteration_where_one_expert_takes_every_token_is_flagged() {
     let run = |its: &str, json: bool| {
-        let mut args = GPT_4X4.to_vec();
+        let mut args = gpt_4x4();
         args.extend(["--iterations", its, "--quiet"]);
         if json {
             args.push("--json");

@@ -79,12 +79,17 @@ impl Drop for Scratch {
 /// `command` on GPT-OSS-20B over a 4x8 mesh with the plan `tp` x `dp`
 /// (the shipped decode trace's machine); the caller adds the rest.
 pub fn gpt_oss_4x8<'a>(command: &'a str, tp: &'a str, dp: &'a str) -> Vec<&'a str> {
+    gpt_oss(command, "4x8", tp, dp)
+}
+
+/// `command --model gpt-oss-20b --mesh MESH --tp TP --dp DP`.
+pub fn gpt_oss<'a>(command: &'a str, mesh: &'a str, tp: &'a str, dp: &'a str) -> Vec<&'a str> {
     vec![
         command,
         "--model",
         "gpt-oss-20b",
         "--mesh",
-        "4x8",
+        mesh,
         "--tp",
         tp,
         "--dp",
