@@ -455,10 +455,9 @@ pub fn resolve(a: &MoeArgs) -> Result<Resolved, CliError> {
                 .and_then(|r| r.strip_prefix("trace:"))
             {
                 let t = Path::new(rest);
-                if t.is_relative() {
-                    let dir = p.parent().unwrap_or(Path::new(""));
-                    file.routing = Some(format!("trace:{}", dir.join(t).display()));
-                }
+                // (Joined to an absolute path, `join` gives that path.)
+                let dir = p.parent().unwrap_or(Path::new(""));
+                file.routing = Some(format!("trace:{}", dir.join(t).display()));
             }
             file
         }
@@ -1960,8 +1959,6 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
     let mut cap = new_capture(a, r, &base)?;
     let mut prog = Progress::new(a.quiet, "moe");
     let mut rows = Vec::new();
-    // (iteration, layer) runs in which one expert receives every token.
-    let mut same = Vec::new();
     for it in &its {
         for layer in layers.clone() {
             let (counts, tokens_per_group, loads) =
@@ -1990,15 +1987,14 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
             let imbalance = *loads.iter().max().unwrap_or(&0) as f64 / mean.max(1e-12);
             // One expert chosen by every token: the most skew possible
             // (load max/mean = experts / top_k).
-            if it.tokens.len() > 1 && loads.iter().any(|&l| l as usize == it.tokens.len()) {
-                same.push((it.index, layer));
-            }
-            rows.push((it.index, layer, it.tokens.len(), imbalance, res));
+            let one_expert =
+                it.tokens.len() > 1 && loads.iter().any(|&l| l as usize == it.tokens.len());
+            rows.push((it.index, layer, it.tokens.len(), imbalance, one_expert, res));
         }
     }
     prog.finish();
     let cycle_ns = r.wafer.cycle_ns();
-    let total = |f: &dyn Fn(&LayerResult) -> u64| rows.iter().map(|x| f(&x.4)).sum::<u64>();
+    let total = |f: &dyn Fn(&LayerResult) -> u64| rows.iter().map(|x| f(&x.5)).sum::<u64>();
     let mut capture_json = serde_json::json!({});
     if let Some(c) = &cap {
         report_capture(a, c, &mut capture_json);
@@ -2009,9 +2005,9 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
             "routing": format!("trace:{}", path.display()),
             "slots": slots,
             "cycle_ns": cycle_ns,
-            "runs": rows.iter().map(|(i, l, t, imb, res)| serde_json::json!({
+            "runs": rows.iter().map(|(i, l, t, imb, one, res)| serde_json::json!({
                 "iteration": i, "layer": l, "tokens": t, "expert_load_max_over_mean": imb,
-                "one_expert_takes_every_token": same.contains(&(*i, *l)),
+                "one_expert_takes_every_token": one,
                 "phases": {
                     "allreduce": {"cycles": res.allreduce.cycles, "flits": res.allreduce.flits},
                     "dispatch": {"cycles": res.dispatch.cycles, "flits": res.dispatch.flits, "boundary_flits": res.dispatch.boundary_flits},
@@ -2061,7 +2057,7 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
         "combine",
         "boundary flits"
     );
-    for (i, l, t, imb, res) in &rows {
+    for (i, l, t, imb, _, res) in &rows {
         println!(
             "{:>6} {:>6} {:>7} {:>13.2} {:>10} {:>10} {:>10} {:>14}",
             i,
@@ -2084,12 +2080,13 @@ fn run_trace(a: &MoeArgs, r: &Resolved, path: &Path) -> CmdResult {
         all as f64 * cycle_ns,
         wall.elapsed().as_secs_f64()
     );
-    if let Some(&(i, l)) = same.first() {
+    let mut same = rows.iter().filter(|r| r.4).map(|r| (r.0, r.1));
+    if let Some((i, l)) = same.next() {
         println!(
             "note: in {} of {} runs (the first: iteration {i}, layer {l}) one expert \
              receives every token (load max/mean {:.2}, the most possible){}; \
              --iterations A..B picks others",
-            same.len(),
+            1 + same.count(),
             rows.len(),
             base.model.experts as f64 / base.model.top_k as f64,
             match tr.trace.meta.phase {
