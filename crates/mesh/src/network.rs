@@ -1836,6 +1836,22 @@ impl Network {
             let core = Arc::get_mut(&mut self.core).expect("no worker holds the core");
             side();
             core.run_alone(t, &mut self.pending);
+            // The parts' reports, through the same borrow (one
+            // `Arc::get_mut`, an atomic exchange, a cycle).
+            let pk = core.pkts.get_mut().expect("a simulation thread panicked");
+            for part in &mut core.parts {
+                let p = part.get_mut().expect("a simulation thread panicked");
+                if !p.injected.is_empty() || !p.freed.is_empty() {
+                    take_packets(p, pk, &mut self.free, &mut self.delivered);
+                }
+                take_counts(
+                    &mut self.counters,
+                    &mut self.in_flight_flits,
+                    &mut self.last_progress,
+                    p,
+                    t,
+                );
+            }
         } else {
             for (p, q) in self.pending.iter_mut().enumerate() {
                 if !q.is_empty() {
@@ -1866,8 +1882,8 @@ impl Network {
                 !self.core.stop.load(Ordering::Acquire),
                 "a simulation thread panicked"
             );
+            self.merge(t);
         }
-        self.merge(t);
         self.now += 1;
         if self.in_flight_flits > 0 && t.saturating_sub(self.last_progress) >= self.deadlock_timeout
         {
@@ -1876,27 +1892,9 @@ impl Network {
         Ok(())
     }
 
-    /// After cycle `t`: the parts' reports, in part order.
+    /// After cycle `t` on several threads: the parts' reports, in part
+    /// order (one thread takes them in `step_with`, without locks).
     fn merge(&mut self, t: u64) {
-        if self.workers.is_empty() {
-            // One thread: nothing else holds the core, so no lock.
-            let core = Arc::get_mut(&mut self.core).expect("no worker holds the core");
-            let pk = core.pkts.get_mut().expect("a simulation thread panicked");
-            for part in &mut core.parts {
-                let p = part.get_mut().expect("a simulation thread panicked");
-                if !p.injected.is_empty() || !p.freed.is_empty() {
-                    take_packets(p, pk, &mut self.free, &mut self.delivered);
-                }
-                take_counts(
-                    &mut self.counters,
-                    &mut self.in_flight_flits,
-                    &mut self.last_progress,
-                    p,
-                    t,
-                );
-            }
-            return;
-        }
         let core = &*self.core;
         let mut pkts = None;
         for q in 0..core.parts.len() {
