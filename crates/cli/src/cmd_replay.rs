@@ -248,8 +248,9 @@ pub fn run(a: ReplayArgs) -> CmdResult {
     // mode reads as the clock reaches them), so memory follows that window,
     // not the trace's length. Vectors indexed by id were measured: 10%
     // faster on a deps replay of a 25,088-packet all-reduce capture (0.40 s
-    // against hashbrown's 0.44 s; std's HashMap 0.55 s), for about 90
-    // bytes more per packet of the whole trace.
+    // against hashbrown's 0.44 s; std's HashMap 0.55 s; the capture and
+    // command in docs/traces.md, "Decode speed"), for about 90 bytes more
+    // per packet of the whole trace.
     let mut pending: HashMap<u64, Pending> = HashMap::new();
     // Released packets: (release cycle, id).
     let mut ready: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
