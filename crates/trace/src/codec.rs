@@ -125,27 +125,31 @@ impl<R: Read> HashReader<R> {
         }
     }
 
-    /// Make at least `n` (at most [`READ_BUF`]) unconsumed bytes
-    /// available, or every byte left in the source; the number available.
-    fn fill(&mut self, n: usize) -> io::Result<usize> {
+    /// The number of unconsumed bytes, reading from the source only when
+    /// there are none (then until it gives at least one, or ends). Never
+    /// reading ahead while bytes are buffered keeps a live source (a
+    /// pipe) from being waited on for bytes past the record being
+    /// decoded: a peek that finds too few bytes gives nothing, and bincode
+    /// then reads the value byte by byte.
+    fn fill(&mut self) -> io::Result<usize> {
         if let Some(e) = self.err.take() {
             return Err(e);
         }
-        if self.end - self.pos >= n {
+        if self.end > self.pos {
             return Ok(self.end - self.pos);
         }
-        self.buf.copy_within(self.pos..self.end, 0);
-        self.end -= self.pos;
         self.pos = 0;
-        while self.end < n {
-            match self.inner.read(&mut self.buf[self.end..]) {
-                Ok(0) => break,
-                Ok(k) => self.end += k,
+        self.end = 0;
+        loop {
+            match self.inner.read(&mut self.buf) {
+                Ok(k) => {
+                    self.end = k;
+                    return Ok(k);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
         }
-        Ok(self.end - self.pos)
     }
 
     /// Consume `n` available bytes, hashing them.
@@ -161,7 +165,7 @@ impl<R: Read> Read for HashReader<R> {
         if out.is_empty() {
             return Ok(0);
         }
-        let k = self.fill(1)?.min(out.len());
+        let k = self.fill()?.min(out.len());
         out[..k].copy_from_slice(&self.buf[self.pos..self.pos + k]);
         self.advance(k);
         Ok(k)
@@ -177,7 +181,7 @@ impl<R: Read> bincode::de::read::Reader for HashReader<R> {
     }
 
     fn peek_read(&mut self, n: usize) -> Option<&[u8]> {
-        match self.fill(n.min(READ_BUF)) {
+        match self.fill() {
             Ok(a) if a >= n => Some(&self.buf[self.pos..self.pos + n]),
             Ok(_) => None,
             Err(e) => {

@@ -177,9 +177,16 @@ pub type Result<T, E = TraceError> = std::result::Result<T, E>;
 /// Opens `path` for buffered reading (64 KiB); returns the reader and the
 /// name the readers use in error messages.
 pub(crate) fn open_buffered(path: &Path) -> Result<(std::io::BufReader<std::fs::File>, String)> {
+    let (f, name) = open_file(path)?;
+    Ok((std::io::BufReader::with_capacity(1 << 16, f), name))
+}
+
+/// Opens `path` unbuffered, for the binary readers, which buffer their
+/// input themselves; returns the file and its name for error messages.
+pub(crate) fn open_file(path: &Path) -> Result<(std::fs::File, String)> {
     let name = path_name(path);
     let f = std::fs::File::open(path).map_err(|e| TraceError::io(&name, Location::File, e))?;
-    Ok((std::io::BufReader::with_capacity(1 << 16, f), name))
+    Ok((f, name))
 }
 
 /// One step of a trace reader's iterator, which ends after the end of the

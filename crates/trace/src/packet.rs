@@ -38,7 +38,7 @@ use crate::codec::{
     self, RecordReader, RecordWriter, FORMAT_VERSION, LIMIT_BYTES, PACKET_MAGIC,
     TEXT_FORMAT_VERSION,
 };
-use crate::error::{fused, open_buffered, path_name, Location, Result, TraceError};
+use crate::error::{fused, open_buffered, open_file, path_name, Location, Result, TraceError};
 
 /// Name used in error messages when a reader or writer was not given one.
 pub const STREAM_NAME: &str = "<stream>";
@@ -230,7 +230,10 @@ pub struct PacketTraceReader<R: Read> {
 }
 
 impl<R: Read> PacketTraceReader<R> {
-    /// Read the header from `r` (wrap files in a `BufReader`).
+    /// Read the header from `r`. The reader buffers its input itself: a
+    /// `BufReader` around a file is not needed, and it never reads past
+    /// the bytes of the record it decodes while it still holds some, so
+    /// records written to a pipe are read as soon as they are complete.
     pub fn new(r: R) -> Result<Self> {
         Self::with_name(r, STREAM_NAME)
     }
@@ -274,10 +277,10 @@ impl<R: Read> PacketTraceReader<R> {
     }
 }
 
-impl PacketTraceReader<BufReader<File>> {
+impl PacketTraceReader<File> {
     /// Open a binary packet trace file.
     pub fn open(path: &Path) -> Result<Self> {
-        let (r, name) = open_buffered(path)?;
+        let (r, name) = open_file(path)?;
         Self::with_name(r, name)
     }
 }
@@ -535,7 +538,7 @@ impl<R: BufRead> Iterator for PacketTextReader<R> {
 /// A packet trace file opened in whichever encoding it has.
 pub enum PacketReader {
     /// Binary (`WNOCPKT`) encoding.
-    Binary(PacketTraceReader<BufReader<File>>),
+    Binary(PacketTraceReader<File>),
     /// JSONL encoding.
     Text(PacketTextReader<BufReader<File>>),
 }

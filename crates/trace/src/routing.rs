@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::codec::{
     self, RecordReader, RecordWriter, LIMIT_BYTES, ROUTING_MAGIC, TEXT_FORMAT_VERSION,
 };
-use crate::error::{fused, open_buffered, path_name, Location, Result, TraceError};
+use crate::error::{fused, open_file, path_name, Location, Result, TraceError};
 use crate::packet::{write_json_line, STREAM_NAME};
 
 /// Which inference phase the routing was recorded in; decides the default
@@ -285,10 +285,9 @@ impl RoutingTrace {
             ));
         }
         let f = File::open(path).map_err(|e| TraceError::io(&name, Location::File, e))?;
-        let r = BufReader::with_capacity(1 << 16, f);
         match fmt.encoding {
-            crate::Encoding::Binary => Self::read_binary(r, &name),
-            crate::Encoding::Text => Self::read_text(r, &name),
+            crate::Encoding::Binary => Self::read_binary(f, &name),
+            crate::Encoding::Text => Self::read_text(BufReader::with_capacity(1 << 16, f), &name),
         }
     }
 
@@ -471,7 +470,8 @@ pub struct RoutingReader<R: Read> {
 }
 
 impl<R: Read> RoutingReader<R> {
-    /// Read the header from `r` (wrap files in a `BufReader`).
+    /// Read the header from `r`. The reader buffers its input itself (see
+    /// [`PacketTraceReader::new`](crate::PacketTraceReader::new)).
     pub fn new(r: R) -> Result<Self> {
         Self::with_name(r, STREAM_NAME)
     }
@@ -515,10 +515,10 @@ impl<R: Read> RoutingReader<R> {
     }
 }
 
-impl RoutingReader<BufReader<File>> {
+impl RoutingReader<File> {
     /// Open a binary routing trace file.
     pub fn open(path: &Path) -> Result<Self> {
-        let (r, name) = open_buffered(path)?;
+        let (r, name) = open_file(path)?;
         Self::with_name(r, name)
     }
 }

@@ -112,6 +112,60 @@ fn packet_binary_reports_a_one_off_io_error_at_every_byte() {
     }
 }
 
+/// A live source (a pipe whose writer has written `avail` bytes so far):
+/// gives them `chunk` at a time, then reports that nothing is there yet.
+struct Pipe<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    avail: usize,
+    chunk: usize,
+}
+
+impl std::io::Read for Pipe<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = buf.len().min(self.chunk).min(self.avail - self.pos);
+        if k == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "nothing written yet",
+            ));
+        }
+        buf[..k].copy_from_slice(&self.bytes[self.pos..self.pos + k]);
+        self.pos += k;
+        Ok(k)
+    }
+}
+
+/// Records written to a pipe are read as soon as their last byte is
+/// there: with the first `avail` bytes written, the reader yields as many
+/// records as from a file cut at `avail`, and never asks for bytes past
+/// the record it decodes (bincode peeks up to 9 bytes ahead for a
+/// varint; a reader that filled the peek from the source would wait for
+/// the next record's bytes before returning this one).
+#[test]
+fn packet_binary_reads_each_record_of_a_live_source_once_it_is_written() {
+    let f = good_packet_file();
+    fn count<R: std::io::Read>(r: Result<PacketTraceReader<R>>) -> usize {
+        r.map_or(0, |r| r.take_while(|x| x.is_ok()).count())
+    }
+    let mut seen = 0;
+    for avail in 0..=f.len() {
+        let cut = count(PacketTraceReader::with_name(&f[..avail], "t.wnpt"));
+        for chunk in [1, 4, f.len()] {
+            let pipe = Pipe {
+                bytes: &f,
+                pos: 0,
+                avail,
+                chunk,
+            };
+            let live = count(PacketTraceReader::with_name(pipe, "t.wnpt"));
+            assert_eq!(live, cut, "{avail} bytes written, {chunk} a read");
+        }
+        seen = seen.max(cut);
+    }
+    assert_eq!(seen, 3);
+}
+
 #[test]
 fn packet_binary_roundtrip_and_detect() {
     let f = good_packet_file();
