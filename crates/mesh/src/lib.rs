@@ -34,6 +34,6 @@ pub mod topology;
 
 pub use config::{ClassSpec, ConfigError, NetworkConfig};
 pub use deadlock::{DeadlockReport, WaitingVc};
-pub use network::{Counters, Delivered, Network, NewPacket, NodeCounts};
+pub use network::{Counters, Delivered, Network, NewPacket, NodeCounts, StepKind};
 pub use routing::Routing;
 pub use topology::{MeshSpec, Topology, LOCAL, PORTS};

@@ -887,6 +887,23 @@ impl SpinBarrier {
     }
 }
 
+/// The router step a [`Network`] takes ([`Network::step_kind`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepKind {
+    /// The general step, which handles every configuration (and the
+    /// check mode).
+    General,
+    /// The default pipeline's specialised step: 1-cycle routing, VC and
+    /// switch allocation and crossbar, no output delay, not speculative,
+    /// one priority level, links of one flit per cycle, output VCs
+    /// released with their tail, at most 64 VCs per router.
+    DefaultPipeline,
+    /// The default pipeline's step with arrivals in per-router rings: one
+    /// thread, at most 128 routers, every flit arriving 1 to 3 cycles
+    /// after it is sent.
+    DefaultPipelineRings,
+}
+
 /// What the calling thread and the workers share.
 struct Core {
     c: Consts,
@@ -1549,6 +1566,19 @@ impl Network {
     /// Current cycle (the next one [`Network::step`] simulates).
     pub fn now(&self) -> u64 {
         self.now
+    }
+    /// Which router step this network takes (a diagnostic: no result
+    /// depends on it, and the check mode, `step_all`, always takes the
+    /// general one). Lets tests that compare the check mode with the
+    /// activity-driven run confirm which specialised step they covered.
+    pub fn step_kind(&self) -> StepKind {
+        if !self.core.c.simple {
+            StepKind::General
+        } else if self.core.lock(0).ring {
+            StepKind::DefaultPipelineRings
+        } else {
+            StepKind::DefaultPipeline
+        }
     }
     /// Number of message classes.
     pub fn num_classes(&self) -> usize {
