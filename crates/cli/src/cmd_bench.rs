@@ -13,7 +13,7 @@ use std::time::Instant;
 use clap::Args;
 use wafernoc_mesh::network::default_threads;
 use wafernoc_mesh::sim::Lookahead;
-use wafernoc_mesh::{MeshSpec, Network, NetworkConfig};
+use wafernoc_mesh::{MeshSpec, Network, NetworkConfig, StepKind};
 use wafernoc_router::RouterConfig;
 use wafernoc_traffic::{fmt_num, Synthetic, SyntheticSpec};
 
@@ -131,6 +131,11 @@ pub struct BenchResult {
     pub us_per_cycle: f64,
     /// Peak resident memory of the process so far, MiB.
     pub peak_rss_mib: f64,
+    /// The router step the engine took (`Network::step_kind`): `rings`
+    /// (the default pipeline with per-router arrival rings: one thread, at
+    /// most 128 routers), `default` (the default pipeline) or `general`
+    /// (the check mode).
+    pub step: &'static str,
     /// With `--repeat N`: the timed seconds of every run, in run order
     /// (the figures above are those of the median run).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -209,6 +214,11 @@ pub fn run_case(
         flit_hops_per_s: hops as f64 / s,
         us_per_cycle: 1e6 * s / cycles as f64,
         peak_rss_mib: peak_rss_mib(),
+        step: match net.step_kind() {
+            StepKind::DefaultPipelineRings => "rings",
+            StepKind::DefaultPipeline => "default",
+            StepKind::General => "general",
+        },
         runs_seconds: Vec::new(),
     })
 }
@@ -388,7 +398,7 @@ pub fn run(a: BenchArgs) -> CmdResult {
         );
         if a.speedup.is_none() {
             println!(
-                "{:<22} {:>9} {:>8} {:>14} {:>16} {:>10} {:>10}",
+                "{:<22} {:>9} {:>8} {:>14} {:>16} {:>10} {:>10}  step",
                 "case", "cycles", "secs", "cycles/s", "flit-hops/s", "us/cycle", "peakMiB"
             );
         }
@@ -426,14 +436,15 @@ pub fn run(a: BenchArgs) -> CmdResult {
             println!("{}", serde_json::to_string(&r).expect("serialisable"));
         } else {
             println!(
-                "{:<22} {:>9} {:>8.2} {:>14.0} {:>16.0} {:>10.2} {:>10.1}",
+                "{:<22} {:>9} {:>8.2} {:>14.0} {:>16.0} {:>10.2} {:>10.1}  {}",
                 r.name,
                 r.cycles,
                 r.seconds,
                 r.cycles_per_s,
                 r.flit_hops_per_s,
                 r.us_per_cycle,
-                r.peak_rss_mib
+                r.peak_rss_mib,
+                r.step
             );
         }
     }
