@@ -188,7 +188,8 @@ fn convert(a: ConvertArgs) -> CmdResult {
 }
 
 fn stats(a: StatsArgs) -> CmdResult {
-    let fmt = trace::detect_format(&a.trace).map_err(err)?;
+    // One open: the path may be a pipe.
+    let (fmt, src, name) = trace::open_detected(&a.trace).map_err(err)?;
     if fmt.kind == TraceKind::Packet {
         if a.slots.is_some() || a.chunk.is_some() {
             return Err(CliError::new(format!(
@@ -196,9 +197,10 @@ fn stats(a: StatsArgs) -> CmdResult {
                 a.trace.display()
             )));
         }
-        return packet_stats(&a);
+        let r = trace::PacketReader::from_detected(fmt, src, name).map_err(err)?;
+        return packet_stats(&a, r);
     }
-    let t = trace::RoutingTrace::load(&a.trace).map_err(err)?;
+    let t = trace::RoutingTrace::from_detected(fmt, src, &name).map_err(err)?;
     if let (Some(b), trace::Phase::Prefill) = (a.slots, t.meta.phase) {
         // The same flag means chunk tokens to moe and balance (their one
         // schedule flag); here both schedules have a flag of their own.
@@ -240,8 +242,7 @@ fn stats(a: StatsArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn packet_stats(a: &StatsArgs) -> CmdResult {
-    let r = trace::PacketReader::open(&a.trace).map_err(err)?;
+fn packet_stats(a: &StatsArgs, r: trace::PacketReader) -> CmdResult {
     let header = r.header().clone();
     let (mut n, mut first, mut last, mut size, mut deps) = (0u64, None, 0u64, 0u64, 0u64);
     for rec in r {

@@ -275,3 +275,82 @@ fn replay_bad_input_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("c.txt"), "{}", stderr(&o));
 }
+
+/// A trace path may be a pipe (`cat FILE | wafernoc ... /dev/stdin`):
+/// the file is opened and read once, so the bytes that format detection
+/// reads are not lost (they were, before session 24: "wrong magic").
+/// Every reader of a trace path is covered: replay, stats of both kinds,
+/// convert and a routing trace given to `moe`.
+#[test]
+fn a_trace_can_be_read_from_a_pipe() {
+    // `{}` in `args` is the trace path: the file, then /dev/stdin with the
+    // file piped in; the outputs must agree but for the path.
+    let same = |trace: &str, args: &[&str]| {
+        let with =
+            |path: &str| -> Vec<String> { args.iter().map(|a| a.replace("{}", path)).collect() };
+        let (fa, pa) = (with(trace), with("/dev/stdin"));
+        let f = wafernoc(&fa.iter().map(String::as_str).collect::<Vec<_>>());
+        ok(&f);
+        let p = wafernoc_piped(trace, &pa.iter().map(String::as_str).collect::<Vec<_>>());
+        ok(&p);
+        let text = |o: &std::process::Output| {
+            String::from_utf8_lossy(&o.stdout).replace(trace, "/dev/stdin")
+        };
+        assert_eq!(text(&p), text(&f), "{pa:?}");
+    };
+    let pkt = "traces/examples/packets_small.wnpt";
+    let jsonl = "traces/examples/packets_small.jsonl";
+    let rt = "traces/gpt-oss-20b/decode_128req.wnrt";
+    // The example's two classes (traces/examples/README.md).
+    let classes = "network.classes=[{name=\"request\",vcs=1,priority=0},\
+                   {name=\"reply\",vcs=1,priority=0}]";
+    for t in [pkt, jsonl] {
+        same(
+            t,
+            &[
+                "replay-packets",
+                "{}",
+                "--config",
+                SMALL,
+                "--set",
+                classes,
+                "--mode",
+                "closed",
+                "--json",
+            ],
+        );
+        same(t, &["trace", "stats", "{}"]);
+    }
+    same(rt, &["trace", "stats", "{}", "--slots", "64"]);
+    same(
+        rt,
+        &[
+            "moe",
+            "--model",
+            "gpt-oss-20b",
+            "--mesh",
+            "4x8",
+            "--tp",
+            "4",
+            "--dp",
+            "8",
+            "--mapping",
+            "er",
+            "--iterations",
+            "100..101",
+            "--routing",
+            "trace:{}",
+            "--quiet",
+            "--json",
+        ],
+    );
+    // convert: the same bytes out.
+    let d = tmp("pipe");
+    let (a, b) = (d.join("a.wnpt"), d.join("b.wnpt"));
+    ok(&wafernoc(&["trace", "convert", jsonl, s(&a)]));
+    ok(&wafernoc_piped(
+        jsonl,
+        &["trace", "convert", "/dev/stdin", s(&b)],
+    ));
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+}

@@ -7,12 +7,12 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
 use crate::codec::{PACKET_MAGIC, ROUTING_MAGIC};
 use crate::error::{path_name, Location, Result, TraceError};
-use crate::packet::{PacketTextReader, PacketTextWriter, PacketTraceReader, PacketTraceWriter};
+use crate::packet::{PacketTextWriter, PacketTraceWriter};
 use crate::routing::RoutingTrace;
 
 /// What a trace describes.
@@ -128,32 +128,74 @@ pub fn detect_bytes(first_line: &[u8]) -> Result<TraceFormat, String> {
     }
 }
 
+/// A trace file after format detection ([`open_detected`]): the bytes
+/// detection read, then the rest of the file, so that reading it yields the
+/// whole file.
+pub type Sniffed = std::io::Chain<std::io::Cursor<Vec<u8>>, File>;
+
 /// Detect the format of a file from its first bytes (see [`detect_bytes`]).
 pub fn detect_format(path: &Path) -> Result<TraceFormat> {
+    open_detected(path).map(|(fmt, _, _)| fmt)
+}
+
+/// Open `path` once and detect its format from its first bytes; returns the
+/// format, a reader of the whole file (the bytes detection read come
+/// first) and the name for error messages. Opening once lets a pipe
+/// (`/dev/stdin`, a FIFO) be given as a trace path: a second open would
+/// find the bytes detection read gone.
+pub fn open_detected(path: &Path) -> Result<(TraceFormat, Sniffed, String)> {
     let name = path_name(path);
-    let f = File::open(path).map_err(|e| TraceError::io(&name, Location::File, e))?;
-    let mut r = BufReader::new(f);
+    let io = |e| TraceError::io(&name, Location::File, e);
+    let mut f = File::open(path).map_err(io)?;
     let mut buf = Vec::new();
-    // Binary magic first; otherwise the first non-blank line.
-    (&mut r)
-        .take(8)
-        .read_to_end(&mut buf)
-        .map_err(|e| TraceError::io(&name, Location::File, e))?;
+    // Binary magic first; otherwise up to the end of the first non-blank
+    // line. Read in chunks; what is read past that stays in `buf` for the
+    // reader.
+    let mut chunk = [0u8; 8192];
+    let mut at_end = false;
+    let mut fill = |buf: &mut Vec<u8>, at_end: &mut bool| -> Result<()> {
+        loop {
+            match f.read(&mut chunk) {
+                Ok(0) => *at_end = true,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io(e)),
+            }
+            return Ok(());
+        }
+    };
+    while buf.len() < 8 && !at_end {
+        fill(&mut buf, &mut at_end)?;
+    }
     if buf.is_empty() {
         return Err(TraceError::truncated(&name, "empty file: not a trace"));
     }
-    let starts_text = buf.trim_ascii_start().first().is_none_or(|&b| b == b'{');
-    if buf != PACKET_MAGIC && buf != ROUTING_MAGIC && starts_text {
+    let head = &buf[..buf.len().min(8)];
+    let starts_text = head.trim_ascii_start().first().is_none_or(|&b| b == b'{');
+    let mut end = buf.len();
+    if head != PACKET_MAGIC && head != ROUTING_MAGIC && starts_text {
+        // The end of the first line holding a non-blank byte.
+        let line_end = |buf: &[u8]| {
+            let first = buf.iter().position(|b| !b.is_ascii_whitespace())?;
+            buf[first..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|k| first + k + 1)
+        };
         loop {
-            let n = r
-                .read_until(b'\n', &mut buf)
-                .map_err(|e| TraceError::io(&name, Location::File, e))?;
-            if n == 0 || buf.iter().any(|b| !b.is_ascii_whitespace()) && buf.ends_with(b"\n") {
+            if let Some(e) = line_end(&buf) {
+                end = e;
                 break;
             }
+            if at_end {
+                end = buf.len();
+                break;
+            }
+            fill(&mut buf, &mut at_end)?;
         }
     }
-    detect_bytes(&buf).map_err(|m| TraceError::usage(&name, m))
+    let fmt = detect_bytes(&buf[..end]).map_err(|m| TraceError::usage(&name, m))?;
+    Ok((fmt, std::io::Cursor::new(buf).chain(f), name))
 }
 
 /// Encoding implied by an output file name: `.wnpt` / `.wnrt` binary (and
@@ -267,7 +309,7 @@ pub struct ConvertSummary {
 /// traces stream; routing traces are loaded whole (text routing input goes
 /// through the generic importer, so headerless generic JSONL works too).
 pub fn convert(input: &Path, output: &Path, to: Option<Encoding>) -> Result<ConvertSummary> {
-    let from = detect_format(input)?;
+    let (from, src, in_name) = open_detected(input)?;
     let enc = match to {
         Some(e) => e,
         // Only here is there a flag to name the encoding instead.
@@ -293,20 +335,8 @@ pub fn convert(input: &Path, output: &Path, to: Option<Encoding>) -> Result<Conv
     let mut records = 0u64;
     match from.kind {
         TraceKind::Packet => {
-            let mut reader: Box<dyn Iterator<Item = Result<crate::PacketRecord>>>;
-            let header;
-            match from.encoding {
-                Encoding::Binary => {
-                    let r = PacketTraceReader::open(input)?;
-                    header = r.header().clone();
-                    reader = Box::new(r);
-                }
-                Encoding::Text => {
-                    let r = PacketTextReader::open(input)?;
-                    header = r.header().clone();
-                    reader = Box::new(r);
-                }
-            }
+            let mut reader = crate::PacketReader::from_detected(from, src, in_name)?;
+            let header = reader.header().clone();
             write_file(output, |w| {
                 match enc {
                     Encoding::Binary => {
@@ -330,7 +360,7 @@ pub fn convert(input: &Path, output: &Path, to: Option<Encoding>) -> Result<Conv
             })?;
         }
         TraceKind::Routing => {
-            let t = RoutingTrace::load(input)?;
+            let t = RoutingTrace::from_detected(from, src, &in_name)?;
             records = t.requests.len() as u64;
             t.save(output, Some(enc))?;
         }

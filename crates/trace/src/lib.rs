@@ -56,8 +56,8 @@ mod tests;
 pub use batching::{iterations, Batching, Iteration, Iterations, TokenRef};
 pub use codec::{FORMAT_VERSION, TEXT_FORMAT_VERSION};
 pub use convert::{
-    convert, detect_bytes, detect_format, encoding_for_path, same_file, ConvertSummary, Encoding,
-    TraceFormat, TraceKind,
+    convert, detect_bytes, detect_format, encoding_for_path, open_detected, same_file,
+    ConvertSummary, Encoding, Sniffed, TraceFormat, TraceKind,
 };
 pub use error::{Location, Result, TraceError};
 pub use import::{import, ImportFormat, ImportOptions};

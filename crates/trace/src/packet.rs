@@ -38,6 +38,7 @@ use crate::codec::{
     self, RecordReader, RecordWriter, FORMAT_VERSION, LIMIT_BYTES, PACKET_MAGIC,
     TEXT_FORMAT_VERSION,
 };
+use crate::convert::Sniffed;
 use crate::error::{fused, open_buffered, open_file, path_name, Location, Result, TraceError};
 
 /// Name used in error messages when a reader or writer was not given one.
@@ -538,26 +539,37 @@ impl<R: BufRead> Iterator for PacketTextReader<R> {
 /// A packet trace file opened in whichever encoding it has.
 pub enum PacketReader {
     /// Binary (`WNOCPKT`) encoding.
-    Binary(PacketTraceReader<File>),
+    Binary(PacketTraceReader<Sniffed>),
     /// JSONL encoding.
-    Text(PacketTextReader<BufReader<File>>),
+    Text(PacketTextReader<BufReader<Sniffed>>),
 }
 
 impl PacketReader {
     /// Open a packet trace, detecting its encoding from its first bytes.
+    /// The file is opened and read once, so `path` may be a pipe
+    /// (`/dev/stdin`, a FIFO).
     pub fn open(path: &Path) -> Result<Self> {
-        let fmt = crate::convert::detect_format(path)?;
+        let (fmt, r, name) = crate::convert::open_detected(path)?;
+        Self::from_detected(fmt, r, name)
+    }
+
+    /// The reader of a file [`open_detected`](crate::convert::open_detected)
+    /// opened.
+    pub fn from_detected(fmt: crate::TraceFormat, r: Sniffed, name: String) -> Result<Self> {
         match fmt {
             crate::TraceFormat {
                 kind: crate::TraceKind::Packet,
                 encoding: crate::Encoding::Binary,
-            } => Ok(PacketReader::Binary(PacketTraceReader::open(path)?)),
+            } => Ok(PacketReader::Binary(PacketTraceReader::with_name(r, name)?)),
             crate::TraceFormat {
                 kind: crate::TraceKind::Packet,
                 encoding: crate::Encoding::Text,
-            } => Ok(PacketReader::Text(PacketTextReader::open(path)?)),
+            } => Ok(PacketReader::Text(PacketTextReader::with_name(
+                BufReader::with_capacity(1 << 16, r),
+                name,
+            )?)),
             other => Err(TraceError::usage(
-                &path_name(path),
+                &name,
                 format!("expected a packet trace, found a {other}"),
             )),
         }

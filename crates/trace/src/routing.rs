@@ -274,20 +274,29 @@ impl RoutingTrace {
 
     /// Load a routing trace in either encoding (detected from the first
     /// bytes). Text files go through the generic importer without options,
-    /// so a headerless generic JSONL file also loads.
+    /// so a headerless generic JSONL file also loads. The file is opened
+    /// and read once, so `path` may be a pipe (`/dev/stdin`, a FIFO).
     pub fn load(path: &Path) -> Result<Self> {
-        let name = path_name(path);
-        let fmt = crate::convert::detect_format(path)?;
+        let (fmt, r, name) = crate::convert::open_detected(path)?;
+        Self::from_detected(fmt, r, &name)
+    }
+
+    /// Read a file [`open_detected`](crate::convert::open_detected) opened
+    /// (as [`load`](Self::load)).
+    pub fn from_detected(
+        fmt: crate::TraceFormat,
+        r: crate::convert::Sniffed,
+        name: &str,
+    ) -> Result<Self> {
         if fmt.kind != crate::TraceKind::Routing {
             return Err(TraceError::usage(
-                &name,
+                name,
                 format!("expected a routing trace, found a {fmt}"),
             ));
         }
-        let f = File::open(path).map_err(|e| TraceError::io(&name, Location::File, e))?;
         match fmt.encoding {
-            crate::Encoding::Binary => Self::read_binary(f, &name),
-            crate::Encoding::Text => Self::read_text(BufReader::with_capacity(1 << 16, f), &name),
+            crate::Encoding::Binary => Self::read_binary(r, name),
+            crate::Encoding::Text => Self::read_text(BufReader::with_capacity(1 << 16, r), name),
         }
     }
 

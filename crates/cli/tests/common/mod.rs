@@ -166,3 +166,28 @@ pub fn input_error(o: &Output, needles: &[&str]) {
         assert!(e.contains(n), "error `{e}` does not mention `{n}`");
     }
 }
+
+/// Run `wafernoc` with `args` in the repository root, writing the file
+/// `input` (relative to the root) into its standard input from another
+/// thread while it runs: a pipe, as `cat FILE | wafernoc ... /dev/stdin`.
+pub fn wafernoc_piped(input: &str, args: &[&str]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let bytes = std::fs::read(root().join(input)).expect("read the piped input");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wafernoc"))
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wafernoc");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        // A reader that stops early closes the pipe: not this test's error.
+        let _ = stdin.write_all(&bytes);
+    });
+    let out = child.wait_with_output().expect("wait for wafernoc");
+    writer.join().expect("the writer thread");
+    out
+}
