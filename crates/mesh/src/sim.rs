@@ -520,9 +520,13 @@ pub fn run_measured_observed(
                 meas.plat.add((d.atime - d.ctime) as f64);
                 meas.nlat.add((d.atime - d.itime) as f64);
                 meas.hops.add(d.hops as f64);
-                meas.flat_sum += d.flit_latency_sum as f64;
-                meas.flat_n += d.size as u64;
             }
+            // BookSim2's flit latency (`_flat_stats`) takes every flit
+            // retired since the statistics were last cleared, measured or
+            // not, where its packet statistics take the counted packets
+            // only. (Here a packet's flits count when its tail arrives.)
+            meas.flat_sum += d.flit_latency_sum as f64;
+            meas.flat_n += d.size as u64;
             if d.tag == 1 {
                 *measured_outstanding -= 1;
             }
