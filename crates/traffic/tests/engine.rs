@@ -1,7 +1,7 @@
 //! Engine checks with closed-form answers and small fixed-seed runs.
 
 use wafernoc_mesh::sim::{run_measured, SimControl};
-use wafernoc_mesh::{MeshSpec, Network, NetworkConfig, NewPacket};
+use wafernoc_mesh::{ClassSpec, MeshSpec, Network, NetworkConfig, NewPacket};
 use wafernoc_router::RouterConfig;
 use wafernoc_traffic::{Pattern, Synthetic, SyntheticSpec};
 
@@ -558,4 +558,121 @@ fn injected_packets_are_counted_with_their_heads() {
     }
     assert_eq!(n.injected_by_node()[0], 20);
     assert!(heads_seen_mid_packet, "never saw a packet partly injected");
+}
+
+/// `Delivered::flit_latency_sum` is the sum over the packet's flits of
+/// (ejection cycle − injection cycle). A lone packet that fits in a buffer
+/// moves as a train: flit i leaves its source at `itime + i` and is
+/// ejected at `atime − (P − 1) + i`, so each of its P flits takes
+/// `atime − itime − (P − 1)` cycles.
+#[test]
+fn flit_latency_sum_of_lone_packets() {
+    for p in [1u16, 2, 4] {
+        for (src, dst) in [(0u32, 0u32), (0, 63), (27, 36), (63, 0)] {
+            let mut n = net(8, 2, 4);
+            let d = lone_packet(&mut n, src, dst, p);
+            let per_flit = d.atime - d.itime - (p as u64 - 1);
+            assert_eq!(
+                d.flit_latency_sum,
+                p as u64 * per_flit,
+                "P={p} {src} -> {dst}: {d:?}"
+            );
+        }
+    }
+}
+
+/// The cycles in which node 0's interface sent a flit, over `cycles`
+/// steps of `n`, and the deliveries as (tag, itime).
+fn injection_trace(n: &mut Network, cycles: usize) -> (Vec<u64>, Vec<(u64, u64)>) {
+    let (mut sent, mut delivered, mut before) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..cycles {
+        let t = n.now();
+        n.step().unwrap();
+        let after = n.injected_by_node()[0];
+        sent.extend((before..after).map(|_| t));
+        before = after;
+        delivered.extend(n.drain_delivered().map(|d| (d.tag, d.itime)));
+    }
+    delivered.sort_unstable();
+    (sent, delivered)
+}
+
+/// With `wait_for_tail_credit` an interface's VC stays in use after its
+/// tail left, until that tail's credit is back. Three single-flit packets
+/// from one node over 2 VCs: the first takes VC 0 in cycle 0, the second
+/// VC 1 in cycle 1; the third waits for VC 0's credit, back 6 cycles after
+/// its flit left (the 5-cycle loop of `tail_send`, plus the cycle the flit,
+/// a head, spends in VC allocation). Without the option it leaves in
+/// cycle 2.
+#[test]
+fn wait_for_tail_credit_holds_interface_vcs() {
+    for (wait, third) in [(false, 2u64), (true, 6)] {
+        let mut c = cfg(4, 2, 4, false);
+        c.router.wait_for_tail_credit = wait;
+        let mut n = Network::new(c).unwrap();
+        for tag in 0..3 {
+            n.enqueue(NewPacket {
+                src: 0,
+                dst: 1,
+                size: 1,
+                class: 0,
+                ctime: 0,
+                tag,
+            })
+            .unwrap();
+        }
+        let (sent, delivered) = injection_trace(&mut n, 100);
+        assert_eq!(sent, [0, 1, third], "wait_for_tail_credit={wait}");
+        assert_eq!(delivered, [(0, 0), (1, 1), (2, third)]);
+    }
+}
+
+/// `wait_for_tail_credit` with a packet paused mid-way: its VC gets every
+/// credit back while it waits for a higher-priority class, but it is not
+/// released before its tail's credit. Node 0 sends a 1-flit packet of the
+/// high class (its only VC, cycle 0), then an 8-flit packet A of the low
+/// class (its only VC, cycles 1..=5), paused while the second high packet
+/// (8 flits, from cycle 6 when its VC's credit is back) goes, then A's
+/// last 3 flits (14..=16). The low class's next packet takes A's VC again:
+/// not before A's tail credit is back, 5 cycles after cycle 16 at the
+/// earliest (the credit loop of `tail_send`).
+#[test]
+fn wait_for_tail_credit_holds_a_paused_packets_vc() {
+    let mut c = cfg(4, 2, 8, false);
+    c.router.wait_for_tail_credit = true;
+    c.classes = vec![
+        ClassSpec {
+            name: "low".into(),
+            vcs: 1,
+            priority: 0,
+        },
+        ClassSpec {
+            name: "high".into(),
+            vcs: 1,
+            priority: 1,
+        },
+    ];
+    let mut n = Network::new(c).unwrap();
+    for (tag, class, size) in [(0u64, 1u8, 1u16), (1, 0, 8), (2, 1, 8), (3, 0, 1)] {
+        n.enqueue(NewPacket {
+            src: 0,
+            dst: 1,
+            size,
+            class,
+            ctime: 0,
+            tag,
+        })
+        .unwrap();
+    }
+    let (sent, delivered) = injection_trace(&mut n, 200);
+    assert_eq!(sent.len(), 18);
+    assert_eq!(sent[..17], (0..17).collect::<Vec<u64>>()[..]);
+    let itimes: Vec<u64> = delivered.iter().map(|d| d.1).collect();
+    assert_eq!(itimes[..3], [0, 1, 6], "{delivered:?}");
+    assert_eq!(sent[17], itimes[3]);
+    assert!(
+        itimes[3] >= 16 + 5,
+        "the low class's next head left in cycle {}, before A's tail credit",
+        itimes[3]
+    );
 }
