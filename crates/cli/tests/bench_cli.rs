@@ -6,65 +6,29 @@
 mod common;
 use common::{ok, wafernoc};
 
-/// The `step` of each JSON line, by case name.
-fn steps(args: &[&str]) -> Vec<(String, String)> {
-    let o = wafernoc(args);
+/// The `step` bench reports for `case`, with `global` flags before the
+/// subcommand and `extra` after it.
+fn step(global: &[&str], case: &str, extra: &[&str]) -> String {
+    let mut args = global.to_vec();
+    args.extend(["bench", "--only", case, "--scale", "0.01", "--json"]);
+    args.extend(extra);
+    let o = wafernoc(&args);
     ok(&o);
-    String::from_utf8(o.stdout)
-        .expect("UTF-8")
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("one JSON object a line");
-            (
-                v["name"].as_str().expect("name").to_string(),
-                v["step"].as_str().expect("step").to_string(),
-            )
-        })
-        .collect()
+    let out = String::from_utf8(o.stdout).expect("UTF-8");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).expect("one JSON object");
+    assert_eq!(v["name"], case);
+    v["step"].as_str().expect("step").to_string()
 }
 
 #[test]
 fn bench_reports_the_router_step_each_case_took() {
-    let one = steps(&[
-        "bench",
-        "--only",
-        "8x8_uniform_0.2",
-        "--scale",
-        "0.01",
-        "--json",
-    ]);
-    assert_eq!(one, [("8x8_uniform_0.2".into(), "rings".into())]);
+    assert_eq!(step(&[], "8x8_uniform_0.2", &[]), "rings");
     // Two parts: no rings (they need one part of at most 128 routers).
-    let two = steps(&[
-        "--threads",
-        "2",
-        "bench",
-        "--only",
-        "8x8_uniform_0.2",
-        "--scale",
-        "0.01",
-        "--json",
-    ]);
-    assert_eq!(two, [("8x8_uniform_0.2".into(), "default".into())]);
+    assert_eq!(step(&["--threads", "2"], "8x8_uniform_0.2", &[]), "default");
     // More than 128 routers on one thread: the banded default pipeline.
-    let big = steps(&[
-        "bench",
-        "--only",
-        "32x32_uniform_0.01",
-        "--scale",
-        "0.01",
-        "--json",
-    ]);
-    assert_eq!(big, [("32x32_uniform_0.01".into(), "default".into())]);
+    assert_eq!(step(&[], "32x32_uniform_0.01", &[]), "default");
     // The check mode takes the general step.
-    let check = steps(&[
-        "bench",
-        "--only",
-        "8x8_uniform_0.2",
-        "--scale",
-        "0.01",
-        "--step-all",
-        "--json",
-    ]);
-    assert_eq!(check, [("8x8_uniform_0.2".into(), "general".into())]);
+    assert_eq!(step(&[], "8x8_uniform_0.2", &["--step-all"]), "general");
 }

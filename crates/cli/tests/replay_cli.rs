@@ -322,28 +322,10 @@ fn a_trace_can_be_read_from_a_pipe() {
         same(t, &["trace", "stats", "{}"]);
     }
     same(rt, &["trace", "stats", "{}", "--slots", "64"]);
-    same(
-        rt,
-        &[
-            "moe",
-            "--model",
-            "gpt-oss-20b",
-            "--mesh",
-            "4x8",
-            "--tp",
-            "4",
-            "--dp",
-            "8",
-            "--mapping",
-            "er",
-            "--iterations",
-            "100..101",
-            "--routing",
-            "trace:{}",
-            "--quiet",
-            "--json",
-        ],
-    );
+    let mut moe = gpt_oss_4x8("moe", "4", "8");
+    moe.extend(["--mapping", "er", "--iterations", "100..101"]);
+    moe.extend(["--routing", "trace:{}", "--quiet", "--json"]);
+    same(rt, &moe);
     // convert: the same bytes out.
     let d = tmp("pipe");
     let (a, b) = (d.join("a.wnpt"), d.join("b.wnpt"));
