@@ -152,27 +152,27 @@ pub fn open_detected(path: &Path) -> Result<(TraceFormat, Sniffed, String)> {
     // line. Read in chunks; what is read past that stays in `buf` for the
     // reader.
     let mut chunk = [0u8; 8192];
-    let mut at_end = false;
-    let mut fill = |buf: &mut Vec<u8>, at_end: &mut bool| -> Result<()> {
+    // Appends one read's bytes; false at the end of the file.
+    let mut more = |buf: &mut Vec<u8>| -> Result<bool> {
         loop {
             match f.read(&mut chunk) {
-                Ok(0) => *at_end = true,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    return Ok(true);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io(e)),
             }
-            return Ok(());
         }
     };
-    while buf.len() < 8 && !at_end {
-        fill(&mut buf, &mut at_end)?;
-    }
+    while buf.len() < 8 && more(&mut buf)? {}
     if buf.is_empty() {
         return Err(TraceError::truncated(&name, "empty file: not a trace"));
     }
     let head = &buf[..buf.len().min(8)];
     let starts_text = head.trim_ascii_start().first().is_none_or(|&b| b == b'{');
-    let mut end = buf.len();
+    let mut end = None;
     if head != PACKET_MAGIC && head != ROUTING_MAGIC && starts_text {
         // The end of the first line holding a non-blank byte.
         let line_end = |buf: &[u8]| {
@@ -182,18 +182,14 @@ pub fn open_detected(path: &Path) -> Result<(TraceFormat, Sniffed, String)> {
                 .position(|&b| b == b'\n')
                 .map(|k| first + k + 1)
         };
-        loop {
-            if let Some(e) = line_end(&buf) {
-                end = e;
+        while end.is_none() {
+            end = line_end(&buf);
+            if end.is_none() && !more(&mut buf)? {
                 break;
             }
-            if at_end {
-                end = buf.len();
-                break;
-            }
-            fill(&mut buf, &mut at_end)?;
         }
     }
+    let end = end.unwrap_or(buf.len());
     let fmt = detect_bytes(&buf[..end]).map_err(|m| TraceError::usage(&name, m))?;
     Ok((fmt, std::io::Cursor::new(buf).chain(f), name))
 }
