@@ -958,6 +958,16 @@ mod tests {
         ]
     }
 
+    /// Port counts for the allocator properties: any of 1..=128, or one
+    /// at an edge of the allocator's paths (u64 rows of 32 and 64, u128
+    /// masks of 128) half of the time.
+    fn sizes() -> impl Strategy<Value = usize> {
+        prop_oneof![
+            1usize..=128,
+            prop::sample::select(vec![1usize, 2, 31, 32, 33, 63, 64, 65, 127, 128]),
+        ]
+    }
+
     proptest! {
         #[test]
         fn matches_are_valid(rows in proptest::collection::vec(any::<u8>(), 1..8), rounds in 1usize..5) {
@@ -1074,25 +1084,33 @@ mod tests {
             prop_assert_eq!(Some(first_from_nonzero(mask, ptr)), first_from(mask, ptr));
         }
 
-        /// `allocate` (lone requester, conflict-free and general paths)
-        /// against the general path alone, from random pointers: same
-        /// matches in the same order, same pointers.
+        /// `allocate` (lone requester, conflict-free, u64-row and general
+        /// paths) against the general path alone, from random pointers:
+        /// same matches in the same order, same pointers. Inputs and
+        /// outputs are sized independently, often at the edges of the
+        /// paths' limits (32, 64, 128 ports), where a path chosen on the
+        /// wrong side of a limit or a mask bit past it would show.
         #[test]
         fn allocate_equals_general_path(
-            n in 1usize..=128,
+            n_in in sizes(),
+            n_out in sizes(),
             seed_ptr in proptest::collection::vec(any::<u8>(), 256),
             iters in 1u32..4,
             rounds in proptest::collection::vec(
-                (proptest::collection::vec((any::<u128>(), 0u32..4), 1..10), any::<u128>(), any::<u128>(), 0u8..4, any::<u64>()),
+                (proptest::collection::vec((any::<u128>(), 0u32..4), 1..10), any::<u128>(), any::<u128>(), 0u8..5, any::<u64>()),
                 1..20,
             ),
         ) {
-            let mut a = Allocator::new(AllocatorKind::Islip { iters }, ArbiterKind::RoundRobin, n, n);
-            for (p, &s) in a.ptr.iter_mut().zip(&seed_ptr).take(2 * n) {
-                *p = (s as usize % n) as u8;
+            let mut a = Allocator::new(AllocatorKind::Islip { iters }, ArbiterKind::RoundRobin, n_in, n_out);
+            for (o, p) in a.ptr.iter_mut().enumerate().take(n_out + n_in) {
+                // Grant pointers (outputs first) range over inputs, accept
+                // pointers over outputs.
+                let n = if o < n_out { n_in } else { n_out };
+                *p = (seed_ptr[o] as usize % n) as u8;
             }
             let mut b = a.clone();
-            let all = if n == 128 { u128::MAX } else { (1u128 << n) - 1 };
+            let ones = |n: usize| if n == 128 { u128::MAX } else { (1u128 << n) - 1 };
+            let (all_in, all_out) = (ones(n_in), ones(n_out));
             for (rows, bi, bo, busy, pick) in &rounds {
                 // Rows in ascending input order (the conflict-free path's
                 // condition), sparse masks (few bits: often conflict-free),
@@ -1100,26 +1118,29 @@ mod tests {
                 let mut used = 0u128;
                 let mut reqs = Vec::new();
                 for (k, &(m, density)) in rows.iter().enumerate() {
-                    let i = ((*pick >> (k * 6 % 60)) as usize + k * 7) % n;
+                    let i = ((*pick >> (k * 6 % 60)) as usize + k * 7) % n_in;
                     if used >> i & 1 == 1 {
                         continue;
                     }
                     used |= 1 << i;
                     let m = match density {
-                        0 => m & all,
-                        1 => (1u128 << (m % n as u128)) | (1u128 << ((m >> 64) % n as u128)),
-                        _ => 1u128 << (m % n as u128),
+                        0 => m & all_out,
+                        1 => (1u128 << (m % n_out as u128)) | (1u128 << ((m >> 64) % n_out as u128)),
+                        _ => 1u128 << (m % n_out as u128),
                     };
                     reqs.push((i as u32, m));
                 }
                 if pick & 1 == 0 {
                     reqs.sort_unstable();
                 }
+                // Busy masks: none, random, sparse, or the last input and
+                // output (the top bit of a 64- or 128-bit row).
                 let (bi, bo) = match busy {
                     0 => (0, 0),
-                    1 => (bi & all, 0),
-                    2 => (0, bo & all),
-                    _ => (bi & bi >> 7 & all, bo & bo >> 7 & all),
+                    1 => (bi & all_in, 0),
+                    2 => (0, bo & all_out),
+                    3 => (bi & bi >> 7 & all_in, bo & bo >> 7 & all_out),
+                    _ => (1u128 << (n_in - 1), 1u128 << (n_out - 1)),
                 };
                 let (mut x, mut y) = (Vec::new(), Vec::new());
                 a.allocate(&reqs, bi, bo, &mut x);
