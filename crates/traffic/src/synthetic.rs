@@ -991,4 +991,235 @@ mod tests {
         });
         assert_eq!(e.key, TrafficKey::Sizes);
     }
+
+    /// Each pattern's mesh condition, both ways, and each hotspot error
+    /// naming its key in both spellings.
+    #[test]
+    fn patterns_are_checked_against_the_mesh() {
+        let mesh = |rows, cols| {
+            Topology::new(MeshSpec {
+                rows,
+                cols,
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let (square, wide, odd) = (mesh(4, 4), mesh(4, 8), mesh(3, 3));
+        assert!(Pattern::Transpose.validate(&square).is_ok());
+        assert!(Pattern::Transpose.validate(&wide).is_err());
+        for p in [Pattern::Bitrev, Pattern::Shuffle] {
+            // 32 nodes on a 4×8 mesh are a power of two; 9 are not.
+            assert!(p.validate(&wide).is_ok(), "{p:?} on 4x8");
+            let e = p.validate(&odd).unwrap_err();
+            assert_eq!(e.key, TrafficKey::Pattern);
+            assert!(e.to_string().contains("not 9"), "{e}");
+        }
+        for p in [Pattern::Uniform, Pattern::Tornado, Pattern::Neighbor] {
+            assert!(p.validate(&odd).is_ok(), "{p:?} on 3x3");
+        }
+        let hot = |nodes: Vec<u32>, fraction| Pattern::Hotspot { nodes, fraction };
+        assert!(hot(vec![0, 8], 0.5).validate(&odd).is_ok());
+        assert!(hot(vec![8], 0.0).validate(&odd).is_ok());
+        assert!(hot(vec![8], 1.0).validate(&odd).is_ok());
+        let cases = [
+            (
+                hot(vec![0], 1.5),
+                TrafficKey::HotspotFraction,
+                "traffic.pattern.fraction",
+            ),
+            (
+                hot(vec![0], -0.1),
+                TrafficKey::HotspotFraction,
+                "traffic.pattern.fraction",
+            ),
+            (
+                hot(vec![], 0.5),
+                TrafficKey::HotspotNodes,
+                "traffic.pattern.nodes",
+            ),
+            (
+                hot(vec![0, 9], 0.5),
+                TrafficKey::HotspotNodes,
+                "traffic.pattern.nodes",
+            ),
+        ];
+        for (p, key, native) in cases {
+            let e = p.validate(&odd).unwrap_err();
+            assert_eq!(e.key, key, "{p:?}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&format!("`{native}`")) && msg.contains("(BookSim2 `traffic`)"),
+                "{msg}"
+            );
+        }
+        let e = hot(vec![0, 9], 0.5).validate(&odd).unwrap_err();
+        assert!(e.to_string().contains("node 9 is outside 0..9"), "{e}");
+    }
+
+    /// The other keys' two spellings, as error messages show them.
+    #[test]
+    fn traffic_keys_name_both_configurations() {
+        let keys = [
+            (TrafficKey::Pattern, "traffic.pattern.kind", "traffic"),
+            (TrafficKey::Sizes, "traffic.sizes", "packet_size"),
+            (
+                TrafficKey::SizeWeights,
+                "traffic.size_weights",
+                "packet_size_rate",
+            ),
+            (TrafficKey::Rate, "traffic.rate", "injection_rate"),
+            (
+                TrafficKey::OnOffAlpha,
+                "traffic.process.alpha",
+                "burst_alpha",
+            ),
+            (TrafficKey::OnOffBeta, "traffic.process.beta", "burst_beta"),
+        ];
+        for (key, native, booksim) in keys {
+            assert_eq!((key.native(), key.booksim()), (native, booksim));
+        }
+    }
+
+    /// Tornado off powers of two: BookSim2's `(x + ⌈k/2⌉ - 1) mod k` per
+    /// dimension, on a 7-wide, 6-high mesh: x + 3 and y + 2. (On 8×8, and
+    /// on sides of 3 or 5, `x - ⌈k/2⌉ - 1` wrapped through 2^64 lands on
+    /// the same node, so a wrong sign would not show.)
+    #[test]
+    fn tornado_wraps_off_powers_of_two() {
+        let t = Topology::new(MeshSpec {
+            rows: 6,
+            cols: 7,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut rng = stream_rng(0, 0);
+        for y in 0..6 {
+            for x in 0..7 {
+                let d = Pattern::Tornado.dest(&t, t.node(x, y), &mut rng);
+                assert_eq!(t.coord(d), ((x + 3) % 7, (y + 2) % 6), "from ({x}, {y})");
+            }
+        }
+    }
+
+    /// Mean and mean square of the packet size under unequal weights:
+    /// sizes 1 and 4 weighted 3 : 1 give (3·1 + 4) / 4 and (3·1 + 16) / 4.
+    #[test]
+    fn size_moments_follow_the_weights() {
+        let spec = SyntheticSpec {
+            sizes: vec![1, 4],
+            size_weights: vec![3.0, 1.0],
+            ..Default::default()
+        };
+        assert_eq!(spec.size_moments(), (1.75, 4.75));
+        let equal = SyntheticSpec {
+            sizes: vec![2, 6],
+            size_weights: vec![],
+            ..Default::default()
+        };
+        assert_eq!(equal.size_moments(), (4.0, 20.0));
+    }
+
+    /// Packet sizes follow `size_weights`: sizes 1 and 4 weighted 3 : 1
+    /// on 16 nodes at 0.25 packets a node and cycle, 4,000 cycles (about
+    /// 16,000 packets): size 1 in 3/4 of them within 4 binomial sds, and
+    /// the packet rate is the rate given in packets, or flits over the
+    /// mean size (1.75 flits).
+    #[test]
+    fn sizes_follow_their_weights() {
+        let spec = SyntheticSpec {
+            rate: 0.25,
+            rate_unit: RateUnit::Packets,
+            sizes: vec![1, 4],
+            size_weights: vec![3.0, 1.0],
+            seed: 5,
+            ..Default::default()
+        };
+        let mut s = Synthetic::new(spec.clone(), &topo(4)).unwrap();
+        assert_eq!(s.packet_rate(), 0.25);
+        let mut out = Vec::new();
+        for c in 0..4000 {
+            s.generate(c, &mut out);
+        }
+        let n = out.len() as f64;
+        let ones = out.iter().filter(|p| p.size == 1).count() as f64;
+        assert_eq!(ones + out.iter().filter(|p| p.size == 4).count() as f64, n);
+        let sd = (n * 0.75 * 0.25).sqrt();
+        assert!(
+            (ones - 0.75 * n).abs() < 4.0 * sd,
+            "{ones} of {n} of size 1"
+        );
+        let flits = SyntheticSpec {
+            rate: 0.35,
+            rate_unit: RateUnit::Flits,
+            ..spec
+        };
+        let s = Synthetic::new(flits, &topo(4)).unwrap();
+        assert!((s.packet_rate() - 0.2).abs() < 1e-12, "{}", s.packet_rate());
+    }
+
+    /// splitmix64 is the published generator: from state 0 its first
+    /// output is 0xE220A8397B1DCDAF, and from state 1234567 its first two
+    /// are 6457827717110365317 and 3203168211198807973 (each call here
+    /// is one step from the state given).
+    #[test]
+    fn splitmix64_matches_the_reference_outputs() {
+        assert_eq!(splitmix64(0), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(splitmix64(1_234_567), 6_457_827_717_110_365_317);
+        assert_eq!(
+            splitmix64(1_234_567u64.wrapping_add(0x9E37_79B9_7F4A_7C15)),
+            3_203_168_211_198_807_973
+        );
+    }
+
+    /// On/off sources start in the stationary state (on with probability
+    /// alpha / (alpha + beta) = 1/3 for `onoff_spec`), so cycle 0 already
+    /// offers the mean rate: 1/3 × 0.3 = 0.1 packets a node. 4,096 nodes
+    /// give 409.6 packets, with a binomial sd of 19.2; the check allows 4
+    /// sds. Starting every node on would give 1,229; off, 0.
+    #[test]
+    fn onoff_sources_start_in_the_stationary_state() {
+        let mut s = Synthetic::new(onoff_spec(3), &topo(64)).unwrap();
+        let mut out = Vec::new();
+        s.generate(0, &mut out);
+        let (n, p) = (4096.0f64, 0.1f64);
+        let sd = (n * p * (1.0 - p)).sqrt();
+        let got = out.len() as f64;
+        assert!((got - n * p).abs() < 4.0 * sd, "{got} packets in cycle 0");
+    }
+
+    /// `ln_one_minus` is `(1 - p).ln()` to the bit for ordinary rates (the
+    /// draws' inter-arrival gaps depend on it, so results stay as they
+    /// were; `ln_1p(-p)` differs in the last bit for 0.1, 0.2, 0.3), and
+    /// stays below 0 where `1 - p` rounds to 1.
+    #[test]
+    fn ln_one_minus_keeps_ordinary_rates_and_tiny_ones() {
+        // 8e-17: `1 - p` rounds to 1 - 2^-53, not to 1, so the plain form.
+        for p in [8e-17, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.9] {
+            assert_eq!(
+                ln_one_minus(p).to_bits(),
+                (1.0 - p).ln().to_bits(),
+                "p = {p}"
+            );
+        }
+        assert_eq!(ln_one_minus(1e-17), -1e-17);
+        assert_eq!(ln_one_minus(0.0), 0.0);
+        assert_eq!(ln_one_minus(1.0), f64::NEG_INFINITY);
+    }
+
+    /// Every (seed, stream) pair has a stream of its own, including the
+    /// seeds 0 and all-ones, where a seed combined with the stream by AND
+    /// or OR instead of XOR would give every node the same stream.
+    #[test]
+    fn streams_differ_by_seed_and_node() {
+        let mut firsts = std::collections::HashSet::new();
+        for seed in [0u64, 1, 2, u64::MAX] {
+            for stream in 0..256u64 {
+                let mut r = stream_rng(seed, stream);
+                assert!(
+                    firsts.insert((r.random::<u64>(), r.random::<u64>())),
+                    "seed {seed} stream {stream} repeats another stream"
+                );
+            }
+        }
+    }
 }
