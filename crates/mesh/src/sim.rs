@@ -766,6 +766,46 @@ mod tests {
     use crate::config::NetworkConfig;
     use crate::topology::MeshSpec;
 
+    /// Rates over nodes: mean, and the first node of the lowest and of
+    /// the highest (ties keep the lower node number); no nodes give zeros,
+    /// zero cycles count as one.
+    #[test]
+    fn rate_summary_takes_the_first_extreme_node() {
+        let s = rate_summary(&[4, 1, 7, 1, 7], 2);
+        let want = RateSummary {
+            avg: 2.0,
+            min: 0.5,
+            min_node: 1,
+            max: 3.5,
+            max_node: 2,
+        };
+        assert_eq!(s, want);
+        assert_eq!(rate_summary(&[], 5), RateSummary::default());
+        assert_eq!(rate_summary(&[3, 1], 0).avg, 2.0);
+    }
+
+    /// The window's accepted flits: delivered packets, plus flits of
+    /// packets ejecting now, minus those ejecting at the window's start,
+    /// per node and as a mean per node and cycle.
+    #[test]
+    fn accepted_flits_count_partial_packets_at_both_edges() {
+        let mut m = Meas::new(2);
+        m.accepted = vec![6, 2];
+        m.at_reset.ejecting_flits = vec![1, 0];
+        m.reset_time = 10;
+        let ejecting_now = [0, 3];
+        let mut per_node = [0; 2];
+        m.accepted_flits(&ejecting_now, &mut per_node);
+        assert_eq!(per_node, [5, 5]);
+        // 10 flits over 2 nodes and 4 cycles.
+        assert_eq!(m.accepted_avg(14, &ejecting_now), 1.25);
+        // A window of no cycles divides by one.
+        assert_eq!(m.accepted_avg(10, &ejecting_now), 5.0);
+        let mut grown = [0; 3];
+        since(&[5, 7, 9], &[2, 7, 0], &mut grown);
+        assert_eq!(grown, [3, 0, 9]);
+    }
+
     /// Every node sends a `size`-flit packet every `every` cycles (nodes
     /// staggered), to a destination that moves with the cycle.
     struct Periodic {
