@@ -720,9 +720,13 @@ mod tests {
     use wafernoc_mesh::MeshSpec;
 
     fn topo(k: usize) -> Topology {
+        mesh(k, k)
+    }
+
+    fn mesh(rows: usize, cols: usize) -> Topology {
         Topology::new(MeshSpec {
-            rows: k,
-            cols: k,
+            rows,
+            cols,
             ..Default::default()
         })
         .unwrap()
@@ -960,12 +964,7 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_named() {
-        let t = Topology::new(MeshSpec {
-            rows: 4,
-            cols: 8,
-            ..Default::default()
-        })
-        .unwrap();
+        let t = mesh(4, 8);
         let refused = |spec: SyntheticSpec| Synthetic::new(spec, &t).err().unwrap();
         let e = refused(SyntheticSpec {
             pattern: Pattern::Transpose,
@@ -996,14 +995,6 @@ mod tests {
     /// naming its key in both spellings.
     #[test]
     fn patterns_are_checked_against_the_mesh() {
-        let mesh = |rows, cols| {
-            Topology::new(MeshSpec {
-                rows,
-                cols,
-                ..Default::default()
-            })
-            .unwrap()
-        };
         let (square, wide, odd) = (mesh(4, 4), mesh(4, 8), mesh(3, 3));
         assert!(Pattern::Transpose.validate(&square).is_ok());
         assert!(Pattern::Transpose.validate(&wide).is_err());
@@ -1086,12 +1077,7 @@ mod tests {
     /// the same node, so a wrong sign would not show.)
     #[test]
     fn tornado_wraps_off_powers_of_two() {
-        let t = Topology::new(MeshSpec {
-            rows: 6,
-            cols: 7,
-            ..Default::default()
-        })
-        .unwrap();
+        let t = mesh(6, 7);
         let mut rng = stream_rng(0, 0);
         for y in 0..6 {
             for x in 0..7 {
