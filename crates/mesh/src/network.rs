@@ -1743,28 +1743,46 @@ impl Network {
         }
         (n, tagged)
     }
-    /// For live packets with `tag`: (sum over their flits not yet ejected of
-    /// the packet's age, number of such flits). Used by the drain-phase
-    /// latency check.
-    pub fn measured_ages(&self, tag: u64) -> (u64, u64) {
+    /// BookSim2's in-flight flits (`_total_in_flight_flits`, every class,
+    /// measured or not): (sum over them of their packet's age `now −
+    /// ctime`, their number). A flit is in flight from its packet's making
+    /// to its ejection. BookSim2 makes a source queue's packets lazily
+    /// ([`Network::measure_queued`]), so the queued packets it would not
+    /// have made by the end of the last cycle, and those enqueued but not
+    /// yet handed to their part, are left out, as are flits already
+    /// ejected. Both latency-threshold checks of the BookSim2-style driver
+    /// add these ages to the retired packets' latencies (`_SingleSim`).
+    pub fn in_flight_ages(&self) -> (u64, u64) {
         let pk = self.core.pkts.read().expect("a simulation thread panicked");
         let now = self.now;
+        let last = now.wrapping_sub(1);
         let age = |p: &Packet| now - p.ctime.min(now);
         let mut s = 0;
         let mut k = 0;
-        for p in pk.iter().filter(|p| p.live && p.tag == tag) {
+        for p in pk.iter().filter(|p| p.live) {
             s += p.size as u64 * age(p);
             k += p.size as u64;
         }
-        // Minus the flits of packets being ejected that have arrived.
+        let mut minus = |slot: u32, flits: u64| {
+            let p = &pk[slot as usize];
+            s -= flits * age(p);
+            k -= flits;
+        };
         for q in 0..self.core.parts.len() {
-            for e in self.core.lock(q).ejecting.iter().filter(|e| e.arrived > 0) {
-                let p = &pk[e.slot as usize];
-                if p.live && p.tag == tag {
-                    s -= e.arrived as u64 * age(p);
-                    k -= e.arrived as u64;
+            let part = self.core.lock(q);
+            // The flits of packets being ejected that have arrived.
+            for e in part.ejecting.iter().filter(|e| e.arrived > 0) {
+                minus(e.slot, e.arrived as u64);
+            }
+            // Packets BookSim2 has not made yet.
+            for c in part.ni.iter().flat_map(|ni| &ni.classes) {
+                for &slot in c.queue.iter().skip(c.made(last)) {
+                    minus(slot, pk[slot as usize].size as u64);
                 }
             }
+        }
+        for q in self.pending.iter().flatten() {
+            minus(q.slot, pk[q.slot as usize].size as u64);
         }
         (s, k)
     }

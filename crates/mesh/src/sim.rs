@@ -16,10 +16,10 @@
 //!   rate are compared with the previous period's; measurement ends after 3
 //!   consecutive periods changing by less than the thresholds, or when
 //!   `max_samples` periods have run;
-//! - latency mode aborts as "unstable" when the mean latency passes
-//!   `latency_thres` at a period end, or, while draining, when the mean over
-//!   retired and still-in-flight measured flits passes it (checked every
-//!   1000 cycles);
+//! - latency mode aborts as "unstable" when the mean over the retired
+//!   counted packets and every flit in flight (its packet's current age)
+//!   passes `latency_thres`, at a period end and every 1000 cycles of the
+//!   drain;
 //! - latency mode then drains the measured packets with injection on;
 //! - both modes finally empty the network with injection off, without the
 //!   queued packets BookSim2 would not have made yet
@@ -200,12 +200,13 @@ pub enum Status {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Unstable {
-    /// Latency mode: the mean packet latency passed `latency_thres`.
+    /// Latency mode: the mean latency passed `latency_thres`. As in
+    /// BookSim2, the mean is over the counted packets retired since the
+    /// statistics were last cleared (their latency) and every flit still in
+    /// flight, measured or not (its packet's current age).
     LatencyThreshold {
-        /// When it was checked: `"warm-up"` or `"measure"` (the mean of
-        /// the packets retired since the statistics were last cleared, at
-        /// a sample period's end) or `"drain"` (retired and still in-flight
-        /// measured packets, their current ages; every 1000 cycles).
+        /// When it was checked: `"warm-up"` or `"measure"` (at a sample
+        /// period's end) or `"drain"` (every 1000 cycles of the drain).
         phase: &'static str,
         /// The cycle of the check.
         cycle: u64,
@@ -441,6 +442,19 @@ fn rate_summary(counts: &[u64], cycles: u64) -> RateSummary {
     s
 }
 
+/// BookSim2's latency-threshold test (`_SingleSim`, at a sample period's
+/// end and every 1000 cycles of the drain): the mean over the counted
+/// packets retired since the statistics were last cleared (their latency)
+/// and every flit in flight, measured or not ([`Network::in_flight_ages`]:
+/// its packet's age). Returns that mean if it exceeds `thres`.
+fn over_threshold(net: &Network, meas: &Meas, thres: f64) -> Option<f64> {
+    let (age_sum, age_n) = net.in_flight_ages();
+    let total = meas.plat.sum() + age_sum as f64;
+    let cnt = meas.plat.count() as f64 + age_n as f64;
+    let mean = total / cnt;
+    (cnt > 0.0 && mean > thres).then_some(mean)
+}
+
 /// Run a BookSim2-style measurement of `net` driven by `src`. `progress` is
 /// called every 1000 cycles with the current cycle and a phase name.
 pub fn run_measured(
@@ -575,18 +589,20 @@ pub fn run_measured_observed(
         }
         let cur_lat = meas.plat.mean();
         let cur_acc = meas.accepted_avg(net.now(), &net.node_counts().ejecting_flits);
-        if ctl.sim_type == SimMode::Latency && cur_lat > ctl.latency_thres {
-            why = Some(Unstable::LatencyThreshold {
-                phase: if state == State::WarmingUp {
-                    "warm-up"
-                } else {
-                    "measure"
-                },
-                cycle: net.now(),
-                mean_latency: cur_lat,
-                threshold: ctl.latency_thres,
-            });
-            break;
+        if ctl.sim_type == SimMode::Latency {
+            if let Some(mean_latency) = over_threshold(net, &meas, ctl.latency_thres) {
+                why = Some(Unstable::LatencyThreshold {
+                    phase: if state == State::WarmingUp {
+                        "warm-up"
+                    } else {
+                        "measure"
+                    },
+                    cycle: net.now(),
+                    mean_latency,
+                    threshold: ctl.latency_thres,
+                });
+                break;
+            }
         }
         let dl = ((cur_lat - prev_lat) / cur_lat).abs();
         let da = ((cur_acc - prev_acc) / cur_acc).abs();
@@ -662,16 +678,11 @@ pub fn run_measured_observed(
                 steps += 1;
                 if steps % 1000 == 0 {
                     progress(net.now(), "drain");
-                    // Mean over retired measured packets and in-flight measured
-                    // packets' current ages.
-                    let (age_sum, age_n) = net.measured_ages(1);
-                    let total = meas.plat.sum() + age_sum as f64;
-                    let cnt = meas.plat.count() as f64 + age_n as f64;
-                    if cnt > 0.0 && total / cnt > ctl.latency_thres {
+                    if let Some(mean_latency) = over_threshold(net, &meas, ctl.latency_thres) {
                         why = Some(Unstable::LatencyThreshold {
                             phase: "drain",
                             cycle: net.now(),
-                            mean_latency: total / cnt,
+                            mean_latency,
                             threshold: ctl.latency_thres,
                         });
                         break;
@@ -971,6 +982,159 @@ mod tests {
             }
             assert!(edge);
             assert_eq!(waited, wait_tail, "{vcs} VCs");
+        }
+    }
+
+    /// BookSim2's in-flight flits, by hand: the burst's packets made by
+    /// the end of the last cycle (packet 0 in cycle 0, packet k > 0 at its
+    /// predecessor's head cycle + 4, as in the test above), 4 flits each,
+    /// less the flits ejected; all created at cycle 0, so each is `now`
+    /// cycles old. Checked before and after every step: before one, the
+    /// burst is enqueued but not yet made.
+    #[test]
+    fn flits_in_flight_are_the_made_packets_not_yet_ejected() {
+        for (vcs, wait_tail) in [(4, false), (1, true)] {
+            let net = || {
+                Network::new(NetworkConfig {
+                    mesh: MeshSpec {
+                        rows: 2,
+                        cols: 2,
+                        ..Default::default()
+                    },
+                    router: wafernoc_router::RouterConfig {
+                        num_vcs: vcs,
+                        wait_for_tail_credit: wait_tail,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                })
+                .unwrap()
+            };
+            let burst = |net: &mut Network, t: u64| {
+                let mut ps = Vec::new();
+                Burst { n: 10 }.generate(t, &mut ps);
+                net.enqueue_all(&ps).unwrap();
+            };
+            let mut first = net();
+            let mut itimes = Vec::new();
+            for t in 0..400 {
+                burst(&mut first, t);
+                first.step().unwrap();
+                itimes.extend(first.drain_delivered().map(|d| d.itime));
+            }
+            itimes.sort();
+            assert_eq!(itimes.len(), 10);
+            let made: Vec<u64> = (0..10)
+                .map(|k| if k == 0 { 0 } else { itimes[k - 1] + 4 })
+                .collect();
+            let mut again = net();
+            let mut partial = false;
+            for t in 0..400 {
+                burst(&mut again, t);
+                let flits = |now: u64, ejected: u64| {
+                    let n = made.iter().filter(|&&m| m < now).count() as u64;
+                    4 * n - ejected
+                };
+                let before = flits(t, again.counters().ejected_flits);
+                assert_eq!(
+                    again.in_flight_ages(),
+                    (before * t, before),
+                    "{vcs} VCs, before {t}"
+                );
+                again.step().unwrap();
+                let after = flits(t + 1, again.counters().ejected_flits);
+                assert_eq!(
+                    again.in_flight_ages(),
+                    (after * (t + 1), after),
+                    "{vcs} VCs, after {t}"
+                );
+                partial |= after % 4 != 0;
+            }
+            assert_eq!(again.in_flight_ages(), (0, 0));
+            assert!(partial, "no packet was ever caught half ejected");
+        }
+    }
+
+    /// Every node sends a 4-flit packet every cycle to node 0: far past
+    /// saturation, so that the flits in flight are older than the packets
+    /// retired so far.
+    struct Flood;
+
+    impl TrafficSource for Flood {
+        fn generate(&mut self, t: u64, out: &mut Vec<NewPacket>) {
+            out.extend((1..4).map(|s| NewPacket {
+                src: s,
+                dst: 0,
+                size: 4,
+                class: 0,
+                ctime: t,
+                tag: 0,
+            }));
+        }
+    }
+
+    /// BookSim2's latency-threshold test at a sample period's end is over
+    /// the packets retired since the last clearing and every flit in
+    /// flight (each its packet's age), not the retired packets alone: a
+    /// threshold between the two means aborts the run at the first
+    /// period's end, with the first as its mean; one just above it does
+    /// not abort there.
+    #[test]
+    fn the_latency_threshold_counts_the_flits_in_flight() {
+        let cfg = || NetworkConfig {
+            mesh: MeshSpec {
+                rows: 2,
+                cols: 2,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        const PERIOD: u64 = 300;
+        // The first sample period, by hand.
+        let mut net = Network::new(cfg()).unwrap();
+        let (mut sum, mut count) = (0u64, 0u64);
+        let mut ps = Vec::new();
+        while net.now() < PERIOD {
+            ps.clear();
+            Flood.generate(net.now(), &mut ps);
+            net.enqueue_all(&ps).unwrap();
+            net.step().unwrap();
+            for d in net.drain_delivered() {
+                sum += d.atime - d.ctime;
+                count += 1;
+            }
+        }
+        let (age_sum, age_n) = net.in_flight_ages();
+        let retired = sum as f64 / count as f64;
+        let with_flight = (sum + age_sum) as f64 / (count + age_n) as f64;
+        assert!(
+            count > 0 && retired + 10.0 < with_flight,
+            "{retired} {with_flight}"
+        );
+        let run = |thres: f64| {
+            let ctl = SimControl {
+                sample_period: PERIOD,
+                latency_thres: thres,
+                ..Default::default()
+            };
+            let mut net = Network::new(cfg()).unwrap();
+            run_measured(&mut net, &mut Flood, &ctl, &mut |_, _| {}).unwrap()
+        };
+        let r = run((retired + with_flight) / 2.0);
+        assert_eq!(r.status, Status::Unstable);
+        assert_eq!(
+            r.unstable,
+            Some(Unstable::LatencyThreshold {
+                phase: "warm-up",
+                cycle: PERIOD,
+                mean_latency: with_flight,
+                threshold: (retired + with_flight) / 2.0,
+            })
+        );
+        let r = run(with_flight + 1.0);
+        match r.unstable {
+            Some(Unstable::LatencyThreshold { cycle, .. }) => assert!(cycle > PERIOD),
+            u => panic!("{u:?}"),
         }
     }
 

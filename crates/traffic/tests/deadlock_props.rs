@@ -306,7 +306,7 @@ fn observe(case: &Case, threads: usize) -> Result<Vec<String>, String> {
         if t % 64 == 0 {
             net.check_invariants()
                 .map_err(|e| format!("{threads} threads, cycle {t}: {e}"))?;
-            log.push(format!("{:?}", net.measured_ages(1)));
+            log.push(format!("{:?}", net.in_flight_ages()));
         }
     }
     log.push(format!("{:?}", net.counters()));

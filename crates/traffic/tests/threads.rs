@@ -110,7 +110,7 @@ fn run(
         if t % 97 == 0 {
             net.check_invariants()
                 .unwrap_or_else(|e| panic!("{threads} threads, cycle {t}: {e}"));
-            out.ages.push(net.measured_ages(1));
+            out.ages.push(net.in_flight_ages());
         }
     }
     out.counters = format!("{:?}", net.counters());
