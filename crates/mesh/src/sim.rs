@@ -1138,6 +1138,59 @@ mod tests {
         }
     }
 
+    /// The threshold is checked at each sample period's end and, while
+    /// the measured packets drain, every 1000 cycles, strictly (a mean
+    /// equal to the threshold passes). One warm-up period and one measured
+    /// one of 300 cycles: the flood's measured packets, most of them queued
+    /// behind its saturated sources, then take thousands of cycles to
+    /// leave, and the mean grows all along. The thresholds put each abort
+    /// in a different phase (asserted, so the scenario cannot drift).
+    #[test]
+    fn the_drain_checks_the_latency_threshold_every_1000_cycles() {
+        let run = |thres: f64| {
+            let ctl = SimControl {
+                warmup_periods: 1,
+                sample_period: 300,
+                max_samples: 2,
+                latency_thres: thres,
+                ..Default::default()
+            };
+            let mut net = Network::new(NetworkConfig {
+                mesh: MeshSpec {
+                    rows: 2,
+                    cols: 2,
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+            .unwrap();
+            match run_measured(&mut net, &mut Flood, &ctl, &mut |_, _| {})
+                .unwrap()
+                .unstable
+            {
+                Some(Unstable::LatencyThreshold {
+                    phase,
+                    cycle,
+                    mean_latency,
+                    threshold,
+                }) => {
+                    assert!(mean_latency > threshold);
+                    (phase, cycle, mean_latency)
+                }
+                u => panic!("threshold {thres}: {u:?}"),
+            }
+        };
+        assert_eq!(run(200.0).0, "warm-up");
+        let (phase, cycle, at_end) = run(400.0);
+        assert_eq!((phase, cycle), ("measure", 600));
+        let (phase, cycle, first) = run(1000.0);
+        assert_eq!((phase, cycle), ("drain", 1600));
+        assert!(first > at_end);
+        let (phase, cycle, second) = run(first);
+        assert_eq!((phase, cycle), ("drain", 2600));
+        assert!(second > first);
+    }
+
     #[test]
     fn measurement_keys_are_checked() {
         SimControl::default().validate().unwrap();
