@@ -1325,4 +1325,28 @@ mod tests {
         a.allocate(&[(0, 0b1), (1, 0b11)], 0b1, 0b1, &mut out);
         assert_eq!(out, vec![(1, 1)]);
     }
+
+    /// Separable allocators on conflict-free requests, input 0 idle: each
+    /// requesting input asks for one output of its own, so every one of
+    /// them is matched, whatever the arbiters' state. (`matches_are_valid`
+    /// checks only that some match exists, and its input 0 almost always
+    /// requests: an input-first allocator reading no requests but input
+    /// 0's, mutant 702:31, passes it.)
+    #[test]
+    fn separable_matches_every_conflict_free_input() {
+        for kind in [
+            AllocatorKind::SeparableInputFirst,
+            AllocatorKind::SeparableOutputFirst,
+        ] {
+            for arb in [ArbiterKind::RoundRobin, ArbiterKind::Matrix] {
+                let mut a = Allocator::new(kind, arb, 4, 4);
+                for _ in 0..3 {
+                    let mut out = Vec::new();
+                    a.allocate(&[(1, 0b0100), (2, 0b0001), (3, 0b0010)], 0, 0, &mut out);
+                    out.sort_unstable();
+                    assert_eq!(out, vec![(1, 2), (2, 0), (3, 1)], "{kind:?} {arb:?}");
+                }
+            }
+        }
+    }
 }
