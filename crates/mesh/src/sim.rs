@@ -926,11 +926,12 @@ mod tests {
             max_samples: 3,
             ..Default::default()
         };
-        let mut got = Vec::new();
+        let mut all = Vec::new();
         let r = run_measured_observed(&mut net, &mut src(), &ctl, &mut |_, _| {}, &mut |d| {
-            got.push((d.ctime, d.tag))
+            all.push(*d)
         })
         .unwrap();
+        let got: Vec<(u64, u64)> = all.iter().map(|d| (d.ctime, d.tag)).collect();
         assert_eq!(r.status, Status::Ok);
         let (start, end) = (r.measure_start, r.measure_start + r.measured_cycles);
         assert_eq!((start, end), (205, 615));
@@ -958,6 +959,71 @@ mod tests {
         assert!(got.iter().any(|&(ctime, _)| ctime >= end));
         assert_eq!(r.offered, rate_summary(&offered, end - start));
         assert!(r.offered.min < r.offered.max);
+        // Accepted packets: those whose tail left the network in the
+        // window (cycle of the tail `atime`), per destination.
+        let mut accepted = [0u64; 16];
+        for d in all.iter().filter(|d| (start..end).contains(&d.atime)) {
+            accepted[d.dst as usize] += 1;
+        }
+        assert_eq!(r.accepted_packets, rate_summary(&accepted, end - start));
+        // Network latency over the measured packets; flit latency over
+        // every packet retired from the window's start on (BookSim2's
+        // `_flat_stats`: measured or not, drain included).
+        let measured: Vec<&Delivered> = all.iter().filter(|d| d.tag == 1).collect();
+        let nlat: u64 = measured.iter().map(|d| d.atime - d.itime).sum();
+        assert_eq!(r.network_latency.mean, nlat as f64 / measured.len() as f64);
+        let after: Vec<&Delivered> = all.iter().filter(|d| d.atime >= start).collect();
+        let flits: u64 = after.iter().map(|d| d.size as u64).sum();
+        let flit_lat: u64 = after.iter().map(|d| d.flit_latency_sum).sum();
+        assert_eq!(r.flit_latency.count, flits);
+        assert_eq!(r.flit_latency.mean, flit_lat as f64 / flits as f64);
+    }
+
+    /// Measurement ends after three consecutive sample periods whose
+    /// latency and accepted rate change by less than the stopping
+    /// thresholds, or after `max_samples` periods in all; with
+    /// `warmup_periods = 0`, warm-up ends at the first period that changes
+    /// by less than the warm-up thresholds (the first changes by 100%,
+    /// from nothing).
+    #[test]
+    fn sample_periods_follow_the_thresholds() {
+        const P: u64 = 150;
+        let run = |ctl: SimControl| {
+            let mut net = Network::new(NetworkConfig {
+                mesh: MeshSpec {
+                    rows: 4,
+                    cols: 4,
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+            .unwrap();
+            let mut src = Periodic {
+                n: 16,
+                size: 4,
+                every: 20,
+            };
+            let r = run_measured(&mut net, &mut src, &ctl, &mut |_, _| {}).unwrap();
+            assert_eq!(r.status, Status::Ok);
+            (r.measure_start / P, r.measured_cycles / P)
+        };
+        let ctl = |warmup_periods, warmup_thres, stopping_thres| SimControl {
+            warmup_periods,
+            sample_period: P,
+            max_samples: 12,
+            warmup_thres,
+            acc_warmup_thres: warmup_thres,
+            stopping_thres,
+            acc_stopping_thres: stopping_thres,
+            ..Default::default()
+        };
+        // Every period converges: three measured.
+        assert_eq!(run(ctl(2, 0.05, 10.0)), (2, 3));
+        // None does: all but the warm-up's.
+        assert_eq!(run(ctl(2, 0.05, 0.0)), (2, 10));
+        // Warm-up by threshold: after the first period, or the second.
+        assert_eq!(run(ctl(0, 10.0, 10.0)), (1, 3));
+        assert_eq!(run(ctl(0, 0.9, 10.0)), (2, 3));
     }
 
     /// Node 0 creates `n` 4-flit packets for node 3 at cycle 0.
@@ -1199,6 +1265,64 @@ mod tests {
             Some(Unstable::LatencyThreshold { cycle, .. }) => assert!(cycle > PERIOD),
             u => panic!("{u:?}"),
         }
+    }
+
+    /// Warm-up clears its statistics at the start of periods 0 and 2 (of
+    /// BookSim2's default 3): the mean tested at the third period's end is
+    /// over the packets retired since cycle 2P and the flits then in
+    /// flight. By hand, the means at the three periods' ends; a threshold
+    /// between the first two and the third aborts the run at 3P with the
+    /// third as its mean.
+    #[test]
+    fn warm_up_clears_its_statistics_at_periods_0_and_2() {
+        const P: u64 = 200;
+        let cfg = || NetworkConfig {
+            mesh: MeshSpec {
+                rows: 2,
+                cols: 2,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut net = Network::new(cfg()).unwrap();
+        let (mut sum, mut count) = (0u64, 0u64);
+        let mut means = Vec::new();
+        let mut ps = Vec::new();
+        while net.now() < 3 * P {
+            if net.now() == 2 * P {
+                (sum, count) = (0, 0);
+            }
+            ps.clear();
+            Flood.generate(net.now(), &mut ps);
+            net.enqueue_all(&ps).unwrap();
+            net.step().unwrap();
+            for d in net.drain_delivered() {
+                sum += d.atime - d.ctime;
+                count += 1;
+            }
+            if net.now() % P == 0 {
+                let (age_sum, age_n) = net.in_flight_ages();
+                means.push((sum + age_sum) as f64 / (count + age_n) as f64);
+            }
+        }
+        let thres = (means[0].max(means[1]) + means[2]) / 2.0;
+        assert!(means[2] > means[0].max(means[1]), "{means:?}");
+        let ctl = SimControl {
+            sample_period: P,
+            latency_thres: thres,
+            ..Default::default()
+        };
+        let mut net = Network::new(cfg()).unwrap();
+        let r = run_measured(&mut net, &mut Flood, &ctl, &mut |_, _| {}).unwrap();
+        assert_eq!(
+            r.unstable,
+            Some(Unstable::LatencyThreshold {
+                phase: "warm-up",
+                cycle: 3 * P,
+                mean_latency: means[2],
+                threshold: thres,
+            })
+        );
     }
 
     /// The threshold is checked at each sample period's end and, while
