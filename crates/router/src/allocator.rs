@@ -1326,6 +1326,33 @@ mod tests {
         assert_eq!(out, vec![(1, 1)]);
     }
 
+    /// Busy inputs and outputs take no part, for every allocator and
+    /// arbiter, with input 2 busy (not 0: a mask shifted the wrong way
+    /// still tests input 0's bit, mutant 680:24) and output 3.
+    #[test]
+    fn busy_masks_exclude_for_every_kind() {
+        for kind in [
+            AllocatorKind::Islip { iters: 1 },
+            AllocatorKind::Islip { iters: 2 },
+            AllocatorKind::SeparableInputFirst,
+            AllocatorKind::SeparableOutputFirst,
+        ] {
+            for arb in [ArbiterKind::RoundRobin, ArbiterKind::Matrix] {
+                let mut a = Allocator::new(kind, arb, 4, 4);
+                for _ in 0..3 {
+                    let mut out = Vec::new();
+                    a.allocate(
+                        &[(0, 0b1000), (1, 0b1001), (2, 0b0001)],
+                        0b100,
+                        0b1000,
+                        &mut out,
+                    );
+                    assert_eq!(out, vec![(1, 0)], "{kind:?} {arb:?}");
+                }
+            }
+        }
+    }
+
     /// Separable allocators on conflict-free requests, input 0 idle: each
     /// requesting input asks for one output of its own, so every one of
     /// them is matched, whatever the arbiters' state. (`matches_are_valid`
