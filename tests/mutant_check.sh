@@ -7,7 +7,10 @@
 # `mutants.out` directory of the cargo-mutants run, MUTANT a line of its
 # missed.txt ("path:line:col: description"), and each ORACLE one quoted
 # set of `cargo test` arguments, tried in turn until one fails.
-# Prints "CAUGHT by [ORACLE]" or "MISSED", with the seconds each took.
+# Prints "CAUGHT by [ORACLE]" or "MISSED", with the seconds each took;
+# an oracle running past LIMIT seconds (default 900: a mutant can make a
+# drain endless) is stopped and reported as "TIMEOUT", as cargo-mutants
+# does (a hang is detected, not missed).
 #
 # Example (session 26, on sim.rs's survivors of a `-C --lib` run):
 #   tests/mutant_check.sh /tmp/clone /tmp/out/mutants.out \
@@ -35,7 +38,13 @@ patch -s -p0 < "$diff"
 for oracle in "$@"; do
     start=$(date +%s)
     # shellcheck disable=SC2086 # each oracle is a list of arguments
-    if ! PROPTEST_CASES=${PROPTEST_CASES:-64} cargo test --profile ci -q $oracle > /dev/null 2>&1; then
+    rc=0
+    PROPTEST_CASES=${PROPTEST_CASES:-64} timeout -k 10 "${LIMIT:-900}" \
+        cargo test --profile ci -q $oracle > /dev/null 2>&1 || rc=$?
+    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+        echo "TIMEOUT (${LIMIT:-900} s, a hang counts as caught) in [$oracle]: $mutant"
+        exit 0
+    elif [ "$rc" != 0 ]; then
         echo "CAUGHT by [$oracle] in $(( $(date +%s) - start )) s: $mutant"
         exit 0
     fi
