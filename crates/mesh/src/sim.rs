@@ -1267,6 +1267,100 @@ mod tests {
         }
     }
 
+    /// With `warmup_periods = 0`, warm-up ends at the first period whose
+    /// latency and accepted rate changed, relative to the period's value
+    /// (`|cur − prev| / cur`, BookSim2's), by less than the warm-up
+    /// thresholds. By hand: per period the mean latency and the accepted
+    /// flits per node and cycle since the last clearing (at each even
+    /// warm-up period's start), their relative changes, and the period
+    /// each pair of thresholds predicts; thresholds at half and one and a
+    /// half times period 2's changes.
+    #[test]
+    fn warm_up_ends_on_relative_changes() {
+        const P: u64 = 100;
+        const PERIODS: usize = 8;
+        let cfg = || NetworkConfig {
+            mesh: MeshSpec {
+                rows: 4,
+                cols: 4,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let src = || Periodic {
+            n: 16,
+            size: 4,
+            every: 9,
+        };
+        let mut net = Network::new(cfg()).unwrap();
+        let (mut sum, mut count, mut eject0, mut t0) = (0u64, 0u64, 0u64, 0u64);
+        let mut changes = Vec::new();
+        let (mut prev_lat, mut prev_acc) = (0.0f64, 0.0f64);
+        let mut ps = Vec::new();
+        for phase in 0..PERIODS as u64 {
+            if phase % 2 == 0 {
+                (sum, count) = (0, 0);
+                (eject0, t0) = (net.counters().ejected_flits, net.now());
+            }
+            for _ in 0..P {
+                ps.clear();
+                src().generate(net.now(), &mut ps);
+                net.enqueue_all(&ps).unwrap();
+                net.step().unwrap();
+                for d in net.drain_delivered() {
+                    sum += d.atime - d.ctime;
+                    count += 1;
+                }
+            }
+            let lat = sum as f64 / count as f64;
+            let acc =
+                (net.counters().ejected_flits - eject0) as f64 / 16.0 / (net.now() - t0) as f64;
+            changes.push((
+                ((lat - prev_lat) / lat).abs(),
+                ((acc - prev_acc) / acc).abs(),
+            ));
+            (prev_lat, prev_acc) = (lat, acc);
+        }
+        let predict = |w: f64, aw: f64| {
+            changes
+                .iter()
+                .position(|&(dl, da)| dl < w && da < aw)
+                .unwrap() as u64
+                + 1
+        };
+        let (dl2, da2) = changes[1];
+        assert!(dl2 > 0.0 && da2 > 0.0, "{changes:?}");
+        let mut seen = Vec::new();
+        for (w, aw) in [
+            (1.5 * dl2, 10.0),
+            (0.5 * dl2, 10.0),
+            (10.0, 1.5 * da2),
+            (10.0, 0.5 * da2),
+        ] {
+            let ctl = SimControl {
+                warmup_periods: 0,
+                sample_period: P,
+                max_samples: 20,
+                warmup_thres: w,
+                acc_warmup_thres: aw,
+                stopping_thres: 10.0,
+                acc_stopping_thres: 10.0,
+                ..Default::default()
+            };
+            let mut net = Network::new(cfg()).unwrap();
+            let r = run_measured(&mut net, &mut src(), &ctl, &mut |_, _| {}).unwrap();
+            let want = predict(w, aw);
+            assert_eq!(
+                r.measure_start,
+                want * P,
+                "thresholds {w} {aw}: {changes:?}"
+            );
+            seen.push(want);
+        }
+        // The thresholds do tell periods apart.
+        assert!(seen[0] < seen[1] && seen[2] < seen[3], "{seen:?}");
+    }
+
     /// Warm-up clears its statistics at the start of periods 0 and 2 (of
     /// BookSim2's default 3): the mean tested at the third period's end is
     /// over the packets retired since cycle 2P and the flits then in
