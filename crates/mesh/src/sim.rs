@@ -777,6 +777,28 @@ mod tests {
     use crate::config::NetworkConfig;
     use crate::topology::MeshSpec;
 
+    /// A `rows` × `cols` mesh with the default router.
+    fn mesh_cfg(rows: usize, cols: usize) -> NetworkConfig {
+        NetworkConfig {
+            mesh: MeshSpec {
+                rows,
+                cols,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// One cycle by hand, as the driver runs it: the source's packets of
+    /// the cycle, then the step. Returns the packets delivered.
+    fn step_by_hand(net: &mut Network, src: &mut dyn TrafficSource) -> Vec<Delivered> {
+        let mut ps = Vec::new();
+        src.generate(net.now(), &mut ps);
+        net.enqueue_all(&ps).unwrap();
+        net.step().unwrap();
+        net.drain_delivered().collect()
+    }
+
     /// Rates over nodes: mean, and the first node of the lowest and of
     /// the highest (ties keep the lower node number); no nodes give zeros,
     /// zero cycles count as one.
@@ -850,14 +872,7 @@ mod tests {
     /// does cut packets).
     #[test]
     fn accepted_flits_are_counted_one_by_one() {
-        let cfg = || NetworkConfig {
-            mesh: MeshSpec {
-                rows: 4,
-                cols: 4,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let cfg = || mesh_cfg(4, 4);
         let src = || Periodic {
             n: 16,
             size: 20,
@@ -906,15 +921,7 @@ mod tests {
     /// source's period, so nodes get 20 or 21 packets.
     #[test]
     fn a_latency_run_measures_the_packets_created_in_its_window() {
-        let mut net = Network::new(NetworkConfig {
-            mesh: MeshSpec {
-                rows: 4,
-                cols: 4,
-                ..Default::default()
-            },
-            ..Default::default()
-        })
-        .unwrap();
+        let mut net = Network::new(mesh_cfg(4, 4)).unwrap();
         let src = || Periodic {
             n: 16,
             size: 4,
@@ -989,15 +996,7 @@ mod tests {
     fn sample_periods_follow_the_thresholds() {
         const P: u64 = 150;
         let run = |ctl: SimControl| {
-            let mut net = Network::new(NetworkConfig {
-                mesh: MeshSpec {
-                    rows: 4,
-                    cols: 4,
-                    ..Default::default()
-                },
-                ..Default::default()
-            })
-            .unwrap();
+            let mut net = Network::new(mesh_cfg(4, 4)).unwrap();
             let mut src = Periodic {
                 n: 16,
                 size: 4,
@@ -1024,6 +1023,20 @@ mod tests {
         // Warm-up by threshold: after the first period, or the second.
         assert_eq!(run(ctl(0, 10.0, 10.0)), (1, 3));
         assert_eq!(run(ctl(0, 0.9, 10.0)), (2, 3));
+    }
+
+    /// The 2×2 mesh of the burst tests: `vcs` VCs a port, with or without
+    /// `wait_for_tail_credit`.
+    fn burst_net(vcs: usize, wait_tail: bool) -> Network {
+        Network::new(NetworkConfig {
+            router: wafernoc_router::RouterConfig {
+                num_vcs: vcs,
+                wait_for_tail_credit: wait_tail,
+                ..Default::default()
+            },
+            ..mesh_cfg(2, 2)
+        })
+        .unwrap()
     }
 
     /// Node 0 creates `n` 4-flit packets for node 3 at cycle 0.
@@ -1064,20 +1077,7 @@ mod tests {
             let mut edge = false;
             let mut waited = false;
             for s in 1..=48u64 {
-                let mut net = Network::new(NetworkConfig {
-                    mesh: MeshSpec {
-                        rows: 2,
-                        cols: 2,
-                        ..Default::default()
-                    },
-                    router: wafernoc_router::RouterConfig {
-                        num_vcs: vcs,
-                        wait_for_tail_credit: wait_tail,
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                })
-                .unwrap();
+                let mut net = burst_net(vcs, wait_tail);
                 let ctl = SimControl {
                     warmup_periods: 1,
                     sample_period: s,
@@ -1123,22 +1123,7 @@ mod tests {
     #[test]
     fn flits_in_flight_are_the_made_packets_not_yet_ejected() {
         for (vcs, wait_tail) in [(4, false), (1, true)] {
-            let net = || {
-                Network::new(NetworkConfig {
-                    mesh: MeshSpec {
-                        rows: 2,
-                        cols: 2,
-                        ..Default::default()
-                    },
-                    router: wafernoc_router::RouterConfig {
-                        num_vcs: vcs,
-                        wait_for_tail_credit: wait_tail,
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                })
-                .unwrap()
-            };
+            let net = || burst_net(vcs, wait_tail);
             let burst = |net: &mut Network, t: u64| {
                 let mut ps = Vec::new();
                 Burst { n: 10 }.generate(t, &mut ps);
@@ -1210,25 +1195,13 @@ mod tests {
     /// not abort there.
     #[test]
     fn the_latency_threshold_counts_the_flits_in_flight() {
-        let cfg = || NetworkConfig {
-            mesh: MeshSpec {
-                rows: 2,
-                cols: 2,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let cfg = || mesh_cfg(2, 2);
         const PERIOD: u64 = 300;
         // The first sample period, by hand.
         let mut net = Network::new(cfg()).unwrap();
         let (mut sum, mut count) = (0u64, 0u64);
-        let mut ps = Vec::new();
         while net.now() < PERIOD {
-            ps.clear();
-            Flood.generate(net.now(), &mut ps);
-            net.enqueue_all(&ps).unwrap();
-            net.step().unwrap();
-            for d in net.drain_delivered() {
+            for d in step_by_hand(&mut net, &mut Flood) {
                 sum += d.atime - d.ctime;
                 count += 1;
             }
@@ -1279,14 +1252,7 @@ mod tests {
     fn warm_up_ends_on_relative_changes() {
         const P: u64 = 100;
         const PERIODS: usize = 8;
-        let cfg = || NetworkConfig {
-            mesh: MeshSpec {
-                rows: 4,
-                cols: 4,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let cfg = || mesh_cfg(4, 4);
         let src = || Periodic {
             n: 16,
             size: 4,
@@ -1296,18 +1262,13 @@ mod tests {
         let (mut sum, mut count, mut eject0, mut t0) = (0u64, 0u64, 0u64, 0u64);
         let mut changes = Vec::new();
         let (mut prev_lat, mut prev_acc) = (0.0f64, 0.0f64);
-        let mut ps = Vec::new();
         for phase in 0..PERIODS as u64 {
             if phase % 2 == 0 {
                 (sum, count) = (0, 0);
                 (eject0, t0) = (net.counters().ejected_flits, net.now());
             }
             for _ in 0..P {
-                ps.clear();
-                src().generate(net.now(), &mut ps);
-                net.enqueue_all(&ps).unwrap();
-                net.step().unwrap();
-                for d in net.drain_delivered() {
+                for d in step_by_hand(&mut net, &mut src()) {
                     sum += d.atime - d.ctime;
                     count += 1;
                 }
@@ -1370,27 +1331,15 @@ mod tests {
     #[test]
     fn warm_up_clears_its_statistics_at_periods_0_and_2() {
         const P: u64 = 200;
-        let cfg = || NetworkConfig {
-            mesh: MeshSpec {
-                rows: 2,
-                cols: 2,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let cfg = || mesh_cfg(2, 2);
         let mut net = Network::new(cfg()).unwrap();
         let (mut sum, mut count) = (0u64, 0u64);
         let mut means = Vec::new();
-        let mut ps = Vec::new();
         while net.now() < 3 * P {
             if net.now() == 2 * P {
                 (sum, count) = (0, 0);
             }
-            ps.clear();
-            Flood.generate(net.now(), &mut ps);
-            net.enqueue_all(&ps).unwrap();
-            net.step().unwrap();
-            for d in net.drain_delivered() {
+            for d in step_by_hand(&mut net, &mut Flood) {
                 sum += d.atime - d.ctime;
                 count += 1;
             }
@@ -1436,15 +1385,7 @@ mod tests {
                 latency_thres: thres,
                 ..Default::default()
             };
-            let mut net = Network::new(NetworkConfig {
-                mesh: MeshSpec {
-                    rows: 2,
-                    cols: 2,
-                    ..Default::default()
-                },
-                ..Default::default()
-            })
-            .unwrap();
+            let mut net = Network::new(mesh_cfg(2, 2)).unwrap();
             match run_measured(&mut net, &mut Flood, &ctl, &mut |_, _| {})
                 .unwrap()
                 .unstable
