@@ -394,6 +394,11 @@ impl NiClass {
     fn made(&self, last: u64) -> usize {
         (self.cur_vc >= 0 || self.last_tail != last) as usize
     }
+    /// The queued packets (slots) BookSim2 has not made by the end of
+    /// cycle `last`: all but the first [`NiClass::made`].
+    fn unmade(&self, last: u64) -> impl Iterator<Item = &u32> {
+        self.queue.iter().skip(self.made(last))
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -1701,7 +1706,7 @@ impl Network {
         for p in 0..self.core.parts.len() {
             let part = self.core.lock(p);
             for q in part.ni.iter().flat_map(|ni| &ni.classes) {
-                for &slot in q.queue.iter().skip(q.made(last)) {
+                for &slot in q.unmade(last) {
                     pk[slot as usize].tag = tag;
                     n += 1;
                 }
@@ -1776,7 +1781,7 @@ impl Network {
             }
             // Packets BookSim2 has not made yet.
             for c in part.ni.iter().flat_map(|ni| &ni.classes) {
-                for &slot in c.queue.iter().skip(c.made(last)) {
+                for &slot in c.unmade(last) {
                     minus(slot, pk[slot as usize].size as u64);
                 }
             }
