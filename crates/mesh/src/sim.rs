@@ -938,17 +938,18 @@ mod tests {
             all.push(*d)
         })
         .unwrap();
-        let got: Vec<(u64, u64)> = all.iter().map(|d| (d.ctime, d.tag)).collect();
         assert_eq!(r.status, Status::Ok);
         let (start, end) = (r.measure_start, r.measure_start + r.measured_cycles);
         assert_eq!((start, end), (205, 615));
-        for &(ctime, tag) in &got {
+        for d in &all {
             assert_eq!(
-                tag == 1,
-                (start..end).contains(&ctime),
-                "created at {ctime}"
+                d.tag == 1,
+                (start..end).contains(&d.ctime),
+                "created at {}",
+                d.ctime
             );
         }
+        let measured: Vec<&Delivered> = all.iter().filter(|d| d.tag == 1).collect();
         // Every packet created in the window, by hand, was delivered.
         let mut offered = [0u64; 16];
         let mut created = 0;
@@ -961,9 +962,11 @@ mod tests {
                 created += 1;
             }
         }
-        let measured = got.iter().filter(|&&(_, tag)| tag == 1).count() as u64;
-        assert_eq!((measured, r.packet_latency.count), (created, created));
-        assert!(got.iter().any(|&(ctime, _)| ctime >= end));
+        assert_eq!(
+            (measured.len() as u64, r.packet_latency.count),
+            (created, created)
+        );
+        assert!(all.iter().any(|d| d.ctime >= end));
         assert_eq!(r.offered, rate_summary(&offered, end - start));
         assert!(r.offered.min < r.offered.max);
         // Accepted packets: those whose tail left the network in the
@@ -976,7 +979,6 @@ mod tests {
         // Network latency over the measured packets; flit latency over
         // every packet retired from the window's start on (BookSim2's
         // `_flat_stats`: measured or not, drain included).
-        let measured: Vec<&Delivered> = all.iter().filter(|d| d.tag == 1).collect();
         let nlat: u64 = measured.iter().map(|d| d.atime - d.itime).sum();
         assert_eq!(r.network_latency.mean, nlat as f64 / measured.len() as f64);
         let after: Vec<&Delivered> = all.iter().filter(|d| d.atime >= start).collect();
@@ -1187,6 +1189,34 @@ mod tests {
         }
     }
 
+    /// Flood on a 2×2 mesh by hand for three sample periods of `p`
+    /// cycles, statistics cleared at the start of periods 0 and 2 (as the
+    /// default warm-up does): at each period's end, the mean latency of the
+    /// packets retired since the last clearing, and the mean over those and
+    /// every flit in flight (BookSim2's threshold mean).
+    fn flood_means(p: u64) -> Vec<(f64, f64)> {
+        let mut net = Network::new(mesh_cfg(2, 2)).unwrap();
+        let (mut sum, mut count) = (0u64, 0u64);
+        let mut means = Vec::new();
+        while net.now() < 3 * p {
+            if net.now() == 2 * p {
+                (sum, count) = (0, 0);
+            }
+            for d in step_by_hand(&mut net, &mut Flood) {
+                sum += d.atime - d.ctime;
+                count += 1;
+            }
+            if net.now() % p == 0 {
+                let (age_sum, age_n) = net.in_flight_ages();
+                means.push((
+                    sum as f64 / count as f64,
+                    (sum + age_sum) as f64 / (count + age_n) as f64,
+                ));
+            }
+        }
+        means
+    }
+
     /// BookSim2's latency-threshold test at a sample period's end is over
     /// the packets retired since the last clearing and every flit in
     /// flight (each its packet's age), not the retired packets alone: a
@@ -1195,31 +1225,17 @@ mod tests {
     /// not abort there.
     #[test]
     fn the_latency_threshold_counts_the_flits_in_flight() {
-        let cfg = || mesh_cfg(2, 2);
         const PERIOD: u64 = 300;
         // The first sample period, by hand.
-        let mut net = Network::new(cfg()).unwrap();
-        let (mut sum, mut count) = (0u64, 0u64);
-        while net.now() < PERIOD {
-            for d in step_by_hand(&mut net, &mut Flood) {
-                sum += d.atime - d.ctime;
-                count += 1;
-            }
-        }
-        let (age_sum, age_n) = net.in_flight_ages();
-        let retired = sum as f64 / count as f64;
-        let with_flight = (sum + age_sum) as f64 / (count + age_n) as f64;
-        assert!(
-            count > 0 && retired + 10.0 < with_flight,
-            "{retired} {with_flight}"
-        );
+        let (retired, with_flight) = flood_means(PERIOD)[0];
+        assert!(retired + 10.0 < with_flight, "{retired} {with_flight}");
         let run = |thres: f64| {
             let ctl = SimControl {
                 sample_period: PERIOD,
                 latency_thres: thres,
                 ..Default::default()
             };
-            let mut net = Network::new(cfg()).unwrap();
+            let mut net = Network::new(mesh_cfg(2, 2)).unwrap();
             run_measured(&mut net, &mut Flood, &ctl, &mut |_, _| {}).unwrap()
         };
         let r = run((retired + with_flight) / 2.0);
@@ -1331,23 +1347,7 @@ mod tests {
     #[test]
     fn warm_up_clears_its_statistics_at_periods_0_and_2() {
         const P: u64 = 200;
-        let cfg = || mesh_cfg(2, 2);
-        let mut net = Network::new(cfg()).unwrap();
-        let (mut sum, mut count) = (0u64, 0u64);
-        let mut means = Vec::new();
-        while net.now() < 3 * P {
-            if net.now() == 2 * P {
-                (sum, count) = (0, 0);
-            }
-            for d in step_by_hand(&mut net, &mut Flood) {
-                sum += d.atime - d.ctime;
-                count += 1;
-            }
-            if net.now() % P == 0 {
-                let (age_sum, age_n) = net.in_flight_ages();
-                means.push((sum + age_sum) as f64 / (count + age_n) as f64);
-            }
-        }
+        let means: Vec<f64> = flood_means(P).iter().map(|m| m.1).collect();
         let thres = (means[0].max(means[1]) + means[2]) / 2.0;
         assert!(means[2] > means[0].max(means[1]), "{means:?}");
         let ctl = SimControl {
@@ -1355,7 +1355,7 @@ mod tests {
             latency_thres: thres,
             ..Default::default()
         };
-        let mut net = Network::new(cfg()).unwrap();
+        let mut net = Network::new(mesh_cfg(2, 2)).unwrap();
         let r = run_measured(&mut net, &mut Flood, &ctl, &mut |_, _| {}).unwrap();
         assert_eq!(
             r.unstable,

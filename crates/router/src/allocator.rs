@@ -1313,19 +1313,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn busy_masks_exclude() {
-        let mut a = Allocator::new(
-            AllocatorKind::Islip { iters: 2 },
-            ArbiterKind::RoundRobin,
-            4,
-            4,
-        );
-        let mut out = Vec::new();
-        a.allocate(&[(0, 0b1), (1, 0b11)], 0b1, 0b1, &mut out);
-        assert_eq!(out, vec![(1, 1)]);
-    }
-
     /// For each kind and both arbiters, a 4×4 allocator given the same
     /// requests three times matches `want` (sorted) every time, whatever
     /// its arbiters' state.
@@ -1354,15 +1341,16 @@ mod tests {
     ];
 
     /// Busy inputs and outputs take no part, for every allocator and
-    /// arbiter, with input 2 busy (not 0: a mask shifted the wrong way
-    /// still tests input 0's bit, mutant 680:24) and output 3.
+    /// arbiter: input 0 and output 0 busy, then input 2 (a mask shifted
+    /// the wrong way still tests input 0's bit, mutant 680:24) and output 3.
     #[test]
-    fn busy_masks_exclude_for_every_kind() {
+    fn busy_masks_exclude() {
         let islip = [
             AllocatorKind::Islip { iters: 1 },
             AllocatorKind::Islip { iters: 2 },
         ];
         for kinds in [&islip[..], &SEPARABLE[..]] {
+            same_match_thrice(kinds, &[(0, 0b1), (1, 0b11)], (0b1, 0b1), &[(1, 1)]);
             same_match_thrice(
                 kinds,
                 &[(0, 0b1000), (1, 0b1001), (2, 0b0001)],
