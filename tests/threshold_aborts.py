@@ -6,7 +6,8 @@ reference sets, run BookSim2 and one or two wafernoc binaries with seeds
 0..SEEDS-1 and print a markdown table: per tool the median cycle of the
 abort (range), the phases it happened in (p: a sample period's end in
 BookSim2, which does not say warm-up or measure; w/m: warm-up/measure in
-wafernoc; d: drain) and how many runs ended stable.
+wafernoc; d: drain; n: never warmed up, at `max_samples`) and how many
+runs ended stable.
 
 BookSim2's abort cycle is read from its output: 1000 cycles per "Class 0:"
 block (one per sample period, and one per passed drain check), plus the
@@ -43,10 +44,12 @@ def rows():
 def booksim(binary, d, cfg, seed):
     out = subprocess.run([binary, cfg, f'seed={seed}'], cwd=d,
                          capture_output=True, text=True).stdout
-    if 'Aborting' not in out:
-        return ('o', 0)
-    drain = 'Draining all recorded' in out
     n = out.count('\nClass 0:')
+    if 'Aborting' not in out:
+        # "Too many sample periods needed to converge" alone: never warmed
+        # up (it also follows an abort, hence the order of the tests).
+        return ('n', n * 1000) if 'Too many sample periods' in out else ('o', 0)
+    drain = 'Draining all recorded' in out
     return ('d' if drain else 'p', n * 1000 + (1000 if drain else 0))
 
 
@@ -57,6 +60,8 @@ def wafernoc(binary, d, cfg, seed):
     if j['status'] == 'ok':
         return ('o', 0)
     u = j['unstable']
+    if u['kind'] == 'not_warmed_up':
+        return ('n', j['simulated_cycles'])
     return ({'warm-up': 'w', 'measure': 'm', 'drain': 'd'}[u['phase']], u['cycle'])
 
 
