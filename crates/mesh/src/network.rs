@@ -801,18 +801,22 @@ fn touch_threshold() -> usize {
 pub fn l2_bytes() -> usize {
     static L2: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *L2.get_or_init(|| {
-        let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
-        let read = |i: usize, f: &str| std::fs::read_to_string(dir.join(format!("index{i}/{f}")));
-        (0..8)
-            .find_map(|i| {
-                let level = read(i, "level").ok()?;
-                let kind = read(i, "type").ok()?;
-                if level.trim() != "2" || kind.trim() == "Instruction" {
-                    return None;
-                }
-                parse_cache_size(&read(i, "size").ok()?)
-            })
+        l2_bytes_in(std::path::Path::new("/sys/devices/system/cpu/cpu0/cache"))
             .unwrap_or(DEFAULT_L2_BYTES)
+    })
+}
+
+/// The first level-2 data or unified cache's size among `dir`'s
+/// `index0` to `index7` (sysfs's layout), if any is readable.
+fn l2_bytes_in(dir: &std::path::Path) -> Option<usize> {
+    let read = |i: usize, f: &str| std::fs::read_to_string(dir.join(format!("index{i}/{f}")));
+    (0..8).find_map(|i| {
+        let level = read(i, "level").ok()?;
+        let kind = read(i, "type").ok()?;
+        if level.trim() != "2" || kind.trim() == "Instruction" {
+            return None;
+        }
+        parse_cache_size(&read(i, "size").ok()?)
     })
 }
 
@@ -4248,6 +4252,30 @@ mod tests {
             assert_eq!(parse_cache_size(bad), None, "{bad:?}");
         }
         assert!(l2_bytes() > 0);
+    }
+
+    /// The L2 is found among sysfs's cache entries by level and type,
+    /// skipping the other levels and an instruction-only L2; an
+    /// unreadable or missing entry is skipped too.
+    #[test]
+    fn l2_is_found_by_level_and_type() {
+        let dir = std::env::temp_dir().join(format!("wafernoc-l2-{}", std::process::id()));
+        let write = |i: usize, level: &str, kind: &str, size: &str| {
+            let d = dir.join(format!("index{i}"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("level"), format!("{level}\n")).unwrap();
+            std::fs::write(d.join("type"), format!("{kind}\n")).unwrap();
+            std::fs::write(d.join("size"), format!("{size}\n")).unwrap();
+        };
+        write(0, "1", "Data", "48K");
+        write(1, "1", "Instruction", "32K");
+        assert_eq!(l2_bytes_in(&dir), None, "no level 2 yet");
+        write(2, "2", "Instruction", "64K");
+        std::fs::create_dir_all(dir.join("index3")).unwrap(); // no files
+        write(4, "2", "Unified", "1280K");
+        write(5, "3", "Unified", "49152K");
+        assert_eq!(l2_bytes_in(&dir), Some(1280 << 10));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// BookSim2's stage queue with a delay of 2 (iq_router.cpp): an item
