@@ -4254,6 +4254,42 @@ mod tests {
         assert!(l2_bytes() > 0);
     }
 
+    /// `check_config`'s path limit is on `width + height − 1` routers
+    /// (hop counts are 16-bit): a 1×65,536 row is refused by it, naming
+    /// it, while a 1×65,535 row and a 300×300 mesh (90,000 routers, paths
+    /// of 599) pass. The VC guard is on routers × 5 ports × VCs ≤ 2^25:
+    /// 1024×1024 routers take 6 VCs (31,457,280), not 7 (36,700,160).
+    #[test]
+    fn size_limits_are_the_documented_ones() {
+        let mesh = |rows, cols, vcs| NetworkConfig {
+            mesh: MeshSpec {
+                rows,
+                cols,
+                ..Default::default()
+            },
+            ..square(1, vcs, 4)
+        };
+        let err = Network::check_config(&mesh(1, 65_536, 2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("paths of 65536 routers") && err.contains("16-bit"),
+            "{err}"
+        );
+        for (rows, cols) in [(1, 65_535), (300, 300)] {
+            let topo = Network::check_config(&mesh(rows, cols, 2)).expect("within the limits");
+            assert_eq!(topo.nodes(), rows * cols);
+        }
+        assert!(Network::check_config(&mesh(1024, 1024, 6)).is_ok());
+        let err = Network::check_config(&mesh(1024, 1024, 7))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("36700160 virtual channels is more than"),
+            "{err}"
+        );
+    }
+
     /// The L2 is found among sysfs's cache entries by level and type,
     /// skipping the other levels and an instruction-only L2; an
     /// unreadable or missing entry is skipped too.
