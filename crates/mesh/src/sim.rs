@@ -1263,7 +1263,8 @@ mod tests {
     /// flits per node and cycle since the last clearing (at each even
     /// warm-up period's start), their relative changes, and the period
     /// each pair of thresholds predicts; thresholds at half and one and a
-    /// half times period 2's changes.
+    /// half times period 2's changes. Throughput mode tests the accepted
+    /// rate's change alone.
     #[test]
     fn warm_up_ends_on_relative_changes() {
         const P: u64 = 100;
@@ -1308,13 +1309,20 @@ mod tests {
         let (dl2, da2) = changes[1];
         assert!(dl2 > 0.0 && da2 > 0.0, "{changes:?}");
         let mut seen = Vec::new();
-        for (w, aw) in [
-            (1.5 * dl2, 10.0),
-            (0.5 * dl2, 10.0),
-            (10.0, 1.5 * da2),
-            (10.0, 0.5 * da2),
+        // Throughput mode ignores the latency's change: a threshold of 0
+        // would never pass.
+        let lat = SimMode::Latency;
+        let thr = SimMode::Throughput;
+        for (mode, w, aw) in [
+            (lat, 1.5 * dl2, 10.0),
+            (lat, 0.5 * dl2, 10.0),
+            (lat, 10.0, 1.5 * da2),
+            (lat, 10.0, 0.5 * da2),
+            (thr, 0.0, 1.5 * da2),
+            (thr, 0.0, 0.5 * da2),
         ] {
             let ctl = SimControl {
+                sim_type: mode,
                 warmup_periods: 0,
                 sample_period: P,
                 max_samples: 20,
@@ -1326,16 +1334,22 @@ mod tests {
             };
             let mut net = Network::new(cfg()).unwrap();
             let r = run_measured(&mut net, &mut src(), &ctl, &mut |_, _| {}).unwrap();
-            let want = predict(w, aw);
+            let want = match mode {
+                SimMode::Latency => predict(w, aw),
+                SimMode::Throughput => predict(f64::INFINITY, aw),
+            };
             assert_eq!(
                 r.measure_start,
                 want * P,
-                "thresholds {w} {aw}: {changes:?}"
+                "{mode:?}, thresholds {w} {aw}: {changes:?}"
             );
             seen.push(want);
         }
         // The thresholds do tell periods apart.
-        assert!(seen[0] < seen[1] && seen[2] < seen[3], "{seen:?}");
+        assert!(
+            seen[0] < seen[1] && seen[2] < seen[3] && seen[4] < seen[5],
+            "{seen:?}"
+        );
     }
 
     /// Warm-up clears its statistics at the start of periods 0 and 2 (of
