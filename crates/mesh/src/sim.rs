@@ -1256,38 +1256,42 @@ mod tests {
         }
     }
 
-    /// With `warmup_periods = 0`, warm-up ends at the first period whose
-    /// latency and accepted rate changed, relative to the period's value
-    /// (`|cur − prev| / cur`, BookSim2's), by less than the warm-up
-    /// thresholds. By hand: per period the mean latency and the accepted
-    /// flits per node and cycle since the last clearing (at each even
-    /// warm-up period's start), their relative changes, and the period
-    /// each pair of thresholds predicts; thresholds at half and one and a
-    /// half times period 2's changes. Throughput mode tests the accepted
-    /// rate's change alone.
-    #[test]
-    fn warm_up_ends_on_relative_changes() {
-        const P: u64 = 100;
-        const PERIODS: usize = 8;
-        let cfg = || mesh_cfg(4, 4);
-        let src = || Periodic {
+    /// `Periodic` traffic every 9 cycles, 4-flit packets, on 16 nodes.
+    fn every9() -> Periodic {
+        Periodic {
             n: 16,
             size: 4,
             every: 9,
-        };
-        let mut net = Network::new(cfg()).unwrap();
+        }
+    }
+
+    /// By hand, the relative changes (`|cur − prev| / cur`, BookSim2's)
+    /// of each sample period's mean latency and accepted flits per node
+    /// and cycle, both since the last clearing, on the 4×4 mesh under
+    /// `Periodic` (every 9 cycles, 4 flits) with periods of `p` cycles:
+    /// cleared at each even warm-up period's start and when measurement
+    /// starts with period `measure_from`, from then on counting the
+    /// measured packets only (those created since, and those still queued
+    /// that `measure_queued` marks). The first period changes by 100%.
+    fn hand_changes(p: u64, periods: u64, measure_from: u64) -> Vec<(f64, f64)> {
+        let mut net = Network::new(mesh_cfg(4, 4)).unwrap();
         let (mut sum, mut count, mut eject0, mut t0) = (0u64, 0u64, 0u64, 0u64);
         let mut changes = Vec::new();
         let (mut prev_lat, mut prev_acc) = (0.0f64, 0.0f64);
-        for phase in 0..PERIODS as u64 {
-            if phase % 2 == 0 {
+        for phase in 0..periods {
+            if phase == measure_from || (phase < measure_from && phase % 2 == 0) {
                 (sum, count) = (0, 0);
                 (eject0, t0) = (net.counters().ejected_flits, net.now());
             }
-            for _ in 0..P {
-                for d in step_by_hand(&mut net, &mut src()) {
-                    sum += d.atime - d.ctime;
-                    count += 1;
+            if phase == measure_from {
+                net.measure_queued(1);
+            }
+            for _ in 0..p {
+                for d in step_by_hand(&mut net, &mut every9()) {
+                    if phase < measure_from || d.tag == 1 || d.ctime >= measure_from * p {
+                        sum += d.atime - d.ctime;
+                        count += 1;
+                    }
                 }
             }
             let lat = sum as f64 / count as f64;
@@ -1299,6 +1303,19 @@ mod tests {
             ));
             (prev_lat, prev_acc) = (lat, acc);
         }
+        changes
+    }
+
+    /// With `warmup_periods = 0`, warm-up ends at the first period whose
+    /// latency and accepted rate changed by less than the warm-up
+    /// thresholds. By hand (`hand_changes`), the period each pair of
+    /// thresholds predicts; thresholds at half and one and a half times
+    /// period 2's changes. Throughput mode tests the accepted rate's
+    /// change alone.
+    #[test]
+    fn warm_up_ends_on_relative_changes() {
+        const P: u64 = 100;
+        let changes = hand_changes(P, 8, u64::MAX);
         let predict = |w: f64, aw: f64| {
             changes
                 .iter()
@@ -1332,8 +1349,8 @@ mod tests {
                 acc_stopping_thres: 10.0,
                 ..Default::default()
             };
-            let mut net = Network::new(cfg()).unwrap();
-            let r = run_measured(&mut net, &mut src(), &ctl, &mut |_, _| {}).unwrap();
+            let mut net = Network::new(mesh_cfg(4, 4)).unwrap();
+            let r = run_measured(&mut net, &mut every9(), &ctl, &mut |_, _| {}).unwrap();
             let want = match mode {
                 SimMode::Latency => predict(w, aw),
                 SimMode::Throughput => predict(f64::INFINITY, aw),
@@ -1350,6 +1367,61 @@ mod tests {
             seen[0] < seen[1] && seen[2] < seen[3] && seen[4] < seen[5],
             "{seen:?}"
         );
+    }
+
+    /// Measurement stops after three consecutive periods whose changes
+    /// are below the stopping thresholds: in latency mode both the
+    /// latency's and the accepted rate's, in throughput mode the accepted
+    /// rate's alone. Predicted by hand (`hand_changes`, measurement from
+    /// period 1 after a one-period warm-up) for thresholds that bind one
+    /// change at a time; the predictions differ from the three periods
+    /// that ignoring the binding threshold would give, and from never
+    /// stopping.
+    #[test]
+    fn measurement_stops_on_relative_changes() {
+        const P: u64 = 100;
+        const MAX: u32 = 12;
+        let changes = hand_changes(P, MAX as u64, 1);
+        let predict = |mode: SimMode, st: f64, ast: f64| {
+            let mut converged = 0;
+            for (k, &(dl, da)) in changes[1..].iter().enumerate() {
+                let ok = match mode {
+                    SimMode::Latency => dl < st && da < ast,
+                    SimMode::Throughput => da < ast,
+                };
+                converged = if ok { converged + 1 } else { 0 };
+                if converged == 3 {
+                    return k as u64 + 1;
+                }
+            }
+            MAX as u64 - 1
+        };
+        let (lat, thr) = (SimMode::Latency, SimMode::Throughput);
+        let cases = [(lat, 0.005, 10.0), (lat, 10.0, 0.005), (thr, 0.0, 0.005)];
+        for (mode, st, ast) in cases {
+            let ctl = SimControl {
+                sim_type: mode,
+                warmup_periods: 1,
+                sample_period: P,
+                max_samples: MAX,
+                stopping_thres: st,
+                acc_stopping_thres: ast,
+                ..Default::default()
+            };
+            let mut net = Network::new(mesh_cfg(4, 4)).unwrap();
+            let r = run_measured(&mut net, &mut every9(), &ctl, &mut |_, _| {}).unwrap();
+            let want = predict(mode, st, ast);
+            assert!(
+                want > 3 && want < MAX as u64 - 1,
+                "{mode:?} {st} {ast}: {changes:?}"
+            );
+            assert_eq!(r.measure_start, P);
+            assert_eq!(
+                r.measured_cycles,
+                want * P,
+                "{mode:?} {st} {ast}: {changes:?}"
+            );
+        }
     }
 
     /// Warm-up clears its statistics at the start of periods 0 and 2 (of
