@@ -4254,6 +4254,39 @@ mod tests {
         assert!(l2_bytes() > 0);
     }
 
+    /// `drop_unmade` drops every queued packet but a front whose head has
+    /// left, and counts those with the given tag: node 0 queues five
+    /// 4-flit packets (tags 1, 0, 1, 1, 0) in cycle 0; two steps later the
+    /// first is being injected, the other four go (two tagged 1), and only
+    /// the first arrives.
+    #[test]
+    fn drop_unmade_counts_what_it_drops() {
+        let mut n = Network::new(square(2, 2, 4)).unwrap();
+        for tag in [1, 0, 1, 1, 0] {
+            n.enqueue(NewPacket {
+                src: 0,
+                dst: 3,
+                size: 4,
+                class: 0,
+                ctime: 0,
+                tag,
+            })
+            .unwrap();
+        }
+        n.step().unwrap();
+        n.step().unwrap();
+        assert!(n.injected_by_node()[0] > 0);
+        assert_eq!(n.drop_unmade(1), (4, 2));
+        assert_eq!(n.packets_outstanding(), 1);
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            n.step().unwrap();
+            got.extend(n.drain_delivered().map(|d| d.tag));
+        }
+        assert_eq!(got, [1]);
+        assert!(n.is_quiescent() && n.packets_outstanding() == 0);
+    }
+
     /// `check_config`'s path limit is on `width + height − 1` routers
     /// (hop counts are 16-bit): a 1×65,536 row is refused by it, naming
     /// it, while a 1×65,535 row and a 300×300 mesh (90,000 routers, paths
