@@ -4254,6 +4254,40 @@ mod tests {
         assert!(l2_bytes() > 0);
     }
 
+    /// A network is quiescent only when its last credit is back: not in
+    /// the cycle a lone packet arrives (its last hop's credit is still on
+    /// the way), but within the credit loop's 5 cycles after; stepping on
+    /// changes nothing but the clock.
+    #[test]
+    fn quiescent_waits_for_the_last_credit() {
+        let mut n = Network::new(square(2, 2, 4)).unwrap();
+        assert!(n.is_quiescent());
+        n.enqueue(NewPacket {
+            src: 0,
+            dst: 3,
+            size: 1,
+            class: 0,
+            ctime: 0,
+            tag: 0,
+        })
+        .unwrap();
+        assert!(!n.is_quiescent());
+        while n.drain_delivered().next().is_none() {
+            n.step().unwrap();
+            assert!(n.now() < 100);
+        }
+        assert!(!n.is_quiescent() && n.packets_outstanding() == 0);
+        let arrived = n.now();
+        while !n.is_quiescent() {
+            n.step().unwrap();
+        }
+        assert!(n.now() - arrived <= 5, "{} cycles", n.now() - arrived);
+        let c = n.counters().clone();
+        n.step().unwrap();
+        assert!(n.is_quiescent());
+        assert_eq!(n.counters(), &c);
+    }
+
     /// `drop_unmade` drops every queued packet but a front whose head has
     /// left, and counts those with the given tag: node 0 queues five
     /// 4-flit packets (tags 1, 0, 1, 1, 0) in cycle 0; two steps later the

@@ -869,7 +869,7 @@ mod tests {
     /// inside it. The measurement window of a throughput run must hold
     /// exactly the flits the network ejected in it; counting whole packets
     /// at their tail would not (checked below, so that the configuration
-    /// does cut packets).
+    /// does cut packets). The run ends with the network quiescent.
     #[test]
     fn accepted_flits_are_counted_one_by_one() {
         let cfg = || mesh_cfg(4, 4);
@@ -888,6 +888,8 @@ mod tests {
         let mut net = Network::new(cfg()).unwrap();
         let r = run_measured(&mut net, &mut src(), &ctl, &mut |_, _| {}).unwrap();
         assert_eq!(r.status, Status::Ok);
+        // The run empties the network, to its last credit.
+        assert!(net.is_quiescent() && net.now() == r.simulated_cycles);
         let start = r.measure_start;
         let end = start + r.measured_cycles;
         assert!(start > 0 && r.measured_cycles > 0 && end < r.simulated_cycles);
