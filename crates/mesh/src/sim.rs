@@ -869,7 +869,8 @@ mod tests {
     /// inside it. The measurement window of a throughput run must hold
     /// exactly the flits the network ejected in it; counting whole packets
     /// at their tail would not (checked below, so that the configuration
-    /// does cut packets). The run ends with the network quiescent.
+    /// does cut packets). The run ends with the network quiescent; its
+    /// link utilization is each output port's flits in the window.
     #[test]
     fn accepted_flits_are_counted_one_by_one() {
         let cfg = || mesh_cfg(4, 4);
@@ -905,13 +906,22 @@ mod tests {
                 again.enqueue_all(&ps).unwrap();
                 again.step().unwrap();
             }
-            again.counters().ejected_flits
+            (again.counters().ejected_flits, again.link_flits())
         };
-        let e0 = ejected_at(start);
-        let ejected = ejected_at(end) - e0;
+        let (e0, l0) = ejected_at(start);
+        let (e1, l1) = ejected_at(end);
+        let ejected = e1 - e0;
         let per_node_cycle = |x: f64| (x * 16.0 * r.measured_cycles as f64).round() as u64;
         assert_eq!(per_node_cycle(r.accepted.avg), ejected);
         assert_ne!(per_node_cycle(r.accepted_packets.avg) * 20, ejected);
+        // Link utilization: each output port's flits in the window (one
+        // class), per cycle.
+        let util: Vec<f64> = (0..l0.len())
+            .map(|l| (l1[l] - l0[l]) as f64 / r.measured_cycles as f64)
+            .collect();
+        assert_eq!(util.len(), 16 * 5);
+        assert!(util.iter().any(|&u| u > 0.0));
+        assert_eq!(r.link_utilization, util);
     }
 
     /// A latency run measures exactly the packets created in its window
