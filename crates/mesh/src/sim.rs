@@ -864,6 +864,32 @@ mod tests {
         }
     }
 
+    /// A run without traffic measures nothing, and every mean, rate and
+    /// percentile says 0 (as documented), never NaN: it is stable and
+    /// ends after `max_samples` periods (no change ever falls below a
+    /// threshold: 0 / 0 is not below anything).
+    #[test]
+    fn a_silent_run_reports_zeros() {
+        let mut net = Network::new(mesh_cfg(2, 2)).unwrap();
+        let ctl = SimControl {
+            warmup_periods: 1,
+            sample_period: 50,
+            max_samples: 4,
+            ..Default::default()
+        };
+        let mut silent = Burst { n: 0 };
+        let r = run_measured(&mut net, &mut silent, &ctl, &mut |_, _| {}).unwrap();
+        assert_eq!(r.status, Status::Ok);
+        assert_eq!((r.measure_start, r.measured_cycles), (50, 150));
+        assert_eq!((r.flit_latency.count, r.flit_latency.mean), (0, 0.0));
+        for s in [&r.packet_latency, &r.network_latency, &r.hops] {
+            assert_eq!(s.count, 0);
+            let all = [s.mean, s.min, s.max, s.p50, s.p95, s.p99];
+            assert_eq!(all, [0.0; 6], "{s:?}");
+        }
+        assert!(r.accepted.avg == 0.0 && r.link_utilization.iter().all(|&u| u == 0.0));
+    }
+
     /// BookSim2 counts accepted flits one by one as they leave the network,
     /// so packets cut by a window's edges count with the flits ejected
     /// inside it. The measurement window of a throughput run must hold
