@@ -789,6 +789,19 @@ mod tests {
         }
     }
 
+    /// A source's packets, on class 1 from odd nodes and 0 from even ones.
+    struct ClassBySource<S>(S);
+
+    impl<S: TrafficSource> TrafficSource for ClassBySource<S> {
+        fn generate(&mut self, t: u64, out: &mut Vec<NewPacket>) {
+            let from = out.len();
+            self.0.generate(t, out);
+            for p in &mut out[from..] {
+                p.class = (p.src % 2) as u8;
+            }
+        }
+    }
+
     /// One cycle by hand, as the driver runs it: the source's packets of
     /// the cycle, then the step. Returns the packets delivered.
     fn step_by_hand(net: &mut Network, src: &mut dyn TrafficSource) -> Vec<Delivered> {
@@ -896,14 +909,25 @@ mod tests {
     /// exactly the flits the network ejected in it; counting whole packets
     /// at their tail would not (checked below, so that the configuration
     /// does cut packets). The run ends with the network quiescent; its
-    /// link utilization is each output port's flits in the window.
+    /// link utilization is each output port's flits in the window, of
+    /// both classes (even and odd sources send on different ones).
     #[test]
     fn accepted_flits_are_counted_one_by_one() {
-        let cfg = || mesh_cfg(4, 4);
-        let src = || Periodic {
-            n: 16,
-            size: 20,
-            every: 45,
+        let class = |name: &str| crate::config::ClassSpec {
+            name: name.into(),
+            vcs: 2,
+            priority: 0,
+        };
+        let cfg = || NetworkConfig {
+            classes: vec![class("even"), class("odd")],
+            ..mesh_cfg(4, 4)
+        };
+        let src = || {
+            ClassBySource(Periodic {
+                n: 16,
+                size: 20,
+                every: 45,
+            })
         };
         let ctl = SimControl {
             sim_type: SimMode::Throughput,
@@ -940,13 +964,13 @@ mod tests {
         let per_node_cycle = |x: f64| (x * 16.0 * r.measured_cycles as f64).round() as u64;
         assert_eq!(per_node_cycle(r.accepted.avg), ejected);
         assert_ne!(per_node_cycle(r.accepted_packets.avg) * 20, ejected);
-        // Link utilization: each output port's flits in the window (one
-        // class), per cycle.
-        let util: Vec<f64> = (0..l0.len())
-            .map(|l| (l1[l] - l0[l]) as f64 / r.measured_cycles as f64)
+        // Link utilization: each output port's flits in the window, both
+        // classes, per cycle (`link_flits` has them per class).
+        let in_window = |l: usize| l1[l] - l0[l];
+        let util: Vec<f64> = (0..16 * 5)
+            .map(|l| (in_window(2 * l) + in_window(2 * l + 1)) as f64 / r.measured_cycles as f64)
             .collect();
-        assert_eq!(util.len(), 16 * 5);
-        assert!(util.iter().any(|&u| u > 0.0));
+        assert!((0..16 * 5).any(|l| in_window(2 * l) > 0 && in_window(2 * l + 1) > 0));
         assert_eq!(r.link_utilization, util);
     }
 
