@@ -474,6 +474,28 @@ fn fast_forward_equals_stepping_idle_cycles() {
     assert_eq!(ca, cb);
 }
 
+/// Two 1×2 wafers side by side, joined by links of 4 cycles per flit; 2
+/// VCs of 8 flits, with or without speculation.
+fn slow_link(speculative: bool) -> NetworkConfig {
+    NetworkConfig {
+        mesh: MeshSpec {
+            rows: 1,
+            cols: 2,
+            wafers_x: 2,
+            wafers_y: 1,
+            cross_cycles_per_flit: 4,
+            ..Default::default()
+        },
+        router: RouterConfig {
+            num_vcs: 2,
+            vc_buf_size: 8,
+            speculative,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 /// A slow wafer-crossing link carries at most one flit every
 /// `cross_cycles_per_flit` cycles, also for flits granted speculatively
 /// (single-flit packets: every flit is a head and goes through speculative
@@ -482,24 +504,7 @@ fn fast_forward_equals_stepping_idle_cycles() {
 #[test]
 fn speculative_grants_respect_slow_links() {
     for speculative in [false, true] {
-        let cfg = NetworkConfig {
-            mesh: MeshSpec {
-                rows: 1,
-                cols: 2,
-                wafers_x: 2,
-                wafers_y: 1,
-                cross_cycles_per_flit: 4,
-                ..Default::default()
-            },
-            router: RouterConfig {
-                num_vcs: 2,
-                vc_buf_size: 8,
-                speculative,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let mut n = Network::new(cfg).unwrap();
+        let mut n = Network::new(slow_link(speculative)).unwrap();
         let packets = 200u64;
         for k in 0..packets {
             n.enqueue(NewPacket {
@@ -748,24 +753,7 @@ fn higher_priority_wins_the_contended_output() {
 #[test]
 fn a_stream_at_a_slow_links_rate_is_never_held() {
     for speculative in [false, true] {
-        let cfg = NetworkConfig {
-            mesh: MeshSpec {
-                rows: 1,
-                cols: 2,
-                wafers_x: 2,
-                wafers_y: 1,
-                cross_cycles_per_flit: 4,
-                ..Default::default()
-            },
-            router: RouterConfig {
-                num_vcs: 2,
-                vc_buf_size: 8,
-                speculative,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let mut n = Network::new(cfg).unwrap();
+        let mut n = Network::new(slow_link(speculative)).unwrap();
         let mut latency = Vec::new();
         for t in 0..400u64 {
             if t % 4 == 0 && t < 320 {
