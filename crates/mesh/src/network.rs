@@ -4109,6 +4109,18 @@ mod tests {
         }
     }
 
+    /// A packet created in cycle 0.
+    fn packet(src: u32, dst: u32, size: u16, class: u8, tag: u64) -> NewPacket {
+        NewPacket {
+            src,
+            dst,
+            size,
+            class,
+            ctime: 0,
+            tag,
+        }
+    }
+
     /// `check_invariants` (which the property tests call every cycle)
     /// accepts a network in the middle of a run and rejects four kinds of
     /// corrupted state, each named: an output VC's and an injection VC's
@@ -4121,15 +4133,8 @@ mod tests {
         let busy = || {
             let mut n = Network::new(square(4, 2, 4)).unwrap();
             for src in 0..16u32 {
-                n.enqueue(NewPacket {
-                    src,
-                    dst: 15 - src,
-                    size: 4,
-                    class: 0,
-                    ctime: 0,
-                    tag: u64::from(src),
-                })
-                .unwrap();
+                n.enqueue(packet(src, 15 - src, 4, 0, u64::from(src)))
+                    .unwrap();
             }
             for _ in 0..6 {
                 n.step().unwrap();
@@ -4175,15 +4180,7 @@ mod tests {
         let mut n = Network::with_threads(square(8, 4, 8), 2).unwrap();
         assert_eq!(n.threads(), 2);
         for src in 0..64u32 {
-            n.enqueue(NewPacket {
-                src,
-                dst: 63 - src,
-                size: 4,
-                class: 0,
-                ctime: 0,
-                tag: 0,
-            })
-            .unwrap();
+            n.enqueue(packet(src, 63 - src, 4, 0, 0)).unwrap();
         }
         n.step().unwrap();
         let side = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -4262,15 +4259,7 @@ mod tests {
     fn quiescent_waits_for_the_last_credit() {
         let mut n = Network::new(square(2, 2, 4)).unwrap();
         assert!(n.is_quiescent());
-        n.enqueue(NewPacket {
-            src: 0,
-            dst: 3,
-            size: 1,
-            class: 0,
-            ctime: 0,
-            tag: 0,
-        })
-        .unwrap();
+        n.enqueue(packet(0, 3, 1, 0, 0)).unwrap();
         assert!(!n.is_quiescent());
         while n.drain_delivered().next().is_none() {
             n.step().unwrap();
@@ -4296,13 +4285,8 @@ mod tests {
     /// its dimension-order route (x first) and its ejection port.
     #[test]
     fn link_flits_count_each_port_and_class() {
-        let class = |name: &str| crate::config::ClassSpec {
-            name: name.into(),
-            vcs: 1,
-            priority: 0,
-        };
         let cfg = NetworkConfig {
-            classes: vec![class("a"), class("b")],
+            classes: test_classes(&[("a", 1), ("b", 1)]),
             ..square(3, 2, 4)
         };
         let mut n = Network::new(cfg).unwrap();
@@ -4316,15 +4300,8 @@ mod tests {
         for src in 0..9 {
             for dst in (0..9).filter(|&d| d != src) {
                 let (class, size) = ((src + dst) % 2, 1 + (src * 3 + dst) % 4);
-                n.enqueue(NewPacket {
-                    src: src as u32,
-                    dst: dst as u32,
-                    size: size as u16,
-                    class: class as u8,
-                    ctime: 0,
-                    tag: 0,
-                })
-                .unwrap();
+                n.enqueue(packet(src as u32, dst as u32, size as u16, class as u8, 0))
+                    .unwrap();
                 let ((mut x, mut y), (dx, dy)) = (topo.coord(src), topo.coord(dst));
                 while (x, y) != (dx, dy) {
                     let (nx, ny) = if x != dx {
@@ -4355,15 +4332,7 @@ mod tests {
     fn drop_unmade_counts_what_it_drops() {
         let mut n = Network::new(square(2, 2, 4)).unwrap();
         for tag in [1, 0, 1, 1, 0] {
-            n.enqueue(NewPacket {
-                src: 0,
-                dst: 3,
-                size: 4,
-                class: 0,
-                ctime: 0,
-                tag,
-            })
-            .unwrap();
+            n.enqueue(packet(0, 3, 4, 0, tag)).unwrap();
         }
         n.step().unwrap();
         n.step().unwrap();

@@ -913,13 +913,8 @@ mod tests {
     /// both classes (even and odd sources send on different ones).
     #[test]
     fn accepted_flits_are_counted_one_by_one() {
-        let class = |name: &str| crate::config::ClassSpec {
-            name: name.into(),
-            vcs: 2,
-            priority: 0,
-        };
         let cfg = || NetworkConfig {
-            classes: vec![class("even"), class("odd")],
+            classes: crate::config::test_classes(&[("even", 2), ("odd", 2)]),
             ..mesh_cfg(4, 4)
         };
         let src = || {
