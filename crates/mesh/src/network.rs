@@ -2102,7 +2102,9 @@ impl Network {
     /// between a head and its tail), the stage masks
     /// consistent with the buffers (work bits on exactly the VCs holding
     /// flits, a head at the front of a VC in VC allocation, an output VC in
-    /// use under an ACTIVE VC), and flit conservation.
+    /// use under an ACTIVE VC), at most one credit a cycle on each credit
+    /// link (one flit a cycle out of each input port), and flit
+    /// conservation.
     pub fn check_invariants(&self) -> Result<(), String> {
         let c = &self.core.c;
         let depth = c.depth;
@@ -2176,6 +2178,33 @@ impl Network {
                         return Err(format!(
                             "node {} injection VC {vc} has {cr} credits > depth",
                             p.r0 + n
+                        ));
+                    }
+                }
+            }
+            // At most one flit leaves an input port per cycle (input
+            // speedup 1), so each credit link carries at most one credit
+            // per cycle: in each wheel slot (one arrival cycle, since a
+            // link's credits all take the same delay), at most one credit
+            // per receiving output port (router credits, the index
+            // `(lr*PORTS + port)*V + vc`) or interface (`ln << 8 | vc`).
+            for (kind, w) in p.cwheel.iter().enumerate() {
+                for (k, slot) in w.iter().enumerate() {
+                    let mut links: Vec<u32> = slot
+                        .iter()
+                        .map(|&x| if kind == 0 { x / c.v as u32 } else { x >> 8 })
+                        .collect();
+                    links.sort_unstable();
+                    if let Some(d) = links.windows(2).find(|d| d[0] == d[1]) {
+                        let at = if kind == 0 {
+                            let (lr, port) = (d[0] as usize / PORTS, d[0] as usize % PORTS);
+                            format!("router output port {port} of router {}", p.r0 + lr)
+                        } else {
+                            format!("interface of node {}", p.r0 + d[0] as usize)
+                        };
+                        return Err(format!(
+                            "two credits arrive in one cycle (wheel slot {k}) at {at}: \
+                             an input sent two flits in one cycle"
                         ));
                     }
                 }
@@ -4122,21 +4151,27 @@ mod tests {
     }
 
     /// `check_invariants` (which the property tests call every cycle)
-    /// accepts a network in the middle of a run and rejects four kinds of
+    /// accepts a network in the middle of a run and rejects five kinds of
     /// corrupted state, each named: an output VC's and an injection VC's
-    /// credits above the depth, a write to a window's padding, and a work
-    /// bit on an empty VC. (Its other checks, interleaved packets, stage
-    /// masks, conservation and ring marks, are not corrupted here.)
+    /// credits above the depth, a write to a window's padding, a work
+    /// bit on an empty VC, and two credits for one port in one cycle. (Its
+    /// other checks, interleaved packets, stage masks, conservation and
+    /// ring marks, are not corrupted here; the property tests' runs with
+    /// an input that sends two flits in a cycle, an engine mutant, fail on
+    /// the credit check.)
     #[test]
     fn invariant_checker_catches_corruption() {
         // A network with flits in flight.
         let busy = || {
             let mut n = Network::new(square(4, 2, 4)).unwrap();
+            // Three packets a node: still injecting at cycle 10, when
+            // credits are also on their way back to routers.
             for src in 0..16u32 {
-                n.enqueue(packet(src, 15 - src, 4, 0, u64::from(src)))
-                    .unwrap();
+                for dst in [15 - src, (src + 5) % 16, (src + 9) % 16] {
+                    n.enqueue(packet(src, dst, 4, 0, u64::from(src))).unwrap();
+                }
             }
-            for _ in 0..6 {
+            for _ in 0..10 {
                 n.step().unwrap();
                 n.check_invariants().unwrap();
             }
@@ -4169,6 +4204,17 @@ mod tests {
             },
             "work bit",
         );
+        // A second credit in flight for the same router output port, and
+        // for the same interface, arriving in the same cycle.
+        for (kind, needle) in [(0, "at router output port"), (1, "at interface")] {
+            corrupt(
+                &|p, _| {
+                    let slot = p.cwheel[kind].iter_mut().find(|s| !s.is_empty()).unwrap();
+                    slot.push(slot[0]);
+                },
+                needle,
+            );
+        }
     }
 
     /// After a panic in `step_with`'s side work on two threads (caught by
