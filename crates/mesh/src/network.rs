@@ -4217,6 +4217,55 @@ mod tests {
         }
     }
 
+    /// A head that asks for output VCs and gets none retries only when
+    /// the allocator's answer is due, `vc_alloc_delay` cycles later
+    /// (BookSim2 aborts on delays above 1, so there is no reference run).
+    /// On a 1×3 row, nodes 0 and 2 each send one 1-flit packet to node 1
+    /// at cycle 0: both heads reach router 1 in the same cycle and ask for
+    /// its ejection port's two VCs. One-iteration iSLIP has both output
+    /// VCs grant the same head, which accepts one, so the other head
+    /// loses with a VC still free. It is ejected `vad` cycles after the
+    /// winner (it asks again `vad` cycles later, and the port is free by
+    /// then), where a retry in the next cycle would give 1 for every
+    /// delay. A lone packet takes 2 cycles longer per extra cycle of delay
+    /// (two routers).
+    #[test]
+    fn a_vc_allocation_loser_retries_after_the_delay() {
+        let run = |vad: u32, both: bool| {
+            let mut cfg = NetworkConfig {
+                mesh: MeshSpec {
+                    rows: 1,
+                    cols: 3,
+                    ..Default::default()
+                },
+                ..square(1, 2, 4)
+            };
+            cfg.router.vc_alloc_delay = vad;
+            let mut n = Network::new(cfg).unwrap();
+            n.enqueue(packet(0, 1, 1, 0, 0)).unwrap();
+            if both {
+                n.enqueue(packet(2, 1, 1, 0, 2)).unwrap();
+            }
+            let mut at = [0u64; 3];
+            while !n.is_quiescent() || n.packets_outstanding() > 0 {
+                n.step().unwrap();
+                for d in n.drain_delivered() {
+                    at[d.tag as usize] = d.atime;
+                }
+            }
+            at
+        };
+        let alone = run(1, false)[0];
+        for vad in 1..=4u32 {
+            let lone = run(vad, false)[0];
+            assert_eq!(lone, alone + 2 * u64::from(vad - 1), "vad {vad}");
+            let at = run(vad, true);
+            let (first, second) = (at[0].min(at[2]), at[0].max(at[2]));
+            assert_eq!(first, lone, "vad {vad}: the winner is not delayed");
+            assert_eq!(second, first + u64::from(vad), "vad {vad}: {at:?}");
+        }
+    }
+
     /// After a panic in `step_with`'s side work on two threads (caught by
     /// the caller), the network refuses to step again: the workers have
     /// stopped and dropped their hold on the core, and the one-thread path
