@@ -273,9 +273,11 @@ fn booksim_packet_rates() {
 /// The same four runs with `speculative = 1` (the knob set `specdet`,
 /// BookSim2 runs of session 29) pin the speculative paths, which
 /// otherwise only the statistics of the `spec` set judged: the VC a
-/// speculative request names, an input's round-robin offset moved past a
-/// failed shared-speculation grant, the busy inputs. Every printed
-/// figure but the percentiles is compared.
+/// speculative request names and an input's round-robin offset moved
+/// past a failed shared-speculation grant (the reader always sets
+/// `shared_speculation`; the native configs' separate speculative pass is
+/// left to the property tests' invariants). Every printed figure but the
+/// percentiles is compared.
 #[test]
 fn deterministic_throughput_rows_equal_booksim2() {
     let shared = root().join("../shared/reference/booksim");
