@@ -4205,12 +4205,14 @@ mod tests {
             "work bit",
         );
         // A second credit in flight for the same router output port, and
-        // for the same interface, arriving in the same cycle.
+        // for the same interface, arriving in the same cycle, for the other
+        // VC (`^ 1` flips the VC of both encodings with two VCs: the check
+        // is per link, not per VC).
         for (kind, needle) in [(0, "at router output port"), (1, "at interface")] {
             corrupt(
                 &|p, _| {
                     let slot = p.cwheel[kind].iter_mut().find(|s| !s.is_empty()).unwrap();
-                    slot.push(slot[0]);
+                    slot.push(slot[0] ^ 1);
                 },
                 needle,
             );
