@@ -278,12 +278,39 @@ fn booksim_packet_rates() {
 /// `shared_speculation`; the native configs' separate speculative pass is
 /// left to the property tests' invariants). Every printed figure but the
 /// percentiles is compared.
+///
+/// The set `tests/data/booksim-det4` (session 29) does the same with
+/// 4-flit packets: rates in packets, 1.0 (a packet from every node every
+/// cycle), one router knob changed at a time (routing delays 2 and 3 and
+/// a 2-cycle crossbar, BookSim2's batched stages; speculation; tail
+/// credits; credit delay). Multi-flit packets bring what 1-flit ones do
+/// not: bodies and tails, VCs held and freed, a head queued behind a
+/// tail. Its flit latency is left out: wafernoc counts a packet's flits
+/// when its tail arrives, BookSim2 each flit as it leaves, which differs
+/// for the packets whose flits straddle the clearing of the statistics
+/// after warm-up (docs/validation.md, "Flit latency"; −0.09% to +0.01% on
+/// these rows).
 #[test]
 fn deterministic_throughput_rows_equal_booksim2() {
     let shared = root().join("../shared/reference/booksim");
     let specdet = root().join("tests/data/booksim-knobs/specdet");
+    let det4 = root().join("tests/data/booksim-det4");
+    let all = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(dir.join("results.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                l.rsplit_once("configs/")
+                    .unwrap()
+                    .1
+                    .trim_end_matches(".cfg")
+                    .to_owned()
+            })
+            .collect()
+    };
     let mut checked = 0;
-    for (dir, names) in [
+    for (dir, names, flit_latency) in [
         (
             &shared,
             [
@@ -291,23 +318,19 @@ fn deterministic_throughput_rows_equal_booksim2() {
                 "bitcomp_k8_v2_b4_p1_r1.0_throughput",
                 "transpose_k8_v4_b8_p1_r1.0_throughput",
                 "bitcomp_k8_v4_b8_p1_r1.0_throughput",
-            ],
+            ]
+            .map(String::from)
+            .to_vec(),
+            true,
         ),
-        (
-            &specdet,
-            [
-                "transpose_k8_v2_b4_p1_spec_r1.0_throughput",
-                "bitcomp_k8_v2_b4_p1_spec_r1.0_throughput",
-                "transpose_k8_v4_b8_p1_spec_r1.0_throughput",
-                "bitcomp_k8_v4_b8_p1_spec_r1.0_throughput",
-            ],
-        ),
+        (&specdet, all(&specdet), true),
+        (&det4, all(&det4), false),
     ] {
         let reference = std::fs::read_to_string(dir.join("results.csv")).unwrap();
         for name in names {
             let row: Vec<&str> = reference
                 .lines()
-                .find(|l| l.contains(&format!("{name}.cfg")))
+                .find(|l| l.contains(&format!("configs/{name}.cfg")))
                 .unwrap()
                 .split(',')
                 .collect();
@@ -328,7 +351,9 @@ fn deterministic_throughput_rows_equal_booksim2() {
             };
             six("avg_packet_latency", num(9));
             six("avg_network_latency", num(10));
-            six("avg_flit_latency", num(11));
+            if flit_latency {
+                six("avg_flit_latency", num(11));
+            }
             six("avg_hops", num(14));
             six("injected_flits_per_node_cycle", num(15));
             six("accepted_flits_per_node_cycle", num(16));
@@ -342,7 +367,7 @@ fn deterministic_throughput_rows_equal_booksim2() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 8);
+    assert_eq!(checked, 4 + 4 + 28);
 }
 
 #[test]
