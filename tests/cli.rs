@@ -19,8 +19,13 @@ fn reference_cfg(name: &str) -> String {
 /// `wafernoc booksim` on a shared reference configuration, `--json`: it
 /// must succeed; its JSON object.
 fn booksim_json(name: &str) -> serde_json::Value {
-    let o = wafernoc(&["booksim", &reference_cfg(name), "--json", "--quiet"]);
-    assert!(o.status.success(), "{name}: {}", stderr(&o));
+    booksim_json_at(&reference_cfg(name))
+}
+
+/// [`booksim_json`] on a configuration file anywhere.
+fn booksim_json_at(cfg: &str) -> serde_json::Value {
+    let o = wafernoc(&["booksim", cfg, "--json", "--quiet"]);
+    assert!(o.status.success(), "{cfg}: {}", stderr(&o));
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
@@ -292,53 +297,36 @@ fn booksim_packet_rates() {
 /// these rows).
 #[test]
 fn deterministic_throughput_rows_equal_booksim2() {
-    let shared = root().join("../shared/reference/booksim");
-    let specdet = root().join("tests/data/booksim-knobs/specdet");
-    let det4 = root().join("tests/data/booksim-det4");
-    let all = |dir: &std::path::Path| -> Vec<String> {
-        std::fs::read_to_string(dir.join("results.csv"))
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| {
-                l.rsplit_once("configs/")
-                    .unwrap()
-                    .1
-                    .trim_end_matches(".cfg")
-                    .to_owned()
-            })
-            .collect()
-    };
-    let mut checked = 0;
-    for (dir, names, flit_latency) in [
+    // (reference set, the rows to check (all if empty), flit latency checked)
+    let sets: [(&str, &[&str], bool); 3] = [
         (
-            &shared,
-            [
+            "../shared/reference/booksim",
+            &[
                 "transpose_k8_v2_b4_p1_r1.0_throughput",
                 "bitcomp_k8_v2_b4_p1_r1.0_throughput",
                 "transpose_k8_v4_b8_p1_r1.0_throughput",
                 "bitcomp_k8_v4_b8_p1_r1.0_throughput",
-            ]
-            .map(String::from)
-            .to_vec(),
+            ],
             true,
         ),
-        (&specdet, all(&specdet), true),
-        (&det4, all(&det4), false),
-    ] {
+        ("tests/data/booksim-knobs/specdet", &[], true),
+        ("tests/data/booksim-det4", &[], false),
+    ];
+    let mut checked = 0;
+    for (set, only, flit_latency) in sets {
+        let dir = root().join(set);
         let reference = std::fs::read_to_string(dir.join("results.csv")).unwrap();
-        for name in names {
-            let row: Vec<&str> = reference
-                .lines()
-                .find(|l| l.contains(&format!("configs/{name}.cfg")))
-                .unwrap()
-                .split(',')
-                .collect();
+        for line in reference.lines().skip(1) {
+            let row: Vec<&str> = line.split(',').collect();
+            // The last column: `configs/<name>.cfg`.
+            let name = row[18]
+                .trim_start_matches("configs/")
+                .trim_end_matches(".cfg");
+            if !only.is_empty() && !only.contains(&name) {
+                continue;
+            }
             let num = |i: usize| -> f64 { row[i].parse().unwrap() };
-            let cfg = dir.join("configs").join(format!("{name}.cfg"));
-            let o = wafernoc(&["booksim", &cfg.display().to_string(), "--json", "--quiet"]);
-            assert!(o.status.success(), "{name}: {}", stderr(&o));
-            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            let v = booksim_json_at(&dir.join(row[18]).display().to_string());
             let f = |k: &str| v[k].as_f64().unwrap();
             // BookSim2 prints six significant digits: within half a unit
             // of the sixth.
