@@ -4234,14 +4234,8 @@ mod tests {
     #[test]
     fn a_vc_allocation_loser_retries_after_the_delay() {
         let run = |vad: u32, both: bool| {
-            let mut cfg = NetworkConfig {
-                mesh: MeshSpec {
-                    rows: 1,
-                    cols: 3,
-                    ..Default::default()
-                },
-                ..square(1, 2, 4)
-            };
+            let mut cfg = square(1, 2, 4);
+            cfg.mesh.cols = 3;
             cfg.router.vc_alloc_delay = vad;
             let mut n = Network::new(cfg).unwrap();
             n.enqueue(packet(0, 1, 1, 0, 0)).unwrap();
@@ -4249,7 +4243,7 @@ mod tests {
                 n.enqueue(packet(2, 1, 1, 0, 2)).unwrap();
             }
             let mut at = [0u64; 3];
-            while !n.is_quiescent() || n.packets_outstanding() > 0 {
+            while !n.is_quiescent() {
                 n.step().unwrap();
                 for d in n.drain_delivered() {
                     at[d.tag as usize] = d.atime;
