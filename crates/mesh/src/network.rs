@@ -539,7 +539,14 @@ struct Consts {
     out_link: Vec<u32>,
     /// Part of each router.
     part_of: Vec<u16>,
+    /// The wheels' length minus one (a power of two minus one): an item
+    /// scheduled in cycle `t` for cycle `at` goes into slot `at & wheel_mask`.
     wheel_mask: u64,
+    /// The longest an item is scheduled ahead ([`max_delay`]); the wheels
+    /// are this rounded up to a power of two. Debug builds check every
+    /// scheduled item against it ([`Sched::check_horizon`]).
+    #[cfg(debug_assertions)]
+    horizon: u64,
 }
 
 impl Consts {
@@ -761,6 +768,11 @@ struct Part {
     rings: Vec<RingRec>,
     /// Per slot (ring mode): the routers a flit arrives at in that cycle.
     ring_on: [[u64; 2]; RING],
+    /// The cycle being simulated, set by [`Part::cycle`]: debug builds
+    /// check that every item is scheduled for a later cycle within the
+    /// wheels' horizon ([`Sched::check_horizon`]).
+    #[cfg(debug_assertions)]
+    now: u64,
 }
 
 /// The L2 size assumed where the operating system does not report one
@@ -1311,6 +1323,8 @@ impl Network {
             out_link,
             part_of,
             wheel_mask: wheel_len - 1,
+            #[cfg(debug_assertions)]
+            horizon: max_delay,
             topo,
         };
         // The check mode takes the general step, so that comparing it with
@@ -1479,6 +1493,8 @@ impl Network {
                         Vec::new()
                     },
                     ring_on: [[0; 2]; RING],
+                    #[cfg(debug_assertions)]
+                    now: 0,
                 };
                 if ring {
                     // A router-to-router flit's target as its ring code (one
@@ -2342,9 +2358,29 @@ struct Sched<'a> {
     wheel: &'a mut [Vec<Vec<Ev>>; 2],
     cwheel: &'a mut [Vec<Vec<u32>>; 2],
     outbox: &'a mut [Vec<RemoteEv>; 2],
+    /// The cycle being simulated ([`Part::now`]), for the horizon check.
+    #[cfg(debug_assertions)]
+    now: u64,
 }
 
 impl Sched<'_> {
+    /// Debug builds: an item scheduled now for cycle `at` arrives in a
+    /// later cycle, at most [`Consts::horizon`] ahead (so within the
+    /// wheels, whose length is that rounded up to a power of two). An item
+    /// past the wheels would land in an earlier slot and arrive early.
+    #[inline(always)]
+    fn check_horizon(&self, c: &Consts, at: u64) {
+        #[cfg(debug_assertions)]
+        assert!(
+            at > self.now && at - self.now <= c.horizon,
+            "an item scheduled in cycle {} for cycle {at}, past the horizon of {} cycles",
+            self.now,
+            c.horizon
+        );
+        #[cfg(not(debug_assertions))]
+        let _ = (c, at);
+    }
+
     /// Index in `wheel` (and in each of `cwheel`) of an item for `target`
     /// (a router port or a node of this part) arriving in cycle `at`. `S`:
     /// the part has one band (0: the band computation is compiled out),
@@ -2381,6 +2417,7 @@ impl Sched<'_> {
     /// compiled out).
     #[inline(always)]
     fn flit<const S: u8>(&mut self, c: &Consts, at: u64, ev: Ev, to: u16) {
+        self.check_horizon(c, at);
         if S >= 3 || to == self.id {
             let k = self.wheel_slot::<S>(c, at, ev.target);
             self.wheel[(ev.target >= c.rp) as usize][k].push(ev);
@@ -2397,6 +2434,7 @@ impl Sched<'_> {
     /// `S` as for [`Sched::flit`].
     #[inline(always)]
     fn credit<const S: u8>(&mut self, c: &Consts, at: u64, code: u32, ni: bool, to: u16) {
+        self.check_horizon(c, at);
         if S >= 3 || to == self.id {
             let k = self.bucket::<S>(c, at, || {
                 if ni {
@@ -2482,6 +2520,10 @@ impl Part {
         mail: &[CachePadded<Mutex<Vec<RemoteEv>>>],
         handoff: &mut Vec<Queued>,
     ) {
+        #[cfg(debug_assertions)]
+        {
+            self.now = t;
+        }
         for e in handoff.drain(..) {
             let ln = e.node as usize - self.r0;
             let ni = &mut self.ni[ln];
@@ -2577,6 +2619,8 @@ impl Part {
             wheel: &mut self.wheel,
             cwheel: &mut self.cwheel,
             outbox: &mut self.outbox,
+            #[cfg(debug_assertions)]
+            now: self.now,
         }
     }
 
@@ -3031,6 +3075,10 @@ impl Part {
             let li = LOCAL * c.v + vc as usize;
             let rec = &mut self.rings[ln];
             let s = a as usize & (RING - 1);
+            debug_assert!(
+                a > t && a - t < RING as u64,
+                "a ring flit for cycle {a} scheduled in cycle {t}"
+            );
             debug_assert_eq!(rec.arr[s] >> (LOCAL * c.v) & ((1 << c.v) - 1), 0);
             rec.arr[s] |= 1 << (li & 63);
             rec.flit[s][LOCAL] = f;
@@ -3556,6 +3604,8 @@ impl Part {
                 wheel,
                 cwheel,
                 outbox,
+                #[cfg(debug_assertions)]
+                now: t,
             },
             ring: if B == 3 {
                 Some(RingRefs {
@@ -3853,6 +3903,10 @@ impl Part {
                 let dn = (lo.out_target >> 16) as usize;
                 let li2 = (lo.out_target & 255) as usize + ovc as usize;
                 let s = a as usize & (RING - 1);
+                debug_assert!(
+                    a > t && a - t < RING as u64,
+                    "a ring flit for cycle {a} scheduled in cycle {t}"
+                );
                 let rec = &mut self.rings[dn];
                 debug_assert_eq!(rec.arr[s] >> (li2 - ovc as usize) & ((1 << c.v) - 1), 0);
                 rec.arr[s] |= 1 << (li2 & 63);
@@ -3993,6 +4047,10 @@ impl Switch<'_, '_, '_> {
                 let dn = (lo.out_target >> 16) as usize;
                 let li2 = (lo.out_target & 255) as usize + ovc as usize;
                 let s = a as usize & (RING - 1);
+                debug_assert!(
+                    a > t && a - t < RING as u64,
+                    "a ring flit for cycle {a} scheduled in cycle {t}"
+                );
                 let rec = &mut rg.rings[dn & (BAND - 1)];
                 // One flit a cycle on each link.
                 debug_assert_eq!(rec.arr[s] >> (li2 - ovc as usize) & ((1 << v) - 1), 0);
