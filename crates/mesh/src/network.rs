@@ -70,6 +70,13 @@
 //! rather than the one specialised for the default pipeline, and must give
 //! identical results (tested).
 //!
+//! A wheel has a slot per cycle of its horizon, the longest any item is
+//! scheduled ahead (`max_delay`: the slowest link, the router's later
+//! stages, with batched stages a full output queue, and a margin),
+//! rounded up to a power of two; an item scheduled further would land in
+//! an earlier slot, so debug builds assert every item against the
+//! horizon (`Sched::check_horizon`).
+//!
 //! A part of more than `BAND` (128) routers keeps its wheels per band of
 //! `BAND` routers and simulates a cycle band by band (arrivals,
 //! interfaces, routers), so that what the arrivals at a router write is
