@@ -4216,12 +4216,14 @@ mod tests {
     }
 
     /// `check_invariants` (which the property tests call every cycle)
-    /// accepts a network in the middle of a run and rejects five kinds of
+    /// accepts a network in the middle of a run and rejects seven kinds of
     /// corrupted state, each named: an output VC's and an injection VC's
     /// credits above the depth, a write to a window's padding, a work
-    /// bit on an empty VC, and two credits for one port in one cycle. (Its
-    /// other checks, interleaved packets, stage masks, conservation and
-    /// ring marks, are not corrupted here; the property tests' runs with
+    /// bit on an empty VC, a VC in VC allocation without a head at its
+    /// front, an ACTIVE VC on a free output VC, and two credits for one
+    /// port in one cycle (the report names the port). (Its other checks,
+    /// interleaved packets, conservation and ring marks, are not
+    /// corrupted here; the property tests' runs with
     /// an input that sends two flits in a cycle, an engine mutant, fail on
     /// the credit check.)
     #[test]
@@ -4269,17 +4271,64 @@ mod tests {
             },
             "work bit",
         );
+        // The stage masks: an ACTIVE VC whose front flit is not a head,
+        // made to look as if it were in VC allocation (its active bit
+        // cleared); an ACTIVE VC's output VC marked free.
+        let active_vc = |p: &Part, c: &Consts, body: bool| {
+            (0..p.nr * c.pv)
+                .find(|&lg| {
+                    p.bits[lg / c.pv].stage(lg % c.pv) == ACTIVE
+                        && (!body || !p.bufs.front(lg).unwrap().is_head())
+                })
+                .expect("the busy network has such a VC")
+        };
+        corrupt(
+            &|p, c| {
+                let lg = active_vc(p, c, true);
+                let (w, bit) = RtBits::at(lg % c.pv);
+                p.bits[lg / c.pv].active[w] &= !bit;
+            },
+            "in VC allocation without a head",
+        );
+        corrupt(
+            &|p, c| {
+                let lg = active_vc(p, c, false);
+                let out = p.bufs.vcs[lg].out;
+                p.bits[lg / c.pv].ovc_in_use &= !(1u128 << out);
+            },
+            "is ACTIVE on a free output VC",
+        );
         // A second credit in flight for the same router output port, and
         // for the same interface, arriving in the same cycle, for the other
         // VC (`^ 1` flips the VC of both encodings with two VCs: the check
-        // is per link, not per VC).
-        for (kind, needle) in [(0, "at router output port"), (1, "at interface")] {
+        // is per link, not per VC). The report names the port and router,
+        // or the node, the first credit of the slot is for: a router
+        // output VC's code is `(lr * PORTS + port) * V + vc`, an
+        // interface's `ln << 8 | vc` (the busy network is one part, so
+        // local ids are global).
+        for kind in [0, 1] {
+            let needle = {
+                let n = busy();
+                let p = n.core.lock(0);
+                let x = p.cwheel[kind].iter().find(|s| !s.is_empty()).unwrap()[0] as usize;
+                if kind == 0 {
+                    let (link, v) = (x / n.core.c.v, n.core.c.v);
+                    assert_eq!(v, 2);
+                    format!(
+                        "at router output port {} of router {}",
+                        link % PORTS,
+                        link / PORTS
+                    )
+                } else {
+                    format!("at interface of node {}", x >> 8)
+                }
+            };
             corrupt(
                 &|p, _| {
                     let slot = p.cwheel[kind].iter_mut().find(|s| !s.is_empty()).unwrap();
                     slot.push(slot[0] ^ 1);
                 },
-                needle,
+                &needle,
             );
         }
     }
