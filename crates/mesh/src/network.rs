@@ -2125,9 +2125,10 @@ impl Network {
     /// between a head and its tail), the stage masks
     /// consistent with the buffers (work bits on exactly the VCs holding
     /// flits, a head at the front of a VC in VC allocation, an output VC in
-    /// use under an ACTIVE VC), at most one credit a cycle on each credit
-    /// link (one flit a cycle out of each input port), and flit
-    /// conservation.
+    /// use under an ACTIVE VC), each interface's queued-packet count equal
+    /// to its queues' length and the interface marked active while it has
+    /// any, at most one credit a cycle on each credit link (one flit a
+    /// cycle out of each input port), and flit conservation.
     pub fn check_invariants(&self) -> Result<(), String> {
         let c = &self.core.c;
         let depth = c.depth;
@@ -2203,6 +2204,22 @@ impl Network {
                             p.r0 + n
                         ));
                     }
+                }
+                // The interface's count of queued packets is its queues'
+                // length, and an interface with queued packets is visited.
+                let held: usize = ni.classes.iter().map(|q| q.queue.len()).sum();
+                if held != ni.queued {
+                    return Err(format!(
+                        "node {}: {} queued packets counted, {held} in its queues",
+                        p.r0 + n,
+                        ni.queued
+                    ));
+                }
+                if held > 0 && p.ni_on[n / 64] >> (n % 64) & 1 == 0 {
+                    return Err(format!(
+                        "node {}: {held} queued packets, but the interface is not marked active",
+                        p.r0 + n
+                    ));
                 }
             }
             // At most one flit leaves an input port per cycle (input
@@ -4216,9 +4233,11 @@ mod tests {
     }
 
     /// `check_invariants` (which the property tests call every cycle)
-    /// accepts a network in the middle of a run and rejects seven kinds of
+    /// accepts a network in the middle of a run and rejects nine kinds of
     /// corrupted state, each named: an output VC's and an injection VC's
-    /// credits above the depth, a write to a window's padding, a work
+    /// credits above the depth, an interface's queued-packet count that
+    /// is not its queues' length, an interface with queued packets not
+    /// marked active, a write to a window's padding, a work
     /// bit on an empty VC, a VC in VC allocation without a head at its
     /// front, an ACTIVE VC on a free output VC, and two credits for one
     /// port in one cycle (the report names the port). (Its other checks,
@@ -4262,6 +4281,22 @@ mod tests {
             "padding",
         );
         corrupt(&|p, c| p.ni[0].credits[0] = c.depth + 1, "injection VC");
+        // An interface's queued-packet count, and its activity bit.
+        let queuing = |p: &Part| p.ni.iter().position(|ni| ni.queued > 0).unwrap();
+        corrupt(
+            &|p, _| {
+                let n = queuing(p);
+                p.ni[n].queued += 1;
+            },
+            "queued packets counted",
+        );
+        corrupt(
+            &|p, _| {
+                let n = queuing(p);
+                p.ni_on[n / 64] &= !(1 << (n % 64));
+            },
+            "not marked active",
+        );
         corrupt(
             &|p, c| {
                 // The work bit of an empty VC.
@@ -4530,23 +4565,26 @@ mod tests {
 
     /// `drop_unmade` drops every queued packet but a front whose head has
     /// left, and counts those with the given tag: node 0 queues five
-    /// 4-flit packets (tags 1, 0, 1, 1, 0) in cycle 0; two steps later the
-    /// first is being injected, the other four go (two tagged 1), and only
-    /// the first arrives.
+    /// 4-flit packets (tags 1, 0, 1, 1, 1) in cycle 0; two steps later the
+    /// first is being injected, the other four go (three tagged 1, one
+    /// not, so counting the others instead would give 1), and only the
+    /// first arrives.
     #[test]
     fn drop_unmade_counts_what_it_drops() {
         let mut n = Network::new(square(2, 2, 4)).unwrap();
-        for tag in [1, 0, 1, 1, 0] {
+        for tag in [1, 0, 1, 1, 1] {
             n.enqueue(packet(0, 3, 4, 0, tag)).unwrap();
         }
         n.step().unwrap();
         n.step().unwrap();
         assert!(n.injected_by_node()[0] > 0);
-        assert_eq!(n.drop_unmade(1), (4, 2));
+        assert_eq!(n.drop_unmade(1), (4, 3));
+        n.check_invariants().unwrap();
         assert_eq!(n.packets_outstanding(), 1);
         let mut got = Vec::new();
         for _ in 0..100 {
             n.step().unwrap();
+            n.check_invariants().unwrap();
             got.extend(n.drain_delivered().map(|d| d.tag));
         }
         assert_eq!(got, [1]);
