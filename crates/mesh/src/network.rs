@@ -4591,6 +4591,44 @@ mod tests {
         assert!(n.is_quiescent() && n.packets_outstanding() == 0);
     }
 
+    /// `enqueue_all` refuses a packet from or to a node outside the
+    /// network, of a class it does not have, or of no flits, naming the
+    /// key and the packet, and then queues none of the batch (a valid
+    /// packet before the bad one included).
+    #[test]
+    fn enqueue_refuses_impossible_packets() {
+        let mut n = Network::new(square(2, 2, 4)).unwrap();
+        let cases = [
+            (
+                packet(4, 0, 1, 0, 0),
+                "`node`: packet 4→0 but the network has nodes 0..4",
+            ),
+            (
+                packet(0, 4, 1, 0, 0),
+                "`node`: packet 0→4 but the network has nodes 0..4",
+            ),
+            (
+                packet(0, 3, 1, 1, 0),
+                "`class`: class 1 but the network has 1 class(es)",
+            ),
+            (
+                packet(0, 3, 0, 0, 0),
+                "`packet_size`: a packet has at least one flit",
+            ),
+        ];
+        for (bad, want) in cases {
+            let e = n
+                .enqueue_all(&[packet(1, 2, 4, 0, 0), bad])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "`{e}` does not say `{want}`");
+            assert_eq!(n.packets_outstanding(), 0, "{want}: a packet was queued");
+        }
+        n.enqueue_all(&[packet(1, 2, 4, 0, 0), packet(3, 0, 1, 0, 0)])
+            .unwrap();
+        assert_eq!(n.packets_outstanding(), 2);
+    }
+
     /// `check_config`'s path limit is on `width + height − 1` routers
     /// (hop counts are 16-bit): a 1×65,536 row is refused by it, naming
     /// it, while a 1×65,535 row and a 300×300 mesh (90,000 routers, paths
