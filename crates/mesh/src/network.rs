@@ -4591,6 +4591,41 @@ mod tests {
         assert!(n.is_quiescent() && n.packets_outstanding() == 0);
     }
 
+    /// A deadlock report taken from a running network (as a driver may,
+    /// at a timeout) describes each blocked VC with a real port and VC:
+    /// a head in VC allocation while no output VC of its route is held
+    /// (it has not been routed yet, or one is free) waits for nothing
+    /// (`None`), and an ACTIVE VC or a head whose route's VCs are held
+    /// names the output port and VC it waits on. 4×4, every node sending
+    /// 4-flit packets to three others, a report every cycle until all
+    /// are delivered: both kinds occur.
+    #[test]
+    fn a_running_networks_report_names_real_ports() {
+        let mut n = Network::new(square(4, 2, 4)).unwrap();
+        for src in 0..16u32 {
+            for dst in [15 - src, (src + 5) % 16, (src + 9) % 16] {
+                n.enqueue(packet(src, dst, 4, 0, 0)).unwrap();
+            }
+        }
+        let (mut waiting, mut free) = (0, 0);
+        while !n.is_quiescent() {
+            n.step().unwrap();
+            let r = n.deadlock_report();
+            assert_eq!(r.blocked.len(), r.blocked_total.min(64));
+            for w in &r.blocked {
+                match (w.waits_for_port, w.waits_for_vc) {
+                    (Some(p), Some(v)) => {
+                        assert!(p < PORTS && v < 2, "cycle {}: {w:?}", n.now());
+                        waiting += 1;
+                    }
+                    (None, None) => free += 1,
+                    _ => panic!("{w:?}: a port without a VC"),
+                }
+            }
+        }
+        assert!(waiting > 0 && free > 0, "{waiting} waiting, {free} not");
+    }
+
     /// `enqueue_all` refuses a packet from or to a node outside the
     /// network, of a class it does not have, or of no flits, naming the
     /// key and the packet, and then queues none of the batch (a valid
