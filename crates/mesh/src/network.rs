@@ -4596,9 +4596,10 @@ mod tests {
     /// a head in VC allocation while no output VC of its route is held
     /// (it has not been routed yet, or one is free) waits for nothing
     /// (`None`), and an ACTIVE VC or a head whose route's VCs are held
-    /// names the output port and VC it waits on. 4×4, every node sending
-    /// 4-flit packets to three others, a report every cycle until all
-    /// are delivered: both kinds occur.
+    /// names the output port and VC it waits on, never its input port
+    /// (routing is minimal). 4×4, every node sending 4-flit packets to
+    /// three others, a report every cycle until all are delivered: both
+    /// kinds occur, and every output port is waited on.
     #[test]
     fn a_running_networks_report_names_real_ports() {
         let mut n = Network::new(square(4, 2, 4)).unwrap();
@@ -4607,7 +4608,7 @@ mod tests {
                 n.enqueue(packet(src, dst, 4, 0, 0)).unwrap();
             }
         }
-        let (mut waiting, mut free) = (0, 0);
+        let (mut ports, mut free) = ([0; PORTS], 0);
         while !n.is_quiescent() {
             n.step().unwrap();
             let r = n.deadlock_report();
@@ -4616,14 +4617,21 @@ mod tests {
                 match (w.waits_for_port, w.waits_for_vc) {
                     (Some(p), Some(v)) => {
                         assert!(p < PORTS && v < 2, "cycle {}: {w:?}", n.now());
-                        waiting += 1;
+                        // Routing is minimal: no flit leaves by the port
+                        // it came in by.
+                        assert!(p != w.in_port || p == LOCAL, "cycle {}: {w:?}", n.now());
+                        ports[p] += 1;
                     }
                     (None, None) => free += 1,
                     _ => panic!("{w:?}: a port without a VC"),
                 }
             }
         }
-        assert!(waiting > 0 && free > 0, "{waiting} waiting, {free} not");
+        // Every port, the ejection port among them, is waited on.
+        assert!(
+            ports.iter().all(|&k| k > 0) && free > 0,
+            "{ports:?}, {free} not"
+        );
     }
 
     /// `enqueue_all` refuses a packet from or to a node outside the
