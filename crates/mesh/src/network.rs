@@ -4593,13 +4593,13 @@ mod tests {
 
     /// A deadlock report taken from a running network (as a driver may,
     /// at a timeout) describes each blocked VC with a real port and VC:
-    /// a head in VC allocation while no output VC of its route is held
-    /// (it has not been routed yet, or one is free) waits for nothing
-    /// (`None`), and an ACTIVE VC or a head whose route's VCs are held
-    /// names the output port and VC it waits on, never its input port
-    /// (routing is minimal). 4×4, every node sending 4-flit packets to
-    /// three others, a report every cycle until all are delivered: both
-    /// kinds occur, and every output port is waited on.
+    /// a head in VC allocation none of whose route's output VCs is held
+    /// (not routed yet, or all of them free) waits for nothing (`None`),
+    /// and an ACTIVE VC, or a head with a held VC on its route, names the
+    /// output port and VC it waits on (the first held one), never its
+    /// input port (routing is minimal). 4×4, every node sending 4-flit
+    /// packets to three others, a report every cycle until all are
+    /// delivered: both kinds occur, and every output port is waited on.
     #[test]
     fn a_running_networks_report_names_real_ports() {
         let mut n = Network::new(square(4, 2, 4)).unwrap();
