@@ -864,15 +864,15 @@ fn a_deadlock_timeout_inside_the_horizon_is_refused() {
             "traffic.rate=0.01",
             "network.deadlock_timeout=9",
         ]),
-        &["`deadlock_timeout`", "more than 73"],
+        &["`deadlock_timeout`", "more than 73,"],
     );
     // The output delay counts, and with batched stages the batches ahead:
     // the slowest link's 2 cycles, routing 2, VC and switch allocation
     // 1 + 1, crossbar 1, output 5 (or 0), with batched stages the routing
     // and crossbar batches ahead 2 + 1 (or 0), and a margin of 4.
     for (set, floor) in [
-        ("network.router.output_delay=5", "more than 16"),
-        ("network.router.batched_stages=true", "more than 14"),
+        ("network.router.output_delay=5", "more than 16,"),
+        ("network.router.batched_stages=true", "more than 14,"),
     ] {
         input_error(
             &run_set(&[
