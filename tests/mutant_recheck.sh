@@ -19,7 +19,7 @@
 #     /tmp/out6/mutants.out/missed.txt | sed "s#^#/tmp/out6\t#"; done > list
 #   tests/mutant_recheck.sh /tmp/clone /tmp/done list
 set -u
-[ $# -eq 3 ] || { sed -n '2,21p' "$0" >&2; exit 2; }
+[ $# -eq 3 ] || { sed -n '2,20p' "$0" >&2; exit 2; }
 tree=$1 done_file=$2 list=$3
 here=$(cd "$(dirname "$0")" && pwd)
 touch "$done_file"
