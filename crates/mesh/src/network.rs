@@ -639,6 +639,18 @@ const WIN_PORTS: usize = 8;
 /// RING - 1`.
 const RING: usize = 4;
 
+/// The [`RingRec`] slot of a ring-mode flit sent in cycle `t` that
+/// arrives in cycle `a`: `a mod RING` (debug builds check that `a` is
+/// within the ring, `t + 1 ..= t + RING - 1`).
+#[inline(always)]
+fn ring_slot(a: u64, t: u64) -> usize {
+    debug_assert!(
+        a > t && a - t < RING as u64,
+        "a ring flit for cycle {a} scheduled in cycle {t}"
+    );
+    a as usize & (RING - 1)
+}
+
 /// Ring mode's per-router record ([`Part::ring`]): the flits arriving at
 /// the router in each of the next cycles, slot `cycle % RING`: a bit mask
 /// of the input VCs they arrive in, and the flits, one per input port (a
@@ -3098,11 +3110,7 @@ impl Part {
         if self.ring {
             let li = LOCAL * c.v + vc as usize;
             let rec = &mut self.rings[ln];
-            let s = a as usize & (RING - 1);
-            debug_assert!(
-                a > t && a - t < RING as u64,
-                "a ring flit for cycle {a} scheduled in cycle {t}"
-            );
+            let s = ring_slot(a, t);
             debug_assert_eq!(rec.arr[s] >> (LOCAL * c.v) & ((1 << c.v) - 1), 0);
             rec.arr[s] |= 1 << (li & 63);
             rec.flit[s][LOCAL] = f;
@@ -3926,11 +3934,7 @@ impl Part {
             } else {
                 let dn = (lo.out_target >> 16) as usize;
                 let li2 = (lo.out_target & 255) as usize + ovc as usize;
-                let s = a as usize & (RING - 1);
-                debug_assert!(
-                    a > t && a - t < RING as u64,
-                    "a ring flit for cycle {a} scheduled in cycle {t}"
-                );
+                let s = ring_slot(a, t);
                 let rec = &mut self.rings[dn];
                 debug_assert_eq!(rec.arr[s] >> (li2 - ovc as usize) & ((1 << c.v) - 1), 0);
                 rec.arr[s] |= 1 << (li2 & 63);
@@ -4070,11 +4074,7 @@ impl Switch<'_, '_, '_> {
             } else {
                 let dn = (lo.out_target >> 16) as usize;
                 let li2 = (lo.out_target & 255) as usize + ovc as usize;
-                let s = a as usize & (RING - 1);
-                debug_assert!(
-                    a > t && a - t < RING as u64,
-                    "a ring flit for cycle {a} scheduled in cycle {t}"
-                );
+                let s = ring_slot(a, t);
                 let rec = &mut rg.rings[dn & (BAND - 1)];
                 // One flit a cycle on each link.
                 debug_assert_eq!(rec.arr[s] >> (li2 - ovc as usize) & ((1 << v) - 1), 0);
@@ -4232,6 +4232,19 @@ mod tests {
         }
     }
 
+    /// A 4×4 network (2 VCs × 4 flits) with three 4-flit packets queued at
+    /// every node, to nodes `15 − src`, `src + 5` and `src + 9` (mod 16),
+    /// tagged with their source.
+    fn loaded_4x4() -> Network {
+        let mut n = Network::new(square(4, 2, 4)).unwrap();
+        for src in 0..16u32 {
+            for dst in [15 - src, (src + 5) % 16, (src + 9) % 16] {
+                n.enqueue(packet(src, dst, 4, 0, u64::from(src))).unwrap();
+            }
+        }
+        n
+    }
+
     /// `check_invariants` (which the property tests call every cycle)
     /// accepts a network in the middle of a run and rejects nine kinds of
     /// corrupted state, each named: an output VC's and an injection VC's
@@ -4249,14 +4262,9 @@ mod tests {
     fn invariant_checker_catches_corruption() {
         // A network with flits in flight.
         let busy = || {
-            let mut n = Network::new(square(4, 2, 4)).unwrap();
-            // Three packets a node: still injecting at cycle 10, when
-            // credits are also on their way back to routers.
-            for src in 0..16u32 {
-                for dst in [15 - src, (src + 5) % 16, (src + 9) % 16] {
-                    n.enqueue(packet(src, dst, 4, 0, u64::from(src))).unwrap();
-                }
-            }
+            // Still injecting at cycle 10, when credits are also on their
+            // way back to routers.
+            let mut n = loaded_4x4();
             for _ in 0..10 {
                 n.step().unwrap();
                 n.check_invariants().unwrap();
@@ -4347,8 +4355,9 @@ mod tests {
                 let p = n.core.lock(0);
                 let x = p.cwheel[kind].iter().find(|s| !s.is_empty()).unwrap()[0] as usize;
                 if kind == 0 {
-                    let (link, v) = (x / n.core.c.v, n.core.c.v);
+                    let v = n.core.c.v;
                     assert_eq!(v, 2);
+                    let link = x / v;
                     format!(
                         "at router output port {} of router {}",
                         link % PORTS,
@@ -4597,17 +4606,12 @@ mod tests {
     /// (not routed yet, or all of them free) waits for nothing (`None`),
     /// and an ACTIVE VC, or a head with a held VC on its route, names the
     /// output port and VC it waits on (the first held one), never its
-    /// input port (routing is minimal). 4×4, every node sending 4-flit
-    /// packets to three others, a report every cycle until all are
-    /// delivered: both kinds occur, and every output port is waited on.
+    /// input port (routing is minimal). [`loaded_4x4`], a report every
+    /// cycle until all are delivered: both kinds occur, and every output
+    /// port is waited on.
     #[test]
     fn a_running_networks_report_names_real_ports() {
-        let mut n = Network::new(square(4, 2, 4)).unwrap();
-        for src in 0..16u32 {
-            for dst in [15 - src, (src + 5) % 16, (src + 9) % 16] {
-                n.enqueue(packet(src, dst, 4, 0, 0)).unwrap();
-            }
-        }
+        let mut n = loaded_4x4();
         let (mut ports, mut free) = ([0; PORTS], 0);
         while !n.is_quiescent() {
             n.step().unwrap();
