@@ -4493,6 +4493,7 @@ mod tests {
         assert_eq!(parse_cache_size("2048K\n"), Some(2 << 20));
         assert_eq!(parse_cache_size("512K"), Some(512 << 10));
         assert_eq!(parse_cache_size("1M"), Some(1 << 20));
+        assert_eq!(parse_cache_size("1G"), Some(1 << 30));
         assert_eq!(parse_cache_size("65536"), Some(65536));
         for bad in ["", "K", "0K", "2048KB", "-1K", "x"] {
             assert_eq!(parse_cache_size(bad), None, "{bad:?}");

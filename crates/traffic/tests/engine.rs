@@ -453,6 +453,9 @@ fn fast_forward_equals_stepping_idle_cycles() {
         }
         let resume = n.now() + 5000;
         if skip {
+            let now = n.now();
+            assert!(!n.fast_forward(now - 1), "must refuse a cycle in the past");
+            assert_eq!(n.now(), now);
             assert!(n.fast_forward(resume));
         } else {
             while n.now() < resume {
