@@ -7,8 +7,13 @@
 # directory (the one holding mutants.out), a tab, and the line of its
 # missed.txt. Each mutant checked is appended to DONE and its report to
 # DONE.log, so an interrupted run resumes where it stopped. TREE is a
-# clean clone at the commit the mutants were made from (one recheck loop
-# per clone; the validation oracle reads ../shared beside it). A mutant
+# clean clone (one recheck loop per clone; the validation oracle reads
+# ../shared beside it), best at the newest commit: the diffs apply with
+# `patch`'s line offsets as long as the mutated line's context is
+# unchanged (an ERROR otherwise), and the tests written since the
+# mutants were made then count. The first two oracles are the ones
+# cargo-mutants ran the shards with (`-C --lib -C --test engine -C
+# --test threads`), for the tests added since. A mutant
 # caught by a property test leaves its case in the clone's
 # *.proptest-regressions, which later runs replay first; `git checkout`
 # them for independent runs.
@@ -27,6 +32,8 @@ while IFS=$'\t' read -r out m; do
     [ -n "$m" ] || continue
     grep -qF "$m" "$done_file" && continue
     LIMIT=${LIMIT:-600} "$here/mutant_check.sh" "$tree" "$out/mutants.out" "$m" \
+        "-p wafernoc-mesh --lib" \
+        "-p wafernoc-traffic --test engine --test threads" \
         "-p wafernoc --test cli deterministic" \
         "-p wafernoc --test robustness_cli" \
         "-p wafernoc-traffic --test deadlock_props" \
