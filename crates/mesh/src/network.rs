@@ -4601,6 +4601,87 @@ mod tests {
         assert!(n.is_quiescent() && n.packets_outstanding() == 0);
     }
 
+    /// Ring mode needs every router-to-router flit to arrive within the
+    /// ring. Two 4×4 wafers side by side: the crossing links (between
+    /// columns 3 and 4, routers 3/4, 11/12, ...) lie away from router 0,
+    /// yet a crossing latency of 2 or 6 turns ring mode off where one of 1
+    /// (that of the other links; all at a flit a cycle) keeps it; with
+    /// the long crossing the run equals the check mode's, packet by
+    /// packet. (And a network keeps the configuration it was made with.)
+    #[test]
+    fn ring_mode_needs_every_link_short() {
+        let two = |cross_latency| NetworkConfig {
+            mesh: MeshSpec {
+                rows: 4,
+                cols: 4,
+                wafers_x: 2,
+                cross_latency,
+                cross_cycles_per_flit: 1,
+                ..Default::default()
+            },
+            ..square(4, 2, 4)
+        };
+        let ring = |cfg| Network::new(cfg).unwrap().core.lock(0).ring;
+        assert!(ring(two(1)));
+        assert!(!ring(two(2)) && !ring(two(6)));
+        let run = |step_all| {
+            let cfg = NetworkConfig { step_all, ..two(6) };
+            let mut n = Network::new(cfg.clone()).unwrap();
+            assert_eq!(n.config(), &cfg);
+            for src in 0..32u32 {
+                for dst in [31 - src, (src + 4) % 32, (src + 13) % 32] {
+                    n.enqueue(packet(src, dst, 4, 0, u64::from(src * 32 + dst)))
+                        .unwrap();
+                }
+            }
+            let mut log = Vec::new();
+            while !n.is_quiescent() {
+                n.step().unwrap();
+                log.extend(n.drain_delivered().map(|d| (d.tag, d.itime, d.atime)));
+            }
+            log
+        };
+        let fast = run(false);
+        assert_eq!(fast.len(), 96);
+        assert_eq!(fast, run(true));
+    }
+
+    /// The credit link of a router's input port runs back over the edge
+    /// its flits came in by: on 2×2 wafers of 2×2 routers, an input port
+    /// facing a wafer crossing returns credits over the crossing latency,
+    /// any other over the on-wafer one, each plus `credit_delay`.
+    #[test]
+    fn credits_return_over_the_edge_they_came_by() {
+        let topo = Topology::new(MeshSpec {
+            rows: 2,
+            cols: 2,
+            wafers_x: 2,
+            wafers_y: 2,
+            link_latency: 2,
+            cross_latency: 7,
+            ..Default::default()
+        })
+        .unwrap();
+        let rc = RouterConfig {
+            credit_delay: 3,
+            ..Default::default()
+        };
+        let mut seen = [0; 2];
+        for r in 0..16 {
+            for p in 0..LOCAL {
+                let Some(nb) = topo.neighbor(r, p) else {
+                    continue;
+                };
+                let (a, b) = (topo.coord(r), topo.coord(nb));
+                let crossing = a.0 / 2 != b.0 / 2 || a.1 / 2 != b.1 / 2;
+                let want = if crossing { 7 } else { 2 } + 3;
+                assert_eq!(port_links(&topo, &rc, r, p).1, want, "router {r} port {p}");
+                seen[usize::from(crossing)] += 1;
+            }
+        }
+        assert_eq!(seen, [32, 16]);
+    }
+
     /// A deadlock report taken from a running network (as a driver may,
     /// at a timeout) describes each blocked VC with a real port and VC:
     /// a head in VC allocation none of whose route's output VCs is held
