@@ -4602,19 +4602,20 @@ mod tests {
     }
 
     /// Ring mode needs every router-to-router flit to arrive within the
-    /// ring. Two 4×4 wafers side by side: the crossing links (between
-    /// columns 3 and 4, routers 3/4, 11/12, ...) lie away from router 0,
-    /// yet a crossing latency of 2 or 6 turns ring mode off where one of 1
-    /// (that of the other links; all at a flit a cycle) keeps it; with
-    /// the long crossing the run equals the check mode's, packet by
-    /// packet. (And a network keeps the configuration it was made with.)
+    /// ring. Two 4×4 wafers, one above the other: the crossing links
+    /// (between rows 3 and 4, routers 12–15 and 16–19) lie away from
+    /// router 0, yet a crossing latency of 2 or 6 turns ring mode off
+    /// where one of 1 (that of the other links; all at a flit a cycle)
+    /// keeps it; with the long crossing the run equals the check mode's,
+    /// packet by packet. (And a network keeps the configuration it was
+    /// made with.)
     #[test]
     fn ring_mode_needs_every_link_short() {
         let two = |cross_latency| NetworkConfig {
             mesh: MeshSpec {
                 rows: 4,
                 cols: 4,
-                wafers_x: 2,
+                wafers_y: 2,
                 cross_latency,
                 cross_cycles_per_flit: 1,
                 ..Default::default()
