@@ -217,27 +217,20 @@ fn analyze_with(
     escape: bool,
     routing: Routing,
 ) -> Analysis {
-    let n = topo.nodes();
-    let too_big = |what: &str, count: usize| {
-        Analysis {
-        routing,
-        full: GraphSize::default(),
-        full_cycle: None,
-        escape: None,
-        escape_cycle: None,
-        verdict: Verdict::Unproven {
-            reason: format!(
-                "the {what} would have {count} vertices, more than the {MAX_CHANNELS} the static check builds"
-            ),
-        },
-    }
-    };
-    let nch = n.saturating_mul(DIRS).saturating_mul(v);
-    if nch > MAX_CHANNELS {
-        return too_big("channel dependency graph", nch);
-    }
-    if escape && n.saturating_mul(DIRS + SIGNS) > MAX_CHANNELS {
-        return too_big("escape state graph", n * (DIRS + SIGNS));
+    if let Some((what, count)) = too_big(topo.nodes(), v, escape) {
+        return Analysis {
+            routing,
+            full: GraphSize::default(),
+            full_cycle: None,
+            escape: None,
+            escape_cycle: None,
+            verdict: Verdict::Unproven {
+                reason: format!(
+                    "the {what} would have {count} vertices, more than the {MAX_CHANNELS} \
+                     the static check builds"
+                ),
+            },
+        };
     }
     let g = DirectCdg::build(topo, v, classes, cand);
     let full = g.size(topo);
@@ -290,6 +283,23 @@ fn analyze_with(
         }
     };
     a
+}
+
+/// The graph the check would build with more than [`MAX_CHANNELS`]
+/// vertices for `n` routers of `v` VCs, if any, and its vertex count: the
+/// channel dependency graph (a vertex per router, direction and VC), or
+/// with an escape sub-network (`escape`) its state graph (a vertex per
+/// router and direction or sign class).
+fn too_big(n: usize, v: usize, escape: bool) -> Option<(&'static str, usize)> {
+    let channels = n.saturating_mul(DIRS).saturating_mul(v);
+    let states = n.saturating_mul(DIRS + SIGNS);
+    if channels > MAX_CHANNELS {
+        Some(("channel dependency graph", channels))
+    } else if escape && states > MAX_CHANNELS {
+        Some(("escape state graph", states))
+    } else {
+        None
+    }
 }
 
 /// Mask of the escape VC `vc` on every port.
@@ -1111,6 +1121,97 @@ mod tests {
             matches!(a.verdict, Verdict::Unproven { .. }),
             "{:?}",
             a.verdict
+        );
+    }
+
+    /// XY on a W×H mesh with one VC: a channel per directed link,
+    /// 2(H(W−1) + W(H−1)), and, at each router, a dependency from every
+    /// link entering along x to every link leaving it but the one going
+    /// back, and from every link entering along y to the one leaving
+    /// straight on.
+    fn xy_size(w: usize, h: usize) -> GraphSize {
+        let mut dependencies = 0;
+        for x in 0..w {
+            for y in 0..h {
+                let (west, east) = (usize::from(x > 0), usize::from(x + 1 < w));
+                let (south, north) = (usize::from(y > 0), usize::from(y + 1 < h));
+                dependencies += west * (east + south + north) + east * (west + south + north);
+                dependencies += 2 * south * north;
+            }
+        }
+        GraphSize {
+            channels: 2 * (h * (w - 1) + w * (h - 1)),
+            dependencies,
+        }
+    }
+
+    /// The graphs' sizes the verdicts report: XY's full graph has the
+    /// closed-form size per class ([`xy_size`]); a Duato verdict counts
+    /// the escape sub-network alone, the first VC of each class routed
+    /// XY, which is therefore as large as XY with one VC per class.
+    #[test]
+    fn graph_sizes_are_the_closed_forms() {
+        for (w, h) in [(2, 2), (4, 3), (1, 5), (6, 6)] {
+            for vcs in [&[2usize][..], &[3, 2], &[2, 2, 4]] {
+                let k = vcs.len();
+                let one = xy_size(w, h);
+                let xy = analyze(&cfg(w, h, Routing::Xy, &vec![1; k])).unwrap();
+                let want = GraphSize {
+                    channels: k * one.channels,
+                    dependencies: k * one.dependencies,
+                };
+                assert_eq!(xy.full, want, "{w}x{h} {vcs:?}");
+                let a = analyze(&cfg(w, h, Routing::AdaptiveEscape, vcs)).unwrap();
+                if w < 2 || h < 2 {
+                    // One row or column: minimal routing has no choice,
+                    // and the full graph is already acyclic.
+                    assert_eq!(a.escape, None);
+                    continue;
+                }
+                assert_eq!(a.escape, Some(want), "{w}x{h} {vcs:?}");
+                assert_eq!(
+                    a.verdict,
+                    Verdict::DeadlockFree {
+                        channels: want.channels,
+                        dependencies: want.dependencies,
+                        method: DUATO,
+                    }
+                );
+            }
+        }
+    }
+
+    /// The check refuses a graph of more than [`MAX_CHANNELS`] vertices
+    /// (2^23), not one of exactly as many, and names it and its size:
+    /// 4·V vertices a router in the channel dependency graph, 13 in the
+    /// escape state graph (so 645,277 routers fit, 645,278 do not).
+    #[test]
+    fn graph_limits_are_exact() {
+        let m = MAX_CHANNELS;
+        assert_eq!(too_big(m / 8, 2, false), None);
+        assert_eq!(
+            too_big(m / 8 + 1, 2, false),
+            Some(("channel dependency graph", m + 8))
+        );
+        assert_eq!(too_big(m / 4, 1, false), None);
+        assert_eq!(
+            too_big(m / 4 + 1, 1, true),
+            Some(("channel dependency graph", m + 4))
+        );
+        assert_eq!(too_big(645_277, 2, true), None);
+        assert_eq!(
+            too_big(645_278, 2, true),
+            Some(("escape state graph", 8_388_614))
+        );
+        assert_eq!(too_big(645_278, 2, false), None);
+        // Through `check`: 804 × 803 routers, 2 VCs, adaptive with escape.
+        let v = check(&cfg(804, 803, Routing::AdaptiveEscape, &[2]));
+        let Verdict::Unproven { reason } = v else {
+            panic!("{v:?}")
+        };
+        assert!(
+            reason.contains("escape state graph would have 8392956 vertices"),
+            "{reason}"
         );
     }
 
